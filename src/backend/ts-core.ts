@@ -1,0 +1,56 @@
+// The pure-TypeScript core: the step of ts-step.ts bound to one state.
+
+import type { CoreConfig, RawCore } from './core.js';
+import { type Packing, type StepState, idOf, initialState, packing, stepFill, stepNext } from './ts-step.js';
+
+export class TsCore implements RawCore {
+  private readonly cfg: CoreConfig;
+  private readonly packing: Packing;
+  private readonly state: StepState;
+  // fill() is usually called with the same buffer again and again (a reply buffer).
+  private viewOf: Uint8Array | undefined;
+  private view: DataView | undefined;
+
+  constructor(cfg: CoreConfig) {
+    this.cfg = cfg;
+    this.packing = packing(cfg);
+    this.state = initialState(cfg);
+  }
+
+  next(now: number): bigint {
+    const seq = stepNext(this.cfg, this.state, now);
+    if (seq < 0) return BigInt(seq);
+    return idOf(this.packing, this.state.lastTick, seq);
+  }
+
+  fill(now: number, target: Uint8Array, offset: number, count: number): number {
+    if (this.viewOf !== target) {
+      this.viewOf = target;
+      this.view = new DataView(target.buffer, target.byteOffset, target.byteLength);
+    }
+    return stepFill(this.cfg, this.packing, this.state, now, this.view!, offset, count);
+  }
+
+  retryAfterMs(): number {
+    return this.state.retryAfterMs;
+  }
+
+  setLimitTick(tick: number): void {
+    this.state.limitTick = tick;
+  }
+
+  resumeAfterTick(tick: number): void {
+    if (tick >= this.state.lastTick) {
+      this.state.lastTick = tick;
+      this.state.nextSeq = this.cfg.stripeLast + 1;
+    }
+  }
+
+  lastTick(): number {
+    return this.state.lastTick;
+  }
+
+  nextSequence(): number {
+    return this.state.nextSeq;
+  }
+}

@@ -1,0 +1,72 @@
+// Errors hailstone throws. Two kinds:
+//  - HailstoneError: the generator (or node, server, client) refuses to act right now.
+//    It carries a stable `code` to branch on and, where waiting helps, `retryAfterMs`.
+//  - InvalidArgumentError (a RangeError): the caller passed something out of range.
+//    It names the argument and the allowed range; retrying the same call cannot help.
+
+export type HailstoneErrorCode =
+  /** Logical time would run further ahead of the clock than maxLeadMs allows. Retry after retryAfterMs. */
+  | 'CLOCK_BEHIND'
+  /** The clock reads earlier than the layout's epoch: the machine's clock is wrong. */
+  | 'CLOCK_BEFORE_EPOCH'
+  /** The clock function returned NaN, an infinity or a value outside a JavaScript Date's range. */
+  | 'CLOCK_INVALID'
+  /** Time has run past the last tick the layout can hold: configure a new layout. */
+  | 'LAYOUT_EXPIRED'
+  /** The next id would pass the durable reservation; it is being extended. Retry after retryAfterMs. */
+  | 'LIMIT_REACHED'
+  /** Another live process holds this node's state directory. */
+  | 'STATE_LOCKED'
+  /** The state file cannot be trusted (truncated, bad checksum, another node or layout). */
+  | 'STATE_CORRUPT'
+  /** At startup the clock is further behind the stored reservation than the node may wait. */
+  | 'CLOCK_FAR_BEHIND'
+  /** The node was closed. */
+  | 'CLOSED'
+  /** A request could not be answered in time (client). */
+  | 'TIMEOUT'
+  /** The service answered that it cannot issue ids now (client). Retry after retryAfterMs. */
+  | 'UNAVAILABLE'
+  /** A reply broke the protocol's rules (client). */
+  | 'BAD_REPLY';
+
+export class HailstoneError extends Error {
+  override readonly name = 'HailstoneError';
+  readonly code: HailstoneErrorCode;
+  /** How long to wait before trying again, when waiting can help. */
+  readonly retryAfterMs: number | undefined;
+
+  constructor(code: HailstoneErrorCode, message: string, options?: { retryAfterMs?: number; cause?: unknown }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.retryAfterMs = options?.retryAfterMs;
+  }
+}
+
+export class InvalidArgumentError extends RangeError {
+  override readonly name = 'InvalidArgumentError';
+  readonly code = 'INVALID_ARGUMENT';
+  /** The argument (or option) that was out of range, e.g. "nodeId" or "layout.timeBits". */
+  readonly argument: string;
+
+  constructor(argument: string, message: string) {
+    super(`${argument}: ${message}`);
+    this.argument = argument;
+  }
+}
+
+/** Throws unless `value` is an integer in [min, max]. */
+export function checkInteger(argument: string, value: unknown, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new InvalidArgumentError(argument, `must be an integer from ${min} to ${max}, got ${describe(value)}`);
+  }
+  return value;
+}
+
+/** A short, safe rendering of a bad value for an error message. */
+export function describe(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
+  if (typeof value === 'bigint') return `${value}n`;
+  if (typeof value === 'number' || typeof value === 'boolean' || value == null) return String(value);
+  return Object.prototype.toString.call(value);
+}

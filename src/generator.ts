@@ -1,0 +1,202 @@
+// The generator API: one object shape over either core (WebAssembly or TypeScript).
+//
+// It reads the clock once per call, hands the reading to the core and turns a refusal
+// into a HailstoneError. It never busy-waits and never blocks: when no id may be issued
+// it throws at once with a code and, where waiting helps, retryAfterMs.
+
+import {
+  STATUS_CLOCK_BEHIND,
+  STATUS_CLOCK_BEFORE_EPOCH,
+  STATUS_CLOCK_INVALID,
+  STATUS_LAYOUT_EXPIRED,
+  STATUS_LIMIT_REACHED,
+  MAX_CLOCK_MS,
+} from './core/constants.js';
+import { type CoreConfig, type RawCore, coreConfig } from './backend/core.js';
+import { TsCore } from './backend/ts-core.js';
+import { WasmCore } from './backend/wasm-core.js';
+import { HailstoneError, InvalidArgumentError, checkInteger, describe } from './errors.js';
+import {
+  DEFAULT_LAYOUT,
+  type Layout,
+  type WorkerOptions,
+  type WorkerStripe,
+  tickOf,
+  timestampOf,
+  workerStripe,
+} from './layout.js';
+
+export type Backend = 'wasm' | 'ts';
+
+export interface GeneratorOptions {
+  /** This node's id: 0..layout.maxNodeId. Two live generators must never share a node id and worker. */
+  nodeId: number;
+  /** 'wasm' (default) or 'ts'. Both issue exactly the same ids. */
+  backend?: Backend;
+  /** Bit layout; default 41-bit ms time since 2025-01-01, 10-bit node, 12-bit sequence. */
+  layout?: Layout;
+  /** This process's stripe of the node's sequence space. Default { index: 0, count: 1 }. */
+  worker?: WorkerOptions;
+  /** ms since the Unix epoch. Default Date.now. */
+  clock?: () => number;
+  /** How far logical time may run ahead of the clock, in ms. Default 2000. */
+  maxLeadMs?: number;
+  /** Never issue an id with a timestamp after this (ms since the Unix epoch). Default: no limit. */
+  limit?: number;
+}
+
+export const DEFAULT_MAX_LEAD_MS = 2000;
+/** The largest maxLeadMs accepted: one day. Beyond it a clock fault would go unnoticed for too long. */
+export const MAX_LEAD_MS_LIMIT = 86_400_000;
+
+export interface Generator {
+  readonly backend: Backend;
+  readonly layout: Layout;
+  readonly nodeId: number;
+  readonly worker: WorkerStripe;
+  readonly maxLeadMs: number;
+  /** The next id. Throws HailstoneError when no id may be issued now. */
+  nextId(): bigint;
+  /** The next id as a decimal string (JSON-safe). */
+  nextIdString(): string;
+  /**
+   * Writes up to `count` ids into `buffer` from `offset` as big-endian unsigned 64-bit
+   * integers, under one clock reading, and returns how many it wrote (at least 1). Fewer
+   * than `count` when the tick's sequence and the lead allow no more right now. Throws
+   * HailstoneError when not one id may be issued.
+   */
+  fill(buffer: Uint8Array, offset?: number, count?: number): number;
+  /** Never issue an id with a timestamp after `timestampMs`. May move either way. */
+  setLimit(timestampMs: number): void;
+  /** Never issue an id with a timestamp at or before `timestampMs`. Only ever moves forward. */
+  resumeAfter(timestampMs: number): void;
+  /** The timestamp of the last id issued (or of the floor set by resumeAfter); undefined before any. */
+  lastTimestamp(): number | undefined;
+}
+
+function checkTimestamp(argument: string, value: unknown): number {
+  if (typeof value !== 'number' || Number.isNaN(value) || (Number.isFinite(value) && Math.abs(value) > MAX_CLOCK_MS)) {
+    throw new InvalidArgumentError(argument, `must be ms since the Unix epoch (or ±Infinity), got ${describe(value)}`);
+  }
+  return value;
+}
+
+class IdGenerator implements Generator {
+  readonly backend: Backend;
+  readonly layout: Layout;
+  readonly nodeId: number;
+  readonly worker: WorkerStripe;
+  readonly maxLeadMs: number;
+  private readonly core: RawCore;
+  private readonly clock: () => number;
+
+  constructor(options: GeneratorOptions) {
+    if (options === null || typeof options !== 'object') {
+      throw new InvalidArgumentError('options', `must be an object with at least a nodeId, got ${describe(options)}`);
+    }
+    const backend = options.backend ?? 'wasm';
+    if (backend !== 'wasm' && backend !== 'ts') {
+      throw new InvalidArgumentError('backend', `must be 'wasm' or 'ts', got ${describe(backend)}`);
+    }
+    this.backend = backend;
+    this.layout = options.layout ?? DEFAULT_LAYOUT;
+    this.nodeId = checkInteger('nodeId', options.nodeId, 0, this.layout.maxNodeId);
+    this.worker = workerStripe(this.layout, options.worker);
+    this.maxLeadMs = checkInteger('maxLeadMs', options.maxLeadMs ?? DEFAULT_MAX_LEAD_MS, 0, MAX_LEAD_MS_LIMIT);
+    const clock = options.clock ?? Date.now;
+    if (typeof clock !== 'function') {
+      throw new InvalidArgumentError('clock', `must be a function returning ms since the Unix epoch, got ${describe(clock)}`);
+    }
+    this.clock = clock;
+    const cfg: CoreConfig = coreConfig(this.layout, this.nodeId, this.worker, this.maxLeadMs);
+    this.core = backend === 'wasm' ? new WasmCore(cfg) : new TsCore(cfg);
+    if (options.limit !== undefined) this.setLimit(options.limit);
+  }
+
+  nextId(): bigint {
+    const now = this.clock();
+    const id = this.core.next(now);
+    if (id < 0n) throw this.refusal(Number(id), now);
+    return id;
+  }
+
+  nextIdString(): string {
+    return this.nextId().toString();
+  }
+
+  fill(buffer: Uint8Array, offset = 0, count?: number): number {
+    if (!(buffer instanceof Uint8Array)) {
+      throw new InvalidArgumentError('buffer', `must be a Uint8Array or Buffer, got ${describe(buffer)}`);
+    }
+    const room = Math.floor((buffer.length - checkInteger('offset', offset, 0, buffer.length)) / 8);
+    if (room < 1) {
+      throw new InvalidArgumentError('buffer', `has no room for one 8-byte id at offset ${offset} (length ${buffer.length})`);
+    }
+    const n = count === undefined ? room : checkInteger('count', count, 1, room);
+    const now = this.clock();
+    const written = this.core.fill(now, buffer, offset, n);
+    if (written < 0) throw this.refusal(written, now);
+    return written;
+  }
+
+  setLimit(timestampMs: number): void {
+    const ms = checkTimestamp('limit', timestampMs);
+    this.core.setLimitTick(ms === Infinity ? Infinity : tickOf(this.layout, ms));
+  }
+
+  resumeAfter(timestampMs: number): void {
+    const ms = checkTimestamp('timestampMs', timestampMs);
+    if (!Number.isFinite(ms)) throw new InvalidArgumentError('timestampMs', 'must be finite');
+    this.core.resumeAfterTick(tickOf(this.layout, ms));
+  }
+
+  lastTimestamp(): number | undefined {
+    const tick = this.core.lastTick();
+    return tick < 0 ? undefined : timestampOf(this.layout, tick);
+  }
+
+  private refusal(status: number, now: number): HailstoneError {
+    switch (status) {
+      case STATUS_CLOCK_BEHIND: {
+        const retryAfterMs = this.core.retryAfterMs();
+        return new HailstoneError(
+          'CLOCK_BEHIND',
+          `logical time would run more than maxLeadMs (${this.maxLeadMs} ms) ahead of the clock ` +
+            `(the clock stepped back, or ids were asked for faster than ${this.layout.idsPerTick} per ` +
+            `${this.layout.tickMs} ms); retry in ${retryAfterMs} ms`,
+          { retryAfterMs },
+        );
+      }
+      case STATUS_LIMIT_REACHED:
+        return new HailstoneError(
+          'LIMIT_REACHED',
+          'the next id would pass the reserved time limit; the reservation is being extended, retry shortly',
+          { retryAfterMs: Math.max(1, this.layout.tickMs) },
+        );
+      case STATUS_CLOCK_BEFORE_EPOCH:
+        return new HailstoneError(
+          'CLOCK_BEFORE_EPOCH',
+          `the clock reads ${now} (${new Date(now).toISOString()}), before the layout's epoch ` +
+            `${new Date(this.layout.epoch).toISOString()}: fix the system clock`,
+        );
+      case STATUS_LAYOUT_EXPIRED:
+        return new HailstoneError(
+          'LAYOUT_EXPIRED',
+          `time has run past the end of the layout's ${this.layout.timeBits}-bit time field ` +
+            `(${new Date(this.layout.expiresAt).toISOString()}): no more ids fit it; move to a new layout or epoch`,
+        );
+      case STATUS_CLOCK_INVALID:
+        return new HailstoneError(
+          'CLOCK_INVALID',
+          `the clock returned ${describe(now)}; it must return ms since the Unix epoch as a finite number`,
+        );
+      default:
+        throw new Error(`hailstone: unknown core status ${status}`);
+    }
+  }
+}
+
+/** Creates an id generator. See GeneratorOptions. */
+export function createGenerator(options: GeneratorOptions): Generator {
+  return new IdGenerator(options);
+}

@@ -1,0 +1,4 @@
+// The backends every contract test runs against.
+import type { Backend } from '../../src/index.js';
+
+export const BACKENDS: readonly Backend[] = ['wasm', 'ts'];
