@@ -1,0 +1,130 @@
+// The file-system operations durable state needs, behind one small interface so tests
+// can inject faults (EIO on fsync, ENOSPC, torn writes, writes lost at a crash) into
+// exactly the calls the real implementation makes.
+
+import { constants as fsConstants } from 'node:fs';
+import * as fsp from 'node:fs/promises';
+
+export interface StorageFile {
+  write(data: Uint8Array): Promise<void>;
+  /** fsync(2). After it fails, the file's data must be treated as lost: never retry it. */
+  sync(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface StorageFs {
+  /** Creates the directory and its parents if missing. */
+  mkdir(dir: string): Promise<void>;
+  /** The whole file, or undefined when it does not exist. */
+  readFile(path: string): Promise<Uint8Array | undefined>;
+  /** Names in a directory. */
+  list(dir: string): Promise<string[]>;
+  /** Opens for writing, creating or truncating. */
+  openForWrite(path: string): Promise<StorageFile>;
+  /** Creates a file that must not exist yet (O_EXCL) with the given content; false if it exists. */
+  createExclusive(path: string, data: Uint8Array): Promise<boolean>;
+  rename(from: string, to: string): Promise<void>;
+  /** Removes a file; no error when it is already gone. */
+  remove(path: string): Promise<void>;
+  /** fsync(2) on the directory, making renames and creations in it durable. */
+  syncDir(dir: string): Promise<void>;
+  /** Creates a directory that must not exist yet; false if it exists. Used as a mutex. */
+  makeExclusiveDir(path: string): Promise<boolean>;
+  removeDir(path: string): Promise<void>;
+  /** Modification time in ms, or undefined when the path does not exist. */
+  modifiedAt(path: string): Promise<number | undefined>;
+}
+
+function isCode(error: unknown, code: string): boolean {
+  return (error as NodeJS.ErrnoException | undefined)?.code === code;
+}
+
+class RealFile implements StorageFile {
+  constructor(private readonly handle: fsp.FileHandle) {}
+
+  async write(data: Uint8Array): Promise<void> {
+    let done = 0;
+    while (done < data.length) {
+      const { bytesWritten } = await this.handle.write(data, done, data.length - done);
+      done += bytesWritten;
+    }
+  }
+
+  sync(): Promise<void> {
+    return this.handle.sync();
+  }
+
+  close(): Promise<void> {
+    return this.handle.close();
+  }
+}
+
+/** The real file system (node:fs/promises). */
+export const realStorage: StorageFs = {
+  async mkdir(dir) {
+    await fsp.mkdir(dir, { recursive: true });
+  },
+  async readFile(path) {
+    try {
+      return await fsp.readFile(path);
+    } catch (error) {
+      if (isCode(error, 'ENOENT')) return undefined;
+      throw error;
+    }
+  },
+  list(dir) {
+    return fsp.readdir(dir);
+  },
+  async openForWrite(path) {
+    return new RealFile(await fsp.open(path, 'w', 0o644));
+  },
+  async createExclusive(path, data) {
+    let handle: fsp.FileHandle;
+    try {
+      handle = await fsp.open(path, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL, 0o644);
+    } catch (error) {
+      if (isCode(error, 'EEXIST')) return false;
+      throw error;
+    }
+    try {
+      await handle.writeFile(data);
+    } finally {
+      await handle.close();
+    }
+    return true;
+  },
+  rename(from, to) {
+    return fsp.rename(from, to);
+  },
+  async remove(path) {
+    await fsp.rm(path, { force: true });
+  },
+  async syncDir(dir) {
+    const handle = await fsp.open(dir, 'r');
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  },
+  async makeExclusiveDir(path) {
+    try {
+      await fsp.mkdir(path);
+      return true;
+    } catch (error) {
+      if (isCode(error, 'EEXIST')) return false;
+      throw error;
+    }
+  },
+  async removeDir(path) {
+    await fsp.rm(path, { recursive: true, force: true });
+  },
+  async modifiedAt(path) {
+    try {
+      return (await fsp.stat(path)).mtimeMs;
+    } catch (error) {
+      if (isCode(error, 'ENOENT')) return undefined;
+      throw error;
+    }
+  },
+};
