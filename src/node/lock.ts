@@ -56,7 +56,6 @@ export const realProcesses: ProcessProbe = {
 };
 
 const TAKEOVER_MUTEX_STALE_MS = 10_000;
-const UNREADABLE_LOCK_STALE_MS = 2_000;
 
 function encodeOwner(owner: LockOwner): Uint8Array {
   return new TextEncoder().encode(`${JSON.stringify(owner)}\n`);
@@ -100,12 +99,9 @@ export async function lockHolder(
   const bytes = await ctx.fs.readFile(path);
   if (bytes === undefined) return undefined;
   const owner = parseOwner(bytes);
-  if (owner === undefined) {
-    // Created but not yet (or never) written: its creator may be writing it right now.
-    const mtime = await ctx.fs.modifiedAt(path);
-    const live = mtime !== undefined && ctx.wallClock() - mtime < UNREADABLE_LOCK_STALE_MS;
-    return { owner, bytes, live };
-  }
+  // Locks are created atomically with their content, so an unreadable one is what a machine
+  // crash left of a lock whose content never reached the disk: its owner died with the machine.
+  if (owner === undefined) return { owner, bytes, live: false };
   const self = ctx.processes.self();
   // A lock from another host cannot be checked from here: treat it as live (fail closed).
   const live = owner.host !== self.host || ctx.processes.isAlive(owner);
@@ -115,7 +111,7 @@ export async function lockHolder(
 function lockedError(path: string, owner: LockOwner | undefined, what: string): HailstoneError {
   const who =
     owner === undefined
-      ? 'a process that is still creating it'
+      ? 'another process (the lock could not be taken over)'
       : owner.host !== hostname()
         ? `process ${owner.pid} on host ${owner.host} (it cannot be checked from here)`
         : `process ${owner.pid}`;
@@ -143,13 +139,7 @@ export async function acquireLock(ctx: LockContext, path: string, what: string):
     }
     const holder = await lockHolder(ctx, path);
     if (holder === undefined) continue; // released meanwhile: try again
-    if (holder.live) {
-      if (holder.owner === undefined) {
-        await ctx.sleep(20);
-        continue;
-      }
-      throw lockedError(path, holder.owner, what);
-    }
+    if (holder.live) throw lockedError(path, holder.owner, what);
     // Stale. Take it over under the mutex, removing it only if it is still the stale one.
     if (await ctx.fs.makeExclusiveDir(mutex)) {
       try {

@@ -2,7 +2,6 @@
 // can inject faults (EIO on fsync, ENOSPC, torn writes, writes lost at a crash) into
 // exactly the calls the real implementation makes.
 
-import { constants as fsConstants } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 
 export interface StorageFile {
@@ -21,7 +20,10 @@ export interface StorageFs {
   list(dir: string): Promise<string[]>;
   /** Opens for writing, creating or truncating. */
   openForWrite(path: string): Promise<StorageFile>;
-  /** Creates a file that must not exist yet (O_EXCL) with the given content; false if it exists. */
+  /**
+   * Creates a file that must not exist yet, with the given content; false if it exists.
+   * Atomic: the name never appears without its whole content.
+   */
   createExclusive(path: string, data: Uint8Array): Promise<boolean>;
   rename(from: string, to: string): Promise<void>;
   /** Removes a file; no error when it is already gone. */
@@ -79,19 +81,19 @@ export const realStorage: StorageFs = {
     return new RealFile(await fsp.open(path, 'w', 0o644));
   },
   async createExclusive(path, data) {
-    let handle: fsp.FileHandle;
+    // Write the content under a private name, then link it into place: link(2) fails with
+    // EEXIST atomically, and the name appears with the whole content or not at all.
+    const temp = `${path}.${process.pid}.${Date.now()}.${Math.random().toString(36).slice(2)}.new`;
+    await fsp.writeFile(temp, data, { mode: 0o644 });
     try {
-      handle = await fsp.open(path, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL, 0o644);
+      await fsp.link(temp, path);
+      return true;
     } catch (error) {
       if (isCode(error, 'EEXIST')) return false;
       throw error;
-    }
-    try {
-      await handle.writeFile(data);
     } finally {
-      await handle.close();
+      await fsp.rm(temp, { force: true });
     }
-    return true;
   },
   rename(from, to) {
     return fsp.rename(from, to);
