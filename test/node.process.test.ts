@@ -27,7 +27,7 @@ interface Incarnation {
 function start(stateDir: string, skewMs: number, env: Record<string, string> = {}): Incarnation {
   const child = spawnFixture('node-child.ts', [stateDir, '9'], { HAILSTONE_CLOCK_SKEW_MS: String(skewMs), ...env });
   const ids: bigint[] = [];
-  let pending = Buffer.alloc(0);
+  let pending: Buffer = Buffer.alloc(0);
   child.stdout!.on('data', (chunk: Buffer) => {
     pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
     const whole = pending.length - (pending.length % 8);
