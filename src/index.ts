@@ -12,3 +12,11 @@ export { openNode, stderrLogger, stateFileName, DEFAULT_RESERVATION_MS } from '.
 export type { HailstoneNode, NodeOptions, NodeStatus, NodeLogger } from './node/node.js';
 export type { StorageFs, StorageFile } from './node/storage.js';
 export type { ProcessProbe, LockOwner } from './node/lock.js';
+export { serve, parseAllowList, DEFAULT_HOST, DEFAULT_PORT } from './server/server.js';
+export type { Server, ServeOptions, ServerStats } from './server/server.js';
+export type { Transport, DatagramSource, DatagramHandler } from './server/transport.js';
+export { DgramTransport } from './server/dgram-transport.js';
+export { createClient } from './client/client.js';
+export type { Client, ClientOptions, ClientStats } from './client/client.js';
+export { parseKey } from './protocol/auth.js';
+export { MAX_IDS_PER_REQUEST } from './protocol/wire.js';

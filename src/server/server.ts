@@ -1,0 +1,211 @@
+// The id service: answers protocol v1 requests from a crash-safe node over a transport.
+//
+// Per datagram: one allowlist check, one header parse, (with a key) one HMAC and a
+// replay check, one fill() straight into the reply buffer — one clock reading, no
+// BigInt — and one send to the request's source. Anything that is not a valid request
+// is dropped and counted; nothing a datagram contains can throw out of the handler.
+
+import { BlockList, isIPv4, isIPv6 } from 'node:net';
+import { HailstoneError, InvalidArgumentError, describe } from '../errors.js';
+import { type HailstoneNode, type NodeLogger, type NodeOptions, openNode, stderrLogger } from '../node/node.js';
+import { Authenticator } from '../protocol/auth.js';
+import { ReplayGuard } from '../protocol/replay-guard.js';
+import {
+  type DropReason,
+  type RequestHeader,
+  HEADER_SIZE,
+  PARSE_BAD_REQUEST,
+  PARSE_DROP,
+  STATUS_BAD_REQUEST,
+  STATUS_OK,
+  STATUS_UNAVAILABLE,
+  TAG_SIZE,
+  parseRequest,
+  writeReplyHeader,
+} from '../protocol/wire.js';
+import { DgramTransport } from './dgram-transport.js';
+import type { DatagramSource, Transport } from './transport.js';
+
+export const DEFAULT_HOST = '127.0.0.1';
+export const DEFAULT_PORT = 7077;
+export const DEFAULT_REPLAY_WINDOW_MS = 30_000;
+/** Retry-after for refusals that waiting alone will not cure (closed node, expired layout). */
+const LONG_RETRY_MS = 60_000;
+
+export interface ServeOptions extends Partial<NodeOptions> {
+  /** A node opened by the caller; otherwise one is opened from nodeId and stateDir (and closed with the server). */
+  node?: HailstoneNode;
+  /** Default 127.0.0.1: never all interfaces unless asked. */
+  host?: string;
+  /** Default 7077; 0 picks a free port. */
+  port?: number;
+  /** Shared key: requests must carry a valid tag, replies are tagged. */
+  key?: Uint8Array;
+  /** Source networks allowed to ask, as CIDRs ("10.0.0.0/8", "::1/128"). Default: everyone. */
+  allow?: string[];
+  /** With a key: how far a request's client time may be from the server's clock. Default 30 s. */
+  replayWindowMs?: number;
+  transport?: Transport;
+}
+
+export interface ServerStats {
+  datagrams: number;
+  requests: number;
+  idsServed: number;
+  replies: { ok: number; unavailable: number; badRequest: number };
+  dropped: Record<DropReason, number>;
+}
+
+export interface Server {
+  readonly address: { host: string; port: number };
+  readonly node: HailstoneNode;
+  stats(): ServerStats;
+  /** Stops receiving, then closes the node (releasing its lock) if the server opened it. */
+  close(): Promise<void>;
+}
+
+/** Parses CIDRs into a BlockList used as an allowlist. Throws naming the bad entry. */
+export function parseAllowList(cidrs: string[]): BlockList {
+  const list = new BlockList();
+  for (const cidr of cidrs) {
+    const [address, bitsText, extra] = cidr.trim().split('/');
+    const family = address !== undefined && isIPv4(address) ? 'ipv4' : address !== undefined && isIPv6(address) ? 'ipv6' : undefined;
+    const max = family === 'ipv4' ? 32 : 128;
+    const bits = bitsText === undefined ? max : Number(bitsText);
+    if (family === undefined || extra !== undefined || !Number.isInteger(bits) || bits < 0 || bits > max || bitsText === '') {
+      throw new InvalidArgumentError('allow', `${describe(cidr)} is not a CIDR such as 10.0.0.0/8 or ::1/128`);
+    }
+    list.addSubnet(address!, bits, family);
+  }
+  return list;
+}
+
+class IdServer implements Server {
+  address: { host: string; port: number } = { host: '', port: 0 };
+  private readonly counters: ServerStats = {
+    datagrams: 0,
+    requests: 0,
+    idsServed: 0,
+    replies: { ok: 0, unavailable: 0, badRequest: 0 },
+    dropped: { malformed: 0, unauthenticated: 0, stale: 0, replayed: 0, not_allowed: 0, rate_limited: 0 },
+  };
+  private readonly header: RequestHeader = { tagged: false, count: 0, nonceHigh: 0, nonceLow: 0, clientTimeMs: 0 };
+  private closing: Promise<void> | undefined;
+
+  constructor(
+    readonly node: HailstoneNode,
+    private readonly ownsNode: boolean,
+    private readonly transport: Transport,
+    private readonly auth: Authenticator | undefined,
+    private readonly replay: ReplayGuard | undefined,
+    private readonly allow: BlockList | undefined,
+    private readonly logger: NodeLogger,
+  ) {}
+
+  async listen(host: string, port: number): Promise<void> {
+    const bound = await this.transport.listen(host, port, (msg, from) => this.onDatagram(msg, from));
+    this.address = { host: bound.address, port: bound.port };
+  }
+
+  stats(): ServerStats {
+    const c = this.counters;
+    return { ...c, replies: { ...c.replies }, dropped: { ...c.dropped } };
+  }
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      await this.transport.close();
+      if (this.ownsNode) await this.node.close();
+    })();
+    return this.closing;
+  }
+
+  private drop(reason: DropReason): void {
+    this.counters.dropped[reason]++;
+  }
+
+  private onDatagram(msg: Buffer, from: DatagramSource): void {
+    try {
+      this.answer(msg, from);
+    } catch (error) {
+      // Not reachable by input (every path above is checked), but a bug must cost one
+      // datagram, not the process.
+      this.drop('malformed');
+      this.logger.error({ err: String(error) }, 'unexpected error while answering a datagram');
+    }
+  }
+
+  private answer(msg: Buffer, from: DatagramSource): void {
+    const c = this.counters;
+    c.datagrams++;
+    if (this.allow !== undefined && !this.allow.check(from.address, from.family === 'IPv6' ? 'ipv6' : 'ipv4')) {
+      return this.drop('not_allowed');
+    }
+    const h = this.header;
+    const parsed = parseRequest(msg, h);
+    if (parsed === PARSE_DROP) return this.drop('malformed');
+    if (this.auth !== undefined) {
+      if (!h.tagged || !this.auth.verify(msg)) return this.drop('unauthenticated');
+      const verdict = this.replay!.check(h.nonceHigh, h.nonceLow, h.clientTimeMs, Date.now());
+      if (verdict !== 'ok') return this.drop(verdict);
+    }
+    c.requests++;
+    const tagged = this.auth !== undefined;
+    const tail = tagged ? TAG_SIZE : 0;
+    if (parsed === PARSE_BAD_REQUEST) {
+      c.replies.badRequest++;
+      return this.reply(msg, from, Buffer.allocUnsafe(HEADER_SIZE + tail), STATUS_BAD_REQUEST, 0, 0);
+    }
+    // The reply is exactly as large as a full answer to the request, never larger.
+    const out = Buffer.allocUnsafe(HEADER_SIZE + 8 * h.count + tail);
+    let n: number;
+    try {
+      n = this.node.fill(out, HEADER_SIZE, h.count);
+    } catch (error) {
+      c.replies.unavailable++;
+      const retry = error instanceof HailstoneError && error.retryAfterMs !== undefined ? error.retryAfterMs : LONG_RETRY_MS;
+      return this.reply(msg, from, out, STATUS_UNAVAILABLE, 0, retry);
+    }
+    c.replies.ok++;
+    c.idsServed += n;
+    this.reply(msg, from, out, STATUS_OK, n, 0);
+  }
+
+  private reply(request: Buffer, to: DatagramSource, out: Buffer, status: number, count: number, retryAfterMs: number): void {
+    const tagged = this.auth !== undefined;
+    const length = HEADER_SIZE + 8 * count + (tagged ? TAG_SIZE : 0);
+    writeReplyHeader(out, request, status, count, retryAfterMs, tagged);
+    if (tagged) this.auth!.sign(out, length);
+    this.transport.send(out, length, to);
+  }
+}
+
+/** Starts an id server. Resolves once it is listening. */
+export async function serve(options: ServeOptions): Promise<Server> {
+  const host = options.host ?? DEFAULT_HOST;
+  if (!isIPv4(host) && !isIPv6(host)) throw new InvalidArgumentError('host', `must be an IPv4 or IPv6 address, got ${describe(host)}`);
+  const port = options.port ?? DEFAULT_PORT;
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new InvalidArgumentError('port', `must be an integer from 0 to 65535, got ${describe(port)}`);
+  const auth = options.key === undefined ? undefined : new Authenticator(options.key);
+  const replayWindowMs = options.replayWindowMs ?? DEFAULT_REPLAY_WINDOW_MS;
+  const allow = options.allow === undefined || options.allow.length === 0 ? undefined : parseAllowList(options.allow);
+  const logger = options.logger ?? stderrLogger;
+  const ownsNode = options.node === undefined;
+  const node = options.node ?? (await openNode({ ...(options as NodeOptions), logger }));
+  const server = new IdServer(
+    node,
+    ownsNode,
+    options.transport ?? new DgramTransport({ receiveBufferBytes: 4 * 1024 * 1024 }),
+    auth,
+    auth === undefined ? undefined : new ReplayGuard(replayWindowMs),
+    allow,
+    logger,
+  );
+  try {
+    await server.listen(host, port);
+  } catch (error) {
+    if (ownsNode) await node.close();
+    throw error;
+  }
+  return server;
+}
