@@ -1,0 +1,226 @@
+// hailstone serve: one node of the id service, in one process or N worker processes.
+//
+// With --workers N, a primary process forks N workers with node:cluster. They share one
+// UDP socket (Node 20's dgram has no SO_REUSEPORT; cluster hands every worker the same
+// handle) and each owns its own stripe of the node's sequence space and its own durable
+// reservation, so their ids never collide. A worker that dies is restarted with the same
+// stripe; its reservation makes that safe.
+
+import cluster, { type Worker } from 'node:cluster';
+import { parseArgs } from 'node:util';
+import { InvalidArgumentError } from '../errors.js';
+import type { Backend } from '../generator.js';
+import { stderrLogger } from '../node/node.js';
+import { DEFAULT_HOST, DEFAULT_PORT, DEFAULT_REPLAY_WINDOW_MS, type Server, serve } from '../server/server.js';
+import { UsageError, choiceOption, envOr, intOption, listOption, readKeyFile } from './args.js';
+
+export const SERVE_HELP = `Usage: hailstone serve [options]
+
+Serves ids over UDP (protocol v1) from one node. Every option can also be set with the
+environment variable named after it.
+
+  --node-id N              this node's id, 0..1023; unique among live nodes   HAILSTONE_NODE_ID (default 0)
+  --host ADDR              address to bind (never all interfaces unless asked) HAILSTONE_HOST (${DEFAULT_HOST})
+  --port P                 UDP port; 0 picks a free one                      HAILSTONE_PORT (${DEFAULT_PORT})
+  --state-dir DIR          durable state, on local storage                    HAILSTONE_STATE_DIR (./data)
+  --workers N              worker processes sharing the port                  HAILSTONE_WORKERS (1)
+  --key-file F             shared key: requests must be authenticated         HAILSTONE_KEY_FILE
+  --allow CIDR[,CIDR]      source networks allowed to ask (repeatable)        HAILSTONE_ALLOW (everyone)
+  --backend wasm|ts        generator core                                     HAILSTONE_BACKEND (wasm)
+  --max-lead-ms MS         how far ids may run ahead of the clock             HAILSTONE_MAX_LEAD_MS (2000)
+  --reservation-ms MS      how far each durable reservation reaches           HAILSTONE_RESERVATION_MS (1000)
+  --max-startup-wait-ms MS wait this long for a clock behind the state        HAILSTONE_MAX_STARTUP_WAIT_MS (0)
+  --replay-window-ms MS    with a key: accepted request age                   HAILSTONE_REPLAY_WINDOW_MS (${DEFAULT_REPLAY_WINDOW_MS})
+  --clock-skew-ms MS       shift the clock (drills: rehearse clock steps)     HAILSTONE_CLOCK_SKEW_MS (0)
+  --reset-state            start over from a damaged state file (first start)
+  -h, --help               this text
+
+Prints "hailstone listening on udp://HOST:PORT node=N workers=W" when ready. SIGTERM or
+SIGINT: stops receiving, releases the state lock and exits 0.
+`;
+
+interface ServeConfig {
+  nodeId: number;
+  host: string;
+  port: number;
+  stateDir: string;
+  workers: number;
+  key: Uint8Array | undefined;
+  allow: string[];
+  backend: Backend;
+  maxLeadMs: number;
+  reservationMs: number;
+  maxStartupWaitMs: number;
+  replayWindowMs: number;
+  clockSkewMs: number;
+  resetState: boolean;
+}
+
+function parseServe(argv: string[]): ServeConfig | undefined {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      'node-id': { type: 'string' },
+      host: { type: 'string' },
+      port: { type: 'string' },
+      'state-dir': { type: 'string' },
+      workers: { type: 'string' },
+      'key-file': { type: 'string' },
+      allow: { type: 'string', multiple: true },
+      backend: { type: 'string' },
+      'max-lead-ms': { type: 'string' },
+      'reservation-ms': { type: 'string' },
+      'max-startup-wait-ms': { type: 'string' },
+      'replay-window-ms': { type: 'string' },
+      'clock-skew-ms': { type: 'string' },
+      'reset-state': { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(SERVE_HELP);
+    return undefined;
+  }
+  const day = 86_400_000;
+  const maxLeadMs = intOption('--max-lead-ms', envOr(values['max-lead-ms'], 'HAILSTONE_MAX_LEAD_MS'), 2000, 0, day);
+  return {
+    nodeId: intOption('--node-id', envOr(values['node-id'], 'HAILSTONE_NODE_ID'), 0, 0, 1023),
+    host: envOr(values.host, 'HAILSTONE_HOST') ?? DEFAULT_HOST,
+    port: intOption('--port', envOr(values.port, 'HAILSTONE_PORT'), DEFAULT_PORT, 0, 65535),
+    stateDir: envOr(values['state-dir'], 'HAILSTONE_STATE_DIR') ?? './data',
+    workers: intOption('--workers', envOr(values.workers, 'HAILSTONE_WORKERS'), 1, 1, 64),
+    key: readKeyFile(envOr(values['key-file'], 'HAILSTONE_KEY_FILE')),
+    allow: listOption(values.allow, 'HAILSTONE_ALLOW'),
+    backend: choiceOption('--backend', envOr(values.backend, 'HAILSTONE_BACKEND'), 'wasm', ['wasm', 'ts'] as const),
+    maxLeadMs,
+    reservationMs: intOption('--reservation-ms', envOr(values['reservation-ms'], 'HAILSTONE_RESERVATION_MS'), Math.min(1000, maxLeadMs), 1, maxLeadMs),
+    maxStartupWaitMs: intOption('--max-startup-wait-ms', envOr(values['max-startup-wait-ms'], 'HAILSTONE_MAX_STARTUP_WAIT_MS'), 0, 0, day),
+    replayWindowMs: intOption('--replay-window-ms', envOr(values['replay-window-ms'], 'HAILSTONE_REPLAY_WINDOW_MS'), DEFAULT_REPLAY_WINDOW_MS, 1, day),
+    clockSkewMs: intOption('--clock-skew-ms', envOr(values['clock-skew-ms'], 'HAILSTONE_CLOCK_SKEW_MS'), 0, -365 * day, 365 * day),
+    resetState: values['reset-state'] ?? false,
+  };
+}
+
+/** Starts this process's server: the whole node, or one worker's stripe of it. */
+async function startServer(config: ServeConfig, worker: { index: number; count: number }): Promise<Server> {
+  try {
+    return await serve({
+      nodeId: config.nodeId,
+      stateDir: config.stateDir,
+      host: config.host,
+      port: config.port,
+      worker,
+      backend: config.backend,
+      maxLeadMs: config.maxLeadMs,
+      reservationMs: config.reservationMs,
+      maxStartupWaitMs: config.maxStartupWaitMs,
+      clockSkewMs: config.clockSkewMs,
+      resetState: config.resetState,
+      replayWindowMs: config.replayWindowMs,
+      allow: config.allow,
+      logger: stderrLogger,
+      ...(config.key === undefined ? {} : { key: config.key }),
+    });
+  } catch (error) {
+    if (error instanceof InvalidArgumentError) throw new UsageError(error.message);
+    throw error;
+  }
+}
+
+function readyLine(config: ServeConfig, host: string, port: number): string {
+  const shown = host.includes(':') ? `[${host}]` : host;
+  return `hailstone listening on udp://${shown}:${port} node=${config.nodeId} workers=${config.workers}\n`;
+}
+
+function onStopSignal(stop: () => void): void {
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+}
+
+async function serveSingle(config: ServeConfig): Promise<number> {
+  const server = await startServer(config, { index: 0, count: 1 });
+  process.stdout.write(readyLine(config, server.address.host, server.address.port));
+  await new Promise<void>((resolve) => onStopSignal(resolve));
+  await server.close();
+  process.stdout.write('hailstone stopped\n');
+  return 0;
+}
+
+/** A cluster worker: serves its stripe, reports to the primary, stops when told. */
+async function serveWorker(config: ServeConfig): Promise<number> {
+  const index = Number(process.env.HAILSTONE_WORKER_INDEX);
+  const server = await startServer(config, { index, count: config.workers });
+  process.send?.({ type: 'listening', index, host: server.address.host, port: server.address.port });
+  await new Promise<void>((resolve) => {
+    onStopSignal(resolve);
+    process.on('message', (m: { type?: string }) => m?.type === 'shutdown' && resolve());
+  });
+  await server.close();
+  // The IPC channel to the primary would keep this process alive.
+  process.disconnect?.();
+  return 0;
+}
+
+async function servePrimary(config: ServeConfig): Promise<number> {
+  const workers = new Map<number, Worker>();
+  const listening = new Set<number>();
+  let stopping = false;
+  let announced = false;
+  let failures = 0;
+  let resolveDone: (code: number) => void = () => undefined;
+  const done = new Promise<number>((resolve) => {
+    resolveDone = resolve;
+  });
+
+  const fork = (index: number) => {
+    const worker = cluster.fork({ HAILSTONE_WORKER_INDEX: String(index) });
+    workers.set(index, worker);
+    worker.on('message', (m: { type?: string; host?: string; port?: number }) => {
+      if (m?.type !== 'listening') return;
+      listening.add(index);
+      failures = 0;
+      if (!announced && listening.size === config.workers) {
+        announced = true;
+        process.stdout.write(readyLine(config, m.host!, m.port!));
+      }
+    });
+    worker.on('exit', (code, signal) => {
+      workers.delete(index);
+      const wasListening = listening.delete(index);
+      if (stopping) {
+        if (workers.size === 0) resolveDone(0);
+        return;
+      }
+      if (!wasListening && !announced) {
+        // It failed to start (it printed why): starting again would fail the same way.
+        stopping = true;
+        for (const w of workers.values()) w.send({ type: 'shutdown' });
+        if (workers.size === 0) resolveDone(1);
+        else void Promise.resolve().then(() => done).then(() => process.exit(1));
+        return;
+      }
+      failures++;
+      const delay = Math.min(5000, 100 * 2 ** Math.min(failures, 6));
+      stderrLogger.error({ worker: index, code, signal, restartInMs: delay }, `worker ${index} exited; restarting it`);
+      setTimeout(() => !stopping && fork(index), delay);
+    });
+  };
+
+  for (let i = 0; i < config.workers; i++) fork(i);
+  onStopSignal(() => {
+    stopping = true;
+    if (workers.size === 0) resolveDone(0);
+    for (const w of workers.values()) w.send({ type: 'shutdown' });
+  });
+  const code = await done;
+  if (code === 0) process.stdout.write('hailstone stopped\n');
+  return code;
+}
+
+export async function serveCommand(argv: string[]): Promise<number> {
+  const config = parseServe(argv);
+  if (config === undefined) return 0;
+  if (config.workers === 1) return serveSingle(config);
+  return cluster.isPrimary ? servePrimary(config) : serveWorker(config);
+}
+
