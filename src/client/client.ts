@@ -29,7 +29,7 @@ export interface ClientOptions {
   key?: Uint8Array;
   /** How long to wait for one reply before retrying. Default 250 ms. */
   timeoutMs?: number;
-  /** How many retries after the first attempt. Default 8. */
+  /** How many requests that got no reply at all are retried. Default 8. (UNAVAILABLE is waited on until the deadline.) */
   retries?: number;
   /** Each call rejects after this long at the latest. Default 3000 ms. */
   deadlineMs?: number;
@@ -142,13 +142,14 @@ class IdClient implements Client {
   /** `count` ids, asking again for what a reply left short, until the deadline. */
   private async batch(count: number, deadline: number): Promise<bigint[]> {
     const ids: bigint[] = [];
-    let attempt = 0;
+    let attempt = 0; // exchanges in this call that gave no ids
+    let lost = 0; // of them, the ones that got no reply at all: bounded by `retries`
     let last = 'no reply';
     let server = this.next++ % this.endpoints.length;
     while (ids.length < count) {
       if (this.closed) throw new HailstoneError('CLOSED', 'the client was closed');
       const left = deadline - Date.now();
-      if (left <= 0 || attempt > this.retries) {
+      if (left <= 0 || lost > this.retries) {
         throw new HailstoneError(
           'TIMEOUT',
           `no ids from ${this.endpoints.map((e) => e.text).join(', ')} after ${attempt} attempt(s) ` +
@@ -159,7 +160,7 @@ class IdClient implements Client {
       const outcome = await this.exchange(endpoint, count - ids.length, Math.min(this.timeoutMs, left));
       if (outcome.kind === 'ok') {
         ids.push(...outcome.ids);
-        attempt = 0;
+        attempt = lost = 0;
         continue;
       }
       attempt++;
@@ -172,15 +173,17 @@ class IdClient implements Client {
         if (outcome.retryAfterMs >= deadline - Date.now()) {
           throw new HailstoneError('UNAVAILABLE', `${last}, past this call's deadline`, { retryAfterMs: outcome.retryAfterMs });
         }
-        server++; // another server may be able to answer at once
-        await sleep(this.endpoints.length > 1 ? 0 : outcome.retryAfterMs);
+        // Another server may answer at once; a lone server is waited for as it asked.
+        server++;
+        await sleep(this.endpoints.length > 1 ? 0 : Math.max(1, outcome.retryAfterMs));
         continue;
       }
+      lost++;
       this.counters.timeouts++;
       last = `no reply from ${endpoint.text} within ${this.timeoutMs} ms`;
       server++;
       // Exponential backoff with full jitter, capped by the deadline.
-      const backoff = Math.random() * Math.min(1000, 10 * 2 ** attempt);
+      const backoff = Math.random() * Math.min(1000, 10 * 2 ** lost);
       await sleep(Math.min(backoff, Math.max(0, deadline - Date.now())));
     }
     return ids;

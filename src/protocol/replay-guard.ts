@@ -23,7 +23,13 @@ export class ReplayGuard {
 
   check(nonceHigh: number, nonceLow: number, clientTimeMs: number, now: number): ReplayVerdict {
     if (Math.abs(now - clientTimeMs) > this.windowMs) return 'stale';
-    if (now - this.rotatedAt >= this.windowMs || this.current.size >= this.maxPerGeneration) {
+    const age = now - this.rotatedAt;
+    if (age >= 2 * this.windowMs) {
+      // Idle for two windows: everything remembered is stale by now.
+      this.previous = new Set();
+      this.current = new Set();
+      this.rotatedAt = now;
+    } else if (age >= this.windowMs || this.current.size >= this.maxPerGeneration) {
       this.previous = this.current;
       this.current = new Set();
       this.rotatedAt = now;

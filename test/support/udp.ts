@@ -1,0 +1,67 @@
+// Test helpers for the UDP service: an in-process server on an ephemeral loopback port
+// with its own state directory, and a raw socket to send any bytes and see what comes back.
+
+import { createSocket, type Socket } from 'node:dgram';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { serve, type NodeLogger, type ServeOptions, type Server } from '../../src/index.js';
+
+export const silent: NodeLogger = { info() {}, warn() {}, error() {} };
+
+export interface TestServer {
+  server: Server;
+  port: number;
+  endpoint: string;
+  stop(): Promise<void>;
+}
+
+export async function startServer(options: Partial<ServeOptions> = {}): Promise<TestServer> {
+  const stateDir = mkdtempSync(join(tmpdir(), 'hailstone-srv-'));
+  const server = await serve({ nodeId: 3, stateDir, port: 0, maxLeadMs: 300, reservationMs: 300, logger: silent, ...options });
+  return {
+    server,
+    port: server.address.port,
+    endpoint: `127.0.0.1:${server.address.port}`,
+    stop: async () => {
+      await server.close();
+      rmSync(stateDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A plain UDP socket: send arbitrary datagrams, collect whatever arrives. */
+export class Probe {
+  readonly replies: { msg: Buffer; port: number; address: string }[] = [];
+  private readonly socket: Socket;
+
+  private constructor(socket: Socket) {
+    this.socket = socket;
+    socket.on('message', (msg, rinfo) => this.replies.push({ msg, port: rinfo.port, address: rinfo.address }));
+  }
+
+  static async open(): Promise<Probe> {
+    const socket = createSocket('udp4');
+    await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', () => resolve()));
+    return new Probe(socket);
+  }
+
+  get port(): number {
+    return this.socket.address().port;
+  }
+
+  send(msg: Uint8Array, port: number, address = '127.0.0.1'): Promise<void> {
+    return new Promise((resolve, reject) => this.socket.send(msg, port, address, (e) => (e ? reject(e) : resolve())));
+  }
+
+  /** Waits until `count` replies arrived or `ms` passed; returns the replies so far. */
+  async waitFor(count: number, ms: number): Promise<Probe['replies']> {
+    const until = Date.now() + ms;
+    while (this.replies.length < count && Date.now() < until) await new Promise((r) => setTimeout(r, 2));
+    return this.replies;
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => this.socket.close(() => resolve()));
+  }
+}
