@@ -2,7 +2,7 @@
 // The hailstone command: serve, get, inspect, keygen.
 
 import { randomBytes } from 'node:crypto';
-import { HailstoneError } from '../errors.js';
+import { HailstoneError, InvalidArgumentError } from '../errors.js';
 import { UsageError } from './args.js';
 import { GET_HELP, getCommand } from './get.js';
 import { INSPECT_HELP, inspectCommand } from './inspect.js';
@@ -53,7 +53,10 @@ run(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (error: unknown) => {
-    const usage = error instanceof UsageError || (error as { code?: string })?.code?.startsWith('ERR_PARSE_ARGS');
+    const usage =
+      error instanceof UsageError ||
+      error instanceof InvalidArgumentError ||
+      (error as { code?: string })?.code?.startsWith('ERR_PARSE_ARGS');
     if (usage) {
       process.stderr.write(`hailstone: ${(error as Error).message}\n\n${usageOf(process.argv.slice(2)).split('\n')[0]}\n`);
       process.exitCode = 2;
