@@ -29,7 +29,8 @@ describe('client', () => {
       } catch (error) {
         expect(error).toBeInstanceOf(HailstoneError);
         expect(['TIMEOUT', 'UNAVAILABLE']).toContain((error as HailstoneError).code);
-        expect(Date.now() - started).toBeLessThan(4000 + 500);
+        // By its deadline: 4 s, plus slack for timers that fire late on a loaded machine.
+        expect(Date.now() - started).toBeLessThan(4000 + 3000);
         rejected++;
       }
     });
