@@ -10,6 +10,7 @@ import {
   STATUS_CLOCK_INVALID,
   STATUS_LAYOUT_EXPIRED,
   STATUS_LIMIT_REACHED,
+  STATUS_CLOSED,
   MAX_CLOCK_MS,
 } from './core/constants.js';
 import { type CoreConfig, type RawCore, coreConfig } from './backend/core.js';
@@ -66,6 +67,16 @@ export interface Generator {
    * HailstoneError when not one id may be issued.
    */
   fill(buffer: Uint8Array, offset?: number, count?: number): number;
+  /**
+   * fill() for hot paths that must not pay for exceptions: returns how many ids it wrote,
+   * or a negative status when none may be issued now (see refusalOf and retryAfterMs).
+   * Bad arguments still throw InvalidArgumentError.
+   */
+  tryFill(buffer: Uint8Array, offset?: number, count?: number): number;
+  /** ms to wait after tryFill returned `status`; undefined when waiting cannot help. */
+  retryAfterMs(status: number): number | undefined;
+  /** The HailstoneError for a status tryFill returned. */
+  refusalOf(status: number): HailstoneError;
   /** Never issue an id with a timestamp after `timestampMs`. May move either way. */
   setLimit(timestampMs: number): void;
   /** Never issue an id with a timestamp at or before `timestampMs`. Only ever moves forward. */
@@ -89,6 +100,8 @@ class IdGenerator implements Generator {
   readonly maxLeadMs: number;
   private readonly core: RawCore;
   private readonly clock: () => number;
+  /** The clock reading of the last refusal, for its message. */
+  private refusedAt = 0;
 
   constructor(options: GeneratorOptions) {
     if (options === null || typeof options !== 'object') {
@@ -116,7 +129,10 @@ class IdGenerator implements Generator {
   nextId(): bigint {
     const now = this.clock();
     const id = this.core.next(now);
-    if (id < 0n) throw this.refusal(Number(id), now);
+    if (id < 0n) {
+      this.refusedAt = now;
+      throw this.refusalOf(Number(id));
+    }
     return id;
   }
 
@@ -125,6 +141,12 @@ class IdGenerator implements Generator {
   }
 
   fill(buffer: Uint8Array, offset = 0, count?: number): number {
+    const written = this.tryFill(buffer, offset, count);
+    if (written < 0) throw this.refusalOf(written);
+    return written;
+  }
+
+  tryFill(buffer: Uint8Array, offset = 0, count?: number): number {
     if (!(buffer instanceof Uint8Array)) {
       throw new InvalidArgumentError('buffer', `must be a Uint8Array or Buffer, got ${describe(buffer)}`);
     }
@@ -135,8 +157,14 @@ class IdGenerator implements Generator {
     const n = count === undefined ? room : checkInteger('count', count, 1, room);
     const now = this.clock();
     const written = this.core.fill(now, buffer, offset, n);
-    if (written < 0) throw this.refusal(written, now);
+    if (written < 0) this.refusedAt = now;
     return written;
+  }
+
+  retryAfterMs(status: number): number | undefined {
+    if (status === STATUS_CLOCK_BEHIND) return this.core.retryAfterMs();
+    if (status === STATUS_LIMIT_REACHED) return Math.max(1, this.layout.tickMs);
+    return undefined;
   }
 
   setLimit(timestampMs: number): void {
@@ -155,7 +183,8 @@ class IdGenerator implements Generator {
     return tick < 0 ? undefined : timestampOf(this.layout, tick);
   }
 
-  private refusal(status: number, now: number): HailstoneError {
+  refusalOf(status: number): HailstoneError {
+    const now = this.refusedAt;
     switch (status) {
       case STATUS_CLOCK_BEHIND: {
         const retryAfterMs = this.core.retryAfterMs();
@@ -171,7 +200,7 @@ class IdGenerator implements Generator {
         return new HailstoneError(
           'LIMIT_REACHED',
           'the next id would pass the reserved time limit; the reservation is being extended, retry shortly',
-          { retryAfterMs: Math.max(1, this.layout.tickMs) },
+          { retryAfterMs: this.retryAfterMs(status)! },
         );
       case STATUS_CLOCK_BEFORE_EPOCH:
         return new HailstoneError(
@@ -190,6 +219,8 @@ class IdGenerator implements Generator {
           'CLOCK_INVALID',
           `the clock returned ${describe(now)}; it must return ms since the Unix epoch as a finite number`,
         );
+      case STATUS_CLOSED:
+        return new HailstoneError('CLOSED', 'the node is closed; open it again with openNode');
       default:
         throw new Error(`hailstone: unknown core status ${status}`);
     }

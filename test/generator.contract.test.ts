@@ -232,6 +232,26 @@ describe.each(BACKENDS)('generator contract (%s backend)', (backend) => {
     expect(refusal(() => gen.fill(buf)).code).toBe('CLOCK_BEHIND');
   });
 
+  it('tryFill reports a refusal as a negative status, with the retry-after and the error fill would throw', () => {
+    const clock = new ManualClock(T0);
+    const gen = make({ clock: clock.read, maxLeadMs: 0 });
+    const buf = new Uint8Array(8 * 5000);
+    expect(gen.tryFill(buf, 0, 5000)).toBe(4096);
+    const status = gen.tryFill(buf, 0, 1);
+    expect(status).toBeLessThan(0);
+    expect(gen.retryAfterMs(status)).toBe(1);
+    const error = gen.refusalOf(status);
+    expect(error).toBeInstanceOf(HailstoneError);
+    expect(error.code).toBe('CLOCK_BEHIND');
+    expect(error.retryAfterMs).toBe(1);
+    expect(refusal(() => gen.fill(buf)).code).toBe('CLOCK_BEHIND');
+    clock.set(EPOCH - 1);
+    const early = gen.tryFill(buf, 0, 1);
+    expect(gen.refusalOf(early).code).toBe('CLOCK_BEFORE_EPOCH');
+    expect(gen.retryAfterMs(early)).toBeUndefined();
+    expect(() => gen.tryFill(buf, 0, 0)).toThrow(InvalidArgumentError);
+  });
+
   it('fill with more than the WASM batch size continues seamlessly', () => {
     const clock = new ManualClock(T0);
     const gen = make({ clock: clock.read });

@@ -1,7 +1,7 @@
 // The pure-TypeScript core: the step of ts-step.ts bound to one state.
 
 import type { CoreConfig, RawCore } from './core.js';
-import { type Packing, type StepState, idOf, initialState, packing, stepFill, stepNext } from './ts-step.js';
+import { type Packing, type StepState, idFromHalves, initialState, packing, stepFill, stepNext, tickHigh, tickLow } from './ts-step.js';
 
 export class TsCore implements RawCore {
   private readonly cfg: CoreConfig;
@@ -10,6 +10,10 @@ export class TsCore implements RawCore {
   // fill() is usually called with the same buffer again and again (a reply buffer).
   private viewOf: Uint8Array | undefined;
   private view: DataView | undefined;
+  // The halves of the tick part of the last id: most ids share their tick with the one before.
+  private cachedTick = -1;
+  private cachedHigh = 0;
+  private cachedLow = 0;
 
   constructor(cfg: CoreConfig) {
     this.cfg = cfg;
@@ -20,7 +24,13 @@ export class TsCore implements RawCore {
   next(now: number): bigint {
     const seq = stepNext(this.cfg, this.state, now);
     if (seq < 0) return BigInt(seq);
-    return idOf(this.packing, this.state.lastTick, seq);
+    const tick = this.state.lastTick;
+    if (tick !== this.cachedTick) {
+      this.cachedTick = tick;
+      this.cachedHigh = tickHigh(this.packing, tick) + this.packing.nodeHigh;
+      this.cachedLow = tickLow(this.packing, tick) + this.packing.nodeLow;
+    }
+    return idFromHalves(this.cachedHigh, this.cachedLow + seq);
   }
 
   fill(now: number, target: Uint8Array, offset: number, count: number): number {

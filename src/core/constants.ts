@@ -11,6 +11,7 @@ export const STATUS_CLOCK_BEFORE_EPOCH = -2; // the clock reads earlier than the
 export const STATUS_LAYOUT_EXPIRED = -3; // the next tick does not fit the layout's time field
 export const STATUS_LIMIT_REACHED = -4; // the next tick is beyond the limit (the durable reservation)
 export const STATUS_CLOCK_INVALID = -5; // the clock returned NaN, an infinity or an absurd value
+export const STATUS_CLOSED = -6; // the node was closed (never returned by a core)
 
 // The most ids one WASM fill call writes into its static output region (8 bytes each).
 // Larger requests are served in several calls by the TypeScript wrapper.

@@ -7,6 +7,7 @@
 // with no external database.
 
 import { join } from 'node:path';
+import { STATUS_CLOSED, STATUS_LIMIT_REACHED } from '../core/constants.js';
 import { HailstoneError, InvalidArgumentError, checkInteger, describe } from '../errors.js';
 import { createGenerator, DEFAULT_MAX_LEAD_MS, MAX_LEAD_MS_LIMIT, type Backend, type Generator } from '../generator.js';
 import { DEFAULT_LAYOUT, type Layout, type WorkerOptions, type WorkerStripe, workerStripe } from '../layout.js';
@@ -96,6 +97,10 @@ export interface HailstoneNode {
   nextId(): bigint;
   nextIdString(): string;
   fill(buffer: Uint8Array, offset?: number, count?: number): number;
+  /** fill() that reports a refusal as a negative status instead of throwing (see Generator.tryFill). */
+  tryFill(buffer: Uint8Array, offset?: number, count?: number): number;
+  retryAfterMs(status: number): number | undefined;
+  refusalOf(status: number): HailstoneError;
   lastTimestamp(): number | undefined;
   status(): NodeStatus;
   /** Stops renewing, waits for a write in progress and releases the lock. The state stays valid. */
@@ -179,11 +184,13 @@ class Node implements HailstoneNode {
   }
 
   nextId(): bigint {
-    if (this.closed) throw this.closedError();
+    if (this.closed) throw this.refusalOf(STATUS_CLOSED);
     try {
       return this.gen.nextId();
     } catch (error) {
-      throw this.refused(error);
+      if (!(error instanceof HailstoneError) || error.code !== 'LIMIT_REACHED') throw error;
+      this.maybeRenew(true);
+      throw this.refusalOf(STATUS_LIMIT_REACHED);
     }
   }
 
@@ -192,12 +199,36 @@ class Node implements HailstoneNode {
   }
 
   fill(buffer: Uint8Array, offset?: number, count?: number): number {
-    if (this.closed) throw this.closedError();
-    try {
-      return this.gen.fill(buffer, offset, count);
-    } catch (error) {
-      throw this.refused(error);
-    }
+    const written = this.tryFill(buffer, offset, count);
+    if (written < 0) throw this.refusalOf(written);
+    return written;
+  }
+
+  tryFill(buffer: Uint8Array, offset = 0, count?: number): number {
+    if (this.closed) return STATUS_CLOSED;
+    const written = this.gen.tryFill(buffer, offset, count);
+    // At the reservation: start extending it now rather than at the next timer tick.
+    if (written === STATUS_LIMIT_REACHED) this.maybeRenew(true);
+    return written;
+  }
+
+  retryAfterMs(status: number): number | undefined {
+    if (status === STATUS_CLOSED) return undefined;
+    if (status !== STATUS_LIMIT_REACHED) return this.gen.retryAfterMs(status);
+    return this.failingSince !== undefined ? Math.max(RETRY_MIN_MS, this.retryAt - Date.now()) : RETRY_MIN_MS;
+  }
+
+  refusalOf(status: number): HailstoneError {
+    if (status === STATUS_CLOSED) return new HailstoneError('CLOSED', `node ${this.nodeId} is closed; open it again with openNode`);
+    if (status !== STATUS_LIMIT_REACHED) return this.gen.refusalOf(status);
+    const retryAfterMs = this.retryAfterMs(status)!;
+    const why =
+      this.failingSince !== undefined
+        ? `the reservation cannot be extended: storage is failing (${this.lastStorageError?.message ?? 'unknown error'})`
+        : 'the reservation is being extended';
+    return new HailstoneError('LIMIT_REACHED', `node ${this.nodeId} reached its durable reservation; ${why}; retry in ${retryAfterMs} ms`, {
+      retryAfterMs,
+    });
   }
 
   lastTimestamp(): number | undefined {
@@ -239,25 +270,6 @@ class Node implements HailstoneNode {
     await this.writing;
     await this.lock.release();
     this.logger.info({ nodeId: this.nodeId, worker: this.worker.index, reservedUntil: this.reservedUntil }, 'node closed');
-  }
-
-  /** A refusal from the generator; LIMIT_REACHED also starts a renewal at once. */
-  private refused(error: unknown): unknown {
-    if (!(error instanceof HailstoneError) || error.code !== 'LIMIT_REACHED') return error;
-    this.maybeRenew(true);
-    const retryAfterMs =
-      this.failingSince !== undefined ? Math.max(RETRY_MIN_MS, this.retryAt - Date.now()) : RETRY_MIN_MS;
-    const why =
-      this.failingSince !== undefined
-        ? `the reservation cannot be extended: storage is failing (${this.lastStorageError?.message ?? 'unknown error'})`
-        : 'the reservation is being extended';
-    return new HailstoneError('LIMIT_REACHED', `node ${this.nodeId} reached its durable reservation; ${why}; retry in ${retryAfterMs} ms`, {
-      retryAfterMs,
-    });
-  }
-
-  private closedError(): HailstoneError {
-    return new HailstoneError('CLOSED', `node ${this.nodeId} is closed; open it again with openNode`);
   }
 
   /** Starts a durable write of a later reservation when the current one is half used. */

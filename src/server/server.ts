@@ -6,7 +6,7 @@
 // is dropped and counted; nothing a datagram contains can throw out of the handler.
 
 import { BlockList, isIPv4, isIPv6 } from 'node:net';
-import { HailstoneError, InvalidArgumentError, describe } from '../errors.js';
+import { InvalidArgumentError, describe } from '../errors.js';
 import { type HailstoneNode, type NodeLogger, type NodeOptions, openNode, stderrLogger } from '../node/node.js';
 import { Authenticator } from '../protocol/auth.js';
 import { ReplayGuard } from '../protocol/replay-guard.js';
@@ -158,13 +158,11 @@ class IdServer implements Server {
     }
     // The reply is exactly as large as a full answer to the request, never larger.
     const out = Buffer.allocUnsafe(HEADER_SIZE + 8 * h.count + tail);
-    let n: number;
-    try {
-      n = this.node.fill(out, HEADER_SIZE, h.count);
-    } catch (error) {
+    // tryFill: a refusal under overload must cost no more than an answer, so no exception.
+    const n = this.node.tryFill(out, HEADER_SIZE, h.count);
+    if (n < 0) {
       c.replies.unavailable++;
-      const retry = error instanceof HailstoneError && error.retryAfterMs !== undefined ? error.retryAfterMs : LONG_RETRY_MS;
-      return this.reply(msg, from, out, STATUS_UNAVAILABLE, 0, retry);
+      return this.reply(msg, from, out, STATUS_UNAVAILABLE, 0, this.node.retryAfterMs(n) ?? LONG_RETRY_MS);
     }
     c.replies.ok++;
     c.idsServed += n;

@@ -1,0 +1,283 @@
+// Server benchmark on the wire (loopback only, bounded): hailstone serve against a bare
+// dgram echo server answering datagrams of the same sizes, in the same run.
+//
+//   npm run bench:udp                 about a minute; writes bench/results/udp.json
+//   HAILSTONE_BENCH_QUICK=1 npm run bench:udp        a short smoke run
+//   HAILSTONE_BENCH_SOAK_REQUESTS=10000000 npm run bench:udp   adds a memory soak run
+//
+// The load generator (worker threads of this process) keeps a window of requests
+// outstanding on several sockets; every reply sends the next request. The server's CPU time per request comes
+// from the kernel's accounting of the server processes (/proc/PID/stat), so it does not
+// depend on the load generator sharing the machine.
+
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { describeMachine, machine } from './machine.js';
+
+const ROOT = fileURLToPath(new URL('../', import.meta.url));
+const quick = process.env.HAILSTONE_BENCH_QUICK === '1';
+const output = process.env.HAILSTONE_BENCH_OUTPUT ?? join(ROOT, 'bench/results/udp.json');
+const soakRequests = Number(process.env.HAILSTONE_BENCH_SOAK_REQUESTS ?? '0');
+const durationMs = Number(process.env.HAILSTONE_BENCH_SECONDS ?? (quick ? '0.5' : '5')) * 1000;
+const warmupMs = quick ? 200 : 1000;
+const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
+
+interface Started {
+  child: ChildProcess;
+  port: number;
+  stop(): Promise<void>;
+}
+
+/** Starts a server process and resolves once it prints its port. */
+function startProcess(command: string, args: string[], portPattern: RegExp, cleanup?: () => void): Promise<Started> {
+  const child = spawn(command, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  return new Promise((resolve, reject) => {
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = portPattern.exec(out);
+      if (m)
+        resolve({
+          child,
+          port: Number(m[1]),
+          stop: () =>
+            new Promise((done) => {
+              child.once('exit', () => {
+                cleanup?.();
+                done();
+              });
+              child.kill('SIGTERM');
+            }),
+        });
+    });
+    child.once('exit', (code) => reject(new Error(`${command} ${args.join(' ')} exited (${code}): ${err}`)));
+  });
+}
+
+function startHailstone(workers: number): Promise<Started> {
+  const dir = mkdtempSync(join(tmpdir(), 'hailstone-bench-'));
+  return startProcess(
+    process.execPath,
+    // A 200 ms lead: ids/s then measures the sustained rate (borrowing ahead of the clock adds
+    // at most 200 ms worth to a 5 s run), and a new state directory's first start waits 200 ms.
+    ['dist/cli/main.js', 'serve', '--port', '0', '--state-dir', dir, '--workers', String(workers), '--max-lead-ms', '200', '--reservation-ms', '200'],
+    /listening on udp:\/\/[^ ]+:(\d+)/,
+    () => rmSync(dir, { recursive: true, force: true }),
+  );
+}
+
+function startEcho(workers: number): Promise<Started> {
+  return startProcess(process.execPath, ['bench/echo-server.mjs', '--workers', String(workers)], /echo listening on (\d+)/);
+}
+
+/** The process and its children (cluster workers). */
+function processTree(pid: number): number[] {
+  try {
+    const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim();
+    return [pid, ...(children === '' ? [] : children.split(/\s+/).map(Number).flatMap(processTree))];
+  } catch {
+    return [pid];
+  }
+}
+
+/** CPU seconds (user + system) used so far by the process tree. */
+function cpuSeconds(pid: number): number {
+  let ticks = 0;
+  for (const p of processTree(pid)) {
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(f[11]) + Number(f[12]); // utime, stime
+    } catch {
+      // exited
+    }
+  }
+  return ticks / CLK_TCK;
+}
+
+/** Resident memory of the process tree, MiB. */
+function rssMiB(pid: number): number {
+  let kb = 0;
+  for (const p of processTree(pid)) {
+    try {
+      kb += Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${p}/status`, 'utf8'))?.[1] ?? 0);
+    } catch {
+      // exited
+    }
+  }
+  return kb / 1024;
+}
+
+interface LoadResult {
+  requests: number;
+  replies: number;
+  ids: number;
+  lost: number;
+  seconds: number;
+  p50us: number;
+  p99us: number;
+  p999us: number;
+}
+
+// One thread by default: on a 2-core machine more would take CPU from the server measured.
+const LOAD_THREADS = Number(process.env.HAILSTONE_BENCH_LOAD_THREADS ?? '1');
+
+/**
+ * Load from LOAD_THREADS worker threads (bench/udp-load-worker.mjs), each keeping
+ * `window` requests outstanding on each of `sockets` sockets for `ms` after a warmup that
+ * is not counted, or until `maxReplies` replies in all. `count` ids per request.
+ */
+async function load(
+  port: number,
+  count: number,
+  opts: { sockets: number; window: number; ms: number; maxReplies?: number; onWindowStart?: () => void },
+): Promise<LoadResult> {
+  const startAt = Date.now() + 100;
+  const results = await Promise.all(
+    Array.from({ length: LOAD_THREADS }, (_, i) => {
+      const worker = new Worker(new URL('./udp-load-worker.mjs', import.meta.url), {
+        workerData: {
+          port,
+          count,
+          sockets: opts.sockets,
+          window: opts.window,
+          warmupMs,
+          durationMs: opts.ms,
+          maxReplies: opts.maxReplies === undefined ? undefined : Math.ceil(opts.maxReplies / LOAD_THREADS),
+          startAt,
+        },
+      });
+      return new Promise<{ requests: number; replies: number; ids: number; lost: number; seconds: number; latencies: Float64Array }>(
+        (resolve, reject) => {
+          worker.on('message', (m: { type: string }) => {
+            if (m.type === 'measuring' && i === 0) opts.onWindowStart?.();
+            if (m.type === 'done') resolve(m as never);
+          });
+          worker.on('error', reject);
+        },
+      );
+    }),
+  );
+  const latencies = Float64Array.from(results.flatMap((r) => Array.from(r.latencies))).sort();
+  const pct = (p: number) => (latencies.length === 0 ? NaN : latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))]! * 1000);
+  const sum = (f: (r: (typeof results)[number]) => number) => results.reduce((a, r) => a + f(r), 0);
+  return {
+    requests: sum((r) => r.requests),
+    replies: sum((r) => r.replies),
+    ids: sum((r) => r.ids),
+    lost: sum((r) => r.lost),
+    seconds: Math.max(...results.map((r) => r.seconds)),
+    p50us: pct(50),
+    p99us: pct(99),
+    p999us: pct(99.9),
+  };
+}
+
+interface Row {
+  server: 'hailstone' | 'echo';
+  mode: string;
+  workers: number;
+  requestsPerSec: number;
+  idsPerSec: number;
+  lossPercent: number;
+  p50us: number;
+  p99us: number;
+  p999us: number;
+  serverCpuUsPerRequest: number;
+  rssStartMiB: number;
+  rssEndMiB: number;
+  replies: number;
+}
+
+async function scenario(server: 'hailstone' | 'echo', workers: number, count: number, mode: string, maxReplies?: number): Promise<Row> {
+  const started = server === 'hailstone' ? await startHailstone(workers) : await startEcho(workers);
+  const pid = started.child.pid!;
+  let cpuStart = 0;
+  let rssStart = 0;
+  try {
+    const result = await load(started.port, count, {
+      sockets: 4,
+      window: 32,
+      ms: maxReplies === undefined ? durationMs : 3_600_000,
+      ...(maxReplies === undefined ? {} : { maxReplies }),
+      onWindowStart: () => {
+        cpuStart = cpuSeconds(pid);
+        rssStart = rssMiB(pid);
+      },
+    });
+    const cpu = cpuSeconds(pid) - cpuStart;
+    return {
+      server,
+      mode,
+      workers,
+      requestsPerSec: result.replies / result.seconds,
+      idsPerSec: server === 'hailstone' ? result.ids / result.seconds : 0,
+      lossPercent: result.requests === 0 ? 0 : (100 * result.lost) / result.requests,
+      p50us: result.p50us,
+      p99us: result.p99us,
+      p999us: result.p999us,
+      serverCpuUsPerRequest: result.replies === 0 ? NaN : (cpu * 1e6) / result.replies,
+      rssStartMiB: rssStart,
+      rssEndMiB: rssMiB(pid),
+      replies: result.replies,
+    };
+  } finally {
+    await started.stop();
+  }
+}
+
+function fmt(n: number, digits = 1): string {
+  return Number.isFinite(n) ? n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : '—';
+}
+
+async function main(): Promise<void> {
+  const m = machine();
+  console.log(`hailstone UDP benchmark — ${describeMachine(m)}${quick ? ' (quick)' : ''}`);
+  console.log(`loopback, load from ${LOAD_THREADS} threads of this process, each 4 sockets × 32 outstanding, ${durationMs / 1000} s per run after ${warmupMs / 1000} s warmup\n`);
+  const rows: Row[] = [];
+  const plan: [server: 'hailstone' | 'echo', workers: number, count: number, mode: string][] = [
+    ['echo', 1, 1, 'single id (32 B)'],
+    ['hailstone', 1, 1, 'single id (32 B)'],
+    ['echo', 1, 128, 'batch of 128 (1048 B)'],
+    ['hailstone', 1, 128, 'batch of 128 (1048 B)'],
+    ['echo', 2, 1, 'single id (32 B)'],
+    ['hailstone', 2, 1, 'single id (32 B)'],
+  ];
+  for (const [server, workers, count, mode] of plan) {
+    const row = await scenario(server, workers, count, mode);
+    rows.push(row);
+    console.log(`  ${server} ${mode}, ${workers} worker(s): ${fmt(row.requestsPerSec, 0)} req/s, ${fmt(row.serverCpuUsPerRequest, 2)} µs CPU/req`);
+  }
+  if (soakRequests > 0) {
+    console.log(`\nsoak: hailstone single id until ${soakRequests} replies…`);
+    rows.push(await scenario('hailstone', 1, 1, `soak ${soakRequests} requests`, soakRequests));
+  }
+  const echoCpu = (workers: number, mode: string) => rows.find((r) => r.server === 'echo' && r.workers === workers && r.mode === mode)?.serverCpuUsPerRequest;
+  console.log();
+  console.table(
+    rows.map((r) => ({
+      server: r.server,
+      mode: r.mode,
+      workers: r.workers,
+      'req/s': fmt(r.requestsPerSec, 0),
+      'ids/s': r.server === 'hailstone' ? fmt(r.idsPerSec, 0) : '',
+      'loss %': fmt(r.lossPercent, 3),
+      'p50 µs': fmt(r.p50us, 0),
+      'p99 µs': fmt(r.p99us, 0),
+      'p999 µs': fmt(r.p999us, 0),
+      'CPU µs/req': fmt(r.serverCpuUsPerRequest, 2),
+      'vs echo': r.server === 'hailstone' ? fmt(r.serverCpuUsPerRequest / (echoCpu(r.workers, r.mode) ?? NaN), 2) : '',
+      'RSS MiB': `${fmt(r.rssStartMiB)} → ${fmt(r.rssEndMiB)}`,
+    })),
+  );
+  writeFileSync(output, `${JSON.stringify({ machine: m, quick, durationMs, results: rows }, null, 2)}\n`);
+  console.log(`\nwrote ${output}`);
+}
+
+await main();
