@@ -8,6 +8,10 @@ export class WasmCore implements RawCore {
   private readonly wasm: WasmCoreExports;
   /** The module's static output region. Its memory is fixed at one page, so this view never detaches. */
   private readonly out: Uint8Array;
+  // A view of the region's first `viewCount` ids: callers ask for the same count again and
+  // again, and making a new subarray per call costs as much as copying 1 KiB.
+  private viewCount = 0;
+  private view: Uint8Array = new Uint8Array(0);
 
   constructor(cfg: CoreConfig) {
     this.wasm = instantiateCore();
@@ -37,7 +41,11 @@ export class WasmCore implements RawCore {
       const want = Math.min(count - total, FILL_BATCH_MAX);
       const got = this.wasm.fill(now, want);
       if (got < 0) return total > 0 ? total : got;
-      target.set(got === FILL_BATCH_MAX ? this.out : this.out.subarray(0, got * 8), offset + total * 8);
+      if (got !== this.viewCount) {
+        this.viewCount = got;
+        this.view = this.out.subarray(0, got * 8);
+      }
+      target.set(this.view, offset + total * 8);
       total += got;
       if (got < want) break;
     }

@@ -1,0 +1,53 @@
+// The benchmarks still run: each once, tiny, into a temporary directory. Benchmarks are
+// not tests, so nothing here asserts a time — only that every task produced a result,
+// that the real-clock runs found no duplicate in hailstone, and that the charts render.
+
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const run = promisify(execFile);
+const dir = mkdtempSync(join(tmpdir(), 'hailstone-bench-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const env = { ...process.env, HAILSTONE_BENCH_QUICK: '1' };
+const tsx = (script: string, extra: Record<string, string>) =>
+  run(process.execPath, ['--import', 'tsx', script], { env: { ...env, ...extra }, maxBuffer: 8 * 1024 * 1024 });
+
+describe('benchmarks (smoke run)', () => {
+  it('generator benchmark: every task, both backends and every peer, with a machine record', { timeout: 120_000 }, async () => {
+    const output = join(dir, 'generator.json');
+    const { stdout } = await tsx('bench/generator.ts', { HAILSTONE_BENCH_OUTPUT: output });
+    expect(stdout).toMatch(/hailstone generator benchmark — .*Node v\d+/);
+    const data = JSON.parse(readFileSync(output, 'utf8'));
+    expect(data.machine).toMatchObject({ node: process.version });
+    const tasks = data.results.map((r: { task: string }) => r.task);
+    for (const t of ['hailstone wasm nextId()', 'hailstone ts fill(128)', 'nodejs-snowflake getUniqueID()', '@sapphire/snowflake generate()', 'flake-idgen next()', 'snowflake-id generate()']) {
+      expect(tasks).toContain(t);
+    }
+    for (const r of data.results) {
+      expect(r.nsPerId).toBeGreaterThan(0);
+      expect(r.samples).toBeGreaterThan(0);
+    }
+    for (const c of data.realClock.filter((c: { task: string }) => c.task.startsWith('hailstone'))) expect(c.duplicates).toBe(0);
+  });
+
+  it('UDP benchmark against the echo server, and the charts', { timeout: 180_000 }, async () => {
+    expect(existsSync('dist/cli/main.js')).toBe(true); // built by npm install
+    const output = join(dir, 'udp.json');
+    await tsx('bench/udp.ts', { HAILSTONE_BENCH_OUTPUT: output, HAILSTONE_BENCH_SECONDS: '0.3' });
+    const data = JSON.parse(readFileSync(output, 'utf8'));
+    const servers = data.results.map((r: { server: string; workers: number }) => `${r.server}/${r.workers}`);
+    expect(servers).toEqual(['echo/1', 'hailstone/1', 'echo/1', 'hailstone/1', 'echo/2', 'hailstone/2']);
+    for (const r of data.results) {
+      expect(r.requestsPerSec).toBeGreaterThan(0);
+      expect(r.serverCpuUsPerRequest).toBeGreaterThan(0);
+    }
+    await tsx('bench/report.ts', { HAILSTONE_BENCH_RESULTS: dir, HAILSTONE_BENCH_CHARTS: dir });
+    for (const chart of ['bench-generator.svg', 'bench-udp.svg']) {
+      expect(readFileSync(join(dir, chart), 'utf8')).toMatch(/^<svg [^>]*>[\s\S]*<\/svg>\n$/);
+    }
+  });
+});
