@@ -83,6 +83,17 @@ export interface Generator {
   resumeAfter(timestampMs: number): void;
   /** The timestamp of the last id issued (or of the floor set by resumeAfter); undefined before any. */
   lastTimestamp(): number | undefined;
+  /** What the generator has seen so far, for metrics. */
+  counters(): GeneratorCounters;
+}
+
+export interface GeneratorCounters {
+  /** Episodes of the clock reading earlier than a reading before it. */
+  clockRegressions: number;
+  /** CLOCK_BEHIND refusals while the clock was not behind its own past: demand beyond the layout's rate and the lead. */
+  sequenceExhaustions: number;
+  /** Refusals of every kind. */
+  refusals: number;
 }
 
 function checkTimestamp(argument: string, value: unknown): number {
@@ -102,6 +113,9 @@ class IdGenerator implements Generator {
   private readonly clock: () => number;
   /** The clock reading of the last refusal, for its message. */
   private refusedAt = 0;
+  private highestNow = -Infinity;
+  private regressing = false;
+  private readonly seen: GeneratorCounters = { clockRegressions: 0, sequenceExhaustions: 0, refusals: 0 };
 
   constructor(options: GeneratorOptions) {
     if (options === null || typeof options !== 'object') {
@@ -127,10 +141,10 @@ class IdGenerator implements Generator {
   }
 
   nextId(): bigint {
-    const now = this.clock();
+    const now = this.read();
     const id = this.core.next(now);
     if (id < 0n) {
-      this.refusedAt = now;
+      this.refused(Number(id), now);
       throw this.refusalOf(Number(id));
     }
     return id;
@@ -155,10 +169,35 @@ class IdGenerator implements Generator {
       throw new InvalidArgumentError('buffer', `has no room for one 8-byte id at offset ${offset} (length ${buffer.length})`);
     }
     const n = count === undefined ? room : checkInteger('count', count, 1, room);
-    const now = this.clock();
+    const now = this.read();
     const written = this.core.fill(now, buffer, offset, n);
-    if (written < 0) this.refusedAt = now;
+    if (written < 0) this.refused(written, now);
     return written;
+  }
+
+  counters(): GeneratorCounters {
+    return { ...this.seen };
+  }
+
+  /** Reads the clock, noting when it reads earlier than it did before (one comparison). */
+  private read(): number {
+    const now = this.clock();
+    if (now < this.highestNow) {
+      if (!this.regressing) {
+        this.regressing = true;
+        this.seen.clockRegressions++;
+      }
+    } else {
+      this.highestNow = now;
+      this.regressing = false;
+    }
+    return now;
+  }
+
+  private refused(status: number, now: number): void {
+    this.refusedAt = now;
+    this.seen.refusals++;
+    if (status === STATUS_CLOCK_BEHIND && !this.regressing) this.seen.sequenceExhaustions++;
   }
 
   retryAfterMs(status: number): number | undefined {

@@ -8,9 +8,11 @@
 
 import cluster, { type Worker } from 'node:cluster';
 import { parseArgs } from 'node:util';
+import { destination, pino, type Logger } from 'pino';
 import { InvalidArgumentError } from '../errors.js';
 import type { Backend } from '../generator.js';
-import { stderrLogger } from '../node/node.js';
+import { type MetricsServer, type NodeSnapshot, type WorkerSnapshot, parseListenAddress, serveMetrics } from '../server/metrics.js';
+import { type RateLimitOptions, parseRateLimit } from '../server/rate-limit.js';
 import { DEFAULT_HOST, DEFAULT_PORT, DEFAULT_REPLAY_WINDOW_MS, type Server, serve } from '../server/server.js';
 import { UsageError, choiceOption, envOr, intOption, listOption, readKeyFile } from './args.js';
 
@@ -24,8 +26,12 @@ environment variable named after it.
   --port P                 UDP port; 0 picks a free one                      HAILSTONE_PORT (${DEFAULT_PORT})
   --state-dir DIR          durable state, on local storage                    HAILSTONE_STATE_DIR (./data)
   --workers N              worker processes sharing the port                  HAILSTONE_WORKERS (1)
-  --key-file F             shared key: requests must be authenticated         HAILSTONE_KEY_FILE
+  --key-file F             shared key: requests must be authenticated;        HAILSTONE_KEY_FILE
+                           repeat to accept several keys while rotating
   --allow CIDR[,CIDR]      source networks allowed to ask (repeatable)        HAILSTONE_ALLOW (everyone)
+  --rate-limit RPS[:BURST] per-source token bucket; excess is dropped         HAILSTONE_RATE_LIMIT (off)
+  --metrics [HOST:]PORT    serve /metrics and /healthz over HTTP              HAILSTONE_METRICS (off)
+  --log-level LEVEL        fatal, error, warn, info, debug, trace, silent     HAILSTONE_LOG_LEVEL (info)
   --backend wasm|ts        generator core                                     HAILSTONE_BACKEND (wasm)
   --max-lead-ms MS         how far ids may run ahead of the clock             HAILSTONE_MAX_LEAD_MS (2000)
   --reservation-ms MS      how far each durable reservation reaches           HAILSTONE_RESERVATION_MS (1000)
@@ -35,8 +41,9 @@ environment variable named after it.
   --reset-state            start over from a damaged state file (first start)
   -h, --help               this text
 
-Prints "hailstone listening on udp://HOST:PORT node=N workers=W" when ready. SIGTERM or
-SIGINT: stops receiving, releases the state lock and exits 0.
+Prints "hailstone listening on udp://HOST:PORT node=N workers=W" on stdout when ready; logs
+are JSON lines on stderr. SIGTERM or SIGINT: stops receiving, releases the state lock and
+exits 0.
 `;
 
 interface ServeConfig {
@@ -45,8 +52,11 @@ interface ServeConfig {
   port: number;
   stateDir: string;
   workers: number;
-  key: Uint8Array | undefined;
+  keys: Uint8Array[];
   allow: string[];
+  rateLimit: RateLimitOptions | undefined;
+  metrics: { host: string; port: number } | undefined;
+  logLevel: string;
   backend: Backend;
   maxLeadMs: number;
   reservationMs: number;
@@ -65,8 +75,11 @@ function parseServe(argv: string[]): ServeConfig | undefined {
       port: { type: 'string' },
       'state-dir': { type: 'string' },
       workers: { type: 'string' },
-      'key-file': { type: 'string' },
+      'key-file': { type: 'string', multiple: true },
       allow: { type: 'string', multiple: true },
+      'rate-limit': { type: 'string' },
+      metrics: { type: 'string' },
+      'log-level': { type: 'string' },
       backend: { type: 'string' },
       'max-lead-ms': { type: 'string' },
       'reservation-ms': { type: 'string' },
@@ -89,8 +102,13 @@ function parseServe(argv: string[]): ServeConfig | undefined {
     port: intOption('--port', envOr(values.port, 'HAILSTONE_PORT'), DEFAULT_PORT, 0, 65535),
     stateDir: envOr(values['state-dir'], 'HAILSTONE_STATE_DIR') ?? './data',
     workers: intOption('--workers', envOr(values.workers, 'HAILSTONE_WORKERS'), 1, 1, 64),
-    key: readKeyFile(envOr(values['key-file'], 'HAILSTONE_KEY_FILE')),
+    keys: listOption(values['key-file'], 'HAILSTONE_KEY_FILE').map((f) => readKeyFile(f)!),
     allow: listOption(values.allow, 'HAILSTONE_ALLOW'),
+    rateLimit: optional(envOr(values['rate-limit'], 'HAILSTONE_RATE_LIMIT'), parseRateLimit),
+    metrics: optional(envOr(values.metrics, 'HAILSTONE_METRICS'), parseListenAddress),
+    logLevel: choiceOption('--log-level', envOr(values['log-level'], 'HAILSTONE_LOG_LEVEL'), 'info', [
+      'fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent',
+    ] as const),
     backend: choiceOption('--backend', envOr(values.backend, 'HAILSTONE_BACKEND'), 'wasm', ['wasm', 'ts'] as const),
     maxLeadMs,
     reservationMs: intOption('--reservation-ms', envOr(values['reservation-ms'], 'HAILSTONE_RESERVATION_MS'), Math.min(1000, maxLeadMs), 1, maxLeadMs),
@@ -101,8 +119,25 @@ function parseServe(argv: string[]): ServeConfig | undefined {
   };
 }
 
+function optional<T>(text: string | undefined, parse: (t: string) => T): T | undefined {
+  if (text === undefined) return undefined;
+  try {
+    return parse(text);
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+}
+
+/** JSON lines on stderr; stdout carries only the ready and stopped lines. */
+function makeLogger(config: ServeConfig, worker?: number): Logger {
+  return pino(
+    { level: config.logLevel, base: { node: config.nodeId, ...(worker === undefined ? {} : { worker }) } },
+    destination({ fd: 2, sync: true }),
+  );
+}
+
 /** Starts this process's server: the whole node, or one worker's stripe of it. */
-async function startServer(config: ServeConfig, worker: { index: number; count: number }): Promise<Server> {
+async function startServer(config: ServeConfig, worker: { index: number; count: number }, logger: Logger): Promise<Server> {
   try {
     return await serve({
       nodeId: config.nodeId,
@@ -118,8 +153,9 @@ async function startServer(config: ServeConfig, worker: { index: number; count: 
       resetState: config.resetState,
       replayWindowMs: config.replayWindowMs,
       allow: config.allow,
-      logger: stderrLogger,
-      ...(config.key === undefined ? {} : { key: config.key }),
+      logger,
+      keys: config.keys,
+      ...(config.rateLimit === undefined ? {} : { rateLimit: config.rateLimit }),
     });
   } catch (error) {
     if (error instanceof InvalidArgumentError) throw new UsageError(error.message);
@@ -137,11 +173,28 @@ function onStopSignal(stop: () => void): void {
   process.once('SIGINT', stop);
 }
 
+function snapshotOf(server: Server): WorkerSnapshot {
+  return { stats: server.stats(), node: server.node.status() };
+}
+
+async function startMetrics(config: ServeConfig, snapshot: () => Promise<NodeSnapshot>, logger: Logger): Promise<MetricsServer | undefined> {
+  if (config.metrics === undefined) return undefined;
+  const metrics = await serveMetrics(config.metrics.host, config.metrics.port, snapshot);
+  logger.info({ metrics: `http://${metrics.address.host}:${metrics.address.port}` }, 'metrics and health served over HTTP');
+  return metrics;
+}
+
 async function serveSingle(config: ServeConfig): Promise<number> {
-  const server = await startServer(config, { index: 0, count: 1 });
+  const logger = makeLogger(config);
+  const server = await startServer(config, { index: 0, count: 1 }, logger);
+  const metrics = await startMetrics(config, async () => ({ workers: [snapshotOf(server)], workerRestarts: 0, expectedWorkers: 1 }), logger);
+  logger.info({ address: server.address, workers: 1, metricsPort: metrics?.address.port }, 'listening');
   process.stdout.write(readyLine(config, server.address.host, server.address.port));
   await new Promise<void>((resolve) => onStopSignal(resolve));
+  logger.info({}, 'stopping: no longer receiving');
   await server.close();
+  await metrics?.close();
+  logger.info({ stats: server.stats() }, 'stopped');
   process.stdout.write('hailstone stopped\n');
   return 0;
 }
@@ -149,11 +202,15 @@ async function serveSingle(config: ServeConfig): Promise<number> {
 /** A cluster worker: serves its stripe, reports to the primary, stops when told. */
 async function serveWorker(config: ServeConfig): Promise<number> {
   const index = Number(process.env.HAILSTONE_WORKER_INDEX);
-  const server = await startServer(config, { index, count: config.workers });
+  const logger = makeLogger(config, index);
+  const server = await startServer(config, { index, count: config.workers }, logger);
   process.send?.({ type: 'listening', index, host: server.address.host, port: server.address.port });
   await new Promise<void>((resolve) => {
     onStopSignal(resolve);
-    process.on('message', (m: { type?: string }) => m?.type === 'shutdown' && resolve());
+    process.on('message', (m: { type?: string; id?: number }) => {
+      if (m?.type === 'shutdown') resolve();
+      if (m?.type === 'snapshot') process.send?.({ type: 'snapshot', id: m.id, snapshot: snapshotOf(server) });
+    });
   });
   await server.close();
   // The IPC channel to the primary would keep this process alive.
@@ -162,7 +219,11 @@ async function serveWorker(config: ServeConfig): Promise<number> {
 }
 
 async function servePrimary(config: ServeConfig): Promise<number> {
+  const logger = makeLogger(config);
   const workers = new Map<number, Worker>();
+  let restarts = 0;
+  let nextSnapshot = 0;
+  const pendingSnapshots = new Map<number, (s: WorkerSnapshot) => void>();
   const listening = new Set<number>();
   let stopping = false;
   let announced = false;
@@ -175,7 +236,8 @@ async function servePrimary(config: ServeConfig): Promise<number> {
   const fork = (index: number) => {
     const worker = cluster.fork({ HAILSTONE_WORKER_INDEX: String(index) });
     workers.set(index, worker);
-    worker.on('message', (m: { type?: string; host?: string; port?: number }) => {
+    worker.on('message', (m: { type?: string; host?: string; port?: number; id?: number; snapshot?: WorkerSnapshot }) => {
+      if (m?.type === 'snapshot') pendingSnapshots.get(m.id!)?.(m.snapshot!);
       if (m?.type !== 'listening') return;
       listening.add(index);
       failures = 0;
@@ -200,20 +262,50 @@ async function servePrimary(config: ServeConfig): Promise<number> {
         return;
       }
       failures++;
+      restarts++;
       const delay = Math.min(5000, 100 * 2 ** Math.min(failures, 6));
-      stderrLogger.error({ worker: index, code, signal, restartInMs: delay }, `worker ${index} exited; restarting it`);
+      logger.error({ worker: index, code, signal, restartInMs: delay }, `worker ${index} exited; restarting it`);
       setTimeout(() => !stopping && fork(index), delay);
     });
   };
 
+  // The whole node's view for /metrics and /healthz: ask every live worker, wait at most 1 s.
+  const snapshot = async (): Promise<NodeSnapshot> => {
+    const asked = [...listening].map((index) => workers.get(index)).filter((w): w is Worker => w !== undefined);
+    const answers = await Promise.all(
+      asked.map(
+        (w) =>
+          new Promise<WorkerSnapshot | undefined>((resolve) => {
+            const id = nextSnapshot++;
+            const timer = setTimeout(() => {
+              pendingSnapshots.delete(id);
+              resolve(undefined);
+            }, 1000);
+            pendingSnapshots.set(id, (s) => {
+              clearTimeout(timer);
+              pendingSnapshots.delete(id);
+              resolve(s);
+            });
+            w.send({ type: 'snapshot', id });
+          }),
+      ),
+    );
+    return { workers: answers.filter((a): a is WorkerSnapshot => a !== undefined), workerRestarts: restarts, expectedWorkers: config.workers };
+  };
+  const metrics = await startMetrics(config, snapshot, logger);
   for (let i = 0; i < config.workers; i++) fork(i);
   onStopSignal(() => {
+    logger.info({}, 'stopping: telling the workers');
     stopping = true;
     if (workers.size === 0) resolveDone(0);
     for (const w of workers.values()) w.send({ type: 'shutdown' });
   });
   const code = await done;
-  if (code === 0) process.stdout.write('hailstone stopped\n');
+  await metrics?.close();
+  if (code === 0) {
+    logger.info({ workerRestarts: restarts }, 'stopped');
+    process.stdout.write('hailstone stopped\n');
+  }
   return code;
 }
 

@@ -9,7 +9,14 @@
 import { join } from 'node:path';
 import { STATUS_CLOSED, STATUS_LIMIT_REACHED } from '../core/constants.js';
 import { HailstoneError, InvalidArgumentError, checkInteger, describe } from '../errors.js';
-import { createGenerator, DEFAULT_MAX_LEAD_MS, MAX_LEAD_MS_LIMIT, type Backend, type Generator } from '../generator.js';
+import {
+  createGenerator,
+  DEFAULT_MAX_LEAD_MS,
+  MAX_LEAD_MS_LIMIT,
+  type Backend,
+  type Generator,
+  type GeneratorCounters,
+} from '../generator.js';
 import { DEFAULT_LAYOUT, type Layout, type WorkerOptions, type WorkerStripe, workerStripe } from '../layout.js';
 import { writeDurably } from './durable-write.js';
 import { type LockContext, type ProcessProbe, type StateLock, acquireLock, lockHolder, realProcesses } from './lock.js';
@@ -85,6 +92,8 @@ export interface NodeStatus {
   /** The node started without a state file (or with resetState). */
   firstStart: boolean;
   closed: boolean;
+  /** Clock regressions, sequence exhaustions and refusals seen by the generator. */
+  generator: GeneratorCounters;
 }
 
 export interface HailstoneNode {
@@ -146,6 +155,7 @@ class Node implements HailstoneNode {
   private writing: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
+  private clockRegressionsLogged = 0;
   private renewals = 0;
   private storageErrors = 0;
   private failingSince: number | undefined;
@@ -179,7 +189,10 @@ class Node implements HailstoneNode {
     this.firstStart = init.firstStart;
     // Check often enough that a renewal starts with half a window still reserved.
     const period = Math.max(5, Math.floor(this.reservationMs / 4));
-    this.timer = setInterval(() => this.maybeRenew(), period);
+    this.timer = setInterval(() => {
+      this.maybeRenew();
+      this.watchClock();
+    }, period);
     this.timer.unref();
   }
 
@@ -259,6 +272,7 @@ class Node implements HailstoneNode {
       lastStorageError: this.lastStorageError,
       firstStart: this.firstStart,
       closed: this.closed,
+      generator: this.gen.counters(),
     };
   }
 
@@ -270,6 +284,18 @@ class Node implements HailstoneNode {
     await this.writing;
     await this.lock.release();
     this.logger.info({ nodeId: this.nodeId, worker: this.worker.index, reservedUntil: this.reservedUntil }, 'node closed');
+  }
+
+  /** Logs each new episode of the clock stepping back (seen by the generator on its calls). */
+  private watchClock(): void {
+    const { clockRegressions } = this.gen.counters();
+    if (clockRegressions === this.clockRegressionsLogged) return;
+    this.clockRegressionsLogged = clockRegressions;
+    const now = this.clock();
+    this.logger.warn(
+      { nodeId: this.nodeId, worker: this.worker.index, clockRegressions, leadMs: Math.max(0, (this.gen.lastTimestamp() ?? now) - now), maxLeadMs: this.maxLeadMs },
+      'the clock stepped back: issuing on logical time ahead of it, within maxLeadMs',
+    );
   }
 
   /** Starts a durable write of a later reservation when the current one is half used. */

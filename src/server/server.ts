@@ -24,6 +24,7 @@ import {
   writeReplyHeader,
 } from '../protocol/wire.js';
 import { DgramTransport } from './dgram-transport.js';
+import { type RateLimitOptions, RateLimiter } from './rate-limit.js';
 import type { DatagramSource, Transport } from './transport.js';
 
 export const DEFAULT_HOST = '127.0.0.1';
@@ -41,6 +42,13 @@ export interface ServeOptions extends Partial<NodeOptions> {
   port?: number;
   /** Shared key: requests must carry a valid tag, replies are tagged. */
   key?: Uint8Array;
+  /**
+   * Several shared keys, for rotation: a request signed with any of them is accepted and
+   * answered with a reply signed by the same key. Combined with `key` if both are given.
+   */
+  keys?: Uint8Array[];
+  /** Per-source token bucket. Default: off. */
+  rateLimit?: RateLimitOptions;
   /** Source networks allowed to ask, as CIDRs ("10.0.0.0/8", "::1/128"). Default: everyone. */
   allow?: string[];
   /** With a key: how far a request's client time may be from the server's clock. Default 30 s. */
@@ -91,14 +99,18 @@ class IdServer implements Server {
   };
   private readonly header: RequestHeader = { tagged: false, count: 0, nonceHigh: 0, nonceLow: 0, clientTimeMs: 0 };
   private closing: Promise<void> | undefined;
+  // Refusals are logged as episodes: at most one line per 10 s, with how many were refused.
+  private lastRefusalLog = -Infinity;
+  private refusedSinceLog = 0;
 
   constructor(
     readonly node: HailstoneNode,
     private readonly ownsNode: boolean,
     private readonly transport: Transport,
-    private readonly auth: Authenticator | undefined,
+    private readonly auths: Authenticator[],
     private readonly replay: ReplayGuard | undefined,
     private readonly allow: BlockList | undefined,
+    private readonly limiter: RateLimiter | undefined,
     private readonly logger: NodeLogger,
   ) {}
 
@@ -141,20 +153,22 @@ class IdServer implements Server {
     if (this.allow !== undefined && !this.allow.check(from.address, from.family === 'IPv6' ? 'ipv6' : 'ipv4')) {
       return this.drop('not_allowed');
     }
+    if (this.limiter !== undefined && !this.limiter.allow(from.address, Date.now())) return this.drop('rate_limited');
     const h = this.header;
     const parsed = parseRequest(msg, h);
     if (parsed === PARSE_DROP) return this.drop('malformed');
-    if (this.auth !== undefined) {
-      if (!h.tagged || !this.auth.verify(msg)) return this.drop('unauthenticated');
+    let auth: Authenticator | undefined;
+    if (this.auths.length > 0) {
+      if (h.tagged) auth = this.auths.length === 1 ? (this.auths[0]!.verify(msg) ? this.auths[0] : undefined) : this.auths.find((a) => a.verify(msg));
+      if (auth === undefined) return this.drop('unauthenticated');
       const verdict = this.replay!.check(h.nonceHigh, h.nonceLow, h.clientTimeMs, Date.now());
       if (verdict !== 'ok') return this.drop(verdict);
     }
     c.requests++;
-    const tagged = this.auth !== undefined;
-    const tail = tagged ? TAG_SIZE : 0;
+    const tail = auth !== undefined ? TAG_SIZE : 0;
     if (parsed === PARSE_BAD_REQUEST) {
       c.replies.badRequest++;
-      return this.reply(msg, from, Buffer.allocUnsafe(HEADER_SIZE + tail), STATUS_BAD_REQUEST, 0, 0);
+      return this.reply(msg, from, Buffer.allocUnsafe(HEADER_SIZE + tail), STATUS_BAD_REQUEST, 0, 0, auth);
     }
     // The reply is exactly as large as a full answer to the request, never larger.
     const out = Buffer.allocUnsafe(HEADER_SIZE + 8 * h.count + tail);
@@ -162,18 +176,39 @@ class IdServer implements Server {
     const n = this.node.tryFill(out, HEADER_SIZE, h.count);
     if (n < 0) {
       c.replies.unavailable++;
-      return this.reply(msg, from, out, STATUS_UNAVAILABLE, 0, this.node.retryAfterMs(n) ?? LONG_RETRY_MS);
+      this.noteRefusal(n);
+      return this.reply(msg, from, out, STATUS_UNAVAILABLE, 0, this.node.retryAfterMs(n) ?? LONG_RETRY_MS, auth);
     }
     c.replies.ok++;
     c.idsServed += n;
-    this.reply(msg, from, out, STATUS_OK, n, 0);
+    this.reply(msg, from, out, STATUS_OK, n, 0, auth);
   }
 
-  private reply(request: Buffer, to: DatagramSource, out: Buffer, status: number, count: number, retryAfterMs: number): void {
-    const tagged = this.auth !== undefined;
-    const length = HEADER_SIZE + 8 * count + (tagged ? TAG_SIZE : 0);
-    writeReplyHeader(out, request, status, count, retryAfterMs, tagged);
-    if (tagged) this.auth!.sign(out, length);
+  private noteRefusal(status: number): void {
+    this.refusedSinceLog++;
+    const now = Date.now();
+    if (now - this.lastRefusalLog < 10_000) return;
+    const error = this.node.refusalOf(status);
+    this.logger.warn(
+      { code: error.code, retryAfterMs: error.retryAfterMs, refused: this.refusedSinceLog, sinceMs: Number.isFinite(this.lastRefusalLog) ? now - this.lastRefusalLog : 0 },
+      `answering UNAVAILABLE: ${error.message}`,
+    );
+    this.lastRefusalLog = now;
+    this.refusedSinceLog = 0;
+  }
+
+  private reply(
+    request: Buffer,
+    to: DatagramSource,
+    out: Buffer,
+    status: number,
+    count: number,
+    retryAfterMs: number,
+    auth: Authenticator | undefined,
+  ): void {
+    const length = HEADER_SIZE + 8 * count + (auth !== undefined ? TAG_SIZE : 0);
+    writeReplyHeader(out, request, status, count, retryAfterMs, auth !== undefined);
+    if (auth !== undefined) auth.sign(out, length);
     this.transport.send(out, length, to);
   }
 }
@@ -184,7 +219,8 @@ export async function serve(options: ServeOptions): Promise<Server> {
   if (!isIPv4(host) && !isIPv6(host)) throw new InvalidArgumentError('host', `must be an IPv4 or IPv6 address, got ${describe(host)}`);
   const port = options.port ?? DEFAULT_PORT;
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new InvalidArgumentError('port', `must be an integer from 0 to 65535, got ${describe(port)}`);
-  const auth = options.key === undefined ? undefined : new Authenticator(options.key);
+  const keys = [...(options.key === undefined ? [] : [options.key]), ...(options.keys ?? [])];
+  const auths = keys.map((k) => new Authenticator(k));
   const replayWindowMs = options.replayWindowMs ?? DEFAULT_REPLAY_WINDOW_MS;
   const allow = options.allow === undefined || options.allow.length === 0 ? undefined : parseAllowList(options.allow);
   const logger = options.logger ?? stderrLogger;
@@ -194,9 +230,10 @@ export async function serve(options: ServeOptions): Promise<Server> {
     node,
     ownsNode,
     options.transport ?? new DgramTransport({ receiveBufferBytes: 4 * 1024 * 1024 }),
-    auth,
-    auth === undefined ? undefined : new ReplayGuard(replayWindowMs),
+    auths,
+    auths.length === 0 ? undefined : new ReplayGuard(replayWindowMs),
     allow,
+    options.rateLimit === undefined ? undefined : new RateLimiter(options.rateLimit),
     logger,
   );
   try {

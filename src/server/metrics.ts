@@ -1,0 +1,170 @@
+// Metrics and health over HTTP, off by default (`--metrics HOST:PORT`).
+//
+//   GET /metrics   Prometheus text format (prom-client, the standard client)
+//   GET /healthz   200 while every worker holds its state lock and its reservation is
+//                  durable and ahead of the clock; 503 with the reason otherwise
+//
+// The hot path keeps plain number counters (ServerStats, NodeStatus); prom-client reads
+// them only when scraped, so serving ids pays nothing for metrics.
+
+import { createServer, type Server as HttpServer } from 'node:http';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import type { NodeStatus } from '../node/node.js';
+import type { ServerStats } from './server.js';
+
+/** One process's view: its server's counters and its node's status. */
+export interface WorkerSnapshot {
+  stats: ServerStats;
+  node: NodeStatus;
+}
+
+/** The whole node: every worker's snapshot, plus what only the primary knows. */
+export interface NodeSnapshot {
+  workers: WorkerSnapshot[];
+  workerRestarts: number;
+  /** Workers expected; a missing one makes the node unhealthy. */
+  expectedWorkers: number;
+}
+
+export interface Health {
+  healthy: boolean;
+  reason: string | undefined;
+}
+
+export function healthOf(snapshot: NodeSnapshot): Health {
+  if (snapshot.workers.length < snapshot.expectedWorkers) {
+    return { healthy: false, reason: `${snapshot.expectedWorkers - snapshot.workers.length} of ${snapshot.expectedWorkers} workers not running` };
+  }
+  for (const w of snapshot.workers) {
+    if (!w.node.healthy) return { healthy: false, reason: `worker ${w.node.worker.index}: ${w.node.reason ?? 'unhealthy'}` };
+  }
+  return { healthy: true, reason: undefined };
+}
+
+function sum(snapshot: NodeSnapshot, f: (w: WorkerSnapshot) => number): number {
+  return snapshot.workers.reduce((a, w) => a + f(w), 0);
+}
+
+/**
+ * A registry whose metrics read `current()` when collected. The caller takes one snapshot
+ * per scrape before collecting (prom-client collects metrics concurrently).
+ */
+export function metricsRegistry(current: () => NodeSnapshot): Registry {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'hailstone_' });
+
+  const counter = (name: string, help: string, labelNames: string[], read: (s: NodeSnapshot) => Record<string, number> | number) =>
+    new Counter({
+      name,
+      help,
+      labelNames,
+      registers: [registry],
+      collect() {
+        this.reset();
+        const v = read(current());
+        if (typeof v === 'number') this.inc(v);
+        else for (const [label, n] of Object.entries(v)) this.inc({ [labelNames[0]!]: label }, n);
+      },
+    });
+  const gauge = (name: string, help: string, read: (s: NodeSnapshot) => number) =>
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.set(read(current()));
+      },
+    });
+
+  counter('hailstone_requests_total', 'Valid requests received (after allowlist, authentication and rate limiting)', [], (s) => sum(s, (w) => w.stats.requests));
+  counter('hailstone_ids_served_total', 'Ids sent in OK replies', [], (s) => sum(s, (w) => w.stats.idsServed));
+  counter('hailstone_replies_total', 'Replies sent, by status', ['status'], (s) => ({
+    ok: sum(s, (w) => w.stats.replies.ok),
+    unavailable: sum(s, (w) => w.stats.replies.unavailable),
+    bad_request: sum(s, (w) => w.stats.replies.badRequest),
+  }));
+  counter('hailstone_dropped_total', 'Datagrams dropped without a reply, by reason', ['reason'], (s) => {
+    const out: Record<string, number> = {};
+    for (const w of s.workers) for (const [reason, n] of Object.entries(w.stats.dropped)) out[reason] = (out[reason] ?? 0) + n;
+    return out;
+  });
+  counter('hailstone_clock_regressions_total', 'Episodes of the clock reading earlier than before', [], (s) => sum(s, (w) => w.node.generator.clockRegressions));
+  counter('hailstone_sequence_exhaustions_total', 'Refusals because demand outran the layout and the lead', [], (s) => sum(s, (w) => w.node.generator.sequenceExhaustions));
+  counter('hailstone_storage_errors_total', 'Failed writes of the durable reservation', [], (s) => sum(s, (w) => w.node.storageErrors));
+  counter('hailstone_reservation_renewals_total', 'Durable reservation renewals', [], (s) => sum(s, (w) => w.node.renewals));
+  counter('hailstone_worker_restarts_total', 'Worker processes restarted after they died', [], (s) => s.workerRestarts);
+  gauge('hailstone_clock_lead_ms', 'How far logical time runs ahead of the wall clock (the largest among workers)', (s) =>
+    Math.max(0, ...s.workers.map((w) => w.node.clockLeadMs)),
+  );
+  gauge('hailstone_reservation_remaining_ms', 'How far the durable reservation reaches past the clock (the smallest among workers)', (s) =>
+    s.workers.length === 0 ? 0 : Math.min(...s.workers.map((w) => w.node.reservationRemainingMs)),
+  );
+  gauge('hailstone_workers', 'Worker processes serving', (s) => s.workers.length);
+  gauge('hailstone_healthy', '1 while /healthz answers 200', (s) => (healthOf(s).healthy ? 1 : 0));
+  return registry;
+}
+
+export interface MetricsServer {
+  readonly address: { host: string; port: number };
+  close(): Promise<void>;
+}
+
+/** Serves /metrics and /healthz. Binds the given address (127.0.0.1 unless asked). */
+export async function serveMetrics(host: string, port: number, snapshot: () => Promise<NodeSnapshot>): Promise<MetricsServer> {
+  let latest: NodeSnapshot = { workers: [], workerRestarts: 0, expectedWorkers: 0 };
+  const registry = metricsRegistry(() => latest);
+  const http: HttpServer = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (req.method !== 'GET') {
+      res.writeHead(405, { allow: 'GET' }).end();
+      return;
+    }
+    if (path === '/metrics') {
+      snapshot()
+        .then((s) => {
+          latest = s;
+          return registry.metrics();
+        })
+        .then(
+        (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
+        (error: unknown) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics failed: ${String(error)}\n`),
+      );
+      return;
+    }
+    if (path === '/healthz') {
+      snapshot().then(
+        (s) => {
+          const health = healthOf(s);
+          res
+            .writeHead(health.healthy ? 200 : 503, { 'content-type': 'application/json' })
+            .end(`${JSON.stringify({ status: health.healthy ? 'ok' : 'unhealthy', ...(health.reason ? { reason: health.reason } : {}) })}\n`);
+        },
+        (error: unknown) => res.writeHead(503, { 'content-type': 'application/json' }).end(`${JSON.stringify({ status: 'unhealthy', reason: String(error) })}\n`),
+      );
+      return;
+    }
+    res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /metrics or /healthz\n');
+  });
+  await new Promise<void>((resolve, reject) => {
+    http.once('error', reject);
+    http.listen(port, host, () => {
+      http.off('error', reject);
+      resolve();
+    });
+  });
+  const a = http.address() as { address: string; port: number };
+  return {
+    address: { host: a.address, port: a.port },
+    close: () => new Promise((resolve) => http.close(() => resolve())),
+  };
+}
+
+/** Parses "HOST:PORT" or "PORT" (loopback) for --metrics. */
+export function parseListenAddress(text: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(text) ?? /^()()(\d+)$/.exec(text);
+  const port = m === null ? NaN : Number(m[3]);
+  if (m === null || !Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new Error(`${JSON.stringify(text)} is not HOST:PORT or PORT`);
+  }
+  return { host: m[1] || m[2] || '127.0.0.1', port };
+}
