@@ -105,7 +105,7 @@ function udpChart(): string {
   const bars = data.results
     .filter((r) => !r.mode.startsWith('soak'))
     .map((r) => ({
-      label: `${r.server}, ${r.mode.replace(/ \(.*\)/, '')}, ${r.workers} proc`,
+      label: `${r.server}, ${r.mode.replace(/ \([^)]*\)/, '')}, ${r.workers} proc`,
       value: r.serverCpuUsPerRequest,
       note:
         `${r.serverCpuUsPerRequest.toFixed(1)} µs · ${Math.round(r.requestsPerSec).toLocaleString('en-US')} req/s` +

@@ -5,7 +5,10 @@
 import { createSocket } from 'node:dgram';
 import { parentPort, workerData } from 'node:worker_threads';
 
-const { port, count, sockets: socketCount, window, warmupMs, durationMs, maxReplies, startAt } = workerData;
+// With `rate` set (requests/s), requests go out on a fixed schedule whatever the replies
+// (open loop), so two servers can be compared at the same load; otherwise every reply
+// sends the next request (closed loop, as fast as the server answers).
+const { port, count, sockets: socketCount, window, warmupMs, durationMs, maxReplies, startAt, rate } = workerData;
 const size = 24 + 8 * count;
 const timeoutMs = 200;
 const latencies = new Float64Array(4_000_000);
@@ -21,6 +24,7 @@ const sockets = [];
 const sentAt = [];
 const generation = [];
 const buffers = [];
+const pendingSlot = [];
 
 function send(s, slot) {
   const buf = buffers[s][slot];
@@ -28,7 +32,12 @@ function send(s, slot) {
   buf.writeUInt32BE(slot, 8);
   buf.writeUInt32BE(generation[s][slot], 12);
   sentAt[s][slot] = performance.now();
-  if (measuring) requests++;
+  if (measuring) {
+    requests++;
+    // Open loop: a slot sent again before its reply came back counts that request as lost.
+    if (rate !== undefined && pendingSlot[s][slot]) lost++;
+  }
+  pendingSlot[s][slot] = 1;
   sockets[s].send(buf, 0, size, port, '127.0.0.1');
 }
 
@@ -41,6 +50,7 @@ for (let s = 0; s < socketCount; s++) {
   sockets.push(socket);
   sentAt.push(new Float64Array(window));
   generation.push(new Uint32Array(window));
+  pendingSlot.push(new Uint8Array(window));
   buffers.push(
     Array.from({ length: window }, () => {
       const b = Buffer.alloc(size);
@@ -54,19 +64,33 @@ for (let s = 0; s < socketCount; s++) {
     if (msg.length < 24) return;
     const slot = msg.readUInt32BE(8);
     if (slot >= window || msg.readUInt32BE(12) !== generation[s][slot]) return; // a late duplicate
+    pendingSlot[s][slot] = 0;
     if (measuring) {
       replies++;
       ids += msg.readUInt16BE(6);
       if (samples < latencies.length) latencies[samples++] = performance.now() - sentAt[s][slot];
     }
-    if (!stopped) send(s, slot);
+    if (!stopped && rate === undefined) send(s, slot);
   });
 }
 
 // All threads start together.
 await new Promise((r) => setTimeout(r, Math.max(0, startAt - Date.now())));
-for (let s = 0; s < socketCount; s++) for (let w = 0; w < window; w++) send(s, w);
+let scheduled;
+if (rate === undefined) {
+  for (let s = 0; s < socketCount; s++) for (let w = 0; w < window; w++) send(s, w);
+} else {
+  // Open loop: send what is due every 1 ms turn, round-robin over sockets and slots.
+  const t0 = performance.now();
+  let due = 0;
+  let next = 0;
+  scheduled = setInterval(() => {
+    const target = Math.floor(((performance.now() - t0) / 1000) * rate);
+    for (; due < target; due++, next++) send(next % socketCount, Math.floor(next / socketCount) % window);
+  }, 1);
+}
 const sweep = setInterval(() => {
+  if (rate !== undefined) return; // open loop: an unanswered slot is simply reused
   const now = performance.now();
   for (let s = 0; s < socketCount; s++) {
     for (let w = 0; w < window; w++) {
@@ -89,5 +113,6 @@ measuring = false;
 const seconds = (performance.now() - start) / 1000;
 stopped = true;
 clearInterval(sweep);
+if (scheduled !== undefined) clearInterval(scheduled);
 await Promise.all(sockets.map((s) => new Promise((r) => s.close(r))));
 parentPort.postMessage({ type: 'done', requests, replies, ids, lost, seconds, latencies: latencies.slice(0, samples) });

@@ -136,7 +136,7 @@ const LOAD_THREADS = Number(process.env.HAILSTONE_BENCH_LOAD_THREADS ?? '1');
 async function load(
   port: number,
   count: number,
-  opts: { sockets: number; window: number; ms: number; maxReplies?: number; onWindowStart?: () => void },
+  opts: { sockets: number; window: number; ms: number; maxReplies?: number; rate?: number; onWindowStart?: () => void },
 ): Promise<LoadResult> {
   const startAt = Date.now() + 100;
   const results = await Promise.all(
@@ -150,6 +150,7 @@ async function load(
           warmupMs,
           durationMs: opts.ms,
           maxReplies: opts.maxReplies === undefined ? undefined : Math.ceil(opts.maxReplies / LOAD_THREADS),
+          rate: opts.rate === undefined ? undefined : opts.rate / LOAD_THREADS,
           startAt,
         },
       });
@@ -195,7 +196,7 @@ interface Row {
   replies: number;
 }
 
-async function scenario(server: 'hailstone' | 'echo', workers: number, count: number, mode: string, maxReplies?: number): Promise<Row> {
+async function scenario(server: 'hailstone' | 'echo', workers: number, count: number, mode: string, maxReplies?: number, rate?: number): Promise<Row> {
   const started = server === 'hailstone' ? await startHailstone(workers) : await startEcho(workers);
   const pid = started.child.pid!;
   let cpuStart = 0;
@@ -203,9 +204,10 @@ async function scenario(server: 'hailstone' | 'echo', workers: number, count: nu
   try {
     const result = await load(started.port, count, {
       sockets: 4,
-      window: 32,
+      window: rate === undefined ? 32 : 512,
       ms: maxReplies === undefined ? durationMs : 3_600_000,
       ...(maxReplies === undefined ? {} : { maxReplies }),
+      ...(rate === undefined ? {} : { rate }),
       onWindowStart: () => {
         cpuStart = cpuSeconds(pid);
         rssStart = rssMiB(pid);
@@ -241,16 +243,25 @@ async function main(): Promise<void> {
   console.log(`hailstone UDP benchmark — ${describeMachine(m)}${quick ? ' (quick)' : ''}`);
   console.log(`loopback, load from ${LOAD_THREADS} threads of this process, each 4 sockets × 32 outstanding, ${durationMs / 1000} s per run after ${warmupMs / 1000} s warmup\n`);
   const rows: Row[] = [];
-  const plan: [server: 'hailstone' | 'echo', workers: number, count: number, mode: string][] = [
-    ['echo', 1, 1, 'single id (32 B)'],
-    ['hailstone', 1, 1, 'single id (32 B)'],
-    ['echo', 1, 128, 'batch of 128 (1048 B)'],
-    ['hailstone', 1, 128, 'batch of 128 (1048 B)'],
-    ['echo', 2, 1, 'single id (32 B)'],
-    ['hailstone', 2, 1, 'single id (32 B)'],
+  // Closed loop (every reply sends the next request) measures the most each server answers;
+  // a fixed rate (open loop) loads both servers alike, which is what makes their CPU per
+  // request comparable: under a closed loop, a server's latency changes how many datagrams
+  // each wakeup handles, and with it the CPU per request.
+  const rate = Number(process.env.HAILSTONE_BENCH_RATE ?? '25000');
+  const plan: [server: 'hailstone' | 'echo', workers: number, count: number, mode: string, rate?: number][] = [
+    ['echo', 1, 1, 'single id (32 B), max'],
+    ['hailstone', 1, 1, 'single id (32 B), max'],
+    ['echo', 1, 1, `single id (32 B), ${rate / 1000}k req/s`, rate],
+    ['hailstone', 1, 1, `single id (32 B), ${rate / 1000}k req/s`, rate],
+    ['echo', 1, 128, 'batch of 128 (1048 B), max'],
+    ['hailstone', 1, 128, 'batch of 128 (1048 B), max'],
+    ['echo', 1, 128, `batch of 128 (1048 B), ${rate / 1000}k req/s`, rate],
+    ['hailstone', 1, 128, `batch of 128 (1048 B), ${rate / 1000}k req/s`, rate],
+    ['echo', 2, 1, 'single id (32 B), max'],
+    ['hailstone', 2, 1, 'single id (32 B), max'],
   ];
-  for (const [server, workers, count, mode] of plan) {
-    const row = await scenario(server, workers, count, mode);
+  for (const [server, workers, count, mode, r] of plan) {
+    const row = await scenario(server, workers, count, mode, undefined, r);
     rows.push(row);
     console.log(`  ${server} ${mode}, ${workers} worker(s): ${fmt(row.requestsPerSec, 0)} req/s, ${fmt(row.serverCpuUsPerRequest, 2)} µs CPU/req`);
   }
