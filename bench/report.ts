@@ -35,18 +35,20 @@ function escape(text: string): string {
 /** A horizontal bar chart; `log` uses a log10 axis (for values spanning decades). */
 function barChart(title: string, subtitle: string, unit: string, bars: Bar[], log: boolean): string {
   const left = 300;
-  const width = 880;
-  const plot = width - left - 170;
+  const width = 1000;
+  const plot = width - left - 290;
   const rowH = 24;
   const top = 64;
   const height = top + bars.length * rowH + 46;
   const max = Math.max(...bars.map((b) => b.value));
   const lo = log ? 10 ** Math.floor(Math.log10(Math.min(...bars.map((b) => b.value)))) : 0;
-  const hi = log ? 10 ** Math.ceil(Math.log10(max)) : max * 1.05;
+  // Linear axes end on a round step (1, 2 or 5 × a power of ten) so the ticks are readable.
+  const step = log ? 0 : niceStep(max / 5);
+  const hi = log ? 10 ** Math.ceil(Math.log10(max)) : Math.ceil(max / step) * step;
   const x = (v: number) => (log ? (Math.log10(v / lo) / Math.log10(hi / lo)) * plot : (v / hi) * plot);
   const ticks: number[] = [];
   if (log) for (let t = lo; t <= hi * 1.0001; t *= 10) ticks.push(t);
-  else for (let i = 0; i <= 5; i++) ticks.push((hi / 5) * i);
+  else for (let t = 0; t <= hi + step / 2; t += step) ticks.push(t);
   const out: string[] = [];
   out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="Helvetica, Arial, sans-serif" font-size="13">`);
   out.push(`<rect width="100%" height="100%" fill="#ffffff"/>`);
@@ -70,6 +72,12 @@ function barChart(title: string, subtitle: string, unit: string, bars: Bar[], lo
   return `${out.join('\n')}\n`;
 }
 
+function niceStep(raw: number): number {
+  const power = 10 ** Math.floor(Math.log10(raw));
+  const f = raw / power;
+  return (f <= 1 ? 1 : f <= 2 ? 2 : f <= 5 ? 5 : 10) * power;
+}
+
 function machineLine(m: Machine): string {
   return `${m.cpu}, ${m.cores} cores, Node ${m.node}, ${m.date.slice(0, 10)}`;
 }
@@ -78,13 +86,18 @@ function generatorChart(): string {
   const data = JSON.parse(readFileSync(join(input, 'generator.json'), 'utf8')) as {
     machine: Machine;
     results: { task: string; clock: string; nsPerId: number }[];
+    realClock: { task: string; duplicates: number; ids: number }[];
   };
   const rows = data.results.filter((r) => r.clock === 'fake' || !r.task.startsWith('hailstone'));
+  const duplicates = (task: string) => {
+    const run = data.realClock.find((c) => c.task === task);
+    return run !== undefined && run.duplicates > 0 ? ` — ${run.duplicates.toLocaleString('en-US')} duplicates in ${Math.min(run.ids, 1e6).toLocaleString('en-US')} ids` : '';
+  };
   const bars = rows
     .map((r) => ({
       label: r.task,
       value: r.nsPerId,
-      note: `${r.nsPerId < 10 ? r.nsPerId.toFixed(2) : r.nsPerId.toFixed(0)} ns`,
+      note: `${r.nsPerId < 10 ? r.nsPerId.toFixed(2) : r.nsPerId.toFixed(0)} ns${duplicates(r.task)}`,
       color: r.task.startsWith('hailstone wasm') ? COLORS.wasm : r.task.startsWith('hailstone ts') ? COLORS.ts : COLORS.peer,
     }))
     .sort((a, b) => a.value - b.value);
