@@ -1,0 +1,9 @@
+{
+  "targets": [
+    {
+      "target_name": "hailstone_udp",
+      "sources": ["udp.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"]
+    }
+  ]
+}
