@@ -28,7 +28,9 @@ export type HailstoneErrorCode =
   /** The service answered that it cannot issue ids now (client). Retry after retryAfterMs. */
   | 'UNAVAILABLE'
   /** A reply broke the protocol's rules (client). */
-  | 'BAD_REPLY';
+  | 'BAD_REPLY'
+  /** The native UDP transport was asked for where its addon is not built or does not load (server). */
+  | 'NATIVE_UNAVAILABLE';
 
 export class HailstoneError extends Error {
   override readonly name = 'HailstoneError';

@@ -33,6 +33,12 @@ export const STATUS_BAD_REQUEST = 2;
 export const HEADER_SIZE = 24;
 export const TAG_SIZE = 16;
 export const MAX_DATAGRAM = 1232;
+/**
+ * Longer datagrams are not requests and are dropped. A client pads a request to exactly the
+ * size of its reply (at most MAX_DATAGRAM); the slack allows padding without inviting
+ * 64 KiB datagrams, and every transport can receive this much whole.
+ */
+export const MAX_REQUEST_SIZE = 2048;
 /** The most ids one reply carries: (1232 - 24 - 16) / 8. */
 export const MAX_IDS_PER_REQUEST = Math.floor((MAX_DATAGRAM - HEADER_SIZE - TAG_SIZE) / 8);
 
@@ -56,28 +62,32 @@ export const PARSE_DROP = -1;
 export const PARSE_BAD_REQUEST = -2;
 
 /**
- * Reads a request header into `out`. Returns 0 for a valid request, PARSE_DROP for
- * anything that is not a hailstone v1 request (dropped silently), PARSE_BAD_REQUEST for a
+ * Reads the request header of buf[offset, offset + length) into `out`. Returns 0 for a
+ * valid request, PARSE_DROP for anything that is not a hailstone v1 request (dropped
+ * silently: too short, too long, wrong magic, version or opcode), PARSE_BAD_REQUEST for a
  * well-formed header with invalid fields (answered with BAD_REQUEST).
  */
-export function parseRequest(msg: Uint8Array, out: RequestHeader): number {
-  if (msg.length < HEADER_SIZE) return PARSE_DROP;
-  if (msg[0] !== MAGIC_0 || msg[1] !== MAGIC_1 || msg[2] !== VERSION || msg[3] !== OP_REQUEST) return PARSE_DROP;
-  const flags = msg[4]!;
+export function parseRequest(buf: Uint8Array, out: RequestHeader, offset = 0, length = buf.length - offset): number {
+  if (length < HEADER_SIZE || length > MAX_REQUEST_SIZE) return PARSE_DROP;
+  const o = offset;
+  if (buf[o] !== MAGIC_0 || buf[o + 1] !== MAGIC_1 || buf[o + 2] !== VERSION || buf[o + 3] !== OP_REQUEST) return PARSE_DROP;
+  const flags = buf[o + 4]!;
   const tagged = (flags & FLAG_TAG) !== 0;
-  if (tagged && msg.length < HEADER_SIZE + TAG_SIZE) return PARSE_DROP;
-  const count = (msg[6]! << 8) | msg[7]!;
+  if (tagged && length < HEADER_SIZE + TAG_SIZE) return PARSE_DROP;
+  const count = (buf[o + 6]! << 8) | buf[o + 7]!;
   out.tagged = tagged;
   out.count = count;
-  out.nonceHigh = ((msg[8]! << 24) | (msg[9]! << 16) | (msg[10]! << 8) | msg[11]!) >>> 0;
-  out.nonceLow = ((msg[12]! << 24) | (msg[13]! << 16) | (msg[14]! << 8) | msg[15]!) >>> 0;
-  out.clientTimeMs =
-    (((msg[16]! << 24) | (msg[17]! << 16) | (msg[18]! << 8) | msg[19]!) >>> 0) * 2 ** 32 +
-    (((msg[20]! << 24) | (msg[21]! << 16) | (msg[22]! << 8) | msg[23]!) >>> 0);
-  if ((flags & ~KNOWN_FLAGS) !== 0 || msg[5] !== 0) return PARSE_BAD_REQUEST;
+  out.nonceHigh = readUint32(buf, o + 8);
+  out.nonceLow = readUint32(buf, o + 12);
+  out.clientTimeMs = readUint32(buf, o + 16) * 2 ** 32 + readUint32(buf, o + 20);
+  if ((flags & ~KNOWN_FLAGS) !== 0 || buf[o + 5] !== 0) return PARSE_BAD_REQUEST;
   if (count < 1 || count > MAX_IDS_PER_REQUEST) return PARSE_BAD_REQUEST;
-  if (msg.length < requestSize(count, tagged)) return PARSE_BAD_REQUEST;
+  if (length < requestSize(count, tagged)) return PARSE_BAD_REQUEST;
   return 0;
+}
+
+function readUint32(buf: Uint8Array, at: number): number {
+  return ((buf[at]! << 24) | (buf[at + 1]! << 16) | (buf[at + 2]! << 8) | buf[at + 3]!) >>> 0;
 }
 
 /** Writes a request header (the caller pads and tags). */
@@ -96,21 +106,30 @@ export function writeRequestHeader(buf: Uint8Array, count: number, nonce: Uint8A
 
 /** Writes a reply header; the nonce is copied from the request. */
 export function writeReplyHeader(buf: Uint8Array, request: Uint8Array, status: number, count: number, retryAfterMs: number, tagged: boolean): void {
-  buf[0] = MAGIC_0;
-  buf[1] = MAGIC_1;
-  buf[2] = VERSION;
-  buf[3] = OP_REPLY;
-  buf[4] = tagged ? FLAG_TAG : 0;
-  buf[5] = status;
-  buf[6] = count >>> 8;
-  buf[7] = count & 0xff;
   for (let i = 8; i < 16; i++) buf[i] = request[i]!;
+  writeReplyOverRequest(buf, 0, status, count, retryAfterMs, tagged);
+}
+
+/**
+ * Turns the request header at buf[offset] into its reply header, in place: the nonce at
+ * 8..15 is the request's and stays; every other field is written.
+ */
+export function writeReplyOverRequest(buf: Uint8Array, offset: number, status: number, count: number, retryAfterMs: number, tagged: boolean): void {
+  const o = offset;
+  buf[o] = MAGIC_0;
+  buf[o + 1] = MAGIC_1;
+  buf[o + 2] = VERSION;
+  buf[o + 3] = OP_REPLY;
+  buf[o + 4] = tagged ? FLAG_TAG : 0;
+  buf[o + 5] = status;
+  buf[o + 6] = count >>> 8;
+  buf[o + 7] = count & 0xff;
   const retry = Math.min(0xffffffff, Math.max(0, Math.ceil(retryAfterMs)));
-  buf[16] = retry >>> 24;
-  buf[17] = (retry >>> 16) & 0xff;
-  buf[18] = (retry >>> 8) & 0xff;
-  buf[19] = retry & 0xff;
-  buf[20] = buf[21] = buf[22] = buf[23] = 0;
+  buf[o + 16] = retry >>> 24;
+  buf[o + 17] = (retry >>> 16) & 0xff;
+  buf[o + 18] = (retry >>> 8) & 0xff;
+  buf[o + 19] = retry & 0xff;
+  buf[o + 20] = buf[o + 21] = buf[o + 22] = buf[o + 23] = 0;
 }
 
 export interface ReplyHeader {

@@ -1,20 +1,30 @@
-// The Transport over Node's dgram module: a socket wrapped, not extended.
+// The Transport over Node's dgram module: a socket wrapped, not extended. One recvmsg, one
+// JS callback and one sendmsg per datagram; works on every platform Node runs on.
 
 import { type Socket, createSocket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
-import type { DatagramHandler, DatagramSource, Transport } from './transport.js';
+import type { DatagramHandler, Transport, TransportStats } from './transport.js';
 
 export class DgramTransport implements Transport {
+  readonly name = 'dgram';
   private socket: Socket | undefined;
-  /** Send failures (ENOBUFS, EHOSTUNREACH, …): counted, never thrown into the hot path. */
-  sendErrors = 0;
+  private readonly counters: TransportStats = { received: 0, batches: 0, sendFailures: 0, truncated: 0 };
 
   constructor(private readonly options: { exclusive?: boolean; receiveBufferBytes?: number } = {}) {}
 
   listen(host: string, port: number, handler: DatagramHandler): Promise<{ address: string; port: number }> {
     const socket = createSocket({ type: isIPv6(host) ? 'udp6' : 'udp4' });
     this.socket = socket;
-    socket.on('message', (msg, rinfo) => handler(msg, rinfo as DatagramSource));
+    const counters = this.counters;
+    socket.on('message', (msg, rinfo) => {
+      counters.received++;
+      counters.batches++;
+      // msg is a fresh Buffer per datagram: the reply is written over it and sent from it.
+      const length = handler(msg, 0, msg.length, rinfo as { address: string; port: number; family: 'IPv4' | 'IPv6' });
+      // No completion callback: it would cost a second call into JavaScript per datagram.
+      // A failed send is reported through the socket's 'error' event, counted below.
+      if (length > 0) socket.send(msg, 0, length, rinfo.port, rinfo.address);
+    });
     return new Promise((resolve, reject) => {
       socket.once('error', reject);
       socket.bind({ address: host, port, exclusive: this.options.exclusive ?? false }, () => {
@@ -22,7 +32,7 @@ export class DgramTransport implements Transport {
         // Errors after binding (a failed send, an ICMP unreachable reported on Linux) are
         // counted; they must not crash the process.
         socket.on('error', () => {
-          this.sendErrors++;
+          counters.sendFailures++;
         });
         if (this.options.receiveBufferBytes !== undefined) {
           try {
@@ -37,11 +47,8 @@ export class DgramTransport implements Transport {
     });
   }
 
-  send(buf: Buffer, length: number, to: DatagramSource): void {
-    // No completion callback: it would cost a second call into JavaScript per datagram.
-    // A failed send is reported through the socket's 'error' event, counted above.
-    if (length === buf.length) this.socket?.send(buf, to.port, to.address);
-    else this.socket?.send(buf, 0, length, to.port, to.address);
+  stats(): TransportStats {
+    return { ...this.counters };
   }
 
   close(): Promise<void> {

@@ -88,6 +88,22 @@ export function metricsRegistry(current: () => NodeSnapshot): Registry {
     for (const w of s.workers) for (const [reason, n] of Object.entries(w.stats.dropped)) out[reason] = (out[reason] ?? 0) + n;
     return out;
   });
+  counter('hailstone_reply_send_failures_total', 'Replies the kernel refused to send (full send buffer, unreachable): the client retries', [], (s) =>
+    sum(s, (w) => w.stats.transport.sendFailures),
+  );
+  counter('hailstone_receive_batches_total', 'Receive calls into the server: one per datagram with dgram, one per recvmmsg batch with native', [], (s) =>
+    sum(s, (w) => w.stats.transport.batches),
+  );
+  new Gauge({
+    name: 'hailstone_transport_info',
+    help: 'The UDP transport each worker uses (1 per worker)',
+    labelNames: ['transport'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const w of current().workers) this.inc({ transport: w.stats.transport.name });
+    },
+  });
   counter('hailstone_clock_regressions_total', 'Episodes of the clock reading earlier than before', [], (s) => sum(s, (w) => w.node.generator.clockRegressions));
   counter('hailstone_sequence_exhaustions_total', 'Refusals because demand outran the layout and the lead', [], (s) => sum(s, (w) => w.node.generator.sequenceExhaustions));
   counter('hailstone_storage_errors_total', 'Failed writes of the durable reservation', [], (s) => sum(s, (w) => w.node.storageErrors));

@@ -1,9 +1,10 @@
 // The id service: answers protocol v1 requests from a crash-safe node over a transport.
 //
 // Per datagram: one allowlist check, one header parse, (with a key) one HMAC and a
-// replay check, one fill() straight into the reply buffer — one clock reading, no
-// BigInt — and one send to the request's source. Anything that is not a valid request
-// is dropped and counted; nothing a datagram contains can throw out of the handler.
+// replay check, one fill() straight into the reply — one clock reading, no BigInt — and
+// the reply written over the request, which the transport sends back to its source.
+// Anything that is not a valid request is dropped and counted; nothing a datagram
+// contains can throw out of the handler.
 
 import { BlockList, isIPv4, isIPv6 } from 'node:net';
 import { InvalidArgumentError, describe } from '../errors.js';
@@ -21,11 +22,11 @@ import {
   STATUS_UNAVAILABLE,
   TAG_SIZE,
   parseRequest,
-  writeReplyHeader,
+  writeReplyOverRequest,
 } from '../protocol/wire.js';
-import { DgramTransport } from './dgram-transport.js';
 import { type RateLimitOptions, RateLimiter } from './rate-limit.js';
-import type { DatagramSource, Transport } from './transport.js';
+import { type TransportChoice, createTransport } from './select-transport.js';
+import type { DatagramSource, Transport, TransportName, TransportStats } from './transport.js';
 
 export const DEFAULT_HOST = '127.0.0.1';
 export const DEFAULT_PORT = 7077;
@@ -53,7 +54,13 @@ export interface ServeOptions extends Partial<NodeOptions> {
   allow?: string[];
   /** With a key: how far a request's client time may be from the server's clock. Default 30 s. */
   replayWindowMs?: number;
-  transport?: Transport;
+  /**
+   * 'auto' (default): the batched native transport where its addon loads, else dgram.
+   * 'native' or 'dgram' insist; or pass a Transport.
+   */
+  transport?: TransportChoice | Transport;
+  /** Native transport only: let several processes bind this port (worker mode). */
+  reusePort?: boolean;
 }
 
 export interface ServerStats {
@@ -62,6 +69,7 @@ export interface ServerStats {
   idsServed: number;
   replies: { ok: number; unavailable: number; badRequest: number };
   dropped: Record<DropReason, number>;
+  transport: { name: TransportName } & TransportStats;
 }
 
 export interface Server {
@@ -90,7 +98,7 @@ export function parseAllowList(cidrs: string[]): BlockList {
 
 class IdServer implements Server {
   address: { host: string; port: number } = { host: '', port: 0 };
-  private readonly counters: ServerStats = {
+  private readonly counters: Omit<ServerStats, 'transport'> = {
     datagrams: 0,
     requests: 0,
     idsServed: 0,
@@ -115,13 +123,13 @@ class IdServer implements Server {
   ) {}
 
   async listen(host: string, port: number): Promise<void> {
-    const bound = await this.transport.listen(host, port, (msg, from) => this.onDatagram(msg, from));
+    const bound = await this.transport.listen(host, port, (buf, offset, length, from) => this.onDatagram(buf, offset, length, from));
     this.address = { host: bound.address, port: bound.port };
   }
 
   stats(): ServerStats {
     const c = this.counters;
-    return { ...c, replies: { ...c.replies }, dropped: { ...c.dropped } };
+    return { ...c, replies: { ...c.replies }, dropped: { ...c.dropped }, transport: { name: this.transport.name, ...this.transport.stats() } };
   }
 
   close(): Promise<void> {
@@ -132,22 +140,25 @@ class IdServer implements Server {
     return this.closing;
   }
 
-  private drop(reason: DropReason): void {
+  private drop(reason: DropReason): number {
     this.counters.dropped[reason]++;
+    return 0;
   }
 
-  private onDatagram(msg: Buffer, from: DatagramSource): void {
+  private onDatagram(buf: Buffer, offset: number, length: number, from: DatagramSource): number {
     try {
-      this.answer(msg, from);
+      return this.answer(buf, offset, length, from);
     } catch (error) {
       // Not reachable by input (every path above is checked), but a bug must cost one
       // datagram, not the process.
       this.drop('malformed');
       this.logger.error({ err: String(error) }, 'unexpected error while answering a datagram');
+      return 0;
     }
   }
 
-  private answer(msg: Buffer, from: DatagramSource): void {
+  /** Answers the request in buf[offset, offset + length) in place; returns the reply's length (0: none). */
+  private answer(buf: Buffer, offset: number, length: number, from: DatagramSource): number {
     const c = this.counters;
     c.datagrams++;
     if (this.allow !== undefined && !this.allow.check(from.address, from.family === 'IPv6' ? 'ipv6' : 'ipv4')) {
@@ -155,33 +166,33 @@ class IdServer implements Server {
     }
     if (this.limiter !== undefined && !this.limiter.allow(from.address, Date.now())) return this.drop('rate_limited');
     const h = this.header;
-    const parsed = parseRequest(msg, h);
+    const parsed = parseRequest(buf, h, offset, length);
     if (parsed === PARSE_DROP) return this.drop('malformed');
     let auth: Authenticator | undefined;
     if (this.auths.length > 0) {
+      const msg = buf.subarray(offset, offset + length);
       if (h.tagged) auth = this.auths.length === 1 ? (this.auths[0]!.verify(msg) ? this.auths[0] : undefined) : this.auths.find((a) => a.verify(msg));
       if (auth === undefined) return this.drop('unauthenticated');
       const verdict = this.replay!.check(h.nonceHigh, h.nonceLow, h.clientTimeMs, Date.now());
       if (verdict !== 'ok') return this.drop(verdict);
     }
     c.requests++;
-    const tail = auth !== undefined ? TAG_SIZE : 0;
     if (parsed === PARSE_BAD_REQUEST) {
       c.replies.badRequest++;
-      return this.reply(msg, from, Buffer.allocUnsafe(HEADER_SIZE + tail), STATUS_BAD_REQUEST, 0, 0, auth);
+      return this.reply(buf, offset, STATUS_BAD_REQUEST, 0, 0, auth);
     }
-    // The reply is exactly as large as a full answer to the request, never larger.
-    const out = Buffer.allocUnsafe(HEADER_SIZE + 8 * h.count + tail);
+    // The ids go straight into the reply, over the request's padding: a full answer is
+    // exactly as large as the request, never larger.
     // tryFill: a refusal under overload must cost no more than an answer, so no exception.
-    const n = this.node.tryFill(out, HEADER_SIZE, h.count);
+    const n = this.node.tryFill(buf, offset + HEADER_SIZE, h.count);
     if (n < 0) {
       c.replies.unavailable++;
       this.noteRefusal(n);
-      return this.reply(msg, from, out, STATUS_UNAVAILABLE, 0, this.node.retryAfterMs(n) ?? LONG_RETRY_MS, auth);
+      return this.reply(buf, offset, STATUS_UNAVAILABLE, 0, this.node.retryAfterMs(n) ?? LONG_RETRY_MS, auth);
     }
     c.replies.ok++;
     c.idsServed += n;
-    this.reply(msg, from, out, STATUS_OK, n, 0, auth);
+    return this.reply(buf, offset, STATUS_OK, n, 0, auth);
   }
 
   private noteRefusal(status: number): void {
@@ -197,19 +208,12 @@ class IdServer implements Server {
     this.refusedSinceLog = 0;
   }
 
-  private reply(
-    request: Buffer,
-    to: DatagramSource,
-    out: Buffer,
-    status: number,
-    count: number,
-    retryAfterMs: number,
-    auth: Authenticator | undefined,
-  ): void {
+  /** Writes the reply header (and tag) over the request; returns the reply's length. */
+  private reply(buf: Buffer, offset: number, status: number, count: number, retryAfterMs: number, auth: Authenticator | undefined): number {
     const length = HEADER_SIZE + 8 * count + (auth !== undefined ? TAG_SIZE : 0);
-    writeReplyHeader(out, request, status, count, retryAfterMs, auth !== undefined);
-    if (auth !== undefined) auth.sign(out, length);
-    this.transport.send(out, length, to);
+    writeReplyOverRequest(buf, offset, status, count, retryAfterMs, auth !== undefined);
+    if (auth !== undefined) auth.sign(buf.subarray(offset, offset + length), length);
+    return length;
   }
 }
 
@@ -225,11 +229,15 @@ export async function serve(options: ServeOptions): Promise<Server> {
   const allow = options.allow === undefined || options.allow.length === 0 ? undefined : parseAllowList(options.allow);
   const logger = options.logger ?? stderrLogger;
   const ownsNode = options.node === undefined;
+  // Chosen before the node opens: asking for an unavailable transport fails without
+  // touching the state directory.
+  const choice = options.transport ?? 'auto';
+  const transport = typeof choice === 'string' ? createTransport(choice, { reusePort: options.reusePort ?? false, logger }) : choice;
   const node = options.node ?? (await openNode({ ...(options as NodeOptions), logger }));
   const server = new IdServer(
     node,
     ownsNode,
-    options.transport ?? new DgramTransport({ receiveBufferBytes: 4 * 1024 * 1024 }),
+    transport,
     auths,
     auths.length === 0 ? undefined : new ReplayGuard(replayWindowMs),
     allow,

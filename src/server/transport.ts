@@ -1,19 +1,40 @@
-// The socket I/O of the server behind one small interface. Today: Node's dgram. A
-// batched native transport can plug in beside it without touching the server logic.
+// The socket I/O of the server behind one small interface, so the protocol logic never
+// knows which transport carries it: Node's dgram (everywhere), or the batched native
+// transport (Linux, recvmmsg/sendmmsg). The same server test suite runs over both.
 
 export interface DatagramSource {
-  address: string;
-  port: number;
-  family: 'IPv4' | 'IPv6';
+  readonly address: string;
+  readonly port: number;
+  readonly family: 'IPv4' | 'IPv6';
 }
 
-export type DatagramHandler = (msg: Buffer, from: DatagramSource) => void;
+/**
+ * Answers one datagram in place. The request is buf[offset, offset + length); the handler
+ * writes its reply over the request (the protocol never makes a reply longer than its
+ * request) and returns the reply's length, or 0 to send nothing. `length` is -1 for a
+ * datagram too large for the transport to receive whole. `from` is only valid during the
+ * call: a transport may reuse one object for every datagram.
+ */
+export type DatagramHandler = (buf: Buffer, offset: number, length: number, from: DatagramSource) => number;
+
+export type TransportName = 'dgram' | 'native';
+
+export interface TransportStats {
+  /** Datagrams received. */
+  received: number;
+  /** Calls into the handler's batch loop: one per datagram with dgram, one per recvmmsg with native. */
+  batches: number;
+  /** Replies the kernel refused (full send buffer, unreachable, …): counted, not retried — the client retries. */
+  sendFailures: number;
+  /** Datagrams larger than a receive slot, handed to the handler with length -1. */
+  truncated: number;
+}
 
 export interface Transport {
+  readonly name: TransportName;
   /** Binds and starts delivering datagrams to the handler. Resolves with the bound address. */
   listen(host: string, port: number, handler: DatagramHandler): Promise<{ address: string; port: number }>;
-  /** Sends buf[0..length) to the source of a request. Never throws for a send that fails. */
-  send(buf: Buffer, length: number, to: DatagramSource): void;
+  stats(): TransportStats;
   /** Stops receiving; resolves when the socket is closed. */
   close(): Promise<void>;
 }

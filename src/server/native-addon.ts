@@ -1,0 +1,64 @@
+// Loads the native UDP addon (native/udp.c), built by `npm install` where it can be.
+// Loading is synchronous and happens once; when the addon is missing or does not load,
+// the reason is kept so the server can say once why it uses dgram instead.
+
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** Counters in the order native/udp.c keeps them. */
+export const NATIVE_STAT_NAMES = ['received', 'batches', 'sent', 'sendFailures', 'receiveErrors', 'truncated'] as const;
+
+export interface NativeUdpAddon {
+  /** Datagrams one recvmmsg may receive. */
+  readonly maxBatch: number;
+  open(
+    host: string,
+    port: number,
+    options: { reusePort: number; receiveBufferBytes: number },
+    arena: ArrayBuffer,
+    meta: ArrayBuffer,
+    slotSize: number,
+    batch: number,
+    onBatch: (received: number) => void,
+  ): [handle: unknown, boundPort: number];
+  close(handle: unknown, onClosed: () => void): void;
+  stats(handle: unknown, out: Float64Array): void;
+  setRef(handle: unknown, ref: boolean): void;
+}
+
+export type NativeAvailability = { available: true; addon: NativeUdpAddon; path: string } | { available: false; reason: string };
+
+/** Where the addon is: HAILSTONE_NATIVE_ADDON, or native/build/Release in the package. */
+function addonPath(): string | undefined {
+  const override = process.env.HAILSTONE_NATIVE_ADDON;
+  if (override !== undefined && override !== '') return override;
+  // From src/server (tests, tsx) or dist/src/server (the built package): find the package root.
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 4; i++) {
+    const candidate = join(dir, 'native', 'build', 'Release', 'hailstone_udp.node');
+    if (existsSync(candidate)) return candidate;
+    dir = dirname(dir);
+  }
+  return undefined;
+}
+
+let cached: NativeAvailability | undefined;
+
+/** Whether the native transport can be used here, and if not, why. */
+export function nativeAvailability(): NativeAvailability {
+  if (cached !== undefined) return cached;
+  if (process.platform !== 'linux') return (cached = { available: false, reason: `recvmmsg/sendmmsg need Linux, this is ${process.platform}` });
+  const path = addonPath();
+  if (path === undefined) return (cached = { available: false, reason: 'the addon was not built (npm install builds it with node-gyp when a C compiler is present)' });
+  try {
+    const addon = createRequire(import.meta.url)(path) as NativeUdpAddon;
+    if (typeof addon.open !== 'function' || typeof addon.maxBatch !== 'number') {
+      return (cached = { available: false, reason: `${path} is not hailstone's UDP addon` });
+    }
+    return (cached = { available: true, addon, path });
+  } catch (error) {
+    return (cached = { available: false, reason: `${path} did not load: ${(error as Error).message.split('\n')[0]}` });
+  }
+}
