@@ -57,6 +57,11 @@ describe('metrics and health', () => {
     expect(metric(body, 'hailstone_replies_total{status="ok"}')).toBe(5);
     expect(metric(body, 'hailstone_dropped_total{reason="malformed"}')).toBe(2);
     expect(metric(body, 'hailstone_dropped_total{reason="rate_limited"}')).toBe(0);
+    expect(metric(body, 'hailstone_reply_send_failures_total')).toBe(0);
+    // 7 datagrams arrived: as many receive calls with dgram, as few as one per burst with native.
+    expect(metric(body, 'hailstone_receive_batches_total')).toBeGreaterThanOrEqual(1);
+    expect(metric(body, 'hailstone_receive_batches_total')).toBeLessThanOrEqual(7);
+    expect(metric(body, `hailstone_transport_info{transport="${s.server.stats().transport.name}"}`)).toBe(1);
     expect(metric(body, 'hailstone_reservation_remaining_ms')).toBeGreaterThan(0);
     expect(metric(body, 'hailstone_healthy')).toBe(1);
     expect(body).toMatch(/^hailstone_process_resident_memory_bytes \d+/m);

@@ -20,7 +20,7 @@ import {
 } from '../src/protocol/wire.js';
 import { ManualClock } from './support/clock.js';
 import { propertyParams } from './support/seed.js';
-import { Probe, silent, startServer, type TestServer } from './support/udp.js';
+import { Probe, TRANSPORTS, silent, startServer, type TestServer } from './support/udp.js';
 
 function request(count: number, options: { tagged?: boolean; size?: number; time?: number; nonce?: Uint8Array } = {}): Buffer {
   const tagged = options.tagged ?? false;
@@ -29,256 +29,258 @@ function request(count: number, options: { tagged?: boolean; size?: number; time
   return buf;
 }
 
-describe('server without a key', () => {
-  let s: TestServer;
-  let probe: Probe;
-  beforeAll(async () => {
-    s = await startServer();
-    probe = await Probe.open();
-  });
-  afterAll(async () => {
-    await probe.close();
-    await s.stop();
-  });
-
-  it('answers single ids and batches through the client, all unique and from its node', async () => {
-    const client = createClient({ servers: [s.endpoint] });
-    const one = await client.nextId();
-    const batch = await client.nextIds(1000);
-    await client.close();
-    const all = [one, ...batch];
-    expect(new Set(all).size).toBe(1001);
-    expect(all.every((id) => decode(id).nodeId === 3)).toBe(true);
-  });
-
-  it('a raw request gets a reply of exactly its size, echoing the nonce, with increasing ids', async () => {
-    probe.replies.length = 0;
-    const nonce = randomBytes(8);
-    const req = request(128, { nonce });
-    await probe.send(req, s.port);
-    const [reply] = await probe.waitFor(1, 2000);
-    expect(reply!.msg.length).toBe(req.length);
-    expect(parseReply(reply!.msg)).toMatchObject({ status: STATUS_OK, count: 128, tagged: false });
-    expect(reply!.msg.subarray(8, 16)).toEqual(nonce);
-    const ids = Array.from({ length: 128 }, (_, i) => reply!.msg.readBigUInt64BE(HEADER_SIZE + 8 * i));
-    for (let i = 1; i < ids.length; i++) expect(ids[i]! > ids[i - 1]!).toBe(true);
-  });
-
-  it('a duplicated request gets fresh ids, never the same ones', async () => {
-    probe.replies.length = 0;
-    const req = request(10);
-    await probe.send(req, s.port);
-    await probe.send(req, s.port);
-    const replies = await probe.waitFor(2, 2000);
-    const ids = replies.flatMap((r) => Array.from({ length: 10 }, (_, i) => r.msg.readBigUInt64BE(HEADER_SIZE + 8 * i)));
-    expect(new Set(ids).size).toBe(20);
-  });
-
-  it('answers BAD_REQUEST, no larger than the request, for invalid fields of a good header', async () => {
-    probe.replies.length = 0;
-    const before = s.server.stats().replies.badRequest;
-    const unpadded = request(100, { size: HEADER_SIZE + 8 });
-    const zero = request(0, { size: HEADER_SIZE });
-    const tooMany = request(150, { size: requestSize(150, false) });
-    for (const r of [unpadded, zero, tooMany]) await probe.send(r, s.port);
-    const replies = await probe.waitFor(3, 2000);
-    expect(replies.length).toBe(3);
-    for (const r of replies) {
-      expect(parseReply(r.msg)).toMatchObject({ status: STATUS_BAD_REQUEST, count: 0 });
-      expect(r.msg.length).toBe(HEADER_SIZE);
-    }
-    expect(s.server.stats().replies.badRequest - before).toBe(3);
-  });
-
-  it('drops and counts anything that is not a request, without a reply', async () => {
-    probe.replies.length = 0;
-    const before = s.server.stats().dropped.malformed;
-    const reply = request(1);
-    reply[3] = 2; // a reply datagram: never answered, so two servers cannot be made to ping-pong
-    const junk = [Buffer.alloc(0), Buffer.from('hello'), Buffer.alloc(HEADER_SIZE - 1, 0x48), reply, randomBytes(1232)];
-    for (const j of junk) await probe.send(j, s.port);
-    await probe.send(request(1), s.port); // a good one after them: answered, so the junk was processed first
-    const replies = await probe.waitFor(1, 2000);
-    await new Promise((r) => setTimeout(r, 50));
-    expect(replies.length).toBe(1);
-    expect(s.server.stats().dropped.malformed - before).toBe(junk.length);
-  });
-
-  it('fuzz: random and mutated datagrams of any length 0..65507 never crash it, get no reply unless valid, and no reply outgrows its request', async () => {
-    const valid = request(5);
-    const datagram = fc.oneof(
-      fc.uint8Array({ minLength: 0, maxLength: 64 }),
-      fc.uint8Array({ minLength: 0, maxLength: 2048 }),
-      fc.integer({ min: 0, max: 65507 }).map((n) => randomBytes(n)),
-      // Mutations of a valid request: flipped bytes, truncations, extensions.
-      fc.tuple(fc.array(fc.tuple(fc.nat(valid.length - 1), fc.integer({ min: 0, max: 255 })), { maxLength: 4 }), fc.integer({ min: 0, max: 200 }))
-        .map(([edits, length]) => {
-          const b = Buffer.alloc(length);
-          valid.copy(b, 0, 0, Math.min(length, valid.length));
-          for (const [at, v] of edits) if (at < b.length) b[at] = v;
-          return b;
-        }),
-    );
-    await fc.assert(
-      fc.asyncProperty(fc.array(datagram, { minLength: 1, maxLength: 20 }), async (batch) => {
-        const sent = new Map<string, number>();
-        probe.replies.length = 0;
-        for (const d of batch) {
-          const nonce = d.length >= 16 ? Buffer.from(d.subarray(8, 16)).toString('hex') : '';
-          sent.set(nonce, Math.max(sent.get(nonce) ?? 0, d.length));
-          await probe.send(d, s.port);
-        }
-        // A valid request at the end: once it is answered, every earlier datagram was handled.
-        const marker = request(1);
-        await probe.send(marker, s.port);
-        const until = Date.now() + 2000;
-        while (!probe.replies.some((r) => r.msg.subarray(8, 16).equals(marker.subarray(8, 16))) && Date.now() < until) {
-          await new Promise((r) => setTimeout(r, 1));
-        }
-        for (const r of probe.replies) {
-          const nonce = r.msg.subarray(8, 16).toString('hex');
-          const size = nonce === marker.subarray(8, 16).toString('hex') ? marker.length : sent.get(nonce);
-          expect(size, 'a reply to something that was not a request').toBeDefined();
-          expect(r.msg.length).toBeLessThanOrEqual(size!);
-          expect(parseReply(r.msg)).toBeDefined();
-        }
-        expect(probe.replies.some((r) => r.msg.subarray(8, 16).equals(marker.subarray(8, 16)))).toBe(true);
-      }),
-      propertyParams('server-fuzz', 60),
-    );
-    // Still serving.
-    const client = createClient({ servers: [s.endpoint] });
-    expect(typeof (await client.nextId())).toBe('bigint');
-    await client.close();
-  });
-});
-
-describe('server with a key', () => {
-  const key = randomBytes(32);
-  const auth = new Authenticator(key);
-  let s: TestServer;
-  let probe: Probe;
-  beforeAll(async () => {
-    s = await startServer({ key, replayWindowMs: 5000 });
-    probe = await Probe.open();
-  });
-  afterAll(async () => {
-    await probe.close();
-    await s.stop();
-  });
-
-  const signed = (count: number, extra: { time?: number; nonce?: Uint8Array } = {}) => {
-    const r = request(count, { tagged: true, ...extra });
-    auth.sign(r, r.length);
-    return r;
-  };
-
-  it('answers authenticated requests with tagged replies', async () => {
-    probe.replies.length = 0;
-    const req = signed(3);
-    await probe.send(req, s.port);
-    const [reply] = await probe.waitFor(1, 2000);
-    expect(parseReply(reply!.msg)).toMatchObject({ status: STATUS_OK, tagged: true, count: 3 });
-    expect(auth.verify(reply!.msg)).toBe(true);
-    expect(reply!.msg.length).toBe(req.length);
-    const client = createClient({ servers: [s.endpoint], key });
-    expect((await client.nextIds(300)).length).toBe(300);
-    await client.close();
-  });
-
-  it('no reply for: no tag, a wrong key, any flipped tag bit, a truncated tag, a stale or a replayed request', async () => {
-    probe.replies.length = 0;
-    const before = s.server.stats().dropped;
-    const wrongKey = request(1, { tagged: true });
-    new Authenticator(randomBytes(32)).sign(wrongKey, wrongKey.length);
-    const bad: Buffer[] = [request(1), wrongKey];
-    const good = signed(1);
-    for (let bit = 0; bit < TAG_SIZE * 8; bit++) {
-      const b = Buffer.from(good);
-      b[good.length - TAG_SIZE + (bit >> 3)]! ^= 1 << (bit & 7);
-      bad.push(b);
-    }
-    bad.push(good.subarray(0, good.length - 1));
-    bad.push(signed(1, { time: Date.now() - 60_000 }));
-    const replayed = signed(1);
-    for (const b of bad) await probe.send(b, s.port);
-    await probe.send(replayed, s.port);
-    await probe.waitFor(1, 2000);
-    await probe.send(replayed, s.port);
-    await new Promise((r) => setTimeout(r, 100));
-    expect(probe.replies.length).toBe(1);
-    const after = s.server.stats().dropped;
-    expect(after.unauthenticated - before.unauthenticated).toBe(bad.length - 1);
-    expect(after.stale - before.stale).toBe(1);
-    expect(after.replayed - before.replayed).toBe(1);
-  });
-
-  it('a client without the key gets a clear timeout, never ids', async () => {
-    const client = createClient({ servers: [s.endpoint], deadlineMs: 300, timeoutMs: 100 });
-    await expect(client.nextId()).rejects.toMatchObject({ code: 'TIMEOUT' });
-    await client.close();
-  });
-});
-
-describe('refusals and allowlist', () => {
-  it('answers UNAVAILABLE with the retry-after when the node refuses; the client waits and retries', async () => {
-    const stateDir = mkdtempSync(join(tmpdir(), 'hailstone-srv-'));
-    let now = Date.now() + 1000;
-    const clock = () => now;
-    const node: HailstoneNode = await openNode({
-      nodeId: 8,
-      stateDir,
-      clock,
-      maxLeadMs: 1,
-      reservationMs: 1,
-      logger: silent,
-      sleep: async (ms) => {
-        now += ms;
-      },
+describe.each(TRANSPORTS)('%s transport', (transport) => {
+  describe('server without a key', () => {
+    let s: TestServer;
+    let probe: Probe;
+    beforeAll(async () => {
+      s = await startServer({ transport });
+      probe = await Probe.open();
     });
-    const server = await serve({ node, port: 0, logger: silent });
-    const probe = await Probe.open();
-    // The frozen clock allows at most two ticks' worth of ids; then refusals.
-    for (let i = 0; i < 80; i++) await probe.send(request(149), server.address.port);
-    const replies = await probe.waitFor(80, 3000);
-    const statuses = replies.map((r) => parseReply(r.msg)!.status);
-    expect(statuses).toContain(STATUS_UNAVAILABLE);
-    const refusal = replies.find((r) => parseReply(r.msg)!.status === STATUS_UNAVAILABLE)!;
-    expect(parseReply(refusal.msg)!.retryAfterMs).toBeGreaterThan(0);
-    expect(server.stats().replies.unavailable).toBe(statuses.filter((x) => x === STATUS_UNAVAILABLE).length);
-    // Move the clock on while a client is retrying: it gets its ids.
-    const client = createClient({ servers: [`127.0.0.1:${server.address.port}`], deadlineMs: 5000 });
-    const pending = client.nextIds(149);
-    setTimeout(() => {
-      now += 10;
-    }, 100);
-    const interval = setInterval(() => {
-      now += 1;
-    }, 20);
-    expect((await pending).length).toBe(149);
-    clearInterval(interval);
-    await client.close();
-    await probe.close();
-    await server.close();
-    await node.close();
-    rmSync(stateDir, { recursive: true, force: true });
+    afterAll(async () => {
+      await probe.close();
+      await s.stop();
+    });
+
+    it('answers single ids and batches through the client, all unique and from its node', async () => {
+      const client = createClient({ servers: [s.endpoint] });
+      const one = await client.nextId();
+      const batch = await client.nextIds(1000);
+      await client.close();
+      const all = [one, ...batch];
+      expect(new Set(all).size).toBe(1001);
+      expect(all.every((id) => decode(id).nodeId === 3)).toBe(true);
+    });
+
+    it('a raw request gets a reply of exactly its size, echoing the nonce, with increasing ids', async () => {
+      probe.replies.length = 0;
+      const nonce = randomBytes(8);
+      const req = request(128, { nonce });
+      await probe.send(req, s.port);
+      const [reply] = await probe.waitFor(1, 2000);
+      expect(reply!.msg.length).toBe(req.length);
+      expect(parseReply(reply!.msg)).toMatchObject({ status: STATUS_OK, count: 128, tagged: false });
+      expect(reply!.msg.subarray(8, 16)).toEqual(nonce);
+      const ids = Array.from({ length: 128 }, (_, i) => reply!.msg.readBigUInt64BE(HEADER_SIZE + 8 * i));
+      for (let i = 1; i < ids.length; i++) expect(ids[i]! > ids[i - 1]!).toBe(true);
+    });
+
+    it('a duplicated request gets fresh ids, never the same ones', async () => {
+      probe.replies.length = 0;
+      const req = request(10);
+      await probe.send(req, s.port);
+      await probe.send(req, s.port);
+      const replies = await probe.waitFor(2, 2000);
+      const ids = replies.flatMap((r) => Array.from({ length: 10 }, (_, i) => r.msg.readBigUInt64BE(HEADER_SIZE + 8 * i)));
+      expect(new Set(ids).size).toBe(20);
+    });
+
+    it('answers BAD_REQUEST, no larger than the request, for invalid fields of a good header', async () => {
+      probe.replies.length = 0;
+      const before = s.server.stats().replies.badRequest;
+      const unpadded = request(100, { size: HEADER_SIZE + 8 });
+      const zero = request(0, { size: HEADER_SIZE });
+      const tooMany = request(150, { size: requestSize(150, false) });
+      for (const r of [unpadded, zero, tooMany]) await probe.send(r, s.port);
+      const replies = await probe.waitFor(3, 2000);
+      expect(replies.length).toBe(3);
+      for (const r of replies) {
+        expect(parseReply(r.msg)).toMatchObject({ status: STATUS_BAD_REQUEST, count: 0 });
+        expect(r.msg.length).toBe(HEADER_SIZE);
+      }
+      expect(s.server.stats().replies.badRequest - before).toBe(3);
+    });
+
+    it('drops and counts anything that is not a request, without a reply', async () => {
+      probe.replies.length = 0;
+      const before = s.server.stats().dropped.malformed;
+      const reply = request(1);
+      reply[3] = 2; // a reply datagram: never answered, so two servers cannot be made to ping-pong
+      const junk = [Buffer.alloc(0), Buffer.from('hello'), Buffer.alloc(HEADER_SIZE - 1, 0x48), reply, randomBytes(1232)];
+      for (const j of junk) await probe.send(j, s.port);
+      await probe.send(request(1), s.port); // a good one after them: answered, so the junk was processed first
+      const replies = await probe.waitFor(1, 2000);
+      await new Promise((r) => setTimeout(r, 50));
+      expect(replies.length).toBe(1);
+      expect(s.server.stats().dropped.malformed - before).toBe(junk.length);
+    });
+
+    it('fuzz: random and mutated datagrams of any length 0..65507 never crash it, get no reply unless valid, and no reply outgrows its request', async () => {
+      const valid = request(5);
+      const datagram = fc.oneof(
+        fc.uint8Array({ minLength: 0, maxLength: 64 }),
+        fc.uint8Array({ minLength: 0, maxLength: 2048 }),
+        fc.integer({ min: 0, max: 65507 }).map((n) => randomBytes(n)),
+        // Mutations of a valid request: flipped bytes, truncations, extensions.
+        fc.tuple(fc.array(fc.tuple(fc.nat(valid.length - 1), fc.integer({ min: 0, max: 255 })), { maxLength: 4 }), fc.integer({ min: 0, max: 200 }))
+          .map(([edits, length]) => {
+            const b = Buffer.alloc(length);
+            valid.copy(b, 0, 0, Math.min(length, valid.length));
+            for (const [at, v] of edits) if (at < b.length) b[at] = v;
+            return b;
+          }),
+      );
+      await fc.assert(
+        fc.asyncProperty(fc.array(datagram, { minLength: 1, maxLength: 20 }), async (batch) => {
+          const sent = new Map<string, number>();
+          probe.replies.length = 0;
+          for (const d of batch) {
+            const nonce = d.length >= 16 ? Buffer.from(d.subarray(8, 16)).toString('hex') : '';
+            sent.set(nonce, Math.max(sent.get(nonce) ?? 0, d.length));
+            await probe.send(d, s.port);
+          }
+          // A valid request at the end: once it is answered, every earlier datagram was handled.
+          const marker = request(1);
+          await probe.send(marker, s.port);
+          const until = Date.now() + 2000;
+          while (!probe.replies.some((r) => r.msg.subarray(8, 16).equals(marker.subarray(8, 16))) && Date.now() < until) {
+            await new Promise((r) => setTimeout(r, 1));
+          }
+          for (const r of probe.replies) {
+            const nonce = r.msg.subarray(8, 16).toString('hex');
+            const size = nonce === marker.subarray(8, 16).toString('hex') ? marker.length : sent.get(nonce);
+            expect(size, 'a reply to something that was not a request').toBeDefined();
+            expect(r.msg.length).toBeLessThanOrEqual(size!);
+            expect(parseReply(r.msg)).toBeDefined();
+          }
+          expect(probe.replies.some((r) => r.msg.subarray(8, 16).equals(marker.subarray(8, 16)))).toBe(true);
+        }),
+        propertyParams('server-fuzz', 60),
+      );
+      // Still serving.
+      const client = createClient({ servers: [s.endpoint] });
+      expect(typeof (await client.nextId())).toBe('bigint');
+      await client.close();
+    });
   });
 
-  it('drops requests from sources outside the allowed networks, before any work', async () => {
-    const s = await startServer({ allow: ['10.0.0.0/8'] });
-    const probe = await Probe.open();
-    await probe.send(request(1), s.port);
-    await new Promise((r) => setTimeout(r, 100));
-    expect(probe.replies.length).toBe(0);
-    expect(s.server.stats().dropped.not_allowed).toBe(1);
-    expect(s.server.stats().requests).toBe(0);
-    await probe.close();
-    await s.stop();
-    const open = await startServer({ allow: ['127.0.0.0/8', '::1/128'] });
-    const client = createClient({ servers: [open.endpoint] });
-    expect(typeof (await client.nextId())).toBe('bigint');
-    await client.close();
-    await open.stop();
-    await expect(startServer({ allow: ['10.0.0.0/33'] })).rejects.toThrow(/not a CIDR/);
+  describe('server with a key', () => {
+    const key = randomBytes(32);
+    const auth = new Authenticator(key);
+    let s: TestServer;
+    let probe: Probe;
+    beforeAll(async () => {
+      s = await startServer({ transport, key, replayWindowMs: 5000 });
+      probe = await Probe.open();
+    });
+    afterAll(async () => {
+      await probe.close();
+      await s.stop();
+    });
+
+    const signed = (count: number, extra: { time?: number; nonce?: Uint8Array } = {}) => {
+      const r = request(count, { tagged: true, ...extra });
+      auth.sign(r, r.length);
+      return r;
+    };
+
+    it('answers authenticated requests with tagged replies', async () => {
+      probe.replies.length = 0;
+      const req = signed(3);
+      await probe.send(req, s.port);
+      const [reply] = await probe.waitFor(1, 2000);
+      expect(parseReply(reply!.msg)).toMatchObject({ status: STATUS_OK, tagged: true, count: 3 });
+      expect(auth.verify(reply!.msg)).toBe(true);
+      expect(reply!.msg.length).toBe(req.length);
+      const client = createClient({ servers: [s.endpoint], key });
+      expect((await client.nextIds(300)).length).toBe(300);
+      await client.close();
+    });
+
+    it('no reply for: no tag, a wrong key, any flipped tag bit, a truncated tag, a stale or a replayed request', async () => {
+      probe.replies.length = 0;
+      const before = s.server.stats().dropped;
+      const wrongKey = request(1, { tagged: true });
+      new Authenticator(randomBytes(32)).sign(wrongKey, wrongKey.length);
+      const bad: Buffer[] = [request(1), wrongKey];
+      const good = signed(1);
+      for (let bit = 0; bit < TAG_SIZE * 8; bit++) {
+        const b = Buffer.from(good);
+        b[good.length - TAG_SIZE + (bit >> 3)]! ^= 1 << (bit & 7);
+        bad.push(b);
+      }
+      bad.push(good.subarray(0, good.length - 1));
+      bad.push(signed(1, { time: Date.now() - 60_000 }));
+      const replayed = signed(1);
+      for (const b of bad) await probe.send(b, s.port);
+      await probe.send(replayed, s.port);
+      await probe.waitFor(1, 2000);
+      await probe.send(replayed, s.port);
+      await new Promise((r) => setTimeout(r, 100));
+      expect(probe.replies.length).toBe(1);
+      const after = s.server.stats().dropped;
+      expect(after.unauthenticated - before.unauthenticated).toBe(bad.length - 1);
+      expect(after.stale - before.stale).toBe(1);
+      expect(after.replayed - before.replayed).toBe(1);
+    });
+
+    it('a client without the key gets a clear timeout, never ids', async () => {
+      const client = createClient({ servers: [s.endpoint], deadlineMs: 300, timeoutMs: 100 });
+      await expect(client.nextId()).rejects.toMatchObject({ code: 'TIMEOUT' });
+      await client.close();
+    });
+  });
+
+  describe('refusals and allowlist', () => {
+    it('answers UNAVAILABLE with the retry-after when the node refuses; the client waits and retries', async () => {
+      const stateDir = mkdtempSync(join(tmpdir(), 'hailstone-srv-'));
+      let now = Date.now() + 1000;
+      const clock = () => now;
+      const node: HailstoneNode = await openNode({
+        nodeId: 8,
+        stateDir,
+        clock,
+        maxLeadMs: 1,
+        reservationMs: 1,
+        logger: silent,
+        sleep: async (ms) => {
+          now += ms;
+        },
+      });
+      const server = await serve({ node, port: 0, logger: silent, transport });
+      const probe = await Probe.open();
+      // The frozen clock allows at most two ticks' worth of ids; then refusals.
+      for (let i = 0; i < 80; i++) await probe.send(request(149), server.address.port);
+      const replies = await probe.waitFor(80, 3000);
+      const statuses = replies.map((r) => parseReply(r.msg)!.status);
+      expect(statuses).toContain(STATUS_UNAVAILABLE);
+      const refusal = replies.find((r) => parseReply(r.msg)!.status === STATUS_UNAVAILABLE)!;
+      expect(parseReply(refusal.msg)!.retryAfterMs).toBeGreaterThan(0);
+      expect(server.stats().replies.unavailable).toBe(statuses.filter((x) => x === STATUS_UNAVAILABLE).length);
+      // Move the clock on while a client is retrying: it gets its ids.
+      const client = createClient({ servers: [`127.0.0.1:${server.address.port}`], deadlineMs: 5000 });
+      const pending = client.nextIds(149);
+      setTimeout(() => {
+        now += 10;
+      }, 100);
+      const interval = setInterval(() => {
+        now += 1;
+      }, 20);
+      expect((await pending).length).toBe(149);
+      clearInterval(interval);
+      await client.close();
+      await probe.close();
+      await server.close();
+      await node.close();
+      rmSync(stateDir, { recursive: true, force: true });
+    });
+
+    it('drops requests from sources outside the allowed networks, before any work', async () => {
+      const s = await startServer({ transport, allow: ['10.0.0.0/8'] });
+      const probe = await Probe.open();
+      await probe.send(request(1), s.port);
+      await new Promise((r) => setTimeout(r, 100));
+      expect(probe.replies.length).toBe(0);
+      expect(s.server.stats().dropped.not_allowed).toBe(1);
+      expect(s.server.stats().requests).toBe(0);
+      await probe.close();
+      await s.stop();
+      const open = await startServer({ transport, allow: ['127.0.0.0/8', '::1/128'] });
+      const client = createClient({ servers: [open.endpoint] });
+      expect(typeof (await client.nextId())).toBe('bigint');
+      await client.close();
+      await open.stop();
+      await expect(startServer({ transport, allow: ['10.0.0.0/33'] })).rejects.toThrow(/not a CIDR/);
+    });
   });
 });

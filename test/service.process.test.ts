@@ -10,6 +10,7 @@ import { createClient, decode, HailstoneError } from '../src/index.js';
 import { decodeRecord } from '../src/node/state-record.js';
 import { collectText, exited, readyPort, runCli, sleep, spawnCli } from './support/child.js';
 import { prng, testSeed } from './support/seed.js';
+import { TRANSPORTS } from './support/udp.js';
 
 const root = mkdtempSync(join(tmpdir(), 'hailstone-cli-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -35,7 +36,7 @@ describe('hailstone command', () => {
   it('serve / get / inspect end to end, and SIGTERM stops it cleanly', async () => {
     const dir = join(root, 'e2e');
     const s = await startServe(['--port', '0', '--state-dir', dir, '--max-lead-ms', '300'], { HAILSTONE_NODE_ID: '12' });
-    expect(s.stdout()).toMatch(new RegExp(`^hailstone listening on udp://127\\.0\\.0\\.1:${s.port} node=12 workers=1\\n$`));
+    expect(s.stdout()).toMatch(new RegExp(`^hailstone listening on udp://127\\.0\\.0\\.1:${s.port} node=12 workers=1 transport=${TRANSPORTS.at(-1)}\\n$`));
     const server = `127.0.0.1:${s.port}`;
 
     const dec = await runCli(['get', '-n', '3', '--server', server]);
@@ -72,6 +73,7 @@ describe('hailstone command', () => {
       [['serve', '--host', 'example.com', '--state-dir', join(root, 'bad')], /host: must be an IPv4 or IPv6 address/],
       [['serve', '--allow', '10.0.0.0/99', '--port', '0', '--state-dir', join(root, 'bad')], /not a CIDR/],
       [['serve', '--key-file', join(root, 'missing')], /cannot read the key file/],
+      [['serve', '--transport', 'tcp'], /--transport must be one of auto, native, dgram, got "tcp"/],
       [['get', '-n', '0'], /--count must be an integer from 1/],
       [['get', '--format', 'xml'], /--format must be one of dec, hex, json/],
       [['get', '--server', 'nope'], /is not host:port/],
@@ -96,13 +98,16 @@ describe('hailstone command', () => {
     expect(unreachable.stderr).toMatch(/hailstone: TIMEOUT: no ids from 127\.0\.0\.1:9/);
   });
 
-  it('--workers 2: one port, ids unique across the workers, both stripes serving; a killed worker is restarted', async () => {
-    const dir = join(root, 'workers');
-    const s = await startServe(['--port', '0', '--state-dir', dir, '--workers', '2', '--node-id', '5', '--max-lead-ms', '300']);
-    expect(s.stdout()).toMatch(/workers=2\n$/);
-    const client = createClient({ servers: [`127.0.0.1:${s.port}`] });
+  it.each(TRANSPORTS)('--workers 2 --transport %s: one port, ids unique across the workers, both stripes serving; a killed worker is restarted', async (transport) => {
+    const dir = join(root, `workers-${transport}`);
+    const s = await startServe(['--port', '0', '--state-dir', dir, '--workers', '2', '--node-id', '5', '--max-lead-ms', '300', '--transport', transport]);
+    expect(s.stdout()).toMatch(new RegExp(`workers=2 transport=${transport}\\n$`));
+    // Several client sockets: with native workers the kernel spreads sources across the
+    // workers' sockets (SO_REUSEPORT hashes source address and port), so one socket alone
+    // would reach one worker. 16 sockets all on one worker: odds 2^-15.
+    const clients = Array.from({ length: 16 }, () => createClient({ servers: [`127.0.0.1:${s.port}`] }));
     const all: bigint[] = [];
-    for (let i = 0; i < 40; i++) all.push(...(await Promise.all(Array.from({ length: 10 }, () => client.nextIds(20)))).flat());
+    for (let i = 0; i < 25; i++) all.push(...(await Promise.all(clients.map((c) => c.nextIds(20)))).flat());
     expect(new Set(all).size).toBe(all.length);
     const stripes = new Set(all.map((id) => decode(id, { workers: 2 }).worker));
     expect(stripes).toEqual(new Set([0, 1]));
@@ -112,19 +117,39 @@ describe('hailstone command', () => {
     expect(children).toHaveLength(2);
     process.kill(children[0]!, 'SIGKILL');
     await sleep(1500);
-    const after = await client.nextIds(400);
+    const after = (await Promise.all(clients.map((c) => c.nextIds(25)))).flat();
     for (const id of after) expect(all.includes(id)).toBe(false);
     expect(s.stderr()).toMatch(/worker \d exited; restarting it/);
     const now = readFileSync(`/proc/${s.child.pid}/task/${s.child.pid}/children`, 'utf8').trim().split(/\s+/).map(Number);
     expect(now).toHaveLength(2);
-    await client.close();
+    await Promise.all(clients.map((c) => c.close()));
     s.child.kill('SIGTERM');
     expect(await s.done).toBe(0);
   });
 
-  it('SIGKILL under load, restarted with the clock 0..5 s behind: zero duplicates among all ids clients received', { timeout: 120_000 }, async () => {
-    const random = prng(testSeed('service-sigkill'));
-    const dir = join(root, 'kill');
+  it('an addon that does not load: auto falls back to dgram and says so once; --transport native refuses to start', async () => {
+    const env = { HAILSTONE_NATIVE_ADDON: join(root, 'no-such-addon.node') };
+    const dir = join(root, 'fallback');
+    for (const workers of ['1', '2']) {
+      const s = await startServe(['--port', '0', '--state-dir', dir, '--max-lead-ms', '300', '--workers', workers], env);
+      expect(s.stdout()).toMatch(/transport=dgram\n$/);
+      const client = createClient({ servers: [`127.0.0.1:${s.port}`] });
+      expect((await client.nextIds(5)).length).toBe(5);
+      await client.close();
+      s.child.kill('SIGTERM');
+      expect(await s.done).toBe(0);
+      expect(s.stderr().match(/native UDP transport unavailable \(.*no-such-addon\.node did not load/g)).toHaveLength(1);
+    }
+    const refused = await runCli(['serve', '--port', '0', '--state-dir', join(root, 'refused'), '--transport', 'native'], env);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/hailstone: NATIVE_UNAVAILABLE: the native UDP transport is unavailable: .*no-such-addon\.node did not load/);
+    // Refused before the node opened: no state was written.
+    expect(existsSync(join(root, 'refused'))).toBe(false);
+  });
+
+  it.each(TRANSPORTS)('SIGKILL under load (%s), restarted with the clock 0..5 s behind: zero duplicates among all ids clients received', { timeout: 120_000 }, async (transport) => {
+    const random = prng(testSeed(`service-sigkill-${transport}`));
+    const dir = join(root, `kill-${transport}`);
     let port = 0;
     const seen = new Set<bigint>();
     let received = 0;
@@ -133,7 +158,7 @@ describe('hailstone command', () => {
       const skew = k === 0 ? 0 : -Math.floor(random() * 5000);
       // The first start waits one lead window: keep it short; later starts need the lead to absorb the steps.
       const lead = k === 0 ? '300' : '6000';
-      const s = await startServe(['--port', String(port), '--state-dir', dir, '--max-lead-ms', lead, '--reservation-ms', '200'], {
+      const s = await startServe(['--port', String(port), '--state-dir', dir, '--max-lead-ms', lead, '--reservation-ms', '200', '--transport', transport], {
         HAILSTONE_CLOCK_SKEW_MS: String(skew),
       });
       port = s.port;

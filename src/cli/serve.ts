@@ -1,18 +1,22 @@
 // hailstone serve: one node of the id service, in one process or N worker processes.
 //
-// With --workers N, a primary process forks N workers with node:cluster. They share one
-// UDP socket (Node 20's dgram has no SO_REUSEPORT; cluster hands every worker the same
-// handle) and each owns its own stripe of the node's sequence space and its own durable
-// reservation, so their ids never collide. A worker that dies is restarted with the same
-// stripe; its reservation makes that safe.
+// With --workers N, a primary process forks N workers with node:cluster. Each owns its own
+// stripe of the node's sequence space and its own durable reservation, so their ids never
+// collide. With the dgram transport they share one UDP socket (Node 20's dgram has no
+// SO_REUSEPORT; cluster hands every worker the same handle). With the native transport
+// each worker binds its own socket to the one port with SO_REUSEPORT and the kernel
+// spreads clients across them (by source address and port). A worker that dies is
+// restarted with the same stripe; its reservation makes that safe.
 
 import cluster, { type Worker } from 'node:cluster';
 import { parseArgs } from 'node:util';
 import { destination, pino, type Logger } from 'pino';
-import { InvalidArgumentError } from '../errors.js';
+import { HailstoneError, InvalidArgumentError } from '../errors.js';
 import type { Backend } from '../generator.js';
 import { type MetricsServer, type NodeSnapshot, type WorkerSnapshot, parseListenAddress, serveMetrics } from '../server/metrics.js';
 import { type RateLimitOptions, parseRateLimit } from '../server/rate-limit.js';
+import { nativeAvailability } from '../server/native-addon.js';
+import { TRANSPORT_CHOICES, type TransportChoice } from '../server/select-transport.js';
 import { DEFAULT_HOST, DEFAULT_PORT, DEFAULT_REPLAY_WINDOW_MS, type Server, serve } from '../server/server.js';
 import { UsageError, choiceOption, envOr, intOption, listOption, readKeyFile } from './args.js';
 
@@ -26,6 +30,8 @@ environment variable named after it.
   --port P                 UDP port; 0 picks a free one                      HAILSTONE_PORT (${DEFAULT_PORT})
   --state-dir DIR          durable state, on local storage                    HAILSTONE_STATE_DIR (./data)
   --workers N              worker processes sharing the port                  HAILSTONE_WORKERS (1)
+  --transport T            auto, native (batched recvmmsg/sendmmsg) or dgram  HAILSTONE_TRANSPORT (auto:
+                           native where its addon loads, else dgram)
   --key-file F             shared key: requests must be authenticated;        HAILSTONE_KEY_FILE
                            repeat to accept several keys while rotating
   --allow CIDR[,CIDR]      source networks allowed to ask (repeatable)        HAILSTONE_ALLOW (everyone)
@@ -52,6 +58,7 @@ interface ServeConfig {
   port: number;
   stateDir: string;
   workers: number;
+  transport: TransportChoice;
   keys: Uint8Array[];
   allow: string[];
   rateLimit: RateLimitOptions | undefined;
@@ -75,6 +82,7 @@ function parseServe(argv: string[]): ServeConfig | undefined {
       port: { type: 'string' },
       'state-dir': { type: 'string' },
       workers: { type: 'string' },
+      transport: { type: 'string' },
       'key-file': { type: 'string', multiple: true },
       allow: { type: 'string', multiple: true },
       'rate-limit': { type: 'string' },
@@ -102,6 +110,7 @@ function parseServe(argv: string[]): ServeConfig | undefined {
     port: intOption('--port', envOr(values.port, 'HAILSTONE_PORT'), DEFAULT_PORT, 0, 65535),
     stateDir: envOr(values['state-dir'], 'HAILSTONE_STATE_DIR') ?? './data',
     workers: intOption('--workers', envOr(values.workers, 'HAILSTONE_WORKERS'), 1, 1, 64),
+    transport: choiceOption('--transport', envOr(values.transport, 'HAILSTONE_TRANSPORT'), 'auto', TRANSPORT_CHOICES),
     keys: listOption(values['key-file'], 'HAILSTONE_KEY_FILE').map((f) => readKeyFile(f)!),
     allow: listOption(values.allow, 'HAILSTONE_ALLOW'),
     rateLimit: optional(envOr(values['rate-limit'], 'HAILSTONE_RATE_LIMIT'), parseRateLimit),
@@ -144,6 +153,9 @@ async function startServer(config: ServeConfig, worker: { index: number; count: 
       stateDir: config.stateDir,
       host: config.host,
       port: config.port,
+      transport: config.transport,
+      // Native workers each bind the port themselves; dgram workers share the primary's socket.
+      reusePort: worker.count > 1,
       worker,
       backend: config.backend,
       maxLeadMs: config.maxLeadMs,
@@ -163,9 +175,9 @@ async function startServer(config: ServeConfig, worker: { index: number; count: 
   }
 }
 
-function readyLine(config: ServeConfig, host: string, port: number): string {
+function readyLine(config: ServeConfig, host: string, port: number, transport: string): string {
   const shown = host.includes(':') ? `[${host}]` : host;
-  return `hailstone listening on udp://${shown}:${port} node=${config.nodeId} workers=${config.workers}\n`;
+  return `hailstone listening on udp://${shown}:${port} node=${config.nodeId} workers=${config.workers} transport=${transport}\n`;
 }
 
 function onStopSignal(stop: () => void): void {
@@ -188,8 +200,9 @@ async function serveSingle(config: ServeConfig): Promise<number> {
   const logger = makeLogger(config);
   const server = await startServer(config, { index: 0, count: 1 }, logger);
   const metrics = await startMetrics(config, async () => ({ workers: [snapshotOf(server)], workerRestarts: 0, expectedWorkers: 1 }), logger);
-  logger.info({ address: server.address, workers: 1, metricsPort: metrics?.address.port }, 'listening');
-  process.stdout.write(readyLine(config, server.address.host, server.address.port));
+  const transport = server.stats().transport.name;
+  logger.info({ address: server.address, workers: 1, transport, metricsPort: metrics?.address.port }, 'listening');
+  process.stdout.write(readyLine(config, server.address.host, server.address.port, transport));
   await new Promise<void>((resolve) => onStopSignal(resolve));
   logger.info({}, 'stopping: no longer receiving');
   await server.close();
@@ -203,8 +216,11 @@ async function serveSingle(config: ServeConfig): Promise<number> {
 async function serveWorker(config: ServeConfig): Promise<number> {
   const index = Number(process.env.HAILSTONE_WORKER_INDEX);
   const logger = makeLogger(config, index);
-  const server = await startServer(config, { index, count: config.workers }, logger);
-  process.send?.({ type: 'listening', index, host: server.address.host, port: server.address.port });
+  // The primary decided the transport (and said why, once) and, for native workers, the port.
+  const transport = (process.env.HAILSTONE_WORKER_TRANSPORT as TransportChoice | undefined) ?? config.transport;
+  const port = process.env.HAILSTONE_WORKER_PORT === undefined ? config.port : Number(process.env.HAILSTONE_WORKER_PORT);
+  const server = await startServer({ ...config, transport, port }, { index, count: config.workers }, logger);
+  process.send?.({ type: 'listening', index, host: server.address.host, port: server.address.port, transport: server.stats().transport.name });
   await new Promise<void>((resolve) => {
     onStopSignal(resolve);
     process.on('message', (m: { type?: string; id?: number }) => {
@@ -218,8 +234,24 @@ async function serveWorker(config: ServeConfig): Promise<number> {
   return 0;
 }
 
+/** The transport every worker will use, decided once by the primary. */
+function workerTransport(config: ServeConfig, logger: Logger): 'native' | 'dgram' {
+  if (config.transport === 'dgram') return 'dgram';
+  const availability = nativeAvailability();
+  if (availability.available) return 'native';
+  if (config.transport === 'native') {
+    throw new HailstoneError('NATIVE_UNAVAILABLE', `the native UDP transport is unavailable: ${availability.reason}; use --transport dgram`);
+  }
+  logger.warn({ transport: 'dgram', reason: availability.reason }, `native UDP transport unavailable (${availability.reason}); using dgram`);
+  return 'dgram';
+}
+
 async function servePrimary(config: ServeConfig): Promise<number> {
   const logger = makeLogger(config);
+  const transport = workerTransport(config, logger);
+  // Native workers bind the port themselves: the first one picks it (when --port 0), the
+  // others and every restarted worker then bind the same one.
+  let workerPort: number | undefined = transport === 'native' && config.port !== 0 ? config.port : undefined;
   const workers = new Map<number, Worker>();
   let restarts = 0;
   let nextSnapshot = 0;
@@ -234,16 +266,24 @@ async function servePrimary(config: ServeConfig): Promise<number> {
   });
 
   const fork = (index: number) => {
-    const worker = cluster.fork({ HAILSTONE_WORKER_INDEX: String(index) });
+    const worker = cluster.fork({
+      HAILSTONE_WORKER_INDEX: String(index),
+      HAILSTONE_WORKER_TRANSPORT: transport,
+      ...(workerPort === undefined ? {} : { HAILSTONE_WORKER_PORT: String(workerPort) }),
+    });
     workers.set(index, worker);
-    worker.on('message', (m: { type?: string; host?: string; port?: number; id?: number; snapshot?: WorkerSnapshot }) => {
+    worker.on('message', (m: { type?: string; host?: string; port?: number; id?: number; snapshot?: WorkerSnapshot; transport?: string }) => {
       if (m?.type === 'snapshot') pendingSnapshots.get(m.id!)?.(m.snapshot!);
       if (m?.type !== 'listening') return;
       listening.add(index);
       failures = 0;
+      if (transport === 'native' && workerPort === undefined) {
+        workerPort = m.port!;
+        for (let i = 1; i < config.workers; i++) fork(i);
+      }
       if (!announced && listening.size === config.workers) {
         announced = true;
-        process.stdout.write(readyLine(config, m.host!, m.port!));
+        process.stdout.write(readyLine(config, m.host!, m.port!, m.transport!));
       }
     });
     worker.on('exit', (code, signal) => {
@@ -293,7 +333,8 @@ async function servePrimary(config: ServeConfig): Promise<number> {
     return { workers: answers.filter((a): a is WorkerSnapshot => a !== undefined), workerRestarts: restarts, expectedWorkers: config.workers };
   };
   const metrics = await startMetrics(config, snapshot, logger);
-  for (let i = 0; i < config.workers; i++) fork(i);
+  if (transport === 'native' && workerPort === undefined) fork(0);
+  else for (let i = 0; i < config.workers; i++) fork(i);
   onStopSignal(() => {
     logger.info({}, 'stopping: telling the workers');
     stopping = true;

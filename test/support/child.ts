@@ -36,7 +36,7 @@ export async function runCli(args: string[], env: Record<string, string> = {}): 
 export function readyPort(child: ChildProcess, stdout: { text: () => string }, stderr: { text: () => string }): Promise<number> {
   return new Promise((resolve, reject) => {
     const check = () => {
-      const m = /hailstone listening on udp:\/\/[^ ]+:(\d+) node=\d+ workers=\d+\n/.exec(stdout.text());
+      const m = /hailstone listening on udp:\/\/[^ ]+:(\d+) node=\d+ workers=\d+ transport=\w+\n/.exec(stdout.text());
       if (m) return resolve(Number(m[1]));
       if (child.exitCode !== null || child.signalCode !== null) return reject(new Error(`server exited: ${stderr.text()}`));
       setTimeout(check, 5);
