@@ -26,7 +26,7 @@ interface Bar {
   color: string;
 }
 
-const COLORS = { wasm: '#2f6fdf', ts: '#37a169', peer: '#9a9a9a', echo: '#b0b0b0', hailstone: '#2f6fdf' };
+const COLORS = { wasm: '#2f6fdf', ts: '#37a169', peer: '#9a9a9a', echo: '#b0b0b0', hailstone: '#2f6fdf', native: '#d9822b', cEcho: '#6b6b6b' };
 
 function escape(text: string): string {
   return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
@@ -113,20 +113,20 @@ function generatorChart(): string {
 function udpChart(): string {
   const data = JSON.parse(readFileSync(join(input, 'udp.json'), 'utf8')) as {
     machine: Machine;
-    results: { server: string; mode: string; workers: number; requestsPerSec: number; serverCpuUsPerRequest: number; idsPerSec: number }[];
+    results: { server: string; transport?: string; mode: string; workers: number; requestsPerSec: number; serverCpuUsPerRequest: number; idsPerSec: number }[];
   };
   const bars = data.results
     .filter((r) => !r.mode.startsWith('soak'))
     .map((r) => ({
-      label: `${r.server}, ${r.mode.replace(/ \([^)]*\)/, '')}, ${r.workers} proc`,
+      label: `${r.server === 'echo' ? 'dgram echo' : r.server === 'mmsg-echo' ? 'C mmsg echo' : `hailstone ${r.transport ?? 'dgram'}`}, ${r.mode.replace(/ \([^)]*\)/, '')}, ${r.workers} proc`,
       value: r.serverCpuUsPerRequest,
       note:
         `${r.serverCpuUsPerRequest.toFixed(1)} µs · ${Math.round(r.requestsPerSec).toLocaleString('en-US')} req/s` +
         (r.server === 'hailstone' && r.idsPerSec > r.requestsPerSec ? ` · ${(r.idsPerSec / 1e6).toFixed(2)} M ids/s` : ''),
-      color: r.server === 'hailstone' ? COLORS.hailstone : COLORS.echo,
+      color: r.server === 'mmsg-echo' ? COLORS.cEcho : r.server !== 'hailstone' ? COLORS.echo : r.transport === 'native' ? COLORS.native : COLORS.hailstone,
     }));
   return barChart(
-    'Server CPU per request: hailstone (blue) against a bare dgram echo (grey), same load',
+    'Server CPU per request: hailstone dgram (blue), native (orange); echo in Node (light), C (dark)',
     `npm run bench:udp — ${machineLine(data.machine)}; loopback, load generator on the same machine`,
     'server CPU µs per request, lower is better',
     bars,

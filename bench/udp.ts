@@ -1,5 +1,8 @@
-// Server benchmark on the wire (loopback only, bounded): hailstone serve against a bare
-// dgram echo server answering datagrams of the same sizes, in the same run.
+// Server benchmark on the wire (loopback only, bounded): hailstone serve over each
+// transport (dgram, and the batched native one) against two bare echo servers answering
+// datagrams of the same sizes, in the same run: Node's dgram (bench/echo-server.mjs), and
+// C with recvmmsg/sendmmsg (bench/mmsg-echo.c, compiled here with cc when there is one) —
+// the floor of a batched server on this machine, with no Node and no id logic.
 //
 //   npm run bench:udp                 about a minute; writes bench/results/udp.json
 //   HAILSTONE_BENCH_QUICK=1 npm run bench:udp        a short smoke run
@@ -60,13 +63,15 @@ function startProcess(command: string, args: string[], portPattern: RegExp, clea
   });
 }
 
-function startHailstone(workers: number): Promise<Started> {
+type HailstoneTransport = 'dgram' | 'native';
+
+function startHailstone(workers: number, transport: HailstoneTransport): Promise<Started> {
   const dir = mkdtempSync(join(tmpdir(), 'hailstone-bench-'));
   return startProcess(
     process.execPath,
     // A 200 ms lead: ids/s then measures the sustained rate (borrowing ahead of the clock adds
     // at most 200 ms worth to a 5 s run), and a new state directory's first start waits 200 ms.
-    ['dist/cli/main.js', 'serve', '--port', '0', '--state-dir', dir, '--workers', String(workers), '--max-lead-ms', '200', '--reservation-ms', '200'],
+    ['dist/cli/main.js', 'serve', '--port', '0', '--state-dir', dir, '--workers', String(workers), '--max-lead-ms', '200', '--reservation-ms', '200', '--transport', transport],
     /listening on udp:\/\/[^ ]+:(\d+)/,
     () => rmSync(dir, { recursive: true, force: true }),
   );
@@ -75,6 +80,21 @@ function startHailstone(workers: number): Promise<Started> {
 function startEcho(workers: number): Promise<Started> {
   return startProcess(process.execPath, ['bench/echo-server.mjs', '--workers', String(workers)], /echo listening on (\d+)/);
 }
+
+/** Compiles bench/mmsg-echo.c; undefined (and says why) where there is no C compiler. */
+function buildMmsgEcho(): string | undefined {
+  const dir = mkdtempSync(join(tmpdir(), 'hailstone-mmsg-echo-'));
+  const binary = join(dir, 'mmsg-echo');
+  try {
+    execFileSync('cc', ['-O2', '-o', binary, join(ROOT, 'bench/mmsg-echo.c')], { stdio: 'pipe' });
+    return binary;
+  } catch (error) {
+    console.log(`(no C echo baseline: ${(error as Error).message.split('\n')[0]})`);
+    return undefined;
+  }
+}
+
+let mmsgEcho: string | undefined;
 
 /** The process and its children (cluster workers). */
 function processTree(pid: number): number[] {
@@ -180,8 +200,12 @@ async function load(
   };
 }
 
+type ServerKind = 'hailstone' | 'echo' | 'mmsg-echo';
+
 interface Row {
-  server: 'hailstone' | 'echo';
+  server: ServerKind;
+  /** hailstone's transport; the dgram echo uses dgram, the C echo recvmmsg/sendmmsg ('native'). */
+  transport: HailstoneTransport;
   mode: string;
   workers: number;
   requestsPerSec: number;
@@ -196,8 +220,21 @@ interface Row {
   replies: number;
 }
 
-async function scenario(server: 'hailstone' | 'echo', workers: number, count: number, mode: string, maxReplies?: number, rate?: number): Promise<Row> {
-  const started = server === 'hailstone' ? await startHailstone(workers) : await startEcho(workers);
+async function scenario(
+  server: ServerKind,
+  transport: HailstoneTransport,
+  workers: number,
+  count: number,
+  mode: string,
+  maxReplies?: number,
+  rate?: number,
+): Promise<Row> {
+  const started =
+    server === 'hailstone'
+      ? await startHailstone(workers, transport)
+      : server === 'echo'
+        ? await startEcho(workers)
+        : await startProcess(mmsgEcho!, [], /echo listening on (\d+)/);
   const pid = started.child.pid!;
   let cpuStart = 0;
   let rssStart = 0;
@@ -216,6 +253,7 @@ async function scenario(server: 'hailstone' | 'echo', workers: number, count: nu
     const cpu = cpuSeconds(pid) - cpuStart;
     return {
       server,
+      transport,
       mode,
       workers,
       requestsPerSec: result.replies / result.seconds,
@@ -234,6 +272,10 @@ async function scenario(server: 'hailstone' | 'echo', workers: number, count: nu
   }
 }
 
+function nameOf(row: Row): string {
+  return row.server === 'echo' ? 'dgram echo' : row.server === 'mmsg-echo' ? 'C mmsg echo' : `hailstone ${row.transport}`;
+}
+
 function fmt(n: number, digits = 1): string {
   return Number.isFinite(n) ? n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : '—';
 }
@@ -248,32 +290,37 @@ async function main(): Promise<void> {
   // request comparable: under a closed loop, a server's latency changes how many datagrams
   // each wakeup handles, and with it the CPU per request.
   const rate = Number(process.env.HAILSTONE_BENCH_RATE ?? '25000');
-  const plan: [server: 'hailstone' | 'echo', workers: number, count: number, mode: string, rate?: number][] = [
-    ['echo', 1, 1, 'single id (32 B), max'],
-    ['hailstone', 1, 1, 'single id (32 B), max'],
-    ['echo', 1, 1, `single id (32 B), ${rate / 1000}k req/s`, rate],
-    ['hailstone', 1, 1, `single id (32 B), ${rate / 1000}k req/s`, rate],
-    ['echo', 1, 128, 'batch of 128 (1048 B), max'],
-    ['hailstone', 1, 128, 'batch of 128 (1048 B), max'],
-    ['echo', 1, 128, `batch of 128 (1048 B), ${rate / 1000}k req/s`, rate],
-    ['hailstone', 1, 128, `batch of 128 (1048 B), ${rate / 1000}k req/s`, rate],
-    ['echo', 2, 1, 'single id (32 B), max'],
-    ['hailstone', 2, 1, 'single id (32 B), max'],
+  const modes: [workers: number, count: number, mode: string, rate?: number][] = [
+    [1, 1, 'single id (32 B), max'],
+    [1, 1, `single id (32 B), ${rate / 1000}k req/s`, rate],
+    [1, 128, 'batch of 128 (1048 B), max'],
+    [1, 128, `batch of 128 (1048 B), ${rate / 1000}k req/s`, rate],
+    [2, 1, 'single id (32 B), max'],
   ];
-  for (const [server, workers, count, mode, r] of plan) {
-    const row = await scenario(server, workers, count, mode, undefined, r);
-    rows.push(row);
-    console.log(`  ${server} ${mode}, ${workers} worker(s): ${fmt(row.requestsPerSec, 0)} req/s, ${fmt(row.serverCpuUsPerRequest, 2)} µs CPU/req`);
+  mmsgEcho = buildMmsgEcho();
+  // Each mode: the dgram echo, hailstone over dgram, hailstone over the native transport,
+  // and (one process only) the C echo.
+  for (const [workers, count, mode, r] of modes) {
+    const servers: [ServerKind, HailstoneTransport][] = [['echo', 'dgram'], ['hailstone', 'dgram'], ['hailstone', 'native']];
+    if (workers === 1 && mmsgEcho !== undefined) servers.push(['mmsg-echo', 'native']);
+    for (const [server, transport] of servers) {
+      const row = await scenario(server, transport, workers, count, mode, undefined, r);
+      rows.push(row);
+      console.log(`  ${nameOf(row)} ${mode}, ${workers} worker(s): ${fmt(row.requestsPerSec, 0)} req/s, ${fmt(row.serverCpuUsPerRequest, 2)} µs CPU/req`);
+    }
   }
   if (soakRequests > 0) {
-    console.log(`\nsoak: hailstone single id until ${soakRequests} replies…`);
-    rows.push(await scenario('hailstone', 1, 1, `soak ${soakRequests} requests`, soakRequests));
+    for (const transport of ['dgram', 'native'] as const) {
+      console.log(`\nsoak: hailstone ${transport}, single id until ${soakRequests} replies…`);
+      rows.push(await scenario('hailstone', transport, 1, 1, `soak ${soakRequests} requests`, soakRequests));
+    }
   }
-  const echoCpu = (workers: number, mode: string) => rows.find((r) => r.server === 'echo' && r.workers === workers && r.mode === mode)?.serverCpuUsPerRequest;
+  const cpuOf = (server: string, transport: string, workers: number, mode: string) =>
+    rows.find((r) => r.server === server && r.transport === transport && r.workers === workers && r.mode === mode)?.serverCpuUsPerRequest ?? NaN;
   console.log();
   console.table(
     rows.map((r) => ({
-      server: r.server,
+      server: nameOf(r),
       mode: r.mode,
       workers: r.workers,
       'req/s': fmt(r.requestsPerSec, 0),
@@ -283,7 +330,9 @@ async function main(): Promise<void> {
       'p99 µs': fmt(r.p99us, 0),
       'p999 µs': fmt(r.p999us, 0),
       'CPU µs/req': fmt(r.serverCpuUsPerRequest, 2),
-      'vs echo': r.server === 'hailstone' ? fmt(r.serverCpuUsPerRequest / (echoCpu(r.workers, r.mode) ?? NaN), 2) : '',
+      'vs echo': r.server === 'hailstone' ? fmt(r.serverCpuUsPerRequest / cpuOf('echo', 'dgram', r.workers, r.mode), 2) : '',
+      'vs dgram': r.server === 'hailstone' && r.transport === 'native' ? fmt(r.serverCpuUsPerRequest / cpuOf('hailstone', 'dgram', r.workers, r.mode), 2) : '',
+      'vs C echo': r.server === 'hailstone' && r.transport === 'native' ? fmt(r.serverCpuUsPerRequest / cpuOf('mmsg-echo', 'native', r.workers, r.mode), 2) : '',
       'RSS MiB': `${fmt(r.rssStartMiB)} → ${fmt(r.rssEndMiB)}`,
     })),
   );

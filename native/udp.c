@@ -284,7 +284,9 @@ static napi_value udp_open(napi_env env, napi_callback_info info) {
     close(fd);
     return throw_errno(env, "setsockopt(SO_REUSEPORT)", err);
   }
-  if (family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  // Dual-stack like Node's udp6 sockets: bound to "::", IPv4 clients arrive as ::ffff:a.b.c.d.
+  int zero = 0;
+  if (family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
   if (receive_buffer > 0) {
     int size = (int)receive_buffer;
     // Capped by net.core.rmem_max; the default still works, so a refusal is not an error.
@@ -394,26 +396,11 @@ static napi_value udp_stats(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-// unref(handle) / ref(handle): whether the open socket keeps the process alive.
-static napi_value udp_set_ref(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  udp_t *u = handle_of(env, argv[0]);
-  if (u == NULL || u->closing) return NULL;
-  bool ref;
-  CHECK(env, napi_get_value_bool(env, argv[1], &ref));
-  if (ref) uv_ref((uv_handle_t *)&u->poll);
-  else uv_unref((uv_handle_t *)&u->poll);
-  return NULL;
-}
-
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor properties[] = {
       {"open", NULL, udp_open, NULL, NULL, NULL, napi_enumerable, NULL},
       {"close", NULL, udp_close, NULL, NULL, NULL, napi_enumerable, NULL},
       {"stats", NULL, udp_stats, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"setRef", NULL, udp_set_ref, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   CHECK(env, napi_define_properties(env, exports, sizeof properties / sizeof properties[0], properties));
   napi_value batch;

@@ -20,7 +20,7 @@ export { NativeTransport } from './server/native-transport.js';
 export type { NativeTransportOptions } from './server/native-transport.js';
 export { nativeAvailability } from './server/native-addon.js';
 export type { NativeAvailability } from './server/native-addon.js';
-export { createTransport } from './server/select-transport.js';
+export { createTransport, resolveTransport } from './server/select-transport.js';
 export type { TransportChoice } from './server/select-transport.js';
 export { createClient } from './client/client.js';
 export type { Client, ClientOptions, ClientStats } from './client/client.js';

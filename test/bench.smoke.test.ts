@@ -39,11 +39,14 @@ describe('benchmarks (smoke run)', () => {
     const output = join(dir, 'udp.json');
     await tsx('bench/udp.ts', { HAILSTONE_BENCH_OUTPUT: output, HAILSTONE_BENCH_SECONDS: '0.3', HAILSTONE_BENCH_RATE: '2000' });
     const data = JSON.parse(readFileSync(output, 'utf8'));
-    const servers = data.results.map((r: { server: string; workers: number }) => `${r.server}/${r.workers}`);
-    expect(servers).toEqual(['echo/1', 'hailstone/1', 'echo/1', 'hailstone/1', 'echo/1', 'hailstone/1', 'echo/1', 'hailstone/1', 'echo/2', 'hailstone/2']);
+    const servers = data.results.map((r: { server: string; transport: string; workers: number }) => `${r.server}-${r.transport}/${r.workers}`);
+    // The C echo baseline runs where cc is (these machines have it), one process only.
+    const each = (workers: number) => [`echo-dgram/${workers}`, `hailstone-dgram/${workers}`, `hailstone-native/${workers}`, ...(workers === 1 ? ['mmsg-echo-native/1'] : [])];
+    expect(servers).toEqual([...each(1), ...each(1), ...each(1), ...each(1), ...each(2)]);
     for (const r of data.results) {
       expect(r.requestsPerSec).toBeGreaterThan(0);
-      expect(r.serverCpuUsPerRequest).toBeGreaterThan(0);
+      // The kernel counts CPU in 10 ms ticks: a short smoke run of the C echo can use less.
+      expect(r.serverCpuUsPerRequest).toBeGreaterThanOrEqual(r.server === 'mmsg-echo' ? 0 : Number.MIN_VALUE);
     }
     await tsx('bench/report.ts', { HAILSTONE_BENCH_RESULTS: dir, HAILSTONE_BENCH_CHARTS: dir });
     for (const chart of ['bench-generator.svg', 'bench-udp.svg']) {

@@ -7,7 +7,8 @@ import { describe, expect, it } from 'vitest';
 import { createClient, decode } from '../src/index.js';
 import { HEADER_SIZE, MAX_REQUEST_SIZE, STATUS_OK, parseReply, requestSize, writeRequestHeader } from '../src/protocol/wire.js';
 import { nativeAvailability } from '../src/server/native-addon.js';
-import { NativeTransport } from '../src/server/native-transport.js';
+import { NativeTransport, compressIpv6 } from '../src/server/native-transport.js';
+import { createTransport } from '../src/server/select-transport.js';
 import type { DatagramSource } from '../src/server/transport.js';
 import { Probe, TRANSPORTS, startServer } from './support/udp.js';
 
@@ -104,6 +105,22 @@ describe.each(TRANSPORTS)('%s transport', (transport) => {
     await closed.stop();
   });
 
+  it('bound to "::", IPv4 clients are reported as ::ffff:a.b.c.d, as Node does', async (context) => {
+    if (!(await hasIpv6Loopback())) return context.skip();
+    const t = createTransport(transport);
+    const seen: string[] = [];
+    const bound = await t.listen('::', 0, (_buf, _offset, length, from) => {
+      seen.push(`${from.family} ${from.address}`);
+      return length;
+    });
+    const probe = await Probe.open();
+    await probe.send(Buffer.from('hi'), bound.port);
+    expect((await probe.waitFor(1, 2000)).map((r) => r.msg.toString())).toEqual(['hi']);
+    expect(seen).toEqual(['IPv6 ::ffff:127.0.0.1']);
+    await probe.close();
+    await t.close();
+  });
+
   it('a port in use is a clear error', async () => {
     const first = await startServer({ transport });
     await expect(startServer({ transport, port: first.port })).rejects.toMatchObject({ code: 'EADDRINUSE' });
@@ -138,5 +155,20 @@ describe.runIf(TRANSPORTS.includes('native'))('native transport', () => {
     expect(transport.stats()).toMatchObject({ received: 6, sendFailures: 0, truncated: 0 });
     await probe.close();
     await transport.close();
+  });
+});
+
+describe('IPv6 text of a source address', () => {
+  it('follows RFC 5952: the longest run of two or more zero groups becomes ::, lower-case hex', () => {
+    const cases: [number[], string][] = [
+      [[0, 0, 0, 0, 0, 0, 0, 1], '::1'],
+      [[0, 0, 0, 0, 0, 0, 0, 0], '::'],
+      [[1, 0, 0, 0, 0, 0, 0, 0], '1::'],
+      [[0x2001, 0xdb8, 0, 0, 1, 0, 0, 1], '2001:db8::1:0:0:1'],
+      [[0x2001, 0xdb8, 0, 0, 0, 1, 0, 0], '2001:db8::1:0:0'],
+      [[0x2001, 0xdb8, 0, 1, 1, 1, 1, 1], '2001:db8:0:1:1:1:1:1'],
+      [[0xfe80, 0, 0, 0, 0xabcd, 0xef, 0, 0], 'fe80::abcd:ef:0:0'],
+    ];
+    for (const [groups, text] of cases) expect(compressIpv6(groups), text).toBe(text);
   });
 });

@@ -11,12 +11,11 @@
 import cluster, { type Worker } from 'node:cluster';
 import { parseArgs } from 'node:util';
 import { destination, pino, type Logger } from 'pino';
-import { HailstoneError, InvalidArgumentError } from '../errors.js';
+import { InvalidArgumentError } from '../errors.js';
 import type { Backend } from '../generator.js';
 import { type MetricsServer, type NodeSnapshot, type WorkerSnapshot, parseListenAddress, serveMetrics } from '../server/metrics.js';
 import { type RateLimitOptions, parseRateLimit } from '../server/rate-limit.js';
-import { nativeAvailability } from '../server/native-addon.js';
-import { TRANSPORT_CHOICES, type TransportChoice } from '../server/select-transport.js';
+import { TRANSPORT_CHOICES, type TransportChoice, resolveTransport } from '../server/select-transport.js';
 import { DEFAULT_HOST, DEFAULT_PORT, DEFAULT_REPLAY_WINDOW_MS, type Server, serve } from '../server/server.js';
 import { UsageError, choiceOption, envOr, intOption, listOption, readKeyFile } from './args.js';
 
@@ -234,21 +233,10 @@ async function serveWorker(config: ServeConfig): Promise<number> {
   return 0;
 }
 
-/** The transport every worker will use, decided once by the primary. */
-function workerTransport(config: ServeConfig, logger: Logger): 'native' | 'dgram' {
-  if (config.transport === 'dgram') return 'dgram';
-  const availability = nativeAvailability();
-  if (availability.available) return 'native';
-  if (config.transport === 'native') {
-    throw new HailstoneError('NATIVE_UNAVAILABLE', `the native UDP transport is unavailable: ${availability.reason}; use --transport dgram`);
-  }
-  logger.warn({ transport: 'dgram', reason: availability.reason }, `native UDP transport unavailable (${availability.reason}); using dgram`);
-  return 'dgram';
-}
-
 async function servePrimary(config: ServeConfig): Promise<number> {
   const logger = makeLogger(config);
-  const transport = workerTransport(config, logger);
+  // Decided once, here: the fallback (if any) is logged once for the whole node.
+  const transport = resolveTransport(config.transport, logger);
   // Native workers bind the port themselves: the first one picks it (when --port 0), the
   // others and every restarted worker then bind the same one.
   let workerPort: number | undefined = transport === 'native' && config.port !== 0 ? config.port : undefined;

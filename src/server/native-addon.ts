@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { HailstoneError } from '../errors.js';
 
 /** Counters in the order native/udp.c keeps them. */
 export const NATIVE_STAT_NAMES = ['received', 'batches', 'sent', 'sendFailures', 'receiveErrors', 'truncated'] as const;
@@ -25,7 +26,6 @@ export interface NativeUdpAddon {
   ): [handle: unknown, boundPort: number];
   close(handle: unknown, onClosed: () => void): void;
   stats(handle: unknown, out: Float64Array): void;
-  setRef(handle: unknown, ref: boolean): void;
 }
 
 export type NativeAvailability = { available: true; addon: NativeUdpAddon; path: string } | { available: false; reason: string };
@@ -45,6 +45,11 @@ function addonPath(): string | undefined {
 }
 
 let cached: NativeAvailability | undefined;
+
+/** The error for asking for the native transport where it cannot load. */
+export function nativeUnavailableError(reason: string): HailstoneError {
+  return new HailstoneError('NATIVE_UNAVAILABLE', `the native UDP transport is unavailable: ${reason}; use the dgram transport (--transport dgram)`);
+}
 
 /** Whether the native transport can be used here, and if not, why. */
 export function nativeAvailability(): NativeAvailability {

@@ -6,9 +6,8 @@
 // then sends every reply with one sendmmsg. The source of each datagram is read lazily
 // from the metadata array through one reused object: no JS object per datagram.
 
-import { HailstoneError } from '../errors.js';
 import { MAX_REQUEST_SIZE } from '../protocol/wire.js';
-import { NATIVE_STAT_NAMES, type NativeUdpAddon, nativeAvailability } from './native-addon.js';
+import { NATIVE_STAT_NAMES, type NativeUdpAddon, nativeAvailability, nativeUnavailableError } from './native-addon.js';
 import type { DatagramHandler, DatagramSource, Transport, TransportStats } from './transport.js';
 
 /** Bytes per receive slot: anything longer is not a request, and arrives truncated (length -1). */
@@ -35,11 +34,42 @@ class SlotSource implements DatagramSource {
   get address(): string {
     const b = this.bytes;
     const at = this.slot * META_INTS * 4 + 16;
-    if (this.family === 'IPv4') return `${b[at]}.${b[at + 1]}.${b[at + 2]}.${b[at + 3]}`;
-    const groups: string[] = [];
-    for (let i = 0; i < 16; i += 2) groups.push(((b[at + i]! << 8) | b[at + i + 1]!).toString(16));
-    return groups.join(':');
+    if (this.family === 'IPv4') return dotted(b, at);
+    // Written as Node's dgram writes them, so logs, rate-limit keys and allowlists see the
+    // same text whichever transport received the datagram.
+    let mapped = b[at + 10] === 0xff && b[at + 11] === 0xff;
+    for (let i = 0; i < 10 && mapped; i++) mapped = b[at + i] === 0;
+    if (mapped) return `::ffff:${dotted(b, at + 12)}`;
+    const groups: number[] = [];
+    for (let i = 0; i < 16; i += 2) groups.push((b[at + i]! << 8) | b[at + i + 1]!);
+    return compressIpv6(groups);
   }
+}
+
+function dotted(b: Uint8Array, at: number): string {
+  return `${b[at]}.${b[at + 1]}.${b[at + 2]}.${b[at + 3]}`;
+}
+
+/** RFC 5952 text: lower-case hex, the longest run of two or more zero groups as "::". */
+export function compressIpv6(groups: number[]): string {
+  let bestAt = -1;
+  let bestLength = 1;
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLength) {
+      bestAt = i;
+      bestLength = j - i;
+    }
+    i = j;
+  }
+  const hex = groups.map((g) => g.toString(16));
+  if (bestAt < 0) return hex.join(':');
+  return `${hex.slice(0, bestAt).join(':')}::${hex.slice(bestAt + bestLength).join(':')}`;
 }
 
 export interface NativeTransportOptions {
@@ -60,9 +90,7 @@ export class NativeTransport implements Transport {
   /** Throws NATIVE_UNAVAILABLE (with the reason) where the addon cannot be loaded. */
   constructor(private readonly options: NativeTransportOptions = {}) {
     const availability = nativeAvailability();
-    if (!availability.available) {
-      throw new HailstoneError('NATIVE_UNAVAILABLE', `the native UDP transport is unavailable: ${availability.reason}; use the dgram transport`);
-    }
+    if (!availability.available) throw nativeUnavailableError(availability.reason);
     this.addon = availability.addon;
   }
 
