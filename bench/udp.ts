@@ -19,6 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import { nativeAvailability } from '../src/server/native-addon.js';
 import { describeMachine, machine } from './machine.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
@@ -298,10 +299,13 @@ async function main(): Promise<void> {
     [2, 1, 'single id (32 B), max'],
   ];
   mmsgEcho = buildMmsgEcho();
+  const native = nativeAvailability();
+  if (!native.available) console.log(`(no native transport rows: ${native.reason})`);
   // Each mode: the dgram echo, hailstone over dgram, hailstone over the native transport,
   // and (one process only) the C echo.
   for (const [workers, count, mode, r] of modes) {
-    const servers: [ServerKind, HailstoneTransport][] = [['echo', 'dgram'], ['hailstone', 'dgram'], ['hailstone', 'native']];
+    const servers: [ServerKind, HailstoneTransport][] = [['echo', 'dgram'], ['hailstone', 'dgram']];
+    if (native.available) servers.push(['hailstone', 'native']);
     if (workers === 1 && mmsgEcho !== undefined) servers.push(['mmsg-echo', 'native']);
     for (const [server, transport] of servers) {
       const row = await scenario(server, transport, workers, count, mode, undefined, r);
@@ -310,7 +314,7 @@ async function main(): Promise<void> {
     }
   }
   if (soakRequests > 0) {
-    for (const transport of ['dgram', 'native'] as const) {
+    for (const transport of native.available ? (['dgram', 'native'] as const) : (['dgram'] as const)) {
       console.log(`\nsoak: hailstone ${transport}, single id until ${soakRequests} replies…`);
       rows.push(await scenario('hailstone', transport, 1, 1, `soak ${soakRequests} requests`, soakRequests));
     }
