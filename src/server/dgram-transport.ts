@@ -8,7 +8,7 @@ import type { DatagramHandler, Transport, TransportStats } from './transport.js'
 export class DgramTransport implements Transport {
   readonly name = 'dgram';
   private socket: Socket | undefined;
-  private readonly counters: TransportStats = { received: 0, batches: 0, sendFailures: 0, truncated: 0 };
+  private readonly counters: TransportStats = { received: 0, batches: 0, sendFailures: 0, truncated: 0, receiveErrors: 0 };
 
   constructor(private readonly options: { exclusive?: boolean; receiveBufferBytes?: number } = {}) {}
 
@@ -29,10 +29,11 @@ export class DgramTransport implements Transport {
       socket.once('error', reject);
       socket.bind({ address: host, port, exclusive: this.options.exclusive ?? false }, () => {
         socket.off('error', reject);
-        // Errors after binding (a failed send, an ICMP unreachable reported on Linux) are
-        // counted; they must not crash the process.
-        socket.on('error', () => {
-          counters.sendFailures++;
+        // Errors after binding are counted, never allowed to crash the process: a failed
+        // send (the reply is lost; the client retries) or a failed receive.
+        socket.on('error', (error: NodeJS.ErrnoException) => {
+          if (error.syscall === 'send') counters.sendFailures++;
+          else counters.receiveErrors++;
         });
         if (this.options.receiveBufferBytes !== undefined) {
           try {

@@ -91,6 +91,7 @@ export function metricsRegistry(current: () => NodeSnapshot): Registry {
   counter('hailstone_reply_send_failures_total', 'Replies the kernel refused to send (full send buffer, unreachable): the client retries', [], (s) =>
     sum(s, (w) => w.stats.transport.sendFailures),
   );
+  counter('hailstone_receive_errors_total', 'Receive calls the kernel failed (other than no data yet)', [], (s) => sum(s, (w) => w.stats.transport.receiveErrors));
   counter('hailstone_receive_batches_total', 'Receive calls into the server: one per datagram with dgram, one per recvmmsg batch with native', [], (s) =>
     sum(s, (w) => w.stats.transport.batches),
   );

@@ -129,7 +129,7 @@ export class NativeTransport implements Transport {
   stats(): TransportStats {
     if (this.handle !== undefined) this.addon.stats(this.handle, this.statsOut);
     const s = this.statsOut;
-    return { received: s[0]!, batches: s[1]!, sendFailures: s[3]!, truncated: s[5]! };
+    return { received: s[0]!, batches: s[1]!, sendFailures: s[3]!, truncated: s[5]!, receiveErrors: s[4]! };
   }
 
   close(): Promise<void> {

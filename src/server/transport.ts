@@ -28,6 +28,8 @@ export interface TransportStats {
   sendFailures: number;
   /** Datagrams larger than a receive slot, handed to the handler with length -1. */
   truncated: number;
+  /** Receive calls the kernel failed (not EAGAIN): counted; the socket goes on receiving. */
+  receiveErrors: number;
 }
 
 export interface Transport {
