@@ -34,7 +34,7 @@ export type NativeAvailability = { available: true; addon: NativeUdpAddon; path:
 function addonPath(): string | undefined {
   const override = process.env.HAILSTONE_NATIVE_ADDON;
   if (override !== undefined && override !== '') return override;
-  // From src/server (tests, tsx) or dist/src/server (the built package): find the package root.
+  // From src/server (tests, tsx) or dist/server (the built package): find the package root.
   let dir = dirname(fileURLToPath(import.meta.url));
   for (let i = 0; i < 4; i++) {
     const candidate = join(dir, 'native', 'build', 'Release', 'hailstone_udp.node');

@@ -128,8 +128,8 @@ export class NativeTransport implements Transport {
 
   stats(): TransportStats {
     if (this.handle !== undefined) this.addon.stats(this.handle, this.statsOut);
-    const s = this.statsOut;
-    return { received: s[0]!, batches: s[1]!, sendFailures: s[3]!, truncated: s[5]!, receiveErrors: s[4]! };
+    const at = (name: (typeof NATIVE_STAT_NAMES)[number]) => this.statsOut[NATIVE_STAT_NAMES.indexOf(name)]!;
+    return { received: at('received'), batches: at('batches'), sendFailures: at('sendFailures'), truncated: at('truncated'), receiveErrors: at('receiveErrors') };
   }
 
   close(): Promise<void> {
