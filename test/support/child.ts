@@ -1,17 +1,56 @@
 // Running test fixtures as real child processes (through tsx, so they run the sources).
+//
+// Every child starts as the leader of its own process group and is remembered until it
+// has exited. test/support/cleanup.ts kills the groups still alive after each test —
+// also when the test failed or timed out — so a server and its cluster workers never
+// outlive the test that started them.
 
 import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
+const running = new Set<ChildProcess>();
+
+/** Starts a process in its own process group and tracks it until it exits. */
+export function spawnTracked(command: string, args: string[], options: { env?: Record<string, string>; cwd?: string } = {}): ChildProcess {
+  const child = spawn(command, args, {
+    cwd: options.cwd ?? ROOT,
+    env: { ...process.env, ...options.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
+  running.add(child);
+  child.once('exit', () => {
+    // The leader is gone; its group may not be (workers of a killed primary).
+    killGroup(child, 'SIGKILL');
+    running.delete(child);
+  });
+  child.once('error', () => running.delete(child));
+  return child;
+}
+
+function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
+  if (child.pid === undefined) return;
+  try {
+    process.kill(-child.pid, signal);
+  } catch {
+    // ESRCH: the whole group is gone.
+  }
+}
+
+/** SIGKILLs the process group of every child still tracked, and waits until the leaders exited. */
+export async function killAllChildren(): Promise<number> {
+  const alive = [...running];
+  for (const child of alive) killGroup(child, 'SIGKILL');
+  await Promise.all(alive.map((child) => exited(child)));
+  return alive.length;
+}
+
 /** Runs a TypeScript entry point of this repository (path from the root) through tsx. */
 export function spawnTs(entry: string, args: string[], env: Record<string, string> = {}): ChildProcess {
-  return spawn(process.execPath, ['--import', 'tsx', entry, ...args], {
-    cwd: ROOT,
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  return spawnTracked(process.execPath, ['--import', 'tsx', entry, ...args], { env });
 }
 
 export function spawnFixture(fixture: string, args: string[], env: Record<string, string> = {}): ChildProcess {
@@ -32,17 +71,34 @@ export async function runCli(args: string[], env: Record<string, string> = {}): 
   return { code, stdout: out.text(), stderr: err.text() };
 }
 
+const READY_LINE = /hailstone listening on udp:\/\/[^ ]+:(\d+) node=(\d+) workers=\d+ transport=\w+\n/;
+
 /** Resolves with the port once a server prints its ready line; rejects if it exits first. */
-export function readyPort(child: ChildProcess, stdout: { text: () => string }, stderr: { text: () => string }): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const check = () => {
-      const m = /hailstone listening on udp:\/\/[^ ]+:(\d+) node=\d+ workers=\d+ transport=\w+\n/.exec(stdout.text());
-      if (m) return resolve(Number(m[1]));
-      if (child.exitCode !== null || child.signalCode !== null) return reject(new Error(`server exited: ${stderr.text()}`));
-      setTimeout(check, 5);
-    };
-    check();
-  });
+export async function readyPort(child: ChildProcess, stdout: { text: () => string }, stderr: { text: () => string }): Promise<number> {
+  const m = await waitFor(() => READY_LINE.exec(stdout.text()) ?? undefined, { what: 'the ready line', child, stderr });
+  return Number(m[1]);
+}
+
+/**
+ * Polls `check` until it returns something other than undefined (or false). Rejects when
+ * `child` exits first or the deadline passes, saying what was awaited — a condition, never
+ * a fixed sleep, with a deadline generous enough for a loaded 2-core machine.
+ */
+export async function waitFor<T>(
+  check: () => T | undefined | false | Promise<T | undefined | false>,
+  options: { what: string; timeoutMs?: number; child?: ChildProcess; stderr?: { text: () => string }; everyMs?: number } = { what: 'a condition' },
+): Promise<T> {
+  const until = Date.now() + (options.timeoutMs ?? 20_000);
+  for (;;) {
+    const value = await check();
+    if (value !== undefined && value !== false) return value;
+    const child = options.child;
+    if (child !== undefined && (child.exitCode !== null || child.signalCode !== null)) {
+      throw new Error(`waiting for ${options.what}: the process exited (${child.exitCode ?? child.signalCode}): ${options.stderr?.text() ?? ''}`);
+    }
+    if (Date.now() > until) throw new Error(`waiting for ${options.what}: gave up after ${options.timeoutMs ?? 20_000} ms ${options.stderr?.text() ?? ''}`);
+    await sleep(options.everyMs ?? 10);
+  }
 }
 
 /** Resolves with the exit code (or signal name) once the process has exited. */
@@ -52,7 +108,7 @@ export function exited(child: ChildProcess): Promise<number | string> {
   return new Promise((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? -1)));
 }
 
-/** Everything the process writes to stderr, as text so far. */
+/** Everything the process writes to the stream, as text so far. */
 export function collectText(stream: NodeJS.ReadableStream): { text: () => string } {
   let text = '';
   stream.setEncoding('utf8');
@@ -60,6 +116,17 @@ export function collectText(stream: NodeJS.ReadableStream): { text: () => string
     text += chunk;
   });
   return { text: () => text };
+}
+
+/** The pids of a process's children (Linux /proc), e.g. a primary's cluster workers. */
+export function childPids(pid: number): number[] {
+  try {
+    // The main thread forks the workers, so its task lists them.
+    const text = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim();
+    return text === '' ? [] : text.split(/\s+/).map(Number);
+  } catch {
+    return [];
+  }
 }
 
 export function sleep(ms: number): Promise<void> {
