@@ -1,6 +1,7 @@
-// Builds the native UDP transport at install time. Optional by design: without a compiler,
-// on another OS, or with HAILSTONE_SKIP_NATIVE=1, it says why and succeeds, and the server
-// uses Node's dgram instead. Installation never fails because of it.
+// Builds the native addons at install time: the UDP transport (recvmmsg/sendmmsg) and the
+// kernel lock (flock). Optional by design: without a compiler, on another OS, or with
+// HAILSTONE_SKIP_NATIVE=1, it says why and succeeds; the server then uses Node's dgram and
+// the portable lock file alone. Installation never fails because of it.
 
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -10,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 const here = dirname(fileURLToPath(import.meta.url));
 
 function skip(reason) {
-  process.stderr.write(`hailstone: native UDP transport not built (${reason}); the server will use dgram\n`);
+  process.stderr.write(`hailstone: native addons not built (${reason}); the server will use dgram and the portable lock file\n`);
   process.exit(0);
 }
 

@@ -2,11 +2,9 @@
 // Loading is synchronous and happens once; when the addon is missing or does not load,
 // the reason is kept so the server can say once why it uses dgram instead.
 
-import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { HailstoneError } from '../errors.js';
+import { findAddon } from '../native-addons.js';
 
 /** Counters in the order native/udp.c keeps them. */
 export const NATIVE_STAT_NAMES = ['received', 'batches', 'sent', 'sendFailures', 'receiveErrors', 'truncated'] as const;
@@ -30,20 +28,6 @@ export interface NativeUdpAddon {
 
 export type NativeAvailability = { available: true; addon: NativeUdpAddon; path: string } | { available: false; reason: string };
 
-/** Where the addon is: HAILSTONE_NATIVE_ADDON, or native/build/Release in the package. */
-function addonPath(): string | undefined {
-  const override = process.env.HAILSTONE_NATIVE_ADDON;
-  if (override !== undefined && override !== '') return override;
-  // From src/server (tests, tsx) or dist/server (the built package): find the package root.
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 4; i++) {
-    const candidate = join(dir, 'native', 'build', 'Release', 'hailstone_udp.node');
-    if (existsSync(candidate)) return candidate;
-    dir = dirname(dir);
-  }
-  return undefined;
-}
-
 let cached: NativeAvailability | undefined;
 
 /** The error for asking for the native transport where it cannot load. */
@@ -55,7 +39,7 @@ export function nativeUnavailableError(reason: string): HailstoneError {
 export function nativeAvailability(): NativeAvailability {
   if (cached !== undefined) return cached;
   if (process.platform !== 'linux') return (cached = { available: false, reason: `recvmmsg/sendmmsg need Linux, this is ${process.platform}` });
-  const path = addonPath();
+  const path = findAddon('hailstone_udp.node', 'HAILSTONE_NATIVE_ADDON');
   if (path === undefined) return (cached = { available: false, reason: 'the addon was not built (npm install builds it with node-gyp when a C compiler is present)' });
   try {
     const addon = createRequire(import.meta.url)(path) as NativeUdpAddon;
