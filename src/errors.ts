@@ -19,6 +19,11 @@ export type HailstoneErrorCode =
   | 'STATE_LOCKED'
   /** The state file cannot be trusted (truncated, bad checksum, another node or layout). */
   | 'STATE_CORRUPT'
+  /**
+   * The node can no longer prove it owns its node id (its lock file was removed, its state
+   * dir replaced, its claim taken): it stopped issuing for good. Ask another server; restart it.
+   */
+  | 'OWNERSHIP_LOST'
   /** At startup the clock is further behind the stored reservation than the node may wait. */
   | 'CLOCK_FAR_BEHIND'
   /** The node was closed. */
@@ -30,7 +35,17 @@ export type HailstoneErrorCode =
   /** A reply broke the protocol's rules (client). */
   | 'BAD_REPLY'
   /** The native UDP transport was asked for where its addon is not built or does not load (server). */
-  | 'NATIVE_UNAVAILABLE';
+  | 'NATIVE_UNAVAILABLE'
+  /** The UDP port is taken by another process (server). Stop it or choose another port. */
+  | 'PORT_IN_USE'
+  /** The UDP address cannot be bound: not an address of this machine, or a privileged port (server). */
+  | 'BIND_FAILED'
+  /** The metrics/health HTTP port is taken or cannot be bound (server). */
+  | 'METRICS_PORT_IN_USE'
+  /** The state directory cannot be used: not writable, not a directory, read-only, or not a real file system. */
+  | 'STATE_DIR_UNUSABLE'
+  /** A worker process kept crashing after it had started; the server stopped (command line). */
+  | 'WORKER_CRASH_LOOP';
 
 export class HailstoneError extends Error {
   override readonly name = 'HailstoneError';

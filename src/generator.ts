@@ -14,6 +14,7 @@ import {
   MAX_CLOCK_MS,
 } from './core/constants.js';
 import { type CoreConfig, type RawCore, coreConfig } from './backend/core.js';
+import { peekNext } from './backend/ts-step.js';
 import { TsCore } from './backend/ts-core.js';
 import { WasmCore } from './backend/wasm-core.js';
 import { HailstoneError, InvalidArgumentError, checkInteger, describe } from './errors.js';
@@ -85,6 +86,11 @@ export interface Generator {
   lastTimestamp(): number | undefined;
   /** What the generator has seen so far, for metrics. */
   counters(): GeneratorCounters;
+  /**
+   * Whether an id could be issued now, without issuing one: status 0, or the status a call
+   * would refuse with and, where waiting helps, the ms to wait. Reads the clock once.
+   */
+  peek(): { status: number; retryAfterMs: number | undefined };
 }
 
 export interface GeneratorCounters {
@@ -110,6 +116,8 @@ class IdGenerator implements Generator {
   readonly worker: WorkerStripe;
   readonly maxLeadMs: number;
   private readonly core: RawCore;
+  private readonly cfg: CoreConfig;
+  private limitTick = Infinity;
   private readonly clock: () => number;
   /** The clock reading of the last refusal, for its message. */
   private refusedAt = 0;
@@ -136,6 +144,7 @@ class IdGenerator implements Generator {
     }
     this.clock = clock;
     const cfg: CoreConfig = coreConfig(this.layout, this.nodeId, this.worker, this.maxLeadMs);
+    this.cfg = cfg;
     this.core = backend === 'wasm' ? new WasmCore(cfg) : new TsCore(cfg);
     if (options.limit !== undefined) this.setLimit(options.limit);
   }
@@ -179,6 +188,13 @@ class IdGenerator implements Generator {
     return { ...this.seen };
   }
 
+  peek(): { status: number; retryAfterMs: number | undefined } {
+    const state = { lastTick: this.core.lastTick(), nextSeq: this.core.nextSequence(), limitTick: this.limitTick, retryAfterMs: 0 };
+    const { status, retryAfterMs } = peekNext(this.cfg, state, this.clock());
+    if (status === 0) return { status, retryAfterMs: undefined };
+    return { status, retryAfterMs: status === STATUS_CLOCK_BEHIND ? retryAfterMs : this.retryAfterMs(status) };
+  }
+
   /** Reads the clock, noting when it reads earlier than it did before (one comparison). */
   private read(): number {
     const now = this.clock();
@@ -208,7 +224,8 @@ class IdGenerator implements Generator {
 
   setLimit(timestampMs: number): void {
     const ms = checkTimestamp('limit', timestampMs);
-    this.core.setLimitTick(ms === Infinity ? Infinity : tickOf(this.layout, ms));
+    this.limitTick = ms === Infinity ? Infinity : tickOf(this.layout, ms);
+    this.core.setLimitTick(this.limitTick);
   }
 
   resumeAfter(timestampMs: number): void {

@@ -55,7 +55,7 @@ describe('state file', () => {
     const logger: NodeLogger = { ...silent, warn: (_, message) => warnings.push(message) };
     const t = Date.now();
     const first = await openNode(base({ logger }));
-    expect(warnings.join('\n')).toMatch(/no state file: first start of node 4 .*; waiting \d+ ms before issuing/);
+    expect(warnings.join('\n')).toMatch(/no state: first start of node 4 .*; waiting \d+ ms before issuing/);
     expect(first.status()).toMatchObject({ firstStart: true, healthy: true });
     const a = first.nextId();
     expect(decode(a).timestamp).toBeGreaterThan(t + 200);

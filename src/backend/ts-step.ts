@@ -115,6 +115,19 @@ export function stepNext(cfg: CoreConfig, st: StepState, now: number): number {
 }
 
 /**
+ * Whether an id could be issued at `now`, without issuing it: 0, or the status a call would
+ * return, with the ms to wait for a CLOCK_BEHIND. The state is not changed. Both cores
+ * expose lastTick and the next sequence, so this answers for either backend.
+ */
+export function peekNext(cfg: CoreConfig, st: Readonly<StepState>, now: number): { status: number; retryAfterMs: number } {
+  const nowTick = clockTick(cfg, now);
+  if (nowTick < 0) return { status: nowTick, retryAfterMs: 0 };
+  const copy = { ...st };
+  const status = admit(cfg, copy, candidateTick(cfg, copy, nowTick), nowTick, now);
+  return { status, retryAfterMs: status === STATUS_CLOCK_BEHIND ? copy.retryAfterMs : 0 };
+}
+
+/**
  * Issues up to `count` ids under one clock reading, written big-endian into `view` from
  * `byteOffset`. Returns how many (>= 1), or a negative status with the state unchanged.
  */

@@ -15,7 +15,12 @@ export function tempPathFor(path: string): string {
   return `${path}.${process.pid}.${tempCounter}.tmp`;
 }
 
-export async function writeDurably(fs: StorageFs, path: string, data: Uint8Array): Promise<void> {
+/**
+ * Replaces `path` with `data` durably. `beforeRename` runs once the temp file is on disk
+ * and before it takes the name; if it throws, the temp file is removed and the target is
+ * left as it was.
+ */
+export async function writeDurably(fs: StorageFs, path: string, data: Uint8Array, beforeRename?: () => Promise<void>): Promise<void> {
   const temp = tempPathFor(path);
   try {
     const file = await fs.openForWrite(temp);
@@ -25,6 +30,7 @@ export async function writeDurably(fs: StorageFs, path: string, data: Uint8Array
     } finally {
       await file.close();
     }
+    await beforeRename?.();
     await fs.rename(temp, path);
   } catch (error) {
     await fs.remove(temp).catch(() => undefined);

@@ -1,12 +1,15 @@
 // A crash-safe node: a generator bounded by a durable time reservation.
 //
 // The node never issues an id whose timestamp is past R, the reservation last made
-// durable in its state file. R is extended in the background, well before logical time
-// reaches it, and only after the new record is on disk. After a crash, a restart or a
-// clock step, the node resumes strictly after the R it finds — so no id is ever reissued,
-// with no external database.
+// durable in its store (a state file, or etcd in fleet mode). R is extended in the
+// background, well before logical time reaches it, and only after the store confirmed it
+// — durable, and still this node's. After a crash, a restart or a clock step, the node
+// resumes strictly after the R it finds. So no id is ever reissued.
+//
+// When the store proves the node id is no longer this process's (its lock file was
+// removed, its state dir replaced, its claim taken), the node stops issuing at once and
+// for good: it never takes the node id back by itself.
 
-import { join } from 'node:path';
 import { STATUS_CLOSED, STATUS_LIMIT_REACHED } from '../core/constants.js';
 import { HailstoneError, InvalidArgumentError, checkInteger, describe } from '../errors.js';
 import {
@@ -18,10 +21,13 @@ import {
   type GeneratorCounters,
 } from '../generator.js';
 import { DEFAULT_LAYOUT, type Layout, type WorkerOptions, type WorkerStripe, workerStripe } from '../layout.js';
-import { writeDurably } from './durable-write.js';
-import { type LockContext, type ProcessProbe, type StateLock, acquireLock, lockHolder, realProcesses } from './lock.js';
-import { RecordError, type StateRecord, decodeRecord, encodeRecord, recordLayoutText, sameLayout } from './state-record.js';
+import { FileStore, stateFileName } from './file-store.js';
+import { type KernelLocks, kernelLockAvailability } from './kernel-lock.js';
+import { type ProcessProbe, realProcesses } from './lock.js';
 import { type StorageFs, realStorage } from './storage.js';
+import { OwnershipLostError, type ReservationStore } from './store.js';
+
+export { stateFileName };
 
 /** A logger with pino's call shape, so a pino logger can be passed as is. */
 export interface NodeLogger {
@@ -41,6 +47,13 @@ export const stderrLogger: NodeLogger = {
   },
 };
 
+/** What a starting node waits for before it may issue, and until when (ms on the wall clock). */
+export interface StartupWait {
+  reason: 'first start' | 'clock behind';
+  untilMs: number;
+  waitMs: number;
+}
+
 export interface NodeOptions {
   nodeId: number;
   /** Directory for the state and lock files. Local, durable storage; created if missing. */
@@ -50,7 +63,7 @@ export interface NodeOptions {
   worker?: WorkerOptions;
   /** Default 2000. */
   maxLeadMs?: number;
-  /** How far ahead of the clock each durable reservation reaches. At most maxLeadMs. Default 1000. */
+  /** How far ahead of the clock each durable reservation reaches. 1..maxLeadMs. Default 1000 (or maxLeadMs if smaller). */
   reservationMs?: number;
   /** ms since the Unix epoch. Default Date.now. */
   clock?: () => number;
@@ -64,10 +77,17 @@ export interface NodeOptions {
   /** Start over from an unreadable or mismatched state file, as a first start. Default false. */
   resetState?: boolean;
   logger?: NodeLogger;
+  /** Told when startup must wait before the first id (a first start, a clock behind the state). */
+  onStartupWait?: (wait: StartupWait) => void;
   /** File-system access (tests inject faults here). Default: the real file system. */
   fs?: StorageFs;
   /** Who this process is and whether a lock's owner still runs. Default: the real process table. */
   processes?: ProcessProbe;
+  /**
+   * The kernel's flock on lock files, or false for the portable lock alone. Default: flock
+   * where the native lock addon loads and the file system is the real one.
+   */
+  kernelLocks?: KernelLocks | false;
   /** Waits `ms` of the clock's time. Default: a timer. */
   sleep?: (ms: number) => Promise<void>;
 }
@@ -75,20 +95,30 @@ export interface NodeOptions {
 export interface NodeStatus {
   nodeId: number;
   worker: { index: number; count: number };
-  stateFile: string;
+  /** Where the reservation is kept ("state file …", "etcd key …"). */
+  store: string;
+  /** The state file, when the reservation is kept in one. */
+  stateFile: string | undefined;
   /** The durable reservation: no id has a later timestamp. */
   reservedUntil: number;
   /** reservedUntil minus the clock, ms. */
   reservationRemainingMs: number;
   /** How far logical time is ahead of the clock, ms (0 when it is not). */
   clockLeadMs: number;
-  /** Holding the lock, no storage error since the last successful write, and the reservation ahead of the clock. */
+  /**
+   * The node can issue an id now, its store works, and its reservation is ahead of the
+   * clock. False while it refuses (clock far behind, store failing, ownership lost, closed).
+   */
   healthy: boolean;
   /** Why not healthy. */
   reason: string | undefined;
+  /** When not healthy and waiting helps: how long until it can issue again, ms. */
+  retryAfterMs: number | undefined;
   renewals: number;
   storageErrors: number;
   lastStorageError: { code: string; message: string; at: number } | undefined;
+  /** Why the node no longer owns its node id (it issues nothing more), or undefined. */
+  ownershipLost: string | undefined;
   /** The node started without a state file (or with resetState). */
   firstStart: boolean;
   closed: boolean;
@@ -102,7 +132,8 @@ export interface HailstoneNode {
   readonly nodeId: number;
   readonly worker: WorkerStripe;
   readonly maxLeadMs: number;
-  readonly stateFile: string;
+  /** The state file, when the reservation is kept in one. */
+  readonly stateFile: string | undefined;
   nextId(): bigint;
   nextIdString(): string;
   fill(buffer: Uint8Array, offset?: number, count?: number): number;
@@ -112,18 +143,20 @@ export interface HailstoneNode {
   refusalOf(status: number): HailstoneError;
   lastTimestamp(): number | undefined;
   status(): NodeStatus;
-  /** Stops renewing, waits for a write in progress and releases the lock. The state stays valid. */
+  /**
+   * Stops issuing at once and for good (status() says why). For a holder that can no
+   * longer prove it owns the node id — fleet mode fences a node this way.
+   */
+  stopIssuing(reason: string): void;
+  /** Stops renewing, waits for a write in progress and releases the node id. The state stays valid. */
   close(): Promise<void>;
 }
 
 export const DEFAULT_RESERVATION_MS = 1000;
 
-export function stateFileName(nodeId: number, worker: WorkerStripe): string {
-  return `node-${nodeId}.w${worker.index}-${worker.count}.state`;
-}
-
-const STATE_FILE_PATTERN = /^node-(\d+)\.w(\d+)-(\d+)\.state$/;
 const RETRY_MIN_MS = 20;
+/** Retry-after for a node that lost its node id: waiting does not help, another server should be asked. */
+const OWNERSHIP_LOST_RETRY_MS = 60_000;
 
 function realSleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
@@ -143,13 +176,12 @@ class Node implements HailstoneNode {
   readonly nodeId: number;
   readonly worker: WorkerStripe;
   readonly maxLeadMs: number;
-  readonly stateFile: string;
+  readonly stateFile: string | undefined;
   private readonly reservationMs: number;
   private readonly gen: Generator;
   private readonly clock: () => number;
-  private readonly fs: StorageFs;
+  private readonly store: ReservationStore;
   private readonly logger: NodeLogger;
-  private readonly lock: StateLock;
   private readonly firstStart: boolean;
   private reservedUntil: number;
   private writing: Promise<void> | undefined;
@@ -161,14 +193,14 @@ class Node implements HailstoneNode {
   private failingSince: number | undefined;
   private retryAt = 0;
   private lastStorageError: NodeStatus['lastStorageError'];
+  private ownershipLost: string | undefined;
 
   constructor(init: {
     gen: Generator;
     clock: () => number;
-    fs: StorageFs;
+    store: ReservationStore;
+    stateFile: string | undefined;
     logger: NodeLogger;
-    lock: StateLock;
-    stateFile: string;
     reservationMs: number;
     reservedUntil: number;
     firstStart: boolean;
@@ -180,10 +212,9 @@ class Node implements HailstoneNode {
     this.worker = init.gen.worker;
     this.maxLeadMs = init.gen.maxLeadMs;
     this.clock = init.clock;
-    this.fs = init.fs;
-    this.logger = init.logger;
-    this.lock = init.lock;
+    this.store = init.store;
     this.stateFile = init.stateFile;
+    this.logger = init.logger;
     this.reservationMs = init.reservationMs;
     this.reservedUntil = init.reservedUntil;
     this.firstStart = init.firstStart;
@@ -197,7 +228,7 @@ class Node implements HailstoneNode {
   }
 
   nextId(): bigint {
-    if (this.closed) throw this.refusalOf(STATUS_CLOSED);
+    if (this.closed || this.ownershipLost !== undefined) throw this.refusalOf(this.closed ? STATUS_CLOSED : STATUS_LIMIT_REACHED);
     try {
       return this.gen.nextId();
     } catch (error) {
@@ -219,6 +250,7 @@ class Node implements HailstoneNode {
 
   tryFill(buffer: Uint8Array, offset = 0, count?: number): number {
     if (this.closed) return STATUS_CLOSED;
+    if (this.ownershipLost !== undefined) return STATUS_LIMIT_REACHED;
     const written = this.gen.tryFill(buffer, offset, count);
     // At the reservation: start extending it now rather than at the next timer tick.
     if (written === STATUS_LIMIT_REACHED) this.maybeRenew(true);
@@ -228,6 +260,7 @@ class Node implements HailstoneNode {
   retryAfterMs(status: number): number | undefined {
     if (status === STATUS_CLOSED) return undefined;
     if (status !== STATUS_LIMIT_REACHED) return this.gen.retryAfterMs(status);
+    if (this.ownershipLost !== undefined) return OWNERSHIP_LOST_RETRY_MS;
     return this.failingSince !== undefined ? Math.max(RETRY_MIN_MS, this.retryAt - Date.now()) : RETRY_MIN_MS;
   }
 
@@ -235,6 +268,9 @@ class Node implements HailstoneNode {
     if (status === STATUS_CLOSED) return new HailstoneError('CLOSED', `node ${this.nodeId} is closed; open it again with openNode`);
     if (status !== STATUS_LIMIT_REACHED) return this.gen.refusalOf(status);
     const retryAfterMs = this.retryAfterMs(status)!;
+    if (this.ownershipLost !== undefined) {
+      return new HailstoneError('OWNERSHIP_LOST', `node ${this.nodeId} ${this.ownershipLostText()}`, { retryAfterMs });
+    }
     const why =
       this.failingSince !== undefined
         ? `the reservation cannot be extended: storage is failing (${this.lastStorageError?.message ?? 'unknown error'})`
@@ -251,29 +287,54 @@ class Node implements HailstoneNode {
   status(): NodeStatus {
     const now = this.clock();
     const logical = this.gen.lastTimestamp() ?? now;
-    const reason = this.closed
-      ? 'closed'
-      : this.failingSince !== undefined
-        ? `storage errors since ${iso(this.failingSince)}: ${this.lastStorageError?.message ?? ''}`
-        : this.reservedUntil <= now
-          ? 'the reservation is not ahead of the clock (renewal pending or the clock jumped forward)'
-          : undefined;
+    let reason: string | undefined;
+    let retryAfterMs: number | undefined;
+    if (this.closed) reason = 'closed';
+    else if (this.ownershipLost !== undefined) {
+      reason = this.ownershipLostText();
+      retryAfterMs = OWNERSHIP_LOST_RETRY_MS;
+    } else if (this.failingSince !== undefined) {
+      reason = `storage errors since ${iso(this.failingSince)}: ${this.lastStorageError?.message ?? ''}`;
+      retryAfterMs = Math.max(RETRY_MIN_MS, this.retryAt - Date.now());
+    } else {
+      // Could it issue right now? (A clock stepped back past the lead refuses every request.)
+      const peek = this.gen.peek();
+      if (peek.status !== 0 && peek.status !== STATUS_LIMIT_REACHED) {
+        reason = `cannot issue now: ${this.gen.refusalOf(peek.status).message}`;
+        retryAfterMs = peek.retryAfterMs;
+      } else if (this.reservedUntil <= now) {
+        reason = 'the reservation is not ahead of the clock (renewal pending or the clock jumped forward)';
+        retryAfterMs = RETRY_MIN_MS;
+      }
+    }
     return {
       nodeId: this.nodeId,
       worker: { index: this.worker.index, count: this.worker.count },
+      store: this.store.where,
       stateFile: this.stateFile,
       reservedUntil: this.reservedUntil,
       reservationRemainingMs: this.reservedUntil - now,
       clockLeadMs: Math.max(0, logical - now),
       healthy: reason === undefined,
       reason,
+      retryAfterMs,
       renewals: this.renewals,
       storageErrors: this.storageErrors,
       lastStorageError: this.lastStorageError,
+      ownershipLost: this.ownershipLost,
       firstStart: this.firstStart,
       closed: this.closed,
       generator: this.gen.counters(),
     };
+  }
+
+  stopIssuing(reason: string): void {
+    if (this.ownershipLost !== undefined || this.closed) return;
+    this.ownershipLost = reason;
+    this.logger.error(
+      { nodeId: this.nodeId, worker: this.worker.index, reason, store: this.store.where, lastIssued: iso(this.gen.lastTimestamp() ?? -1) },
+      `node ${this.nodeId} ${this.ownershipLostText()}`,
+    );
   }
 
   async close(): Promise<void> {
@@ -282,8 +343,25 @@ class Node implements HailstoneNode {
     clearInterval(this.timer);
     this.timer = undefined;
     await this.writing;
-    await this.lock.release();
+    try {
+      await this.store.close();
+    } catch (error) {
+      // Read-only or vanished storage at shutdown: the lock stays behind, and the next start
+      // takes it over as the lock of a dead process.
+      this.logger.warn(
+        { nodeId: this.nodeId, worker: this.worker.index, code: errorCode(error) },
+        `could not release ${this.store.where}'s lock (${(error as Error)?.message ?? error}); the next start takes it over`,
+      );
+    }
     this.logger.info({ nodeId: this.nodeId, worker: this.worker.index, reservedUntil: this.reservedUntil }, 'node closed');
+  }
+
+  private ownershipLostText(): string {
+    return (
+      `lost its ${this.store.ownership}: ${this.ownershipLost}. It stopped issuing ids and will not take the node id back by itself: ` +
+      `make sure no other process runs node ${this.nodeId} (worker ${this.worker.index} of ${this.worker.count}) on ${this.store.where}, ` +
+      'find what removed the lock, then restart this process'
+    );
   }
 
   /** Logs each new episode of the clock stepping back (seen by the generator on its calls). */
@@ -300,7 +378,7 @@ class Node implements HailstoneNode {
 
   /** Starts a durable write of a later reservation when the current one is half used. */
   private maybeRenew(urgent = false): void {
-    if (this.closed || this.writing !== undefined) return;
+    if (this.closed || this.ownershipLost !== undefined || this.writing !== undefined) return;
     if (this.failingSince !== undefined && Date.now() < this.retryAt) return;
     const now = this.clock();
     const reference = Math.max(now, this.gen.lastTimestamp() ?? now);
@@ -315,10 +393,13 @@ class Node implements HailstoneNode {
   }
 
   private async persist(target: number): Promise<void> {
-    const record = encodeRecord(recordFor(this.layout, this.nodeId, this.worker, target, this.clock()));
     try {
-      await writeDurably(this.fs, this.stateFile, record);
+      await this.store.save(target, this.clock());
     } catch (error) {
+      if (error instanceof OwnershipLostError) {
+        this.stopIssuing(error.message);
+        return;
+      }
       this.storageErrors++;
       this.lastStorageError = { code: errorCode(error), message: String((error as Error)?.message ?? error), at: Date.now() };
       const failures = this.failingSince === undefined ? 1 : this.storageErrors;
@@ -346,134 +427,101 @@ class Node implements HailstoneNode {
   }
 }
 
-function recordFor(layout: Layout, nodeId: number, worker: WorkerStripe, reservedUntil: number, writtenAt: number): StateRecord {
-  return {
-    timeBits: layout.timeBits,
-    nodeBits: layout.nodeBits,
-    sequenceBits: layout.sequenceBits,
-    tickMs: layout.tickMs,
-    epoch: layout.epoch,
-    nodeId,
-    workerIndex: worker.index,
-    workerCount: worker.count,
-    reservedUntil,
-    writtenAt,
-  };
+/** Options every store shares: what the node is and how it keeps time. */
+export type NodeRules = Omit<NodeOptions, 'stateDir' | 'fs' | 'processes' | 'kernelLocks' | 'resetState'>;
+
+interface CheckedRules {
+  layout: Layout;
+  nodeId: number;
+  worker: WorkerStripe;
+  maxLeadMs: number;
+  reservationMs: number;
+  maxStartupWaitMs: number;
+  clock: () => number;
+  logger: NodeLogger;
+  sleep: (ms: number) => Promise<void>;
 }
 
-function corrupt(path: string, why: string): HailstoneError {
-  return new HailstoneError(
-    'STATE_CORRUPT',
-    `state file ${path} cannot be trusted: ${why}. hailstone will not guess where this node left off. ` +
-      'Restore the file, or — only if no other process uses this node id — start with resetState ' +
-      '(--reset-state), which treats this as a first start',
-  );
-}
-
-/** Reads and checks this node's own state file: its record, or undefined when there is none. */
-async function readOwnState(fs: StorageFs, path: string, layout: Layout, nodeId: number, worker: WorkerStripe): Promise<StateRecord | undefined> {
-  const bytes = await fs.readFile(path);
-  if (bytes === undefined) return undefined;
-  let record: StateRecord;
-  try {
-    record = decodeRecord(bytes);
-  } catch (error) {
-    if (error instanceof RecordError) throw corrupt(path, error.message);
-    throw error;
-  }
-  if (record.nodeId !== nodeId) throw corrupt(path, `it belongs to node ${record.nodeId}, not node ${nodeId}`);
-  if (record.workerIndex !== worker.index || record.workerCount !== worker.count) {
-    throw corrupt(path, `it belongs to worker ${record.workerIndex} of ${record.workerCount}, not ${worker.index} of ${worker.count}`);
-  }
-  if (!sameLayout(record, layout)) {
-    throw corrupt(path, `it was written with layout ${recordLayoutText(record)}, this node uses ${layout.fingerprint}`);
-  }
-  return record;
-}
-
-/**
- * The latest reservation of this node id under other worker counts. Their stripes overlap
- * ours, so we must start after them — and none of them may still be running.
- */
-async function otherConfigurationsFloor(ctx: LockContext, dir: string, nodeId: number, worker: WorkerStripe): Promise<number> {
-  let floor = -Infinity;
-  for (const name of await ctx.fs.list(dir)) {
-    const m = STATE_FILE_PATTERN.exec(name);
-    if (m === null || Number(m[1]) !== nodeId || Number(m[3]) === worker.count) continue;
-    const path = join(dir, name);
-    const holder = await lockHolder(ctx, `${path}.lock`);
-    if (holder?.live) {
-      throw new HailstoneError(
-        'STATE_LOCKED',
-        `node ${nodeId} is running as worker ${m[2]} of ${m[3]} in ${dir}: stop it before starting the node with ${worker.count} worker(s)`,
-      );
-    }
-    const bytes = await ctx.fs.readFile(path);
-    if (bytes === undefined) continue;
-    try {
-      floor = Math.max(floor, decodeRecord(bytes).reservedUntil);
-    } catch (error) {
-      if (!(error instanceof RecordError)) throw error;
-      throw corrupt(path, `${error.message} (it is left from running node ${nodeId} with ${m[3]} workers; delete it only if you know no id was issued past now)`);
-    }
-  }
-  return floor;
-}
-
-/** Opens a crash-safe node. Resolves once the first reservation is durable. */
-export async function openNode(options: NodeOptions): Promise<HailstoneNode> {
+/** Checks the options every node has; throws InvalidArgumentError naming the bad one. */
+export function checkNodeRules(options: NodeRules): CheckedRules {
   if (options === null || typeof options !== 'object') {
     throw new InvalidArgumentError('options', `must be an object with nodeId and stateDir, got ${describe(options)}`);
   }
   const layout = options.layout ?? DEFAULT_LAYOUT;
   const nodeId = checkInteger('nodeId', options.nodeId, 0, layout.maxNodeId);
   const worker = workerStripe(layout, options.worker);
-  if (typeof options.stateDir !== 'string' || options.stateDir === '') {
-    throw new InvalidArgumentError('stateDir', `must be a directory path, got ${describe(options.stateDir)}`);
-  }
-  const maxLeadMs = checkInteger('maxLeadMs', options.maxLeadMs ?? DEFAULT_MAX_LEAD_MS, 0, MAX_LEAD_MS_LIMIT);
-  const reservationMs = checkInteger('reservationMs', options.reservationMs ?? Math.min(DEFAULT_RESERVATION_MS, maxLeadMs), 1, MAX_LEAD_MS_LIMIT);
+  const { maxLeadMs, reservationMs } = checkReservationMs(options.maxLeadMs, options.reservationMs);
+  const skew = checkInteger('clockSkewMs', options.clockSkewMs ?? 0, -MAX_LEAD_MS_LIMIT * 365, MAX_LEAD_MS_LIMIT * 365);
+  const maxStartupWaitMs = checkInteger('maxStartupWaitMs', options.maxStartupWaitMs ?? 0, 0, MAX_LEAD_MS_LIMIT);
+  const baseClock = options.clock ?? Date.now;
+  if (typeof baseClock !== 'function') throw new InvalidArgumentError('clock', `must be a function, got ${describe(baseClock)}`);
+  const clock = skew === 0 ? baseClock : () => baseClock() + skew;
+  return { layout, nodeId, worker, maxLeadMs, reservationMs, maxStartupWaitMs, clock, logger: options.logger ?? stderrLogger, sleep: options.sleep ?? realSleep };
+}
+
+/**
+ * The shortest reservation (and so lead) a node accepts. A node renews when half of it is
+ * used, and each renewal is a durable write (an fsync, or an etcd transaction): shorter
+ * windows leave the write no time, and the node refuses more than it issues.
+ */
+export const MIN_RESERVATION_MS = 50;
+
+/** maxLeadMs and reservationMs of a node, defaulted and checked together. */
+export function checkReservationMs(maxLeadMsOption: number | undefined, reservationMsOption: number | undefined): { maxLeadMs: number; reservationMs: number } {
+  const maxLeadMs = checkInteger('maxLeadMs', maxLeadMsOption ?? DEFAULT_MAX_LEAD_MS, MIN_RESERVATION_MS, MAX_LEAD_MS_LIMIT);
+  const reservationMs = checkInteger('reservationMs', reservationMsOption ?? Math.min(DEFAULT_RESERVATION_MS, maxLeadMs), MIN_RESERVATION_MS, MAX_LEAD_MS_LIMIT);
   if (reservationMs > maxLeadMs) {
     throw new InvalidArgumentError(
       'reservationMs',
       `must be at most maxLeadMs (${maxLeadMs}), got ${reservationMs}: a restart must find the reservation within the lead`,
     );
   }
-  const skew = checkInteger('clockSkewMs', options.clockSkewMs ?? 0, -MAX_LEAD_MS_LIMIT * 365, MAX_LEAD_MS_LIMIT * 365);
-  const maxStartupWaitMs = checkInteger('maxStartupWaitMs', options.maxStartupWaitMs ?? 0, 0, MAX_LEAD_MS_LIMIT);
-  const baseClock = options.clock ?? Date.now;
-  if (typeof baseClock !== 'function') throw new InvalidArgumentError('clock', `must be a function, got ${describe(baseClock)}`);
-  const clock = skew === 0 ? baseClock : () => baseClock() + skew;
-  const fs = options.fs ?? realStorage;
-  const logger = options.logger ?? stderrLogger;
-  const sleep = options.sleep ?? realSleep;
-  const ctx: LockContext = { fs, processes: options.processes ?? realProcesses, sleep, wallClock: Date.now };
+  return { maxLeadMs, reservationMs };
+}
 
-  const dir = options.stateDir;
-  const stateFile = join(dir, stateFileName(nodeId, worker));
-  const what = `node ${nodeId} (worker ${worker.index} of ${worker.count}) in ${dir}`;
+/** Opens a crash-safe node with its reservation in a state directory. Resolves once the first reservation is durable. */
+export async function openNode(options: NodeOptions): Promise<HailstoneNode> {
+  const rules = checkNodeRules(options);
+  if (typeof options.stateDir !== 'string' || options.stateDir === '') {
+    throw new InvalidArgumentError('stateDir', `must be a directory path, got ${describe(options.stateDir)}`);
+  }
+  const fs = options.fs ?? realStorage;
+  const kernel =
+    options.kernelLocks === false
+      ? undefined
+      : (options.kernelLocks ?? (fs === realStorage ? kernelLockOrUndefined() : undefined));
+  const store = new FileStore({
+    dir: options.stateDir,
+    layout: rules.layout,
+    nodeId: rules.nodeId,
+    worker: rules.worker,
+    resetState: options.resetState ?? false,
+    onReset: (reason) => rules.logger.warn({ nodeId: rules.nodeId, reason }, 'resetState: ignoring the state file; starting as a first start'),
+    lockContext: { fs, processes: options.processes ?? realProcesses, kernel, sleep: rules.sleep, wallClock: Date.now },
+  });
+  return startNode(store, options, rules, store.stateFile);
+}
+
+function kernelLockOrUndefined(): KernelLocks | undefined {
+  const availability = kernelLockAvailability();
+  return availability.available ? availability.locks : undefined;
+}
+
+/**
+ * Opens a node over any reservation store: takes ownership, applies the startup rules (a
+ * first start waits one lead window; a clock further behind the stored reservation than
+ * the lead refuses or waits), stores the first reservation and starts renewing.
+ */
+export async function startNode(store: ReservationStore, options: NodeRules, rules = checkNodeRules(options), stateFile?: string): Promise<HailstoneNode> {
+  const { layout, nodeId, worker, maxLeadMs, reservationMs, maxStartupWaitMs, clock, logger, sleep } = rules;
+  const what = `node ${nodeId} (worker ${worker.index} of ${worker.count}) on ${store.where}`;
   const gen = createGenerator({ nodeId, backend: options.backend, layout, worker, clock, maxLeadMs, limit: -Infinity });
 
-  await fs.mkdir(dir);
-  const lock = await acquireLock(ctx, `${stateFile}.lock`, what);
+  const stored = await store.open();
   try {
-    // Temp files left by a crash mid-write are never renamed: remove them.
-    const prefix = `${stateFileName(nodeId, worker)}.`;
-    for (const name of await fs.list(dir)) {
-      if (name.startsWith(prefix) && name.endsWith('.tmp')) await fs.remove(join(dir, name));
-    }
-
-    let own: StateRecord | undefined;
-    try {
-      own = await readOwnState(fs, stateFile, layout, nodeId, worker);
-    } catch (error) {
-      if (!(error instanceof HailstoneError) || !options.resetState) throw error;
-      logger.warn({ nodeId, stateFile, reason: error.message }, 'resetState: ignoring the state file; starting as a first start');
-    }
-    const firstStart = own === undefined;
+    const firstStart = stored.firstStart;
     const now = clock();
-    let floor = Math.max(own?.reservedUntil ?? -Infinity, await otherConfigurationsFloor(ctx, dir, nodeId, worker));
-
+    let floor = stored.floor ?? -Infinity;
     // Without state, a previous run may have issued ids up to its clock plus its lead: start
     // after that, and wait until the clock has passed it (one lead window).
     if (firstStart) floor = Math.max(floor, now + maxLeadMs);
@@ -483,7 +531,7 @@ export async function openNode(options: NodeOptions): Promise<HailstoneNode> {
       if (!firstStart && wait > maxStartupWaitMs) {
         throw new HailstoneError(
           'CLOCK_FAR_BEHIND',
-          `the clock (${iso(now)}) is ${floor - now} ms behind the reservation in ${stateFile} (${iso(floor)}): ` +
+          `the clock (${iso(now)}) is ${floor - now} ms behind the reservation in ${store.where} (${iso(floor)}): ` +
             `ids up to then may already have been issued, and the node may only run ${maxLeadMs} ms ahead of its clock. ` +
             'Fix the system clock (check NTP/chrony), or let the node wait for it with maxStartupWaitMs ' +
             `(--max-startup-wait-ms) of at least ${Math.ceil(wait)}`,
@@ -493,24 +541,30 @@ export async function openNode(options: NodeOptions): Promise<HailstoneNode> {
       logger.warn(
         { nodeId, worker: worker.index, waitMs: Math.ceil(wait), resumeAfter: iso(floor), firstStart },
         firstStart
-          ? `no state file: first start of ${what}; waiting ${Math.ceil(wait)} ms before issuing, in case an earlier run's state was lost`
+          ? `no state: first start of ${what}; waiting ${Math.ceil(wait)} ms before issuing, in case an earlier run's state was lost`
           : `the clock is ${floor - now} ms behind the stored reservation; waiting ${Math.ceil(wait)} ms for it`,
       );
+      options.onStartupWait?.({ reason: firstStart ? 'first start' : 'clock behind', waitMs: Math.ceil(wait), untilMs: Date.now() + Math.ceil(wait) });
       for (let left = wait; left > 0; left = waitUntil - clock()) await sleep(Math.min(left, 1000));
     }
 
     gen.resumeAfter(floor);
     const start = clock();
     const reservedUntil = Math.max(floor, Math.min(Math.max(start, floor) + reservationMs, start + maxLeadMs));
-    await writeDurably(fs, stateFile, encodeRecord(recordFor(layout, nodeId, worker, reservedUntil, start)));
+    try {
+      await store.save(reservedUntil, start);
+    } catch (error) {
+      if (!(error instanceof OwnershipLostError)) throw error;
+      throw new HailstoneError('OWNERSHIP_LOST', `${what} lost its ${store.ownership} while starting: ${error.message}; it issued nothing. Find out why, then start again`);
+    }
     gen.setLimit(reservedUntil);
     logger.info(
-      { nodeId, worker: worker.index, workers: worker.count, layout: layout.fingerprint, stateFile, firstStart, resumedAfter: iso(floor), clockBehindMs: Math.max(0, floor - start) },
+      { nodeId, worker: worker.index, workers: worker.count, layout: layout.fingerprint, store: store.where, firstStart, resumedAfter: iso(floor), clockBehindMs: Math.max(0, floor - start) },
       'node started',
     );
-    return new Node({ gen, clock, fs, logger, lock, stateFile, reservationMs, reservedUntil, firstStart });
+    return new Node({ gen, clock, store, stateFile, logger, reservationMs, reservedUntil, firstStart });
   } catch (error) {
-    await lock.release().catch(() => undefined);
+    await store.close().catch(() => undefined);
     throw error;
   }
 }

@@ -21,10 +21,17 @@ export interface StorageFs {
   /** Opens for writing, creating or truncating. */
   openForWrite(path: string): Promise<StorageFile>;
   /**
-   * Creates a file that must not exist yet, with the given content; false if it exists.
-   * Atomic: the name never appears without its whole content.
+   * Creates a file that must not exist yet, with the given content, and returns its
+   * identity; undefined if the name exists. Atomic: the name never appears without its
+   * whole content.
    */
-  createExclusive(path: string, data: Uint8Array): Promise<boolean>;
+  createExclusive(path: string, data: Uint8Array): Promise<string | undefined>;
+  /**
+   * What the name refers to now ("dev:ino" for a real file or directory), or undefined when
+   * it does not exist. The same identity means the same file: a name deleted and created
+   * again, or a directory replaced by another, gets a new one.
+   */
+  identity(path: string): Promise<string | undefined>;
   rename(from: string, to: string): Promise<void>;
   /** Removes a file; no error when it is already gone. */
   remove(path: string): Promise<void>;
@@ -35,6 +42,11 @@ export interface StorageFs {
   removeDir(path: string): Promise<void>;
   /** Modification time in ms, or undefined when the path does not exist. */
   modifiedAt(path: string): Promise<number | undefined>;
+}
+
+/** A file's identity: its device and inode numbers (bigints: inode numbers may pass 2^53). */
+export function identityOf(stat: { dev: bigint; ino: bigint }): string {
+  return `${stat.dev}:${stat.ino}`;
 }
 
 function isCode(error: unknown, code: string): boolean {
@@ -84,15 +96,25 @@ export const realStorage: StorageFs = {
     // Write the content under a private name, then link it into place: link(2) fails with
     // EEXIST atomically, and the name appears with the whole content or not at all.
     const temp = `${path}.${process.pid}.${Date.now()}.${Math.random().toString(36).slice(2)}.new`;
-    await fsp.writeFile(temp, data, { mode: 0o644 });
+    await fsp.writeFile(temp, data, { mode: 0o644, flag: 'wx' });
     try {
+      // The identity of the file we wrote, taken before its name is public.
+      const identity = identityOf(await fsp.stat(temp, { bigint: true }));
       await fsp.link(temp, path);
-      return true;
+      return identity;
     } catch (error) {
-      if (isCode(error, 'EEXIST')) return false;
+      if (isCode(error, 'EEXIST')) return undefined;
       throw error;
     } finally {
       await fsp.rm(temp, { force: true });
+    }
+  },
+  async identity(path) {
+    try {
+      return identityOf(await fsp.stat(path, { bigint: true }));
+    } catch (error) {
+      if (isCode(error, 'ENOENT') || isCode(error, 'ENOTDIR')) return undefined;
+      throw error;
     }
   },
   rename(from, to) {

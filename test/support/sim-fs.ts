@@ -22,12 +22,14 @@ export class CrashError extends Error {
 
 export type FsOp =
   | 'mkdir' | 'readFile' | 'list' | 'openForWrite' | 'write' | 'sync' | 'close' | 'createExclusive'
-  | 'rename' | 'remove' | 'syncDir' | 'makeExclusiveDir' | 'removeDir' | 'modifiedAt';
+  | 'rename' | 'remove' | 'syncDir' | 'makeExclusiveDir' | 'removeDir' | 'modifiedAt' | 'identity';
 
 /** Returns an errno code to fail the operation with, or undefined to let it run. */
 export type FaultHook = (op: FsOp, path: string) => string | undefined;
 
 interface Inode {
+  /** Inode number: a new one for every file created. */
+  ino: number;
   data: Uint8Array;
   /** Content as of the last successful fsync; undefined if never synced. */
   synced: Uint8Array | undefined;
@@ -52,7 +54,8 @@ export class SimulatedFs implements StorageFs {
   private live = new Map<string, Inode>();
   /** The names a crash would keep: as of each directory's last fsync. */
   private durable = new Map<string, Inode>();
-  private dirs = new Set<string>();
+  private dirs = new Map<string, number>();
+  private nextIno = 1;
   private opCount = 0;
   crashed = false;
   crashAtOp = Infinity;
@@ -96,7 +99,7 @@ export class SimulatedFs implements StorageFs {
         if (this.random() < 0.5) continue;
         content = kept.data.subarray(0, Math.floor(this.random() * (kept.data.length + 1)));
       }
-      next.set(name, { data: content.slice(), synced: content.slice(), mtime: kept.mtime });
+      next.set(name, { ino: kept.ino, data: content.slice(), synced: content.slice(), mtime: kept.mtime });
     }
     this.live = next;
     this.durable = new Map(next);
@@ -107,9 +110,20 @@ export class SimulatedFs implements StorageFs {
 
   /** Corrupts a file in place (tests of damaged state). */
   overwrite(path: string, data: Uint8Array): void {
-    const inode = { data: data.slice(), synced: data.slice(), mtime: this.wallClock() };
+    const inode = { ino: this.nextIno++, data: data.slice(), synced: data.slice(), mtime: this.wallClock() };
     this.live.set(path, inode);
     this.durable.set(path, inode);
+  }
+
+  /** Deletes a name at once, as another process (a tmp cleaner) would. */
+  unlink(path: string): void {
+    this.live.delete(path);
+  }
+
+  /** `rm -rf dir && mkdir dir` by another process: every name under it gone, a new directory. */
+  replaceDir(dir: string): void {
+    for (const name of [...this.live.keys()]) if (name.startsWith(`${dir}/`)) this.live.delete(name);
+    this.dirs.set(dir, this.nextIno++);
   }
 
   peek(path: string): Uint8Array | undefined {
@@ -123,7 +137,7 @@ export class SimulatedFs implements StorageFs {
 
   async mkdir(dir: string): Promise<void> {
     this.enter('mkdir', dir);
-    this.dirs.add(dir);
+    if (!this.dirs.has(dir)) this.dirs.set(dir, this.nextIno++);
   }
 
   async readFile(path: string): Promise<Uint8Array | undefined> {
@@ -138,7 +152,7 @@ export class SimulatedFs implements StorageFs {
 
   async openForWrite(path: string): Promise<StorageFile> {
     this.enter('openForWrite', path);
-    const inode: Inode = { data: new Uint8Array(0), synced: undefined, mtime: this.wallClock() };
+    const inode: Inode = { ino: this.nextIno++, data: new Uint8Array(0), synced: undefined, mtime: this.wallClock() };
     this.live.set(path, inode);
     let open = true;
     const check = (op: FsOp) => {
@@ -170,11 +184,20 @@ export class SimulatedFs implements StorageFs {
     };
   }
 
-  async createExclusive(path: string, data: Uint8Array): Promise<boolean> {
+  async createExclusive(path: string, data: Uint8Array): Promise<string | undefined> {
     this.enter('createExclusive', path);
-    if (this.live.has(path)) return false;
-    this.live.set(path, { data: data.slice(), synced: undefined, mtime: this.wallClock() });
-    return true;
+    if (this.live.has(path)) return undefined;
+    const ino = this.nextIno++;
+    this.live.set(path, { ino, data: data.slice(), synced: undefined, mtime: this.wallClock() });
+    return `sim:${ino}`;
+  }
+
+  async identity(path: string): Promise<string | undefined> {
+    this.enter('identity', path);
+    const inode = this.live.get(path);
+    if (inode !== undefined) return `sim:${inode.ino}`;
+    const dir = this.dirs.get(path);
+    return dir === undefined ? undefined : `sim:${dir}`;
   }
 
   async rename(from: string, to: string): Promise<void> {
@@ -203,7 +226,7 @@ export class SimulatedFs implements StorageFs {
   async makeExclusiveDir(path: string): Promise<boolean> {
     this.enter('makeExclusiveDir', path);
     if (this.dirs.has(path)) return false;
-    this.dirs.add(path);
+    this.dirs.set(path, this.nextIno++);
     return true;
   }
 
@@ -227,11 +250,40 @@ export class SimProcesses {
   spawn(): { pid: number; probe: ProcessProbe } {
     const pid = this.nextPid++;
     this.alive.add(pid);
-    const owner: LockOwner = { host: 'sim', pid, start: '1' };
+    const owner: LockOwner = { host: 'sim', pid, start: '1', boot: 'sim-boot' };
     return { pid, probe: { self: () => owner, isAlive: (o) => o.host === 'sim' && this.alive.has(o.pid) } };
   }
 
   kill(pid: number): void {
     this.alive.delete(pid);
   }
+}
+
+/**
+ * A StorageFs over another that awaits `before(op, path)` ahead of every operation: a test
+ * can pause one process between any two of its disk operations and run another meanwhile.
+ */
+export function gatedFs(fs: StorageFs, before: (op: FsOp, path: string) => Promise<void>): StorageFs {
+  return {
+    mkdir: async (dir) => (await before('mkdir', dir), fs.mkdir(dir)),
+    readFile: async (path) => (await before('readFile', path), fs.readFile(path)),
+    list: async (dir) => (await before('list', dir), fs.list(dir)),
+    openForWrite: async (path) => {
+      await before('openForWrite', path);
+      const file = await fs.openForWrite(path);
+      return {
+        write: async (data) => (await before('write', path), file.write(data)),
+        sync: async () => (await before('sync', path), file.sync()),
+        close: async () => (await before('close', path), file.close()),
+      };
+    },
+    createExclusive: async (path, data) => (await before('createExclusive', path), fs.createExclusive(path, data)),
+    identity: async (path) => (await before('identity', path), fs.identity(path)),
+    rename: async (from, to) => (await before('rename', `${from} -> ${to}`), fs.rename(from, to)),
+    remove: async (path) => (await before('remove', path), fs.remove(path)),
+    syncDir: async (dir) => (await before('syncDir', dir), fs.syncDir(dir)),
+    makeExclusiveDir: async (path) => (await before('makeExclusiveDir', path), fs.makeExclusiveDir(path)),
+    removeDir: async (path) => (await before('removeDir', path), fs.removeDir(path)),
+    modifiedAt: async (path) => (await before('modifiedAt', path), fs.modifiedAt(path)),
+  };
 }

@@ -1,0 +1,42 @@
+// Where a node keeps its durable reservation R: the promise that no id of its node id has
+// a timestamp past R. Two stores keep the same thing — a state file next to a lock file
+// (file-store.ts), and etcd keys guarded by a lease (src/fleet/) — and one set of rules
+// uses either (node.ts): startup, renewal, limits, failing closed.
+
+/** Thrown by a store that has proof it no longer owns the node id (lock removed, claim gone). */
+export class OwnershipLostError extends Error {
+  override readonly name = 'OwnershipLostError';
+}
+
+export interface StoredFloor {
+  /**
+   * The highest reservation stored for this node id — under any worker count, by any
+   * earlier holder — or undefined when there is none.
+   */
+  floor: number | undefined;
+  /**
+   * Nothing is stored for this very stripe: it never ran here, or its record was lost.
+   * The node then also waits out one lead window (node.ts).
+   */
+  firstStart: boolean;
+}
+
+export interface ReservationStore {
+  /** Where the reservation lives, for messages: "state file …", "etcd key …". */
+  readonly where: string;
+  /** What proves ownership, for messages: "state lock", "claim". */
+  readonly ownership: string;
+  /**
+   * Takes ownership of this node id and worker stripe (refusing with STATE_LOCKED or
+   * NODE_ID_TAKEN while another live process has it) and reads where earlier holders left off.
+   */
+  open(): Promise<StoredFloor>;
+  /**
+   * Stores `reservedUntil` durably. Resolves only once it is durable and ownership was
+   * proved after it was stored; rejects with OwnershipLostError when ownership is
+   * disproved, or with another error when storing failed (the old reservation then holds).
+   */
+  save(reservedUntil: number, writtenAt: number): Promise<void>;
+  /** Lets go of ownership. The stored reservation stays. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,266 @@
+// The lock that keeps one process per node id and stripe, attacked in process: the lock
+// file deleted or the state dir replaced at every step of a node's disk operations while
+// a second node starts in the gap; two configurations opened at once; owners told apart
+// by pid, start time and boot; the kernel lock and the portable lock side by side.
+
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { HailstoneError, decode, openNode, readIds, DEFAULT_LAYOUT, type HailstoneNode, type NodeLogger, type NodeOptions } from '../src/index.js';
+import { kernelLockAvailability } from '../src/node/kernel-lock.js';
+import { realProcesses } from '../src/node/lock.js';
+import { ManualClock } from './support/clock.js';
+import { prng, testSeed } from './support/seed.js';
+import { SimProcesses, SimulatedFs, gatedFs } from './support/sim-fs.js';
+
+const silent: NodeLogger = { info() {}, warn() {}, error() {} };
+
+async function settle(turns = 4): Promise<void> {
+  for (let i = 0; i < turns; i++) await new Promise((resolve) => setImmediate(resolve));
+}
+
+/** Asks for ids while the clock moves on; collects them, swallowing the refusals a node may give. */
+async function drive(node: HailstoneNode, clock: ManualClock, random: () => number, rounds: number, maxStepMs = 200): Promise<{ ids: bigint[]; refusals: string[] }> {
+  const ids: bigint[] = [];
+  const refusals: string[] = [];
+  const buf = new Uint8Array(8 * 32);
+  for (let i = 0; i < rounds; i++) {
+    clock.advance(Math.floor(random() * maxStepMs));
+    try {
+      ids.push(...readIds(buf, 0, node.fill(buf, 0, 1 + Math.floor(random() * 32))));
+    } catch (error) {
+      if (!(error instanceof HailstoneError)) throw error;
+      refusals.push(error.code);
+    }
+    await settle(Math.floor(random() * 4));
+  }
+  return { ids, refusals };
+}
+
+describe('the lock lost at every step of a running node (simulated disk)', () => {
+  const DIR = '/state';
+  const T0 = DEFAULT_LAYOUT.epoch + 700_000_000;
+  const STEPS = 40;
+  const attacks = [
+    ['the lock file is deleted', (fs: SimulatedFs) => fs.unlink(`${DIR}/node-5.w0-1.state.lock`)],
+    ['the state dir is replaced', (fs: SimulatedFs) => fs.replaceDir(DIR)],
+  ] as const;
+  const newcomers = [
+    ['the same configuration', { index: 0, count: 1 }],
+    ['another worker count', { index: 1, count: 2 }],
+  ] as const;
+
+  /**
+   * The old node runs; before its `step`-th next disk operation it is paused: the attack
+   * happens, a newcomer starts and issues ids — for a moment (the old node's pending
+   * reservation still ahead of the clock) or for long (past it) — and maybe dies at once,
+   * in which case its restart starts right after the old node's next operation (its
+   * rename, say), reading whatever the old node left on disk.
+   */
+  async function scenario(seed: number, step: number, attack: (fs: SimulatedFs) => void, worker: { index: number; count: number }, longPause: boolean, newcomerDies: boolean) {
+    const random = prng(seed);
+    const fs = new SimulatedFs(random);
+    const procs = new SimProcesses();
+    const clock = new ManualClock(T0);
+    const common = (extra: Partial<NodeOptions>): NodeOptions => ({
+      nodeId: 5,
+      stateDir: DIR,
+      clock: clock.read,
+      sleep: async (ms) => clock.advance(ms),
+      logger: silent,
+      maxLeadMs: 2000,
+      reservationMs: 400,
+      maxStartupWaitMs: 60_000,
+      ...extra,
+    });
+    if (worker.count > 1) {
+      // The newcomer's configuration ran here before, long ago: it resumes at the floor it
+      // reads rather than waiting out a first start (which alone would put it above all).
+      const earlier = await openNode(common({ processes: procs.spawn().probe, fs, worker }));
+      earlier.nextId();
+      await earlier.close();
+    }
+    let armed = false;
+    let ops = 0;
+    let newcomer: { node: HailstoneNode; pid: number; ids: bigint[]; dead: boolean } | undefined;
+    let restart: HailstoneNode | undefined;
+    const restartIds: bigint[] = [];
+    const openRestart = async () => {
+      restart = await openNode(common({ processes: procs.spawn().probe, fs, worker }));
+      restartIds.push(...(await drive(restart, clock, random, 5, 5)).ids);
+    };
+    const oldNode = await openNode(
+      common({
+        processes: procs.spawn().probe,
+        fs: gatedFs(fs, async () => {
+          if (!armed) return;
+          const op = ops++;
+          if (op === step + 1 && newcomer?.dead && restart === undefined) await openRestart();
+          if (op !== step) return;
+          attack(fs);
+          const b = procs.spawn();
+          // A dead process touches nothing: its node's disk operations fail from then on.
+          const bFs = gatedFs(fs, async () => {
+            if (newcomer?.dead) throw new Error('this process is dead');
+          });
+          const node = await openNode(common({ processes: b.probe, fs: bFs, worker }));
+          newcomer = { node, pid: b.pid, ids: [], dead: false };
+          newcomer.ids.push(...(await drive(node, clock, random, 5, longPause ? 200 : 5)).ids);
+          if (newcomerDies) {
+            newcomer.dead = true;
+            procs.kill(b.pid);
+          }
+        }),
+      }),
+    );
+    const before = (await drive(oldNode, clock, random, 5)).ids;
+    armed = true;
+    const after = await drive(oldNode, clock, random, 40);
+    // A renewal that failed for another reason is retried after a real-time backoff.
+    for (let wait = 0; wait < 100 && oldNode.status().ownershipLost === undefined; wait++) {
+      await new Promise((r) => setTimeout(r, 20));
+      const more = await drive(oldNode, clock, random, 1);
+      after.ids.push(...more.ids);
+      after.refusals.push(...more.refusals);
+    }
+    const context = `seed ${seed} step ${step} longPause ${longPause} newcomerDies ${newcomerDies}`;
+    expect(newcomer, context).toBeDefined();
+    if (!newcomer!.dead) {
+      newcomer!.ids.push(...(await drive(newcomer!.node, clock, random, 10)).ids);
+      newcomer!.dead = true;
+      procs.kill(newcomer!.pid);
+    }
+    if (restart === undefined) await openRestart();
+    // The restart resumes above everything the newcomer issued.
+    const maxNewcomer = newcomer!.ids.reduce((x, y) => (y > x ? y : x), -1n);
+    expect(restartIds.every((id) => id > maxNewcomer), `${context}: the restart went below the newcomer`).toBe(true);
+    const oldIds = [...before, ...after.ids];
+    const all = [...oldIds, ...newcomer!.ids, ...restartIds];
+    expect(new Set(all).size, `${context}: duplicates`).toBe(all.length);
+    // The newcomer starts above everything the old node could ever issue.
+    const maxOld = oldIds.reduce((x, y) => (y > x ? y : x), -1n);
+    if (worker.count === 1) expect(newcomer!.ids.every((id) => id > maxOld), context).toBe(true);
+    else expect(newcomer!.ids.every((id) => decode(id).timestamp > decode(maxOld).timestamp), context).toBe(true);
+    const status = oldNode.status();
+    expect(status.ownershipLost, context).toMatch(/lock file .* (removed|replaced|rewritten)|state directory .* removed or replaced/);
+    expect(status.healthy).toBe(false);
+    expect(() => oldNode.nextId()).toThrow(expect.objectContaining({ code: 'OWNERSHIP_LOST' }));
+    await oldNode.close();
+    await restart!.close();
+  }
+
+  for (const [attackName, attack] of attacks) {
+    for (const [newcomerName, worker] of newcomers) {
+      it(`${attackName} before any of its next ${STEPS} disk operations; a node of ${newcomerName} starts in the gap, issues, maybe dies and restarts: no id twice, the old node stops for good`, async () => {
+        const base = testSeed(`lock-lost-${attackName}-${newcomerName}`);
+        for (let step = 0; step < STEPS; step++) {
+          for (const longPause of [false, true]) {
+            for (const newcomerDies of [false, true]) await scenario(base + step, step, attack, worker, longPause, newcomerDies);
+          }
+        }
+      });
+    }
+  }
+});
+
+describe('the lock on real files', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'hailstone-lock-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+  const base = (extra: Partial<NodeOptions> = {}): NodeOptions => ({ nodeId: 4, stateDir: dir, maxLeadMs: 200, reservationMs: 100, logger: silent, ...extra });
+
+  it.each([
+    ['one worker first', [{ index: 0, count: 1 }, { index: 0, count: 2 }]],
+    ['two workers first', [{ index: 0, count: 2 }, { index: 0, count: 1 }]],
+  ] as const)('two configurations of one node opened at once (%s): exactly one opens, the other is refused naming it', async (_, workers) => {
+    const results = await Promise.allSettled(workers.map((worker) => openNode(base({ worker }))));
+    const opened = results.filter((r) => r.status === 'fulfilled');
+    expect(opened).toHaveLength(1);
+    const refused = results.find((r) => r.status === 'rejected') as PromiseRejectedResult;
+    expect(refused.reason).toMatchObject({ code: 'STATE_LOCKED', message: expect.stringMatching(/node 4 is running as worker 0 of [12] in .*stop it before/) });
+    await (opened[0] as PromiseFulfilledResult<HailstoneNode>).value.close();
+  });
+
+  it('a lock file deleted under an open node: the node stops at its next renewal and never recreates it; a new node resumes above it', async () => {
+    const warnings: string[] = [];
+    const logger: NodeLogger = { ...silent, error: (_, message) => warnings.push(message) };
+    const first = await openNode(base({ logger }));
+    const before = [first.nextId()];
+    rmSync(join(dir, 'node-4.w0-1.state.lock'));
+    const second = await openNode(base());
+    const fromSecond = second.nextId();
+    // Within a renewal period the first node finds out.
+    const until = Date.now() + 5000;
+    while (first.status().ownershipLost === undefined && Date.now() < until) {
+      try {
+        before.push(first.nextId());
+      } catch {
+        // refused: it found out
+      }
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    expect(first.status()).toMatchObject({ healthy: false, ownershipLost: expect.stringMatching(/lock file .* was (removed|replaced|rewritten)/) });
+    expect(warnings.join('\n')).toMatch(/node 4 lost its state lock: .*will not take the node id back by itself/);
+    expect(() => first.nextId()).toThrow(expect.objectContaining({ code: 'OWNERSHIP_LOST', retryAfterMs: 60_000 }));
+    expect(before.every((id) => id < fromSecond)).toBe(true);
+    await first.close();
+    // The lock is the second node's, untouched by the first's close.
+    expect(JSON.parse(readFileSync(join(dir, 'node-4.w0-1.state.lock'), 'utf8')).pid).toBe(process.pid);
+    expect(second.nextId() > fromSecond).toBe(true);
+    await second.close();
+  });
+
+  it.runIf(kernelLockAvailability().available)('the kernel lock and the portable lock respect each other', async () => {
+    const withKernel = await openNode(base());
+    const lock = JSON.parse(readFileSync(join(dir, 'node-4.w0-1.state.lock'), 'utf8'));
+    expect(lock).toMatchObject({ flock: true, pid: process.pid });
+    await expect(openNode(base({ kernelLocks: false }))).rejects.toMatchObject({ code: 'STATE_LOCKED' });
+    await withKernel.close();
+    const portable = await openNode(base({ kernelLocks: false }));
+    expect(JSON.parse(readFileSync(join(dir, 'node-4.w0-1.state.lock'), 'utf8'))).toMatchObject({ flock: false });
+    await expect(openNode(base())).rejects.toMatchObject({ code: 'STATE_LOCKED' });
+    await portable.close();
+  });
+
+  it.runIf(kernelLockAvailability().available)('a flocked lock file counts as live whatever its content says; a dead flock owner is gone whatever its pid', async () => {
+    const holder = await openNode(base());
+    const path = join(dir, 'node-4.w0-1.state.lock');
+    // Rewritten in place to name a process that does not exist: the flock still says live.
+    writeFileSync(path, JSON.stringify({ host: hostname(), pid: 999_999_999, start: '1', boot: '', flock: true }));
+    await expect(openNode(base())).rejects.toMatchObject({ code: 'STATE_LOCKED' });
+    await holder.close(); // does not remove the rewritten file (no longer its content)
+    // Nobody holds the flock now; the record names a live process (this one's parent) that
+    // used the kernel lock: it is gone as far as the lock is concerned.
+    const parentStart = readFileSync(`/proc/${process.ppid}/stat`, 'utf8').split(') ')[1]!.split(' ')[19];
+    writeFileSync(path, JSON.stringify({ host: hostname(), pid: process.ppid, start: parentStart, boot: '', flock: true }));
+    const node = await openNode(base());
+    await node.close();
+  });
+});
+
+describe('who owns a lock', () => {
+  const self = realProcesses.self();
+
+  it('this very process: same pid, start time and boot', () => {
+    expect(realProcesses.isAlive(self)).toBe(true);
+  });
+
+  it('our pid with another start time is not us (a restart in a new PID namespace): gone', () => {
+    expect(self.start).not.toBe('');
+    expect(realProcesses.isAlive({ ...self, start: String(Number(self.start) + 1) })).toBe(false);
+  });
+
+  it('another boot id: from before a reboot, gone', () => {
+    expect(self.boot).not.toBe('');
+    expect(realProcesses.isAlive({ ...self, boot: 'another-boot' })).toBe(false);
+  });
+
+  it('a live process with its own start time: alive; with a reused pid: gone', () => {
+    const parentStart = readFileSync(`/proc/${process.ppid}/stat`, 'utf8').split(') ')[1]!.split(' ')[19]!;
+    expect(realProcesses.isAlive({ host: self.host, pid: process.ppid, start: parentStart, boot: self.boot })).toBe(true);
+    expect(realProcesses.isAlive({ host: self.host, pid: process.ppid, start: '1', boot: self.boot })).toBe(false);
+  });
+});
