@@ -38,7 +38,7 @@ describe('metrics and health', () => {
   it('/metrics counts requests, ids, replies and drops after traffic, plus process metrics', async () => {
     const s = await startServer();
     const metrics = await serveMetrics('127.0.0.1', 0, async () => ({
-      workers: [{ stats: s.server.stats(), node: s.server.node.status() }],
+      workers: [{ index: 0, stats: s.server.stats(), node: s.server.node.status() }],
       workerRestarts: 0,
       expectedWorkers: 1,
     }));
@@ -95,7 +95,7 @@ describe('metrics and health', () => {
     const node = await openNode({ nodeId: 2, stateDir, fs, maxLeadMs: 200, reservationMs: 100, logger: silent });
     const server = await serve({ node, port: 0, logger: silent });
     const snapshot = async (): Promise<NodeSnapshot> => ({
-      workers: [{ stats: server.stats(), node: node.status() }],
+      workers: [{ index: 0, stats: server.stats(), node: node.status() }],
       workerRestarts: 0,
       expectedWorkers: 1,
     });

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createClient, decode, openNode, serve, type HailstoneNode } from '../src/index.js';
+import { createClient, decode, defineLayout, openNode, serve, type HailstoneNode } from '../src/index.js';
 import { Authenticator } from '../src/protocol/auth.js';
 import {
   HEADER_SIZE,
@@ -226,12 +226,15 @@ describe.each(TRANSPORTS)('%s transport', (transport) => {
       const stateDir = mkdtempSync(join(tmpdir(), 'hailstone-srv-'));
       let now = Date.now() + 1000;
       const clock = () => now;
+      // 64 ids per ms and a 50 ms lead: a frozen clock allows 3,200 ids, then refusals.
+      const layout = defineLayout({ sequenceBits: 6 });
       const node: HailstoneNode = await openNode({
         nodeId: 8,
         stateDir,
         clock,
-        maxLeadMs: 1,
-        reservationMs: 1,
+        layout,
+        maxLeadMs: 50,
+        reservationMs: 50,
         logger: silent,
         sleep: async (ms) => {
           now += ms;
@@ -239,7 +242,6 @@ describe.each(TRANSPORTS)('%s transport', (transport) => {
       });
       const server = await serve({ node, port: 0, logger: silent, transport });
       const probe = await Probe.open();
-      // The frozen clock allows at most two ticks' worth of ids; then refusals.
       for (let i = 0; i < 80; i++) await probe.send(request(149), server.address.port);
       const replies = await probe.waitFor(80, 3000);
       const statuses = replies.map((r) => parseReply(r.msg)!.status);
@@ -248,7 +250,7 @@ describe.each(TRANSPORTS)('%s transport', (transport) => {
       expect(parseReply(refusal.msg)!.retryAfterMs).toBeGreaterThan(0);
       expect(server.stats().replies.unavailable).toBe(statuses.filter((x) => x === STATUS_UNAVAILABLE).length);
       // Move the clock on while a client is retrying: it gets its ids.
-      const client = createClient({ servers: [`127.0.0.1:${server.address.port}`], deadlineMs: 5000 });
+      const client = createClient({ servers: [`127.0.0.1:${server.address.port}`], deadlineMs: 5000, layout });
       const pending = client.nextIds(149);
       setTimeout(() => {
         now += 10;

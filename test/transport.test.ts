@@ -123,7 +123,8 @@ describe.each(TRANSPORTS)('%s transport', (transport) => {
 
   it('a port in use is a clear error', async () => {
     const first = await startServer({ transport });
-    await expect(startServer({ transport, port: first.port })).rejects.toMatchObject({ code: 'EADDRINUSE' });
+    const error = await startServer({ transport, port: first.port }).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'PORT_IN_USE', message: expect.stringContaining(`UDP port ${first.port} on 127.0.0.1 is in use`) });
     await first.stop();
   });
 });

@@ -9,13 +9,18 @@
 
 import { createServer, type Server as HttpServer } from 'node:http';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { HailstoneError } from '../errors.js';
 import type { NodeStatus } from '../node/node.js';
 import type { ServerStats } from './server.js';
 
-/** One process's view: its server's counters and its node's status. */
+/** One process's view: its server's counters and its node's status (none yet while it starts). */
 export interface WorkerSnapshot {
+  /** Which worker (0 with one process). */
+  index: number;
   stats: ServerStats;
-  node: NodeStatus;
+  node: NodeStatus | undefined;
+  /** While the node is opening: what it waits for, and for how long. */
+  starting?: { reason: string; retryAfterMs: number | undefined };
 }
 
 /** The whole node: every worker's snapshot, plus what only the primary knows. */
@@ -29,20 +34,39 @@ export interface NodeSnapshot {
 export interface Health {
   healthy: boolean;
   reason: string | undefined;
+  /** When waiting helps: how long until it can serve ids again, ms. */
+  retryAfterMs?: number;
 }
 
+/** Healthy only while every expected worker runs and can issue an id now. */
 export function healthOf(snapshot: NodeSnapshot): Health {
   if (snapshot.workers.length < snapshot.expectedWorkers) {
     return { healthy: false, reason: `${snapshot.expectedWorkers - snapshot.workers.length} of ${snapshot.expectedWorkers} workers not running` };
   }
   for (const w of snapshot.workers) {
-    if (!w.node.healthy) return { healthy: false, reason: `worker ${w.node.worker.index}: ${w.node.reason ?? 'unhealthy'}` };
+    const where = snapshot.expectedWorkers > 1 ? `worker ${w.index}: ` : '';
+    if (w.node === undefined) {
+      const retryAfterMs = w.starting?.retryAfterMs;
+      return { healthy: false, reason: `${where}starting: ${w.starting?.reason ?? 'opening the node'}`, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) };
+    }
+    if (!w.node.healthy) {
+      const retryAfterMs = w.node.retryAfterMs;
+      return { healthy: false, reason: `${where}${w.node.reason ?? 'unhealthy'}`, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) };
+    }
   }
   return { healthy: true, reason: undefined };
 }
 
 function sum(snapshot: NodeSnapshot, f: (w: WorkerSnapshot) => number): number {
   return snapshot.workers.reduce((a, w) => a + f(w), 0);
+}
+
+function nodes(snapshot: NodeSnapshot): NodeStatus[] {
+  return snapshot.workers.flatMap((w) => (w.node === undefined ? [] : [w.node]));
+}
+
+function sumNodes(snapshot: NodeSnapshot, f: (n: NodeStatus) => number): number {
+  return nodes(snapshot).reduce((a, n) => a + f(n), 0);
 }
 
 /**
@@ -105,16 +129,19 @@ export function metricsRegistry(current: () => NodeSnapshot): Registry {
       for (const w of current().workers) this.inc({ transport: w.stats.transport.name });
     },
   });
-  counter('hailstone_clock_regressions_total', 'Episodes of the clock reading earlier than before', [], (s) => sum(s, (w) => w.node.generator.clockRegressions));
-  counter('hailstone_sequence_exhaustions_total', 'Refusals because demand outran the layout and the lead', [], (s) => sum(s, (w) => w.node.generator.sequenceExhaustions));
-  counter('hailstone_storage_errors_total', 'Failed writes of the durable reservation', [], (s) => sum(s, (w) => w.node.storageErrors));
-  counter('hailstone_reservation_renewals_total', 'Durable reservation renewals', [], (s) => sum(s, (w) => w.node.renewals));
+  counter('hailstone_clock_regressions_total', 'Episodes of the clock reading earlier than before', [], (s) => sumNodes(s, (n) => n.generator.clockRegressions));
+  counter('hailstone_sequence_exhaustions_total', 'Refusals because demand outran the layout and the lead', [], (s) => sumNodes(s, (n) => n.generator.sequenceExhaustions));
+  counter('hailstone_storage_errors_total', 'Failed writes of the durable reservation', [], (s) => sumNodes(s, (n) => n.storageErrors));
+  counter('hailstone_reservation_renewals_total', 'Durable reservation renewals', [], (s) => sumNodes(s, (n) => n.renewals));
   counter('hailstone_worker_restarts_total', 'Worker processes restarted after they died', [], (s) => s.workerRestarts);
+  gauge('hailstone_ownership_lost', 'Workers that lost their state lock (or claim) and stopped issuing for good', (s) =>
+    nodes(s).filter((n) => n.ownershipLost !== undefined).length,
+  );
   gauge('hailstone_clock_lead_ms', 'How far logical time runs ahead of the wall clock (the largest among workers)', (s) =>
-    Math.max(0, ...s.workers.map((w) => w.node.clockLeadMs)),
+    Math.max(0, ...nodes(s).map((n) => n.clockLeadMs)),
   );
   gauge('hailstone_reservation_remaining_ms', 'How far the durable reservation reaches past the clock (the smallest among workers)', (s) =>
-    s.workers.length === 0 ? 0 : Math.min(...s.workers.map((w) => w.node.reservationRemainingMs)),
+    nodes(s).length === 0 ? 0 : Math.min(...nodes(s).map((n) => n.reservationRemainingMs)),
   );
   gauge('hailstone_workers', 'Worker processes serving', (s) => s.workers.length);
   gauge('hailstone_healthy', '1 while /healthz answers 200', (s) => (healthOf(s).healthy ? 1 : 0));
@@ -152,9 +179,14 @@ export async function serveMetrics(host: string, port: number, snapshot: () => P
       snapshot().then(
         (s) => {
           const health = healthOf(s);
-          res
-            .writeHead(health.healthy ? 200 : 503, { 'content-type': 'application/json' })
-            .end(`${JSON.stringify({ status: health.healthy ? 'ok' : 'unhealthy', ...(health.reason ? { reason: health.reason } : {}) })}\n`);
+          const body = {
+            status: health.healthy ? 'ok' : 'unhealthy',
+            ...(health.reason === undefined ? {} : { reason: health.reason }),
+            ...(health.retryAfterMs === undefined ? {} : { retryAfterMs: health.retryAfterMs }),
+          };
+          const headers: Record<string, string> = { 'content-type': 'application/json' };
+          if (health.retryAfterMs !== undefined) headers['retry-after'] = String(Math.ceil(health.retryAfterMs / 1000));
+          res.writeHead(health.healthy ? 200 : 503, headers).end(`${JSON.stringify(body)}\n`);
         },
         (error: unknown) => res.writeHead(503, { 'content-type': 'application/json' }).end(`${JSON.stringify({ status: 'unhealthy', reason: String(error) })}\n`),
       );
@@ -163,9 +195,15 @@ export async function serveMetrics(host: string, port: number, snapshot: () => P
     res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /metrics or /healthz\n');
   });
   await new Promise<void>((resolve, reject) => {
-    http.once('error', reject);
+    http.once('error', (error: NodeJS.ErrnoException) => {
+      const why =
+        error.code === 'EADDRINUSE' ? 'is in use by another process' : error.code === 'EACCES' ? 'needs privileges this process lacks' : `cannot be bound (${error.message})`;
+      reject(new HailstoneError('METRICS_PORT_IN_USE', `the metrics port ${host}:${port} ${why}: choose another with --metrics HOST:PORT`, { cause: error }));
+    });
     http.listen(port, host, () => {
-      http.off('error', reject);
+      http.removeAllListeners('error');
+      // Errors after listening (a client that resets) must never crash the process.
+      http.on('error', () => undefined);
       resolve();
     });
   });

@@ -7,8 +7,8 @@
 // contains can throw out of the handler.
 
 import { BlockList, isIPv4, isIPv6 } from 'node:net';
-import { InvalidArgumentError, describe } from '../errors.js';
-import { type HailstoneNode, type NodeLogger, type NodeOptions, openNode, stderrLogger } from '../node/node.js';
+import { HailstoneError, InvalidArgumentError, describe } from '../errors.js';
+import { type HailstoneNode, type NodeLogger, type NodeOptions, type StartupWait, openNode, stderrLogger } from '../node/node.js';
 import { Authenticator } from '../protocol/auth.js';
 import { ReplayGuard } from '../protocol/replay-guard.js';
 import {
@@ -33,6 +33,8 @@ export const DEFAULT_PORT = 7077;
 export const DEFAULT_REPLAY_WINDOW_MS = 30_000;
 /** Retry-after for refusals that waiting alone will not cure (closed node, expired layout). */
 const LONG_RETRY_MS = 60_000;
+/** Retry-after while the node is opening and has not said how long it will wait. */
+const STARTING_RETRY_MS = 100;
 
 export interface ServeOptions extends Partial<NodeOptions> {
   /** A node opened by the caller; otherwise one is opened from nodeId and stateDir (and closed with the server). */
@@ -61,6 +63,12 @@ export interface ServeOptions extends Partial<NodeOptions> {
   transport?: TransportChoice | Transport;
   /** Native transport only: let several processes bind this port (worker mode). */
   reusePort?: boolean;
+  /**
+   * Called once the socket is bound — before the node has opened, so a taken port fails at
+   * once. Until the node is open, every valid request is answered UNAVAILABLE with how long
+   * the node's startup will still wait, and `server.node` throws; `stats()` works.
+   */
+  onListening?: (server: Server) => void;
 }
 
 export interface ServerStats {
@@ -73,6 +81,7 @@ export interface ServerStats {
 }
 
 export interface Server {
+  /** The bound address (port 0 resolved to the port the system picked). */
   readonly address: { host: string; port: number };
   readonly node: HailstoneNode;
   stats(): ServerStats;
@@ -98,6 +107,9 @@ export function parseAllowList(cidrs: string[]): BlockList {
 
 class IdServer implements Server {
   address: { host: string; port: number } = { host: '', port: 0 };
+  /** Until the node is open: when its startup wait ends (wall clock), if it said. */
+  startingUntil: number | undefined;
+  private current: HailstoneNode | undefined;
   private readonly counters: Omit<ServerStats, 'transport'> = {
     datagrams: 0,
     requests: 0,
@@ -112,7 +124,7 @@ class IdServer implements Server {
   private refusedSinceLog = 0;
 
   constructor(
-    readonly node: HailstoneNode,
+    node: HailstoneNode | undefined,
     private readonly ownsNode: boolean,
     private readonly transport: Transport,
     private readonly auths: Authenticator[],
@@ -120,10 +132,27 @@ class IdServer implements Server {
     private readonly allow: BlockList | undefined,
     private readonly limiter: RateLimiter | undefined,
     private readonly logger: NodeLogger,
-  ) {}
+  ) {
+    this.current = node;
+  }
+
+  get node(): HailstoneNode {
+    if (this.current === undefined) throw new HailstoneError('CLOSED', 'the server has not finished starting');
+    return this.current;
+  }
+
+  /** The node opened: answer with ids from now on. */
+  started(node: HailstoneNode): void {
+    this.current = node;
+  }
 
   async listen(host: string, port: number): Promise<void> {
-    const bound = await this.transport.listen(host, port, (buf, offset, length, from) => this.onDatagram(buf, offset, length, from));
+    let bound: { address: string; port: number };
+    try {
+      bound = await this.transport.listen(host, port, (buf, offset, length, from) => this.onDatagram(buf, offset, length, from));
+    } catch (error) {
+      throw bindError(error, host, port);
+    }
     this.address = { host: bound.address, port: bound.port };
   }
 
@@ -135,7 +164,7 @@ class IdServer implements Server {
   close(): Promise<void> {
     this.closing ??= (async () => {
       await this.transport.close();
-      if (this.ownsNode) await this.node.close();
+      if (this.ownsNode) await this.current?.close();
     })();
     return this.closing;
   }
@@ -181,25 +210,32 @@ class IdServer implements Server {
       c.replies.badRequest++;
       return this.reply(buf, offset, STATUS_BAD_REQUEST, 0, 0, auth);
     }
+    const node = this.current;
+    if (node === undefined) {
+      // Still opening (a first start waits out one lead window): say for how long.
+      c.replies.unavailable++;
+      const wait = this.startingUntil === undefined ? STARTING_RETRY_MS : Math.max(STARTING_RETRY_MS, this.startingUntil - Date.now());
+      return this.reply(buf, offset, STATUS_UNAVAILABLE, 0, wait, auth);
+    }
     // The ids go straight into the reply, over the request's padding: a full answer is
     // exactly as large as the request, never larger.
     // tryFill: a refusal under overload must cost no more than an answer, so no exception.
-    const n = this.node.tryFill(buf, offset + HEADER_SIZE, h.count);
+    const n = node.tryFill(buf, offset + HEADER_SIZE, h.count);
     if (n < 0) {
       c.replies.unavailable++;
-      this.noteRefusal(n);
-      return this.reply(buf, offset, STATUS_UNAVAILABLE, 0, this.node.retryAfterMs(n) ?? LONG_RETRY_MS, auth);
+      this.noteRefusal(node, n);
+      return this.reply(buf, offset, STATUS_UNAVAILABLE, 0, node.retryAfterMs(n) ?? LONG_RETRY_MS, auth);
     }
     c.replies.ok++;
     c.idsServed += n;
     return this.reply(buf, offset, STATUS_OK, n, 0, auth);
   }
 
-  private noteRefusal(status: number): void {
+  private noteRefusal(node: HailstoneNode, status: number): void {
     this.refusedSinceLog++;
     const now = Date.now();
     if (now - this.lastRefusalLog < 10_000) return;
-    const error = this.node.refusalOf(status);
+    const error = node.refusalOf(status);
     this.logger.warn(
       { code: error.code, retryAfterMs: error.retryAfterMs, refused: this.refusedSinceLog, sinceMs: Number.isFinite(this.lastRefusalLog) ? now - this.lastRefusalLog : 0 },
       `answering UNAVAILABLE: ${error.message}`,
@@ -217,7 +253,23 @@ class IdServer implements Server {
   }
 }
 
-/** Starts an id server. Resolves once it is listening. */
+/** A bind failure as a HailstoneError saying what to do; other errors as they are. */
+function bindError(error: unknown, host: string, port: number): unknown {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  if (code === 'EADDRINUSE') {
+    return new HailstoneError('PORT_IN_USE', `UDP port ${port} on ${host} is in use by another process: stop it, or choose another port (--port)`, { cause: error });
+  }
+  if (code === 'EACCES' || code === 'EADDRNOTAVAIL') {
+    const why = code === 'EACCES' ? 'binding it needs privileges this process lacks (ports below 1024)' : `${host} is not an address of this machine`;
+    return new HailstoneError('BIND_FAILED', `cannot bind UDP ${host}:${port}: ${why}; choose another --host or --port`, { cause: error });
+  }
+  return error;
+}
+
+/**
+ * Starts an id server: binds the socket first (a taken port fails at once), then opens
+ * the node — answering UNAVAILABLE while it opens — and resolves once ids are served.
+ */
 export async function serve(options: ServeOptions): Promise<Server> {
   const host = options.host ?? DEFAULT_HOST;
   if (!isIPv4(host) && !isIPv6(host)) throw new InvalidArgumentError('host', `must be an IPv4 or IPv6 address, got ${describe(host)}`);
@@ -229,13 +281,12 @@ export async function serve(options: ServeOptions): Promise<Server> {
   const allow = options.allow === undefined || options.allow.length === 0 ? undefined : parseAllowList(options.allow);
   const logger = options.logger ?? stderrLogger;
   const ownsNode = options.node === undefined;
-  // Chosen before the node opens: asking for an unavailable transport fails without
+  // Chosen before anything else: asking for an unavailable transport fails without
   // touching the state directory.
   const choice = options.transport ?? 'auto';
   const transport = typeof choice === 'string' ? createTransport(choice, { reusePort: options.reusePort ?? false, logger }) : choice;
-  const node = options.node ?? (await openNode({ ...(options as NodeOptions), logger }));
   const server = new IdServer(
-    node,
+    options.node,
     ownsNode,
     transport,
     auths,
@@ -244,10 +295,21 @@ export async function serve(options: ServeOptions): Promise<Server> {
     options.rateLimit === undefined ? undefined : new RateLimiter(options.rateLimit),
     logger,
   );
+  await server.listen(host, port);
+  options.onListening?.(server);
+  if (options.node !== undefined) return server;
   try {
-    await server.listen(host, port);
+    const node = await openNode({
+      ...(options as NodeOptions),
+      logger,
+      onStartupWait: (wait: StartupWait) => {
+        server.startingUntil = wait.untilMs;
+        options.onStartupWait?.(wait);
+      },
+    });
+    server.started(node);
   } catch (error) {
-    if (ownsNode) await node.close();
+    await server.close();
     throw error;
   }
   return server;
