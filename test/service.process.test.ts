@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createClient, decode, HailstoneError } from '../src/index.js';
 import { decodeRecord } from '../src/node/state-record.js';
-import { collectText, exited, readyPort, runCli, sleep, spawnCli } from './support/child.js';
+import { childPids, collectText, exited, readyPort, runCli, sleep, spawnCli, waitFor } from './support/child.js';
 import { prng, testSeed } from './support/seed.js';
 import { TRANSPORTS } from './support/udp.js';
 
@@ -113,15 +113,20 @@ describe('hailstone command', () => {
     expect(stripes).toEqual(new Set([0, 1]));
 
     // Kill one worker (a child of the server we started): the primary restarts it.
-    const children = readFileSync(`/proc/${s.child.pid}/task/${s.child.pid}/children`, 'utf8').trim().split(/\s+/).map(Number);
+    const children = childPids(s.child.pid!);
     expect(children).toHaveLength(2);
     process.kill(children[0]!, 'SIGKILL');
-    await sleep(1500);
+    await waitFor(() => /worker \d is serving/.test(s.stderr().split('restarting it').slice(1).join('')), {
+      what: 'the restarted worker to serve',
+      child: s.child,
+      stderr: { text: s.stderr },
+    });
     const after = (await Promise.all(clients.map((c) => c.nextIds(25)))).flat();
     for (const id of after) expect(all.includes(id)).toBe(false);
-    expect(s.stderr()).toMatch(/worker \d exited; restarting it/);
-    const now = readFileSync(`/proc/${s.child.pid}/task/${s.child.pid}/children`, 'utf8').trim().split(/\s+/).map(Number);
+    expect(s.stderr()).toMatch(/worker \d exited \(killed by SIGKILL\); restarting it/);
+    const now = childPids(s.child.pid!);
     expect(now).toHaveLength(2);
+    expect(now).not.toContain(children[0]);
     await Promise.all(clients.map((c) => c.close()));
     s.child.kill('SIGTERM');
     expect(await s.done).toBe(0);

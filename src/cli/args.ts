@@ -3,8 +3,7 @@
 
 import { readFileSync } from 'node:fs';
 import { parseKey } from '../protocol/auth.js';
-
-export class UsageError extends Error {}
+import { UsageError } from './failure.js';
 
 export function envOr(flag: string | undefined, envName: string): string | undefined {
   if (flag !== undefined) return flag;

@@ -3,7 +3,7 @@
 import { parseArgs } from 'node:util';
 import { decode } from '../codec.js';
 import { InvalidArgumentError } from '../errors.js';
-import { UsageError } from './args.js';
+import { UsageError } from './failure.js';
 
 export const INSPECT_HELP = `Usage: hailstone inspect <id> [--workers N]
 

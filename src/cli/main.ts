@@ -2,8 +2,8 @@
 // The hailstone command: serve, get, inspect, keygen.
 
 import { randomBytes } from 'node:crypto';
-import { HailstoneError, InvalidArgumentError } from '../errors.js';
-import { UsageError } from './args.js';
+import { InvalidArgumentError } from '../errors.js';
+import { ReportedFailure, UsageError, failureLine, failureOf } from './failure.js';
 import { GET_HELP, getCommand } from './get.js';
 import { INSPECT_HELP, inspectCommand } from './inspect.js';
 import { SERVE_HELP, serveCommand } from './serve.js';
@@ -48,6 +48,9 @@ function usageOf(argv: string[]): string {
   return { serve: SERVE_HELP, get: GET_HELP, inspect: INSPECT_HELP }[argv[0] ?? ''] ?? HELP;
 }
 
+// A reader that went away (`hailstone serve | head -1`) must never crash the command.
+process.stdout.on('error', () => undefined);
+
 run(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
@@ -60,12 +63,12 @@ run(process.argv.slice(2)).then(
     if (usage) {
       process.stderr.write(`hailstone: ${(error as Error).message}\n\n${usageOf(process.argv.slice(2)).split('\n')[0]}\n`);
       process.exitCode = 2;
-    } else if (error instanceof HailstoneError) {
-      process.stderr.write(`hailstone: ${error.code}: ${error.message}\n`);
-      process.exitCode = 1;
-    } else {
-      process.stderr.write(`hailstone: ${(error as Error)?.stack ?? String(error)}\n`);
-      process.exitCode = 1;
+      return;
     }
+    const failure = error instanceof ReportedFailure ? error.failure : failureOf(error);
+    process.stderr.write(failureLine(failure));
+    if (failure.code === 'INTERNAL') process.stderr.write(`${(error as Error)?.stack ?? String(error)}\n`);
+    // Nothing left to do: sockets, timers and a cluster's IPC channel must not keep it alive.
+    process.exit(1);
   },
 );

@@ -8,16 +8,17 @@
 // spreads clients across them (by source address and port). A worker that dies is
 // restarted with the same stripe; its reservation makes that safe.
 
-import cluster, { type Worker } from 'node:cluster';
+import cluster from 'node:cluster';
 import { parseArgs } from 'node:util';
-import { destination, pino, type Logger } from 'pino';
-import { InvalidArgumentError } from '../errors.js';
-import type { Backend } from '../generator.js';
-import { type MetricsServer, type NodeSnapshot, type WorkerSnapshot, parseListenAddress, serveMetrics } from '../server/metrics.js';
-import { type RateLimitOptions, parseRateLimit } from '../server/rate-limit.js';
-import { TRANSPORT_CHOICES, type TransportChoice, resolveTransport } from '../server/select-transport.js';
-import { DEFAULT_HOST, DEFAULT_PORT, DEFAULT_REPLAY_WINDOW_MS, type Server, serve } from '../server/server.js';
-import { UsageError, choiceOption, envOr, intOption, listOption, readKeyFile } from './args.js';
+import { parseListenAddress } from '../server/metrics.js';
+import { parseRateLimit } from '../server/rate-limit.js';
+import { TRANSPORT_CHOICES } from '../server/select-transport.js';
+import { DEFAULT_HOST, DEFAULT_PORT, DEFAULT_REPLAY_WINDOW_MS, type Server } from '../server/server.js';
+import { choiceOption, envOr, intOption, listOption, readKeyFile } from './args.js';
+import { UsageError } from './failure.js';
+import { type ServeConfig, ServingProcess, makeLogger, onStopSignal, readyLine, say, startMetrics } from './run-server.js';
+import { servePrimary } from './supervisor.js';
+import { serveWorker } from './worker.js';
 
 export const SERVE_HELP = `Usage: hailstone serve [options]
 
@@ -50,27 +51,6 @@ Prints "hailstone listening on udp://HOST:PORT node=N workers=W" on stdout when 
 are JSON lines on stderr. SIGTERM or SIGINT: stops receiving, releases the state lock and
 exits 0.
 `;
-
-interface ServeConfig {
-  nodeId: number;
-  host: string;
-  port: number;
-  stateDir: string;
-  workers: number;
-  transport: TransportChoice;
-  keys: Uint8Array[];
-  allow: string[];
-  rateLimit: RateLimitOptions | undefined;
-  metrics: { host: string; port: number } | undefined;
-  logLevel: string;
-  backend: Backend;
-  maxLeadMs: number;
-  reservationMs: number;
-  maxStartupWaitMs: number;
-  replayWindowMs: number;
-  clockSkewMs: number;
-  resetState: boolean;
-}
 
 function parseServe(argv: string[]): ServeConfig | undefined {
   const { values } = parseArgs({
@@ -136,206 +116,44 @@ function optional<T>(text: string | undefined, parse: (t: string) => T): T | und
   }
 }
 
-/** JSON lines on stderr; stdout carries only the ready and stopped lines. */
-function makeLogger(config: ServeConfig, worker?: number): Logger {
-  return pino(
-    { level: config.logLevel, base: { node: config.nodeId, ...(worker === undefined ? {} : { worker }) } },
-    destination({ fd: 2, sync: true }),
-  );
-}
-
-/** Starts this process's server: the whole node, or one worker's stripe of it. */
-async function startServer(config: ServeConfig, worker: { index: number; count: number }, logger: Logger): Promise<Server> {
-  try {
-    return await serve({
-      nodeId: config.nodeId,
-      stateDir: config.stateDir,
-      host: config.host,
-      port: config.port,
-      transport: config.transport,
-      // Native workers each bind the port themselves; dgram workers share the primary's socket.
-      reusePort: worker.count > 1,
-      worker,
-      backend: config.backend,
-      maxLeadMs: config.maxLeadMs,
-      reservationMs: config.reservationMs,
-      maxStartupWaitMs: config.maxStartupWaitMs,
-      clockSkewMs: config.clockSkewMs,
-      resetState: config.resetState,
-      replayWindowMs: config.replayWindowMs,
-      allow: config.allow,
-      logger,
-      keys: config.keys,
-      ...(config.rateLimit === undefined ? {} : { rateLimit: config.rateLimit }),
-    });
-  } catch (error) {
-    if (error instanceof InvalidArgumentError) throw new UsageError(error.message);
-    throw error;
-  }
-}
-
-function readyLine(config: ServeConfig, host: string, port: number, transport: string): string {
-  const shown = host.includes(':') ? `[${host}]` : host;
-  return `hailstone listening on udp://${shown}:${port} node=${config.nodeId} workers=${config.workers} transport=${transport}\n`;
-}
-
-function onStopSignal(stop: () => void): void {
-  process.once('SIGTERM', stop);
-  process.once('SIGINT', stop);
-}
-
-function snapshotOf(server: Server): WorkerSnapshot {
-  return { stats: server.stats(), node: server.node.status() };
-}
-
-async function startMetrics(config: ServeConfig, snapshot: () => Promise<NodeSnapshot>, logger: Logger): Promise<MetricsServer | undefined> {
-  if (config.metrics === undefined) return undefined;
-  const metrics = await serveMetrics(config.metrics.host, config.metrics.port, snapshot);
-  logger.info({ metrics: `http://${metrics.address.host}:${metrics.address.port}` }, 'metrics and health served over HTTP');
-  return metrics;
-}
-
 async function serveSingle(config: ServeConfig): Promise<number> {
   const logger = makeLogger(config);
-  const server = await startServer(config, { index: 0, count: 1 }, logger);
-  const metrics = await startMetrics(config, async () => ({ workers: [snapshotOf(server)], workerRestarts: 0, expectedWorkers: 1 }), logger);
+  const proc = new ServingProcess(0);
+  // Bound before the node opens, like the UDP port: a taken port fails at once.
+  const metrics = await startMetrics(
+    config,
+    async () => ({ workers: [proc.snapshot()].filter((s) => s !== undefined), workerRestarts: 0, expectedWorkers: 1 }),
+    logger,
+  );
+  let stop: () => void = () => undefined;
+  const stopped = new Promise<void>((resolve) => {
+    stop = resolve;
+  });
+  onStopSignal(() => stop());
+  let server: Server | undefined;
+  try {
+    server = await Promise.race([proc.start(config, { index: 0, count: 1 }, logger), stopped.then(() => undefined)]);
+  } catch (error) {
+    await metrics?.close();
+    throw error;
+  }
+  if (server === undefined) {
+    // Stopped while still starting.
+    await metrics?.close();
+    logger.info({}, 'stopped before serving');
+    say('hailstone stopped\n');
+    process.exit(0);
+  }
   const transport = server.stats().transport.name;
   logger.info({ address: server.address, workers: 1, transport, metricsPort: metrics?.address.port }, 'listening');
-  process.stdout.write(readyLine(config, server.address.host, server.address.port, transport));
-  await new Promise<void>((resolve) => onStopSignal(resolve));
+  say(readyLine(config, server.address.host, server.address.port, transport));
+  await stopped;
   logger.info({}, 'stopping: no longer receiving');
   await server.close();
   await metrics?.close();
   logger.info({ stats: server.stats() }, 'stopped');
-  process.stdout.write('hailstone stopped\n');
+  say('hailstone stopped\n');
   return 0;
-}
-
-/** A cluster worker: serves its stripe, reports to the primary, stops when told. */
-async function serveWorker(config: ServeConfig): Promise<number> {
-  const index = Number(process.env.HAILSTONE_WORKER_INDEX);
-  const logger = makeLogger(config, index);
-  // The primary decided the transport (and said why, once) and, for native workers, the port.
-  const transport = (process.env.HAILSTONE_WORKER_TRANSPORT as TransportChoice | undefined) ?? config.transport;
-  const port = process.env.HAILSTONE_WORKER_PORT === undefined ? config.port : Number(process.env.HAILSTONE_WORKER_PORT);
-  const server = await startServer({ ...config, transport, port }, { index, count: config.workers }, logger);
-  process.send?.({ type: 'listening', index, host: server.address.host, port: server.address.port, transport: server.stats().transport.name });
-  await new Promise<void>((resolve) => {
-    onStopSignal(resolve);
-    process.on('message', (m: { type?: string; id?: number }) => {
-      if (m?.type === 'shutdown') resolve();
-      if (m?.type === 'snapshot') process.send?.({ type: 'snapshot', id: m.id, snapshot: snapshotOf(server) });
-    });
-  });
-  await server.close();
-  // The IPC channel to the primary would keep this process alive.
-  process.disconnect?.();
-  return 0;
-}
-
-async function servePrimary(config: ServeConfig): Promise<number> {
-  const logger = makeLogger(config);
-  // Decided once, here: the fallback (if any) is logged once for the whole node.
-  const transport = resolveTransport(config.transport, logger);
-  // Native workers bind the port themselves: the first one picks it (when --port 0), the
-  // others and every restarted worker then bind the same one.
-  let workerPort: number | undefined = transport === 'native' && config.port !== 0 ? config.port : undefined;
-  const workers = new Map<number, Worker>();
-  let restarts = 0;
-  let nextSnapshot = 0;
-  const pendingSnapshots = new Map<number, (s: WorkerSnapshot) => void>();
-  const listening = new Set<number>();
-  let stopping = false;
-  let announced = false;
-  let failures = 0;
-  let resolveDone: (code: number) => void = () => undefined;
-  const done = new Promise<number>((resolve) => {
-    resolveDone = resolve;
-  });
-
-  const fork = (index: number) => {
-    const worker = cluster.fork({
-      HAILSTONE_WORKER_INDEX: String(index),
-      HAILSTONE_WORKER_TRANSPORT: transport,
-      ...(workerPort === undefined ? {} : { HAILSTONE_WORKER_PORT: String(workerPort) }),
-    });
-    workers.set(index, worker);
-    worker.on('message', (m: { type?: string; host?: string; port?: number; id?: number; snapshot?: WorkerSnapshot; transport?: string }) => {
-      if (m?.type === 'snapshot') pendingSnapshots.get(m.id!)?.(m.snapshot!);
-      if (m?.type !== 'listening') return;
-      listening.add(index);
-      failures = 0;
-      if (transport === 'native' && workerPort === undefined) {
-        workerPort = m.port!;
-        for (let i = 1; i < config.workers; i++) fork(i);
-      }
-      if (!announced && listening.size === config.workers) {
-        announced = true;
-        process.stdout.write(readyLine(config, m.host!, m.port!, m.transport!));
-      }
-    });
-    worker.on('exit', (code, signal) => {
-      workers.delete(index);
-      const wasListening = listening.delete(index);
-      if (stopping) {
-        if (workers.size === 0) resolveDone(0);
-        return;
-      }
-      if (!wasListening && !announced) {
-        // It failed to start (it printed why): starting again would fail the same way.
-        stopping = true;
-        for (const w of workers.values()) w.send({ type: 'shutdown' });
-        if (workers.size === 0) resolveDone(1);
-        else void Promise.resolve().then(() => done).then(() => process.exit(1));
-        return;
-      }
-      failures++;
-      restarts++;
-      const delay = Math.min(5000, 100 * 2 ** Math.min(failures, 6));
-      logger.error({ worker: index, code, signal, restartInMs: delay }, `worker ${index} exited; restarting it`);
-      setTimeout(() => !stopping && fork(index), delay);
-    });
-  };
-
-  // The whole node's view for /metrics and /healthz: ask every live worker, wait at most 1 s.
-  const snapshot = async (): Promise<NodeSnapshot> => {
-    const asked = [...listening].map((index) => workers.get(index)).filter((w): w is Worker => w !== undefined);
-    const answers = await Promise.all(
-      asked.map(
-        (w) =>
-          new Promise<WorkerSnapshot | undefined>((resolve) => {
-            const id = nextSnapshot++;
-            const timer = setTimeout(() => {
-              pendingSnapshots.delete(id);
-              resolve(undefined);
-            }, 1000);
-            pendingSnapshots.set(id, (s) => {
-              clearTimeout(timer);
-              pendingSnapshots.delete(id);
-              resolve(s);
-            });
-            w.send({ type: 'snapshot', id });
-          }),
-      ),
-    );
-    return { workers: answers.filter((a): a is WorkerSnapshot => a !== undefined), workerRestarts: restarts, expectedWorkers: config.workers };
-  };
-  const metrics = await startMetrics(config, snapshot, logger);
-  if (transport === 'native' && workerPort === undefined) fork(0);
-  else for (let i = 0; i < config.workers; i++) fork(i);
-  onStopSignal(() => {
-    logger.info({}, 'stopping: telling the workers');
-    stopping = true;
-    if (workers.size === 0) resolveDone(0);
-    for (const w of workers.values()) w.send({ type: 'shutdown' });
-  });
-  const code = await done;
-  await metrics?.close();
-  if (code === 0) {
-    logger.info({ workerRestarts: restarts }, 'stopped');
-    process.stdout.write('hailstone stopped\n');
-  }
-  return code;
 }
 
 export async function serveCommand(argv: string[]): Promise<number> {
@@ -344,4 +162,3 @@ export async function serveCommand(argv: string[]): Promise<number> {
   if (config.workers === 1) return serveSingle(config);
   return cluster.isPrimary ? servePrimary(config) : serveWorker(config);
 }
-

@@ -1,0 +1,137 @@
+// What every serving process of `hailstone serve` shares: its configuration, its logger,
+// starting its server (bound before the node opens), the ready line, and its snapshot
+// for /metrics and /healthz.
+
+import { destination, pino, type Logger } from 'pino';
+import { InvalidArgumentError } from '../errors.js';
+import type { Backend } from '../generator.js';
+import type { StartupWait } from '../node/node.js';
+import { type MetricsServer, type NodeSnapshot, type WorkerSnapshot, serveMetrics } from '../server/metrics.js';
+import type { RateLimitOptions } from '../server/rate-limit.js';
+import type { TransportChoice } from '../server/select-transport.js';
+import { type Server, serve } from '../server/server.js';
+import { UsageError } from './failure.js';
+
+export interface ServeConfig {
+  nodeId: number;
+  host: string;
+  port: number;
+  stateDir: string;
+  workers: number;
+  transport: TransportChoice;
+  keys: Uint8Array[];
+  allow: string[];
+  rateLimit: RateLimitOptions | undefined;
+  metrics: { host: string; port: number } | undefined;
+  logLevel: string;
+  backend: Backend;
+  maxLeadMs: number;
+  reservationMs: number;
+  maxStartupWaitMs: number;
+  replayWindowMs: number;
+  clockSkewMs: number;
+  resetState: boolean;
+}
+
+/** JSON lines on stderr; stdout carries only the ready and stopped lines. */
+export function makeLogger(config: ServeConfig, worker?: number): Logger {
+  return pino(
+    { level: config.logLevel, base: { node: config.nodeId, ...(worker === undefined ? {} : { worker }) } },
+    destination({ fd: 2, sync: true }),
+  );
+}
+
+/** A server from the moment its socket is bound until it stops. */
+export class ServingProcess {
+  /** Set once the socket is bound. */
+  server: Server | undefined;
+  /** Set once the node is open and ids are served. */
+  ready = false;
+  private wait: StartupWait | undefined;
+
+  constructor(readonly index: number) {}
+
+  snapshot(): WorkerSnapshot | undefined {
+    const server = this.server;
+    if (server === undefined) return undefined;
+    if (this.ready) return { index: this.index, stats: server.stats(), node: server.node.status() };
+    {
+      // Bound, but the node is still opening.
+      const retryAfterMs = this.wait === undefined ? undefined : Math.max(0, this.wait.untilMs - Date.now());
+      const reason =
+        this.wait === undefined
+          ? 'opening the node'
+          : this.wait.reason === 'first start'
+            ? `first start: waiting one lead window (${this.wait.waitMs} ms) before issuing`
+            : `waiting for the clock to reach the stored reservation (${this.wait.waitMs} ms)`;
+      return { index: this.index, stats: server.stats(), node: undefined, starting: { reason, retryAfterMs } };
+    }
+  }
+
+  /** Starts this process's server: the whole node, or one worker's stripe of it. Resolves when it serves ids. */
+  async start(config: ServeConfig, worker: { index: number; count: number }, logger: Logger, onBound?: (address: { host: string; port: number }) => void): Promise<Server> {
+    try {
+      const server = await serve({
+        nodeId: config.nodeId,
+        stateDir: config.stateDir,
+        host: config.host,
+        port: config.port,
+        transport: config.transport,
+        // Native workers each bind the port themselves; dgram workers share the primary's socket.
+        reusePort: worker.count > 1,
+        worker,
+        backend: config.backend,
+        maxLeadMs: config.maxLeadMs,
+        reservationMs: config.reservationMs,
+        maxStartupWaitMs: config.maxStartupWaitMs,
+        clockSkewMs: config.clockSkewMs,
+        resetState: config.resetState,
+        replayWindowMs: config.replayWindowMs,
+        allow: config.allow,
+        logger,
+        keys: config.keys,
+        ...(config.rateLimit === undefined ? {} : { rateLimit: config.rateLimit }),
+        onListening: (server) => {
+          this.server = server;
+          logger.info({ address: server.address }, 'socket bound; opening the node');
+          onBound?.(server.address);
+        },
+        onStartupWait: (wait) => {
+          this.wait = wait;
+        },
+      });
+      this.ready = true;
+      return server;
+    } catch (error) {
+      if (error instanceof InvalidArgumentError) throw new UsageError(error.message);
+      throw error;
+    }
+  }
+}
+
+export function readyLine(config: ServeConfig, host: string, port: number, transport: string): string {
+  const shown = host.includes(':') ? `[${host}]` : host;
+  return `hailstone listening on udp://${shown}:${port} node=${config.nodeId} workers=${config.workers} transport=${transport}\n`;
+}
+
+/** Calls `stop` on the first SIGTERM or SIGINT. */
+export function onStopSignal(stop: () => void): void {
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+}
+
+export async function startMetrics(config: ServeConfig, snapshot: () => Promise<NodeSnapshot>, logger: Logger): Promise<MetricsServer | undefined> {
+  if (config.metrics === undefined) return undefined;
+  const metrics = await serveMetrics(config.metrics.host, config.metrics.port, snapshot);
+  logger.info({ metrics: `http://${metrics.address.host}:${metrics.address.port}` }, 'metrics and health served over HTTP');
+  return metrics;
+}
+
+/** Writes to stdout; a reader that went away (`serve | head -1`) must never crash the server. */
+export function say(text: string): void {
+  try {
+    process.stdout.write(text);
+  } catch {
+    // EPIPE and the like: nobody is listening.
+  }
+}

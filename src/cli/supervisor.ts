@@ -1,0 +1,238 @@
+// The primary process of `hailstone serve --workers N`: forks the workers, announces the
+// server once all of them serve, restarts a worker that dies, and always ends the whole
+// tree with it.
+//
+//  - A worker that fails before the server is announced (STATE_LOCKED, CLOCK_FAR_BEHIND,
+//    PORT_IN_USE, …) would fail the same way again: every worker is stopped and the
+//    server exits 1 with that worker's one-line error.
+//  - A worker that dies later is restarted with the same stripe (its reservation makes
+//    that safe), after a backoff that doubles with each recent crash. One that crashes
+//    MAX_CRASHES times within CRASH_WINDOW_MS — or whose restarts keep failing — stops the
+//    server with exit 1, so systemd or Kubernetes sees it.
+//  - SIGTERM or SIGINT stops every worker (with SIGTERM); one that has not exited after
+//    STOP_GRACE_MS is killed.
+//
+// With dgram the workers share one socket (node:cluster hands them the primary's); with
+// the native transport each binds the port itself with SO_REUSEPORT — the first one picks
+// it when --port 0, the others and every restart bind the same one.
+
+import cluster, { type Worker } from 'node:cluster';
+import type { Logger } from 'pino';
+import type { NodeSnapshot, WorkerSnapshot } from '../server/metrics.js';
+import { resolveTransport } from '../server/select-transport.js';
+import { type Failure, ReportedFailure } from './failure.js';
+import { type ServeConfig, makeLogger, onStopSignal, readyLine, say, startMetrics } from './run-server.js';
+
+const MAX_CRASHES = 5;
+const CRASH_WINDOW_MS = 60_000;
+const FIRST_BACKOFF_MS = 100;
+const MAX_BACKOFF_MS = 5000;
+const STOP_GRACE_MS = 10_000;
+const SNAPSHOT_TIMEOUT_MS = 1000;
+
+interface Slot {
+  worker: Worker;
+  listening: boolean;
+  /** What the worker said when it failed, if it did. */
+  failure: Failure | undefined;
+}
+
+interface FromWorker {
+  type?: string;
+  index?: number;
+  host?: string;
+  port?: number;
+  transport?: string;
+  id?: number;
+  snapshot?: WorkerSnapshot;
+  failure?: Failure;
+}
+
+function describeExit(code: number | null, signal: string | null): string {
+  return signal !== null ? `killed by ${signal}` : `exit code ${code}`;
+}
+
+class Supervisor {
+  private readonly slots = new Map<number, Slot>();
+  private readonly crashes = new Map<number, number[]>();
+  private readonly restartTimers = new Map<number, NodeJS.Timeout>();
+  private readonly pendingSnapshots = new Map<number, (s: WorkerSnapshot | undefined) => void>();
+  private nextSnapshot = 0;
+  private restarts = 0;
+  private announced = false;
+  private stopping = false;
+  private outcome: Failure | undefined;
+  private killTimer: NodeJS.Timeout | undefined;
+  private finish: () => void = () => undefined;
+  readonly finished = new Promise<void>((resolve) => {
+    this.finish = resolve;
+  });
+
+  constructor(
+    private readonly config: ServeConfig,
+    private readonly logger: Logger,
+    private readonly transport: 'native' | 'dgram',
+    private workerPort: number | undefined,
+  ) {}
+
+  /** Why the server ended, or undefined when it was told to stop. */
+  get failure(): Failure | undefined {
+    return this.outcome;
+  }
+
+  get restartCount(): number {
+    return this.restarts;
+  }
+
+  start(): void {
+    // Native workers bind the port themselves: the first one picks it when --port 0.
+    if (this.transport === 'native' && this.workerPort === undefined) this.fork(0);
+    else for (let i = 0; i < this.config.workers; i++) this.fork(i);
+  }
+
+  /** Stops every worker; `failure` is why, or undefined for a requested stop. */
+  stop(failure?: Failure): void {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.outcome = failure;
+    for (const timer of this.restartTimers.values()) clearTimeout(timer);
+    this.restartTimers.clear();
+    // SIGTERM, not an IPC message: a worker still loading has no listener yet and would
+    // miss a message, while a signal either runs its stop handler or ends it outright.
+    for (const slot of this.slots.values()) slot.worker.process.kill('SIGTERM');
+    this.killTimer = setTimeout(() => {
+      for (const slot of this.slots.values()) {
+        this.logger.error({ worker: slot.worker.id, pid: slot.worker.process.pid }, `a worker did not stop within ${STOP_GRACE_MS} ms; killing it`);
+        slot.worker.process.kill('SIGKILL');
+      }
+    }, STOP_GRACE_MS);
+    this.killTimer.unref();
+    this.maybeFinished();
+  }
+
+  /** The whole node's view for /metrics and /healthz: ask every live worker, wait at most 1 s. */
+  async snapshot(): Promise<NodeSnapshot> {
+    const answers = await Promise.all(
+      [...this.slots.values()].map(
+        (slot) =>
+          new Promise<WorkerSnapshot | undefined>((resolve) => {
+            const id = this.nextSnapshot++;
+            const timer = setTimeout(() => {
+              this.pendingSnapshots.delete(id);
+              resolve(undefined);
+            }, SNAPSHOT_TIMEOUT_MS);
+            this.pendingSnapshots.set(id, (s) => {
+              clearTimeout(timer);
+              this.pendingSnapshots.delete(id);
+              resolve(s);
+            });
+            if (!this.send(slot.worker, { type: 'snapshot', id })) this.pendingSnapshots.get(id)?.(undefined);
+          }),
+      ),
+    );
+    return { workers: answers.filter((a): a is WorkerSnapshot => a !== undefined), workerRestarts: this.restarts, expectedWorkers: this.config.workers };
+  }
+
+  private fork(index: number): void {
+    const worker = cluster.fork({
+      HAILSTONE_WORKER_INDEX: String(index),
+      HAILSTONE_WORKER_TRANSPORT: this.transport,
+      ...(this.workerPort === undefined ? {} : { HAILSTONE_WORKER_PORT: String(this.workerPort) }),
+    });
+    const slot: Slot = { worker, listening: false, failure: undefined };
+    this.slots.set(index, slot);
+    // A send to a worker that just died fails with EPIPE: its 'exit' event tells the rest.
+    worker.on('error', (error) => this.logger.debug({ worker: index, err: String(error) }, 'worker channel error'));
+    worker.on('message', (m: FromWorker) => this.onMessage(index, slot, m));
+    worker.on('exit', (code, signal) => this.onExit(index, slot, code, signal));
+  }
+
+  private send(worker: Worker, message: object): boolean {
+    if (!worker.isConnected()) return false;
+    try {
+      worker.send(message, undefined, () => undefined);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  private onMessage(index: number, slot: Slot, m: FromWorker): void {
+    if (m?.type === 'snapshot') this.pendingSnapshots.get(m.id!)?.(m.snapshot);
+    if (m?.type === 'failed') slot.failure = m.failure;
+    if (m?.type === 'bound' && this.transport === 'native' && this.workerPort === undefined && !this.stopping) {
+      // The first native worker picked the port: the others bind the same one.
+      this.workerPort = m.port!;
+      for (let i = 1; i < this.config.workers; i++) this.fork(i);
+    }
+    if (m?.type !== 'listening') return;
+    slot.listening = true;
+    this.logger.info({ worker: index, pid: slot.worker.process.pid }, `worker ${index} is serving`);
+    if (this.stopping) return;
+    const serving = [...this.slots.values()].filter((s) => s.listening).length;
+    if (!this.announced && serving === this.config.workers) {
+      this.announced = true;
+      say(readyLine(this.config, m.host!, m.port!, m.transport!));
+    }
+  }
+
+  private onExit(index: number, slot: Slot, code: number | null, signal: string | null): void {
+    if (this.slots.get(index) === slot) this.slots.delete(index);
+    if (this.stopping) return this.maybeFinished();
+    const how = describeExit(code, signal);
+    if (!this.announced) {
+      // It failed to start (or was killed while starting): starting again would fail the same way.
+      return this.stop(slot.failure ?? { code: 'WORKER_FAILED', message: `worker ${index} ${how} before it was serving` });
+    }
+    const now = Date.now();
+    const recent = (this.crashes.get(index) ?? []).filter((t) => now - t < CRASH_WINDOW_MS);
+    recent.push(now);
+    this.crashes.set(index, recent);
+    if (recent.length >= MAX_CRASHES) {
+      const seconds = Math.ceil((now - recent[0]!) / 1000);
+      return this.stop(
+        slot.failure !== undefined
+          ? { code: slot.failure.code, message: `${slot.failure.message} (worker ${index} failed ${recent.length} times in ${seconds} s; giving up)` }
+          : { code: 'WORKER_CRASH_LOOP', message: `worker ${index} crashed ${recent.length} times in ${seconds} s (last: ${how}); giving up so the supervisor sees it` },
+      );
+    }
+    const delay = Math.min(MAX_BACKOFF_MS, FIRST_BACKOFF_MS * 2 ** (recent.length - 1));
+    this.restarts++;
+    this.logger.error(
+      { worker: index, code, signal, restartInMs: delay, ...(slot.failure === undefined ? {} : { failure: slot.failure }) },
+      `worker ${index} exited (${slot.failure === undefined ? how : `${slot.failure.code}: ${slot.failure.message}`}); restarting it in ${delay} ms`,
+    );
+    this.restartTimers.set(
+      index,
+      setTimeout(() => {
+        this.restartTimers.delete(index);
+        if (!this.stopping) this.fork(index);
+      }, delay),
+    );
+  }
+
+  private maybeFinished(): void {
+    if (this.slots.size > 0) return;
+    clearTimeout(this.killTimer);
+    this.finish();
+  }
+}
+
+export async function servePrimary(config: ServeConfig): Promise<number> {
+  const logger = makeLogger(config);
+  // Decided once, here: the fallback (if any) is logged once for the whole node.
+  const transport = resolveTransport(config.transport, logger);
+  const supervisor = new Supervisor(config, logger, transport, transport === 'native' && config.port !== 0 ? config.port : undefined);
+  const metrics = await startMetrics(config, () => supervisor.snapshot(), logger);
+  onStopSignal(() => {
+    logger.info({}, 'stopping: telling the workers');
+    supervisor.stop();
+  });
+  supervisor.start();
+  await supervisor.finished;
+  await metrics?.close();
+  if (supervisor.failure !== undefined) throw new ReportedFailure(supervisor.failure);
+  logger.info({ workerRestarts: supervisor.restartCount }, 'stopped');
+  say('hailstone stopped\n');
+  return 0;
+}

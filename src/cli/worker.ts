@@ -1,0 +1,73 @@
+// One worker process of `hailstone serve --workers N`: serves its stripe of the node,
+// reports to the primary over the IPC channel, and stops when told — also while it is
+// still starting, and when the primary is gone.
+//
+// Messages to the primary:   { type: 'bound', index, port }   (socket bound, node opening)
+//                            { type: 'listening', index, host, port, transport }
+//                            { type: 'failed', index, failure }   (then it exits 1)
+//                            { type: 'snapshot', id, snapshot }
+// Messages from the primary: { type: 'snapshot', id }. The primary stops a worker with SIGTERM.
+
+import type { TransportChoice } from '../server/select-transport.js';
+import { failureOf } from './failure.js';
+import { type ServeConfig, ServingProcess, makeLogger, onStopSignal } from './run-server.js';
+
+export interface WorkerMessage {
+  type?: string;
+  id?: number;
+}
+
+/** Sends to the primary, ignoring a channel that is already gone. */
+function tell(message: object): Promise<void> {
+  return new Promise((resolve) => {
+    if (process.send === undefined || !process.connected) return resolve();
+    try {
+      process.send(message, undefined, {}, () => resolve());
+    } catch {
+      resolve();
+    }
+  });
+}
+
+export async function serveWorker(config: ServeConfig): Promise<number> {
+  const index = Number(process.env.HAILSTONE_WORKER_INDEX);
+  const logger = makeLogger(config, index);
+  // The primary decided the transport (and said why, once) and, for native workers, the port.
+  const transport = (process.env.HAILSTONE_WORKER_TRANSPORT as TransportChoice | undefined) ?? config.transport;
+  const port = process.env.HAILSTONE_WORKER_PORT === undefined ? config.port : Number(process.env.HAILSTONE_WORKER_PORT);
+  const proc = new ServingProcess(index);
+
+  let stopNow: () => void = () => undefined;
+  const stopped = new Promise<void>((resolve) => {
+    stopNow = resolve;
+  });
+  onStopSignal(stopNow);
+  // Without the primary nobody supervises this process or answers for its health: stop.
+  process.on('disconnect', stopNow);
+  process.on('message', (m: WorkerMessage) => {
+    if (m?.type === 'snapshot') void tell({ type: 'snapshot', id: m.id, snapshot: proc.snapshot() });
+  });
+
+  const starting = proc.start({ ...config, transport, port }, { index, count: config.workers }, logger, (address) => {
+    void tell({ type: 'bound', index, port: address.port });
+  });
+  let server;
+  try {
+    server = await Promise.race([starting, stopped.then(() => undefined)]);
+  } catch (error) {
+    // The primary prints it, once for the whole server.
+    await tell({ type: 'failed', index, failure: failureOf(error) });
+    process.exit(1);
+  }
+  if (server === undefined) {
+    // Told to stop while starting: the lock it may hold is released by the kernel (or taken
+    // over as a dead process's) at the next start.
+    process.exit(0);
+  }
+  await tell({ type: 'listening', index, host: server.address.host, port: server.address.port, transport: server.stats().transport.name });
+  await stopped;
+  await server.close();
+  // The IPC channel to the primary would keep this process alive.
+  if (process.connected) process.disconnect();
+  return 0;
+}
