@@ -2,6 +2,7 @@
 
 import { parseArgs } from 'node:util';
 import { createClient } from '../client/client.js';
+import { describeConflict } from '../client/conflicts.js';
 import { DEFAULT_HOST, DEFAULT_PORT } from '../server/server.js';
 import { choiceOption, envOr, intOption, listOption, readKeyFile } from './args.js';
 
@@ -45,6 +46,8 @@ export async function getCommand(argv: string[]): Promise<number> {
     servers: servers.length > 0 ? servers : [`${DEFAULT_HOST}:${DEFAULT_PORT}`],
     ...(key === undefined ? {} : { key }),
     deadlineMs,
+    // Printed, not thrown: the ids themselves are fine to use only if the operator fixes this.
+    onNodeIdConflict: (c) => process.stderr.write(`hailstone: warning: NODE_ID_CONFLICT: ${describeConflict(c)}\n`),
   });
   try {
     const ids = await client.nextIds(count);

@@ -12,6 +12,7 @@ import { isIPv6 } from 'node:net';
 import { HailstoneError, InvalidArgumentError, checkInteger, describe } from '../errors.js';
 import { DEFAULT_LAYOUT, type Layout } from '../layout.js';
 import { Authenticator } from '../protocol/auth.js';
+import { type NodeIdConflict, NodeIdConflictDetector, describeConflict } from './conflicts.js';
 import {
   HEADER_SIZE,
   MAX_IDS_PER_REQUEST,
@@ -37,6 +38,12 @@ export interface ClientOptions {
   layout?: Layout;
   /** How far past this client's clock an id's timestamp may be. Default 1 day. */
   maxFutureMs?: number;
+  /**
+   * Called once for each pair of servers seen issuing ids under one node id at the same
+   * time (a configuration error: their ids can collide). Default: `process.emitWarning`
+   * with code HAILSTONE_NODE_ID_CONFLICT.
+   */
+  onNodeIdConflict?: (conflict: NodeIdConflict) => void;
 }
 
 export interface ClientStats {
@@ -45,6 +52,8 @@ export interface ClientStats {
   unavailable: number;
   /** Datagrams dropped: unknown nonce, wrong sender, bad tag, malformed or implausible. */
   rejectedReplies: number;
+  /** Pairs of servers seen issuing under one node id at the same time (see onNodeIdConflict). */
+  nodeIdConflicts: number;
 }
 
 export interface Client {
@@ -95,7 +104,8 @@ class IdClient implements Client {
   private readonly maxFutureMs: number;
   private readonly sockets = new Map<'udp4' | 'udp6', Socket>();
   private readonly pending = new Map<bigint, Pending>();
-  private readonly counters: ClientStats = { requests: 0, timeouts: 0, unavailable: 0, rejectedReplies: 0 };
+  private readonly counters = { requests: 0, timeouts: 0, unavailable: 0, rejectedReplies: 0 };
+  private readonly conflicts: NodeIdConflictDetector;
   private next = 0;
   private closed = false;
 
@@ -110,10 +120,18 @@ class IdClient implements Client {
     this.deadlineMs = checkInteger('deadlineMs', options.deadlineMs ?? 3000, 1, 3_600_000);
     this.layout = options.layout ?? DEFAULT_LAYOUT;
     this.maxFutureMs = checkInteger('maxFutureMs', options.maxFutureMs ?? 86_400_000, 0, 365 * 86_400_000);
+    if (options.onNodeIdConflict !== undefined && typeof options.onNodeIdConflict !== 'function') {
+      throw new InvalidArgumentError('onNodeIdConflict', 'must be a function');
+    }
+    const layout = this.layout;
+    this.conflicts = new NodeIdConflictDetector(
+      (tick) => layout.epoch + tick * layout.tickMs,
+      options.onNodeIdConflict ?? ((c) => process.emitWarning(describeConflict(c), { code: 'HAILSTONE_NODE_ID_CONFLICT' })),
+    );
   }
 
   stats(): ClientStats {
-    return { ...this.counters };
+    return { ...this.counters, nodeIdConflicts: this.conflicts.count };
   }
 
   async nextId(): Promise<bigint> {
@@ -245,10 +263,21 @@ class IdClient implements Client {
       const ids = this.plausibleIds(msg, header.count);
       if (ids === undefined) return reject();
       this.pending.delete(key);
+      this.noteOrigin(address, port, ids);
       return p.settle({ kind: 'ok', ids });
     }
     this.pending.delete(key);
     p.settle(header.status === STATUS_BAD_REQUEST ? { kind: 'bad_request' } : { kind: 'unavailable', retryAfterMs: header.retryAfterMs });
+  }
+
+  /** Which node issued these ids, from where, when: for the node id conflict check. */
+  private noteOrigin(address: string, port: number, ids: bigint[]): void {
+    const l = this.layout;
+    const shift = BigInt(l.nodeBits + l.sequenceBits);
+    const nodeId = Number((ids[0]! >> BigInt(l.sequenceBits)) & ((1n << BigInt(l.nodeBits)) - 1n));
+    const host = address.startsWith('::ffff:') ? address.slice(7) : address;
+    const origin = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+    this.conflicts.observe(origin, nodeId, Number(ids[0]! >> shift), Number(ids[ids.length - 1]! >> shift));
   }
 
   /** The reply's ids, or undefined when they cannot be genuine: not increasing, mixed nodes, absurd times. */
@@ -278,6 +307,8 @@ function sameHost(expected: string, actual: string): boolean {
   if (expected === 'localhost') return actual === '127.0.0.1' || actual === '::1';
   return actual.startsWith('::ffff:') && actual.slice(7) === expected;
 }
+
+export type { NodeIdConflict } from './conflicts.js';
 
 export function createClient(options: ClientOptions): Client {
   return new IdClient(options);
