@@ -203,7 +203,7 @@ describe('the lock on real files', () => {
       await new Promise((r) => setTimeout(r, 5));
     }
     expect(first.status()).toMatchObject({ healthy: false, ownershipLost: expect.stringMatching(/lock file .* was (removed|replaced|rewritten)/) });
-    expect(warnings.join('\n')).toMatch(/node 4 lost its state lock: .*will not take the node id back by itself/);
+    expect(warnings.join('\n')).toMatch(/node 4 lost its state lock \((flock|lock file)\): .*will not take the node id back by itself/);
     expect(() => first.nextId()).toThrow(expect.objectContaining({ code: 'OWNERSHIP_LOST', retryAfterMs: 60_000 }));
     expect(before.every((id) => id < fromSecond)).toBe(true);
     await first.close();

@@ -75,7 +75,8 @@ export function recordFor(layout: Layout, nodeId: number, worker: WorkerStripe, 
 
 export class FileStore implements ReservationStore {
   readonly where: string;
-  readonly ownership = 'state lock';
+  /** Also says which lock: the kernel's flock (with its lock file) or the lock file alone. */
+  readonly ownership: string;
   readonly stateFile: string;
   private readonly ctx: LockContext;
   private lock: StateLock | undefined;
@@ -85,6 +86,7 @@ export class FileStore implements ReservationStore {
     this.ctx = options.lockContext;
     this.stateFile = join(options.dir, stateFileName(options.nodeId, options.worker));
     this.where = `state file ${this.stateFile}`;
+    this.ownership = this.ctx.kernel === undefined ? 'state lock (lock file)' : 'state lock (flock)';
   }
 
   private get what(): string {

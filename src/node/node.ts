@@ -559,7 +559,7 @@ export async function startNode(store: ReservationStore, options: NodeRules, rul
     }
     gen.setLimit(reservedUntil);
     logger.info(
-      { nodeId, worker: worker.index, workers: worker.count, layout: layout.fingerprint, store: store.where, firstStart, resumedAfter: iso(floor), clockBehindMs: Math.max(0, floor - start) },
+      { nodeId, worker: worker.index, workers: worker.count, layout: layout.fingerprint, store: store.where, lock: store.ownership, firstStart, resumedAfter: iso(floor), clockBehindMs: Math.max(0, floor - start) },
       'node started',
     );
     return new Node({ gen, clock, store, stateFile, logger, reservationMs, reservedUntil, firstStart });
