@@ -95,6 +95,14 @@ export class FileStore implements ReservationStore {
   }
 
   async open(): Promise<StoredFloor> {
+    try {
+      return await this.openDir();
+    } catch (error) {
+      throw unusableDir(this.options.dir, error);
+    }
+  }
+
+  private async openDir(): Promise<StoredFloor> {
     const { dir, nodeId } = this.options;
     const fs = this.ctx.fs;
     await fs.mkdir(dir);
@@ -223,4 +231,24 @@ export class FileStore implements ReservationStore {
     }
     return floor;
   }
+}
+
+const ADVICE: Record<string, string> = {
+  EACCES: 'the user running hailstone may not write there: give it the directory (chown) or choose another --state-dir',
+  EPERM: 'the user running hailstone may not write there: give it the directory (chown) or choose another --state-dir',
+  EROFS: 'the file system is read-only: choose a --state-dir on writable, durable storage',
+  EEXIST: 'a file stands where a directory must be: choose another --state-dir',
+  ENOTDIR: 'a file stands where a directory must be: choose another --state-dir',
+  EISDIR: 'a directory stands where a state or lock file must be: remove it',
+  ENOENT: 'the directory cannot be created or used there: choose a --state-dir on a real, local file system (not /proc or /sys)',
+  ENOSPC: 'the file system is full: free space or choose another --state-dir',
+  EDQUOT: 'the disk quota is used up: free space or choose another --state-dir',
+};
+
+/** An error of the system (EACCES, EROFS…) while opening the state dir, as a one-line STATE_DIR_UNUSABLE. */
+function unusableDir(dir: string, error: unknown): unknown {
+  const errno = error as NodeJS.ErrnoException;
+  if (error instanceof HailstoneError || typeof errno?.code !== 'string' || !(errno.code in ADVICE)) return error;
+  const what = errno.path === undefined ? ` (a state or lock file in ${dir})` : ` (${errno.syscall ?? "using"} ${errno.path})`;
+  return new HailstoneError('STATE_DIR_UNUSABLE', `state dir ${dir} cannot be used: ${errno.code}${what}: ${ADVICE[errno.code]}`, { cause: error });
 }

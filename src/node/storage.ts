@@ -3,6 +3,7 @@
 // exactly the calls the real implementation makes.
 
 import * as fsp from 'node:fs/promises';
+import { dirname } from 'node:path';
 
 export interface StorageFile {
   write(data: Uint8Array): Promise<void>;
@@ -76,7 +77,7 @@ class RealFile implements StorageFile {
 /** The real file system (node:fs/promises). */
 export const realStorage: StorageFs = {
   async mkdir(dir) {
-    await fsp.mkdir(dir, { recursive: true });
+    await makeDirectory(dir, 0);
   },
   async readFile(path) {
     try {
@@ -152,3 +153,24 @@ export const realStorage: StorageFs = {
     }
   },
 };
+
+/**
+ * mkdir -p, by hand: Node's recursive mkdir spins forever at 100% CPU where mkdir answers
+ * ENOENT although the parent exists (under /proc, say). Here that is an error.
+ */
+async function makeDirectory(dir: string, depth: number): Promise<void> {
+  try {
+    await fsp.mkdir(dir);
+  } catch (error) {
+    if (isCode(error, 'EEXIST')) {
+      if (!(await fsp.stat(dir)).isDirectory()) throw Object.assign(new Error(`EEXIST: ${dir} exists and is not a directory`), { code: 'EEXIST', path: dir });
+      return;
+    }
+    const parent = dirname(dir);
+    if (!isCode(error, 'ENOENT') || parent === dir || depth > 64) throw error;
+    await makeDirectory(parent, depth + 1);
+    await fsp.mkdir(dir).catch((again: unknown) => {
+      if (!isCode(again, 'EEXIST')) throw again;
+    });
+  }
+}
