@@ -106,7 +106,8 @@ describe.each(TRANSPORTS)('%s transport', (transport) => {
     it('rejects bad options with the argument named', () => {
       expect(() => createClient({ servers: [] })).toThrow(/servers/);
       expect(() => createClient({ servers: ['localhost'] })).toThrow(/host:port/);
-      expect(() => createClient({ servers: ['127.0.0.1:0'] })).toThrow(/host:port/);
+      expect(() => createClient({ servers: ['127.0.0.1:0'] })).toThrow(/port 0 is out of range/);
+      expect(() => createClient({ servers: ['127.0.0.1:99999'] })).toThrow(/port 99999 is out of range \(1 to 65535\)/);
       expect(() => createClient({ servers: ['127.0.0.1:7077'], timeoutMs: 0 })).toThrow(/timeoutMs/);
     });
   });

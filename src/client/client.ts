@@ -5,10 +5,17 @@
 // is configured, and only if its ids are plausible; then the nonce is retired, so a
 // duplicated or late reply is never used twice. Lost requests are retried with a new
 // nonce, with exponential backoff and jitter, across the servers, until a deadline.
+//
+// Servers may be named by host name: a name is resolved (all its addresses, IPv4 first),
+// replies are accepted from any of them, and it is resolved again after a request to it
+// got no reply. A server that answered UNAVAILABLE is not asked again before its
+// retry-after; when every server has asked to wait, the call waits (with jitter) for the
+// first of them, and one batch sends at most `maxAttempts` requests that bring no ids.
 
 import { randomFillSync } from 'node:crypto';
 import { type Socket, createSocket } from 'node:dgram';
-import { isIPv6 } from 'node:net';
+import { lookup as dnsLookup } from 'node:dns/promises';
+import { isIP, isIPv6 } from 'node:net';
 import { HailstoneError, InvalidArgumentError, checkInteger, describe } from '../errors.js';
 import { DEFAULT_LAYOUT, type Layout } from '../layout.js';
 import { Authenticator } from '../protocol/auth.js';
@@ -44,6 +51,10 @@ export interface ClientOptions {
    * with code HAILSTONE_NODE_ID_CONFLICT.
    */
   onNodeIdConflict?: (conflict: NodeIdConflict) => void;
+  /** Resolves a server's host name to its addresses. Default: Node's dns.lookup (all addresses). */
+  lookup?: (hostname: string) => Promise<string[]>;
+  /** Requests one batch may send that bring no ids (timeouts and UNAVAILABLE answers together). Default 32. */
+  maxAttempts?: number;
 }
 
 export interface ClientStats {
@@ -67,27 +78,46 @@ interface Endpoint {
   host: string;
   port: number;
   text: string;
+  /** The addresses it resolved to (an IP literal: itself); undefined until resolved, or when stale. */
+  addresses: string[] | undefined;
+  /** Which of them the next request goes to. */
+  nextAddress: number;
+  /** Asked to wait (UNAVAILABLE) until then, Date.now() ms. */
+  notBefore: number;
 }
 
 type Outcome =
   | { kind: 'ok'; ids: bigint[] }
   | { kind: 'unavailable'; retryAfterMs: number }
   | { kind: 'bad_request' }
-  | { kind: 'timeout' };
+  | { kind: 'timeout'; rejected?: string };
 
 interface Pending {
   endpoint: Endpoint;
   count: number;
+  /** Why a reply to this request was dropped, if one was: said when the request times out. */
+  rejected?: string;
   settle: (outcome: Outcome) => void;
 }
 
 export function parseEndpoint(text: string): Endpoint {
   const m = /^\[([^\]]+)\]:(\d+)$/.exec(text) ?? /^([^:]+):(\d+)$/.exec(text);
-  const port = m === null ? NaN : Number(m[2]);
-  if (m === null || !Number.isInteger(port) || port < 1 || port > 65535) {
-    throw new InvalidArgumentError('servers', `${describe(text)} is not host:port (e.g. 127.0.0.1:7077 or [::1]:7077)`);
+  if (m === null) throw new InvalidArgumentError('servers', `${describe(text)} is not host:port (e.g. 127.0.0.1:7077, [::1]:7077 or ids.example.com:7077)`);
+  const port = Number(m[2]);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new InvalidArgumentError('servers', `${describe(text)}: port ${m[2]} is out of range (1 to 65535)`);
   }
-  return { host: m[1]!, port, text };
+  const host = m[1]!;
+  return { host, port, text, addresses: isIP(host) === 0 ? undefined : [host], nextAddress: 0, notBefore: 0 };
+}
+
+async function defaultLookup(hostname: string): Promise<string[]> {
+  return (await dnsLookup(hostname, { all: true })).map((a) => a.address);
+}
+
+/** The address as a reply's source shows it (an IPv4-mapped IPv6 address as IPv4). */
+function plainAddress(address: string): string {
+  return address.startsWith('::ffff:') && isIP(address.slice(7)) === 4 ? address.slice(7) : address;
 }
 
 function sleep(ms: number): Promise<void> {
@@ -102,6 +132,8 @@ class IdClient implements Client {
   private readonly deadlineMs: number;
   private readonly layout: Layout;
   private readonly maxFutureMs: number;
+  private readonly maxAttempts: number;
+  private readonly lookup: (hostname: string) => Promise<string[]>;
   private readonly sockets = new Map<'udp4' | 'udp6', Socket>();
   private readonly pending = new Map<bigint, Pending>();
   private readonly counters = { requests: 0, timeouts: 0, unavailable: 0, rejectedReplies: 0 };
@@ -120,9 +152,11 @@ class IdClient implements Client {
     this.deadlineMs = checkInteger('deadlineMs', options.deadlineMs ?? 3000, 1, 3_600_000);
     this.layout = options.layout ?? DEFAULT_LAYOUT;
     this.maxFutureMs = checkInteger('maxFutureMs', options.maxFutureMs ?? 86_400_000, 0, 365 * 86_400_000);
-    if (options.onNodeIdConflict !== undefined && typeof options.onNodeIdConflict !== 'function') {
-      throw new InvalidArgumentError('onNodeIdConflict', 'must be a function');
+    this.maxAttempts = checkInteger('maxAttempts', options.maxAttempts ?? 32, 1, 100_000);
+    for (const name of ['onNodeIdConflict', 'lookup'] as const) {
+      if (options[name] !== undefined && typeof options[name] !== 'function') throw new InvalidArgumentError(name, 'must be a function');
     }
+    this.lookup = options.lookup ?? defaultLookup;
     const layout = this.layout;
     this.conflicts = new NodeIdConflictDetector(
       (tick) => layout.epoch + tick * layout.tickMs,
@@ -160,45 +194,57 @@ class IdClient implements Client {
   /** `count` ids, asking again for what a reply left short, until the deadline. */
   private async batch(count: number, deadline: number): Promise<bigint[]> {
     const ids: bigint[] = [];
-    let attempt = 0; // exchanges in this call that gave no ids
+    let attempts = 0; // requests in this call that brought no ids: bounded by maxAttempts
     let lost = 0; // of them, the ones that got no reply at all: bounded by `retries`
+    let waits = 0; // times every server had asked to wait
     let last = 'no reply';
     let server = this.next++ % this.endpoints.length;
     while (ids.length < count) {
       if (this.closed) throw new HailstoneError('CLOSED', 'the client was closed');
-      const left = deadline - Date.now();
-      if (left <= 0 || lost > this.retries) {
-        throw new HailstoneError(
-          'TIMEOUT',
-          `no ids from ${this.endpoints.map((e) => e.text).join(', ')} after ${attempt} attempt(s) ` +
-            `(last: ${last}); check that the servers run${this.auth ? ' and share this key' : ''}`,
-        );
+      if (Date.now() >= deadline || lost > this.retries || attempts >= this.maxAttempts) throw this.givingUp(attempts, last);
+      // The next server that has not asked to wait; if all have, wait for the first of them.
+      const now = Date.now();
+      let endpoint: Endpoint | undefined;
+      for (let i = 0; i < this.endpoints.length && endpoint === undefined; i++) {
+        const candidate = this.endpoints[(server + i) % this.endpoints.length]!;
+        if (candidate.notBefore <= now) {
+          endpoint = candidate;
+          server += i;
+        }
       }
-      const endpoint = this.endpoints[server % this.endpoints.length]!;
-      const outcome = await this.exchange(endpoint, count - ids.length, Math.min(this.timeoutMs, left));
-      if (outcome.kind === 'ok') {
-        ids.push(...outcome.ids);
-        attempt = lost = 0;
+      if (endpoint === undefined) {
+        const soonest = Math.min(...this.endpoints.map((e) => e.notBefore));
+        // Exponential backoff with jitter on top of what the servers asked, so clients that
+        // were all refused at once do not all come back in the same millisecond.
+        const wait = soonest - now + Math.random() * Math.min(1000, 5 * 2 ** waits++);
+        if (now + wait >= deadline) {
+          throw new HailstoneError('UNAVAILABLE', `${last}, past this call's deadline`, { retryAfterMs: Math.max(1, soonest - now) });
+        }
+        await sleep(wait);
         continue;
       }
-      attempt++;
+      const outcome = await this.exchange(endpoint, count - ids.length, Math.min(this.timeoutMs, deadline - Date.now()));
+      if (outcome.kind === 'ok') {
+        ids.push(...outcome.ids);
+        attempts = lost = waits = 0;
+        continue;
+      }
+      attempts++;
       if (outcome.kind === 'bad_request') {
         throw new HailstoneError('BAD_REPLY', `${endpoint.text} answered BAD_REQUEST: it does not speak this client's protocol version or limits`);
       }
       if (outcome.kind === 'unavailable') {
         this.counters.unavailable++;
+        endpoint.notBefore = Date.now() + Math.max(1, outcome.retryAfterMs);
         last = `${endpoint.text} unavailable, retry after ${outcome.retryAfterMs} ms`;
-        if (outcome.retryAfterMs >= deadline - Date.now()) {
-          throw new HailstoneError('UNAVAILABLE', `${last}, past this call's deadline`, { retryAfterMs: outcome.retryAfterMs });
-        }
-        // Another server may answer at once; a lone server is waited for as it asked.
         server++;
-        await sleep(this.endpoints.length > 1 ? 0 : Math.max(1, outcome.retryAfterMs));
         continue;
       }
       lost++;
       this.counters.timeouts++;
-      last = `no reply from ${endpoint.text} within ${this.timeoutMs} ms`;
+      last = outcome.rejected ?? `no reply from ${endpoint.text} within ${this.timeoutMs} ms`;
+      // A name may have moved to other addresses: resolve it again before the next request.
+      if (isIP(endpoint.host) === 0) endpoint.addresses = undefined;
       server++;
       // Exponential backoff with full jitter, capped by the deadline.
       const backoff = Math.random() * Math.min(1000, 10 * 2 ** lost);
@@ -207,8 +253,31 @@ class IdClient implements Client {
     return ids;
   }
 
-  private socketFor(endpoint: Endpoint): Socket {
-    const type = isIPv6(endpoint.host) ? 'udp6' : 'udp4';
+  private givingUp(attempts: number, last: string): HailstoneError {
+    const hint = this.auth
+      ? 'check that the servers run and share this key'
+      : 'check that the servers run; a server that requires a key drops requests without one (pass --key-file / key)';
+    return new HailstoneError('TIMEOUT', `no ids from ${this.endpoints.map((e) => e.text).join(', ')} after ${attempts} attempt(s) (last: ${last}); ${hint}`);
+  }
+
+  /** The endpoint's addresses, resolving its name when needed; an error says why it cannot. */
+  private async addressesOf(endpoint: Endpoint): Promise<string[]> {
+    if (endpoint.addresses !== undefined) return endpoint.addresses;
+    let found: string[];
+    try {
+      found = await this.lookup(endpoint.host);
+    } catch (error) {
+      throw new Error(`cannot resolve ${endpoint.host}: ${(error as Error).message}`);
+    }
+    const valid = found.filter((a) => isIP(a) !== 0).map(plainAddress);
+    if (valid.length === 0) throw new Error(`cannot resolve ${endpoint.host}: no addresses`);
+    // IPv4 first: a server bound to 127.0.0.1 is not reached through ::1.
+    endpoint.addresses = [...valid.filter((a) => isIP(a) === 4), ...valid.filter((a) => isIP(a) === 6)];
+    return endpoint.addresses;
+  }
+
+  private socketFor(address: string): Socket {
+    const type = isIPv6(address) ? 'udp6' : 'udp4';
     let socket = this.sockets.get(type);
     if (socket === undefined) {
       socket = createSocket(type);
@@ -220,48 +289,61 @@ class IdClient implements Client {
     return socket;
   }
 
-  private exchange(endpoint: Endpoint, count: number, timeoutMs: number): Promise<Outcome> {
+  private async exchange(endpoint: Endpoint, count: number, timeoutMs: number): Promise<Outcome> {
+    let address: string;
+    try {
+      const addresses = await this.addressesOf(endpoint);
+      address = addresses[endpoint.nextAddress++ % addresses.length]!;
+    } catch (error) {
+      return { kind: 'timeout', rejected: (error as Error).message };
+    }
     const tagged = this.auth !== undefined;
     const size = requestSize(count, tagged); // padded: the reply can be as large as the request
     const buf = Buffer.alloc(size);
     const nonce = randomFillSync(Buffer.allocUnsafe(8));
     const key = nonce.readBigUInt64BE(0);
-    if (this.pending.has(key)) return Promise.resolve({ kind: 'timeout' }); // 2^-64: just try again
+    if (this.pending.has(key)) return { kind: 'timeout' }; // 2^-64: just try again
     writeRequestHeader(buf, count, nonce, Date.now(), tagged);
     if (tagged) this.auth!.sign(buf, size);
     this.counters.requests++;
     return new Promise<Outcome>((resolve) => {
-      const timer = setTimeout(() => {
-        // Retire the nonce: a late reply to it is dropped, its ids never handed out.
-        this.pending.delete(key);
-        resolve({ kind: 'timeout' });
-      }, timeoutMs);
-      this.pending.set(key, {
+      const pending: Pending = {
         endpoint,
         count,
         settle: (outcome) => {
           clearTimeout(timer);
           resolve(outcome);
         },
-      });
-      this.socketFor(endpoint).send(buf, endpoint.port, endpoint.host);
+      };
+      const timer = setTimeout(() => {
+        // Retire the nonce: a late reply to it is dropped, its ids never handed out.
+        this.pending.delete(key);
+        resolve(pending.rejected === undefined ? { kind: 'timeout' } : { kind: 'timeout', rejected: `replies from ${endpoint.text} were rejected: ${pending.rejected}` });
+      }, timeoutMs);
+      this.pending.set(key, pending);
+      this.socketFor(address).send(buf, endpoint.port, address);
     });
   }
 
   private onReply(msg: Buffer, address: string, port: number): void {
-    const reject = () => {
-      this.counters.rejectedReplies++;
-    };
     const header = parseReply(msg);
-    if (header === undefined) return reject();
+    const p = header === undefined || msg.length < 16 ? undefined : this.pending.get(msg.readBigUInt64BE(8));
+    // Why a reply to a request still outstanding was dropped is kept, to say so if it times out.
+    const reject = (why?: string) => {
+      this.counters.rejectedReplies++;
+      if (p !== undefined && why !== undefined) p.rejected = why;
+    };
+    if (header === undefined || p === undefined) return reject();
     const key = msg.readBigUInt64BE(8);
-    const p = this.pending.get(key);
-    if (p === undefined || p.endpoint.port !== port || !sameHost(p.endpoint.host, address)) return reject();
-    if (this.auth !== undefined && (!header.tagged || !this.auth.verify(msg))) return reject();
+    const source = plainAddress(address);
+    if (p.endpoint.port !== port || !(p.endpoint.addresses ?? []).includes(source)) return reject(`a reply came from ${source}:${port}, not from the server asked`);
+    if (this.auth !== undefined && !header.tagged) return reject('they carry no tag: the server does not use a key, or not this protocol');
+    if (this.auth !== undefined && !this.auth.verify(msg)) return reject('their tags do not verify: the server uses another key');
+    if (this.auth === undefined && header.tagged) return reject('they are tagged: the server uses a key; pass it (--key-file / key)');
     if (header.status === STATUS_OK) {
-      if (header.count < 1 || header.count > p.count) return reject();
+      if (header.count < 1 || header.count > p.count) return reject(`a reply held ${header.count} ids for a request of ${p.count}`);
       const ids = this.plausibleIds(msg, header.count);
-      if (ids === undefined) return reject();
+      if (ids === undefined) return reject('their ids are implausible (not increasing, mixed node ids, or timestamps far in the future): another layout, or a clock far ahead');
       this.pending.delete(key);
       this.noteOrigin(address, port, ids);
       return p.settle({ kind: 'ok', ids });
@@ -300,12 +382,6 @@ class IdClient implements Client {
     }
     return ids;
   }
-}
-
-function sameHost(expected: string, actual: string): boolean {
-  if (expected === actual) return true;
-  if (expected === 'localhost') return actual === '127.0.0.1' || actual === '::1';
-  return actual.startsWith('::ffff:') && actual.slice(7) === expected;
 }
 
 export type { NodeIdConflict } from './conflicts.js';
