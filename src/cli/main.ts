@@ -1,67 +1,48 @@
 #!/usr/bin/env node
 // The hailstone command: serve, get, inspect, keygen.
+//
+// Exit codes: 0 success (and --help), 1 a runtime failure — one line, "hailstone: CODE:
+// message", never a stack trace — and 2 bad usage. Each command's action sets
+// process.exitCode.
 
-import { randomBytes } from 'node:crypto';
+import { Command, CommanderError } from 'commander';
 import { InvalidArgumentError } from '../errors.js';
 import { ReportedFailure, UsageError, failureLine, failureOf } from './failure.js';
-import { GET_HELP, getCommand } from './get.js';
-import { INSPECT_HELP, inspectCommand } from './inspect.js';
-import { SERVE_HELP, serveCommand } from './serve.js';
+import { getProgram } from './get.js';
+import { inspectProgram } from './inspect.js';
+import { keygenProgram } from './keygen.js';
+import { runServe, serveProgram } from './serve.js';
 
-const HELP = `Usage: hailstone <command> [options]
+const output = { outputError: (text: string, write: (s: string) => void) => write(`hailstone: ${text.replace(/^error: /, '')}`) };
 
-64-bit, time-ordered, globally unique ids.
-
-Commands:
-  serve     serve ids over UDP from one node
-  get       ask a server for ids
-  inspect   show what an id is made of
-  keygen    print a new random shared key (write it to a key file)
-
-Run \`hailstone <command> --help\` for a command's options.
-`;
-
-async function run(argv: string[]): Promise<number> {
-  const [command, ...rest] = argv;
-  switch (command) {
-    case 'serve':
-      return serveCommand(rest);
-    case 'get':
-      return getCommand(rest);
-    case 'inspect':
-      return inspectCommand(rest);
-    case 'keygen':
-      process.stdout.write(`${randomBytes(32).toString('hex')}\n`);
-      return 0;
-    case undefined:
-    case 'help':
-    case '-h':
-    case '--help':
-      process.stdout.write(HELP);
-      return command === undefined ? 2 : 0;
-    default:
-      throw new UsageError(`unknown command ${JSON.stringify(command)}`);
+function program(): Command {
+  const root = new Command('hailstone')
+    .description('64-bit, time-ordered, globally unique ids.')
+    .addHelpText('after', "\nRun `hailstone <command> --help` for a command's options.")
+    .exitOverride()
+    .configureOutput(output);
+  for (const command of [serveProgram(runServe), getProgram(), inspectProgram(), keygenProgram()]) {
+    root.addCommand(command.exitOverride().configureOutput(output).showHelpAfterError(`(hailstone ${command.name()} --help lists the options)`));
   }
-}
-
-function usageOf(argv: string[]): string {
-  return { serve: SERVE_HELP, get: GET_HELP, inspect: INSPECT_HELP }[argv[0] ?? ''] ?? HELP;
+  return root;
 }
 
 // A reader that went away (`hailstone serve | head -1`) must never crash the command.
 process.stdout.on('error', () => undefined);
 
-run(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
+const argv = process.argv.slice(2);
+const root = program();
+(argv.length === 0 ? Promise.reject(new UsageError('no command given')) : root.parseAsync(argv, { from: 'user' })).then(
+  () => undefined,
   (error: unknown) => {
-    const usage =
-      error instanceof UsageError ||
-      error instanceof InvalidArgumentError ||
-      (error as { code?: string })?.code?.startsWith('ERR_PARSE_ARGS');
-    if (usage) {
-      process.stderr.write(`hailstone: ${(error as Error).message}\n\n${usageOf(process.argv.slice(2)).split('\n')[0]}\n`);
+    if (error instanceof CommanderError) {
+      // Help and version are successes; everything else commander rejects is bad usage (it printed why).
+      process.exitCode = error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.exitCode === 0 ? 0 : 2;
+      return;
+    }
+    if (error instanceof UsageError || error instanceof InvalidArgumentError) {
+      process.stderr.write(`hailstone: ${error.message}\n`);
+      if (argv.length === 0) process.stderr.write(root.helpInformation());
       process.exitCode = 2;
       return;
     }

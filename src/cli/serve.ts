@@ -9,111 +9,105 @@
 // restarted with the same stripe; its reservation makes that safe.
 
 import cluster from 'node:cluster';
-import { parseArgs } from 'node:util';
+import { Command, Option } from 'commander';
+import { MIN_RESERVATION_MS } from '../node/node.js';
 import { parseListenAddress } from '../server/metrics.js';
-import { parseRateLimit } from '../server/rate-limit.js';
-import { TRANSPORT_CHOICES } from '../server/select-transport.js';
+import { type RateLimitOptions, parseRateLimit } from '../server/rate-limit.js';
+import { TRANSPORT_CHOICES, type TransportChoice } from '../server/select-transport.js';
 import { DEFAULT_HOST, DEFAULT_PORT, DEFAULT_REPLAY_WINDOW_MS, type Server } from '../server/server.js';
-import { choiceOption, envOr, intOption, listOption, readKeyFile } from './args.js';
+import { type Backend, DEFAULT_MAX_LEAD_MS, MAX_LEAD_MS_LIMIT } from '../generator.js';
 import { UsageError } from './failure.js';
+import { booleanWithEnv, choiceOption, intOption, listOption, parsedOption, readKeyFile } from './options.js';
 import { type ServeConfig, ServingProcess, makeLogger, onStopSignal, readyLine, say, startMetrics } from './run-server.js';
 import { servePrimary } from './supervisor.js';
 import { serveWorker } from './worker.js';
 
-export const SERVE_HELP = `Usage: hailstone serve [options]
+const DAY = 86_400_000;
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
-Serves ids over UDP (protocol v1) from one node. Every option can also be set with the
-environment variable named after it.
-
-  --node-id N              this node's id, 0..1023; unique among live nodes   HAILSTONE_NODE_ID (default 0)
-  --host ADDR              address to bind (never all interfaces unless asked) HAILSTONE_HOST (${DEFAULT_HOST})
-  --port P                 UDP port; 0 picks a free one                      HAILSTONE_PORT (${DEFAULT_PORT})
-  --state-dir DIR          durable state, on local storage                    HAILSTONE_STATE_DIR (./data)
-  --workers N              worker processes sharing the port                  HAILSTONE_WORKERS (1)
-  --transport T            auto, native (batched recvmmsg/sendmmsg) or dgram  HAILSTONE_TRANSPORT (auto:
-                           native where its addon loads, else dgram)
-  --key-file F             shared key: requests must be authenticated;        HAILSTONE_KEY_FILE
-                           repeat to accept several keys while rotating
-  --allow CIDR[,CIDR]      source networks allowed to ask (repeatable)        HAILSTONE_ALLOW (everyone)
-  --rate-limit RPS[:BURST] per-source token bucket; excess is dropped         HAILSTONE_RATE_LIMIT (off)
-  --metrics [HOST:]PORT    serve /metrics and /healthz over HTTP              HAILSTONE_METRICS (off)
-  --log-level LEVEL        fatal, error, warn, info, debug, trace, silent     HAILSTONE_LOG_LEVEL (info)
-  --backend wasm|ts        generator core                                     HAILSTONE_BACKEND (wasm)
-  --max-lead-ms MS         how far ids may run ahead of the clock             HAILSTONE_MAX_LEAD_MS (2000)
-  --reservation-ms MS      how far each durable reservation reaches           HAILSTONE_RESERVATION_MS (1000)
-  --max-startup-wait-ms MS wait this long for a clock behind the state        HAILSTONE_MAX_STARTUP_WAIT_MS (0)
-  --replay-window-ms MS    with a key: accepted request age                   HAILSTONE_REPLAY_WINDOW_MS (${DEFAULT_REPLAY_WINDOW_MS})
-  --clock-skew-ms MS       shift the clock (drills: rehearse clock steps)     HAILSTONE_CLOCK_SKEW_MS (0)
-  --reset-state            start over from a damaged state file (first start)
-  -h, --help               this text
-
-Prints "hailstone listening on udp://HOST:PORT node=N workers=W" on stdout when ready; logs
-are JSON lines on stderr. SIGTERM or SIGINT: stops receiving, releases the state lock and
-exits 0.
-`;
-
-function parseServe(argv: string[]): ServeConfig | undefined {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      'node-id': { type: 'string' },
-      host: { type: 'string' },
-      port: { type: 'string' },
-      'state-dir': { type: 'string' },
-      workers: { type: 'string' },
-      transport: { type: 'string' },
-      'key-file': { type: 'string', multiple: true },
-      allow: { type: 'string', multiple: true },
-      'rate-limit': { type: 'string' },
-      metrics: { type: 'string' },
-      'log-level': { type: 'string' },
-      backend: { type: 'string' },
-      'max-lead-ms': { type: 'string' },
-      'reservation-ms': { type: 'string' },
-      'max-startup-wait-ms': { type: 'string' },
-      'replay-window-ms': { type: 'string' },
-      'clock-skew-ms': { type: 'string' },
-      'reset-state': { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
-  if (values.help) {
-    process.stdout.write(SERVE_HELP);
-    return undefined;
-  }
-  const day = 86_400_000;
-  const maxLeadMs = intOption('--max-lead-ms', envOr(values['max-lead-ms'], 'HAILSTONE_MAX_LEAD_MS'), 2000, 0, day);
-  return {
-    nodeId: intOption('--node-id', envOr(values['node-id'], 'HAILSTONE_NODE_ID'), 0, 0, 1023),
-    host: envOr(values.host, 'HAILSTONE_HOST') ?? DEFAULT_HOST,
-    port: intOption('--port', envOr(values.port, 'HAILSTONE_PORT'), DEFAULT_PORT, 0, 65535),
-    stateDir: envOr(values['state-dir'], 'HAILSTONE_STATE_DIR') ?? './data',
-    workers: intOption('--workers', envOr(values.workers, 'HAILSTONE_WORKERS'), 1, 1, 64),
-    transport: choiceOption('--transport', envOr(values.transport, 'HAILSTONE_TRANSPORT'), 'auto', TRANSPORT_CHOICES),
-    keys: listOption(values['key-file'], 'HAILSTONE_KEY_FILE').map((f) => readKeyFile(f)!),
-    allow: listOption(values.allow, 'HAILSTONE_ALLOW'),
-    rateLimit: optional(envOr(values['rate-limit'], 'HAILSTONE_RATE_LIMIT'), parseRateLimit),
-    metrics: optional(envOr(values.metrics, 'HAILSTONE_METRICS'), parseListenAddress),
-    logLevel: choiceOption('--log-level', envOr(values['log-level'], 'HAILSTONE_LOG_LEVEL'), 'info', [
-      'fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent',
-    ] as const),
-    backend: choiceOption('--backend', envOr(values.backend, 'HAILSTONE_BACKEND'), 'wasm', ['wasm', 'ts'] as const),
-    maxLeadMs,
-    reservationMs: intOption('--reservation-ms', envOr(values['reservation-ms'], 'HAILSTONE_RESERVATION_MS'), Math.min(1000, maxLeadMs), 1, maxLeadMs),
-    maxStartupWaitMs: intOption('--max-startup-wait-ms', envOr(values['max-startup-wait-ms'], 'HAILSTONE_MAX_STARTUP_WAIT_MS'), 0, 0, day),
-    replayWindowMs: intOption('--replay-window-ms', envOr(values['replay-window-ms'], 'HAILSTONE_REPLAY_WINDOW_MS'), DEFAULT_REPLAY_WINDOW_MS, 1, day),
-    clockSkewMs: intOption('--clock-skew-ms', envOr(values['clock-skew-ms'], 'HAILSTONE_CLOCK_SKEW_MS'), 0, -365 * day, 365 * day),
-    resetState: values['reset-state'] ?? false,
-  };
+interface ServeFlags {
+  nodeId: number;
+  host: string;
+  port: number;
+  stateDir: string;
+  workers: number;
+  transport: TransportChoice;
+  keyFile: string[];
+  allow: string[];
+  rateLimit?: RateLimitOptions;
+  metrics?: { host: string; port: number };
+  logLevel: string;
+  backend: Backend;
+  maxLeadMs: number;
+  reservationMs?: number;
+  maxStartupWaitMs: number;
+  replayWindowMs: number;
+  clockSkewMs: number;
+  resetState?: boolean;
 }
 
-function optional<T>(text: string | undefined, parse: (t: string) => T): T | undefined {
-  if (text === undefined) return undefined;
-  try {
-    return parse(text);
-  } catch (error) {
-    throw new UsageError((error as Error).message);
+/** The serve command's declaration: flags, variables, ranges and help in one place. */
+export function serveProgram(run: (config: ServeConfig) => Promise<number>): Command {
+  return new Command('serve')
+    .description('Serve ids over UDP (protocol v1) from one node. Every option can also be set with its environment variable.')
+    .addOption(intOption('--node-id <n>', "this node's id; unique among live nodes", 'HAILSTONE_NODE_ID', { min: 0, max: 1023, default: 0 }))
+    .addOption(new Option('--host <addr>', 'address to bind (never all interfaces unless asked)').env('HAILSTONE_HOST').default(DEFAULT_HOST))
+    .addOption(intOption('--port <p>', 'UDP port; 0 picks a free one', 'HAILSTONE_PORT', { min: 0, max: 65535, default: DEFAULT_PORT }))
+    .addOption(new Option('--state-dir <dir>', 'durable state, on local storage').env('HAILSTONE_STATE_DIR').default('./data'))
+    .addOption(intOption('--workers <n>', 'worker processes sharing the port', 'HAILSTONE_WORKERS', { min: 1, max: 64, default: 1 }))
+    .addOption(choiceOption('--transport <t>', 'native: batched recvmmsg/sendmmsg; auto: native where its addon loads, else dgram', 'HAILSTONE_TRANSPORT', TRANSPORT_CHOICES, 'auto'))
+    .addOption(listOption('--key-file <file>', 'shared key: requests must be authenticated; repeat (or comma-separate) to accept several keys while rotating', 'HAILSTONE_KEY_FILE', 'none: no authentication'))
+    .addOption(listOption('--allow <cidr>', 'source networks allowed to ask; repeat or comma-separate', 'HAILSTONE_ALLOW', 'everyone'))
+    .addOption(parsedOption('--rate-limit <rps[:burst]>', 'per-source token bucket; excess is dropped', 'HAILSTONE_RATE_LIMIT', parseRateLimit, 'off'))
+    .addOption(parsedOption('--metrics <[host:]port>', 'serve /metrics and /healthz over HTTP', 'HAILSTONE_METRICS', parseListenAddress, 'off'))
+    .addOption(choiceOption('--log-level <level>', 'JSON log lines on stderr at this level and above', 'HAILSTONE_LOG_LEVEL', LOG_LEVELS, 'info'))
+    .addOption(choiceOption('--backend <core>', 'generator core', 'HAILSTONE_BACKEND', ['wasm', 'ts'], 'wasm'))
+    .addOption(intOption('--max-lead-ms <ms>', 'how far ids may run ahead of the clock', 'HAILSTONE_MAX_LEAD_MS', { min: MIN_RESERVATION_MS, max: DAY, default: DEFAULT_MAX_LEAD_MS }))
+    .addOption(intOption('--reservation-ms <ms>', 'how far each durable reservation reaches, at most --max-lead-ms (default: 1000, or --max-lead-ms if smaller)', 'HAILSTONE_RESERVATION_MS', { min: MIN_RESERVATION_MS, max: DAY }))
+    .addOption(intOption('--max-startup-wait-ms <ms>', 'at startup, wait this long for a clock behind the stored state instead of refusing', 'HAILSTONE_MAX_STARTUP_WAIT_MS', { min: 0, max: DAY, default: 0 }))
+    .addOption(intOption('--replay-window-ms <ms>', 'with a key: how old an accepted request may be', 'HAILSTONE_REPLAY_WINDOW_MS', { min: 1, max: DAY, default: DEFAULT_REPLAY_WINDOW_MS }))
+    .addOption(intOption('--clock-skew-ms <ms>', 'shift the clock, to rehearse clock steps (negative: behind)', 'HAILSTONE_CLOCK_SKEW_MS', { min: -365 * DAY, max: 365 * DAY, default: 0 }))
+    .addOption(new Option('--reset-state', 'start over from a damaged state file, as a first start (env HAILSTONE_RESET_STATE=1)'))
+    .addHelpText(
+      'after',
+      `
+When ready it prints "hailstone listening on udp://HOST:PORT node=N workers=W transport=T"
+on stdout; logs are JSON lines on stderr. SIGTERM or SIGINT: stops receiving, releases the
+state lock, prints "hailstone stopped" and exits 0. Exit codes: 0 stopped, 1 runtime failure
+(one line: "hailstone: CODE: message"), 2 bad usage.`,
+    )
+    .action(async (flags: ServeFlags) => {
+      process.exitCode = await run(configOf(flags));
+    });
+}
+
+function configOf(flags: ServeFlags): ServeConfig {
+  const maxLeadMs = flags.maxLeadMs;
+  const reservationMs = flags.reservationMs ?? Math.min(1000, maxLeadMs);
+  if (reservationMs > maxLeadMs) {
+    throw new UsageError(`--reservation-ms (${reservationMs}) must not exceed --max-lead-ms (${maxLeadMs}): a reservation never reaches further than the lead`);
   }
+  if (maxLeadMs > MAX_LEAD_MS_LIMIT) throw new UsageError(`--max-lead-ms must be at most ${MAX_LEAD_MS_LIMIT}`);
+  return {
+    nodeId: flags.nodeId,
+    host: flags.host,
+    port: flags.port,
+    stateDir: flags.stateDir,
+    workers: flags.workers,
+    transport: flags.transport,
+    keys: flags.keyFile.map(readKeyFile),
+    allow: flags.allow,
+    rateLimit: flags.rateLimit,
+    metrics: flags.metrics,
+    logLevel: flags.logLevel,
+    backend: flags.backend,
+    maxLeadMs,
+    reservationMs,
+    maxStartupWaitMs: flags.maxStartupWaitMs,
+    replayWindowMs: flags.replayWindowMs,
+    clockSkewMs: flags.clockSkewMs,
+    resetState: booleanWithEnv(flags.resetState, 'HAILSTONE_RESET_STATE'),
+  };
 }
 
 async function serveSingle(config: ServeConfig): Promise<number> {
@@ -156,9 +150,8 @@ async function serveSingle(config: ServeConfig): Promise<number> {
   return 0;
 }
 
-export async function serveCommand(argv: string[]): Promise<number> {
-  const config = parseServe(argv);
-  if (config === undefined) return 0;
+/** Runs the server: one process, or the primary or a worker of --workers N. */
+export async function runServe(config: ServeConfig): Promise<number> {
   if (config.workers === 1) return serveSingle(config);
   return cluster.isPrimary ? servePrimary(config) : serveWorker(config);
 }

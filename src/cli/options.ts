@@ -1,0 +1,77 @@
+// Option parsing shared by the commands, on commander: every flag has its environment
+// variable (flags win), its range checked where it is declared, and the help is generated
+// from the same declarations, so the help, the parser and the variables cannot drift apart.
+// A value commander rejects names the flag the user typed; the process exits 2.
+
+import { readFileSync } from 'node:fs';
+import { InvalidArgumentError as OptionValueError, Option } from 'commander';
+import { parseKey } from '../protocol/auth.js';
+import { UsageError } from './failure.js';
+
+/** An integer flag in [min, max]; negative values may follow the flag as a separate argument. */
+export function intOption(flags: string, description: string, env: string, range: { min: number; max: number; default?: number }): Option {
+  const option = new Option(flags, description).env(env).argParser((text: string) => {
+    const value = /^\s*-?\d+\s*$/.test(text) ? Number(text) : NaN;
+    if (!Number.isSafeInteger(value) || value < range.min || value > range.max) {
+      throw new OptionValueError(`It must be an integer from ${range.min} to ${range.max}.`);
+    }
+    return value;
+  });
+  return range.default === undefined ? option : option.default(range.default);
+}
+
+/** One of a fixed list. */
+export function choiceOption(flags: string, description: string, env: string, choices: readonly string[], fallback?: string): Option {
+  const option = new Option(flags, description).env(env).choices(choices);
+  return fallback === undefined ? option : option.default(fallback);
+}
+
+/** A text flag parsed by `parse`, whose errors become the flag's error. */
+export function parsedOption<T>(flags: string, description: string, env: string, parse: (text: string) => T, shownDefault?: string): Option {
+  // commander shows no default that is undefined: say it in the description.
+  const option = new Option(flags, shownDefault === undefined ? description : `${description} (default: ${shownDefault})`).env(env);
+  return option.argParser((text: string) => {
+    try {
+      return parse(text);
+    } catch (error) {
+      throw new OptionValueError((error as Error).message);
+    }
+  });
+}
+
+/** A flag that may be repeated or given comma-separated (and so its variable). */
+export function listOption(flags: string, description: string, env: string, shownDefault: string): Option {
+  return new Option(flags, description)
+    .env(env)
+    .default([], shownDefault)
+    .argParser((text: string, previous: string[]) => [...previous, ...text.split(',').map((v) => v.trim()).filter((v) => v !== '')]);
+}
+
+const TRUE = ['1', 'true', 'yes', 'on'];
+const FALSE = ['', '0', 'false', 'no', 'off'];
+
+/**
+ * A boolean flag with a variable. commander would treat any value of the variable as
+ * "set" — HAILSTONE_RESET_STATE=0 included — so the variable's value is read here.
+ */
+export function booleanWithEnv(flag: boolean | undefined, env: string): boolean {
+  if (flag === true) return true;
+  const text = process.env[env];
+  if (text === undefined) return false;
+  const lower = text.trim().toLowerCase();
+  if (TRUE.includes(lower)) return true;
+  if (FALSE.includes(lower)) return false;
+  throw new UsageError(`${env} must be 1 or 0 (true/false, yes/no), got ${JSON.stringify(text)}`);
+}
+
+export function readKeyFile(path: string): Uint8Array {
+  let content: Buffer;
+  try {
+    content = readFileSync(path);
+  } catch (error) {
+    throw new UsageError(`cannot read the key file ${path}: ${(error as Error).message}`);
+  }
+  const key = parseKey(content);
+  if (key.length < 16) throw new UsageError(`the key in ${path} is ${key.length} bytes; at least 16 are needed (make one with \`hailstone keygen\`)`);
+  return key;
+}
