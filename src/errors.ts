@@ -45,7 +45,13 @@ export type HailstoneErrorCode =
   /** The state directory cannot be used: not writable, not a directory, read-only, or not a real file system. */
   | 'STATE_DIR_UNUSABLE'
   /** A worker process kept crashing after it had started; the server stopped (command line). */
-  | 'WORKER_CRASH_LOOP';
+  | 'WORKER_CRASH_LOOP'
+  /** Fleet mode: the node id asked for is held by another live instance. */
+  | 'NODE_ID_TAKEN'
+  /** Fleet mode: every node id of the cluster is held by a live instance. */
+  | 'NO_FREE_NODE_ID'
+  /** Fleet mode: etcd could not be reached within the startup bound. */
+  | 'COORDINATOR_UNAVAILABLE';
 
 export class HailstoneError extends Error {
   override readonly name = 'HailstoneError';

@@ -260,7 +260,7 @@ class Node implements HailstoneNode {
   retryAfterMs(status: number): number | undefined {
     if (status === STATUS_CLOSED) return undefined;
     if (status !== STATUS_LIMIT_REACHED) return this.gen.retryAfterMs(status);
-    if (this.ownershipLost !== undefined) return OWNERSHIP_LOST_RETRY_MS;
+    if (this.ownershipLost !== undefined) return this.store.lostRetryAfterMs ?? OWNERSHIP_LOST_RETRY_MS;
     return this.failingSince !== undefined ? Math.max(RETRY_MIN_MS, this.retryAt - Date.now()) : RETRY_MIN_MS;
   }
 
@@ -292,7 +292,7 @@ class Node implements HailstoneNode {
     if (this.closed) reason = 'closed';
     else if (this.ownershipLost !== undefined) {
       reason = this.ownershipLostText();
-      retryAfterMs = OWNERSHIP_LOST_RETRY_MS;
+      retryAfterMs = this.store.lostRetryAfterMs ?? OWNERSHIP_LOST_RETRY_MS;
     } else if (this.failingSince !== undefined) {
       reason = `storage errors since ${iso(this.failingSince)}: ${this.lastStorageError?.message ?? ''}`;
       retryAfterMs = Math.max(RETRY_MIN_MS, this.retryAt - Date.now());
@@ -357,6 +357,7 @@ class Node implements HailstoneNode {
   }
 
   private ownershipLostText(): string {
+    if (this.store.afterLoss !== undefined) return `lost its ${this.store.ownership}: ${this.ownershipLost}. It stopped issuing ids; ${this.store.afterLoss}`;
     return (
       `lost its ${this.store.ownership}: ${this.ownershipLost}. It stopped issuing ids and will not take the node id back by itself: ` +
       `make sure no other process runs node ${this.nodeId} (worker ${this.worker.index} of ${this.worker.count}) on ${this.store.where}, ` +
@@ -430,7 +431,7 @@ class Node implements HailstoneNode {
 /** Options every store shares: what the node is and how it keeps time. */
 export type NodeRules = Omit<NodeOptions, 'stateDir' | 'fs' | 'processes' | 'kernelLocks' | 'resetState'>;
 
-interface CheckedRules {
+export interface CheckedRules {
   layout: Layout;
   nodeId: number;
   worker: WorkerStripe;
@@ -485,12 +486,18 @@ export async function openNode(options: NodeOptions): Promise<HailstoneNode> {
   if (typeof options.stateDir !== 'string' || options.stateDir === '') {
     throw new InvalidArgumentError('stateDir', `must be a directory path, got ${describe(options.stateDir)}`);
   }
+  const store = fileStoreOf(options, rules);
+  return startNode(store, options, rules, store.stateFile);
+}
+
+/** The state-dir store of a node (also the extra floor of a fleet node that has a state dir). */
+export function fileStoreOf(options: NodeOptions, rules: CheckedRules): FileStore {
   const fs = options.fs ?? realStorage;
   const kernel =
     options.kernelLocks === false
       ? undefined
       : (options.kernelLocks ?? (fs === realStorage ? kernelLockOrUndefined() : undefined));
-  const store = new FileStore({
+  return new FileStore({
     dir: options.stateDir,
     layout: rules.layout,
     nodeId: rules.nodeId,
@@ -499,7 +506,6 @@ export async function openNode(options: NodeOptions): Promise<HailstoneNode> {
     onReset: (reason) => rules.logger.warn({ nodeId: rules.nodeId, reason }, 'resetState: ignoring the state file; starting as a first start'),
     lockContext: { fs, processes: options.processes ?? realProcesses, kernel, sleep: rules.sleep, wallClock: Date.now },
   });
-  return startNode(store, options, rules, store.stateFile);
 }
 
 function kernelLockOrUndefined(): KernelLocks | undefined {

@@ -26,6 +26,10 @@ export interface ReservationStore {
   readonly where: string;
   /** What proves ownership, for messages: "state lock", "claim". */
   readonly ownership: string;
+  /** Once ownership is lost: what happens next and what to do (default: the lock file's advice). */
+  readonly afterLoss?: string;
+  /** Once ownership is lost: the retry-after clients get (default 60 s: ask another server). */
+  readonly lostRetryAfterMs?: number;
   /**
    * Takes ownership of this node id and worker stripe (refusing with STATE_LOCKED or
    * NODE_ID_TAKEN while another live process has it) and reads where earlier holders left off.

@@ -1,0 +1,291 @@
+// Claiming a node id in etcd: a key attached to a lease, created only if absent.
+//
+// The claim is what every reservation write compares against (see etcd-store.ts): while
+// the key exists with this claim's create revision, this instance holds the node id. The
+// lease decides only *when* the key goes away after the holder stops renewing it — never
+// whether two instances issue the same ids.
+//
+// The holder also stops on its own before etcd could expire its lease: keepalives are
+// timed on a monotonic clock from the moment each was sent (etcd extends the lease after
+// that moment, so the lease lives at least TTL past it); when none has been confirmed for
+// TTL minus a safety margin, the claim is lost. A process that was paused (GC, SIGSTOP, a
+// frozen VM) past that point finds out on its first timer after it resumes.
+
+import { performance } from 'node:perf_hooks';
+import type { Etcd3, Lease } from 'etcd3';
+import { HailstoneError } from '../errors.js';
+import type { NodeLogger } from '../node/node.js';
+import { type ClaimInfo, claimKey, claimsPrefix } from './etcd.js';
+
+export const DEFAULT_LEASE_TTL_S = 10;
+
+export interface ClaimOptions {
+  etcd: Etcd3;
+  cluster: string;
+  /** The node id wanted; undefined: the lowest free one. */
+  nodeId: number | undefined;
+  /** The layout's largest node id. */
+  maxNodeId: number;
+  /** With nodeId: how long to wait for its holder to go away. Default 0. */
+  claimWaitMs?: number;
+  /** Lease TTL, seconds. Default 10. */
+  leaseTtlS?: number;
+  /** How long to keep trying while etcd cannot be reached, then COORDINATOR_UNAVAILABLE. Default 30 s. */
+  coordinatorWaitMs?: number;
+  info: ClaimInfo;
+  logger: NodeLogger;
+  /** Observes every etcd request's duration, seconds (for the latency histogram). */
+  observe?: (seconds: number) => void;
+}
+
+/** How long before the lease could expire the holder gives up the claim by itself. */
+export function safetyMarginMs(ttlS: number): number {
+  return Math.max(1000, (ttlS * 1000) / 5);
+}
+
+/** A node id held through an etcd lease. */
+export class Claim {
+  private lostReason: string | undefined;
+  private readonly lostHandlers: ((reason: string) => void)[] = [];
+  private keepaliveTimer: NodeJS.Timeout | undefined;
+  private fenceTimer: NodeJS.Timeout | undefined;
+  /** performance.now() when the last confirmed keepalive (or the grant) was sent. */
+  private confirmedSentAt: number;
+  private released = false;
+  /** Keepalives confirmed, and failed. */
+  renewals = 0;
+  renewalFailures = 0;
+
+  constructor(
+    readonly nodeId: number,
+    readonly key: string,
+    /** The claim key's create revision: the compare every reservation write makes. */
+    readonly createRevision: string,
+    private readonly etcd: Etcd3,
+    private readonly lease: Lease,
+    readonly leaseId: string,
+    readonly ttlS: number,
+    grantSentAt: number,
+    private readonly logger: NodeLogger,
+    private readonly observe: (seconds: number) => void,
+  ) {
+    this.confirmedSentAt = grantSentAt;
+    this.armFence();
+    this.keepaliveTimer = setInterval(() => void this.keepalive(), (ttlS * 1000) / 3);
+    this.keepaliveTimer.unref();
+  }
+
+  /** Why the claim was lost, or undefined while it holds. */
+  get lost(): string | undefined {
+    return this.lostReason;
+  }
+
+  /** ms since the last confirmed keepalive was sent. */
+  get sinceConfirmedMs(): number {
+    return performance.now() - this.confirmedSentAt;
+  }
+
+  onLost(handler: (reason: string) => void): void {
+    if (this.lostReason !== undefined) handler(this.lostReason);
+    else this.lostHandlers.push(handler);
+  }
+
+  /** Gives the claim up: called when a reservation write found the claim gone, or by the fence. */
+  lose(reason: string): void {
+    if (this.lostReason !== undefined) return;
+    this.lostReason = reason;
+    this.stopTimers();
+    this.lease.release();
+    for (const handler of this.lostHandlers.splice(0)) handler(reason);
+  }
+
+  /** Rewrites the claim key's value (same lease, same create revision), if the claim still holds. */
+  async updateInfo(value: string): Promise<void> {
+    if (this.lostReason !== undefined) return;
+    await this.etcd
+      .if(this.key, 'Create', '==', this.createRevision)
+      .then(this.etcd.put(this.key).value(value).lease(this.leaseId))
+      .commit();
+  }
+
+  /** Lets go of the node id at once (revokes the lease, which deletes the claim key). */
+  async release(): Promise<void> {
+    if (this.released) return;
+    this.released = true;
+    this.stopTimers();
+    if (this.lostReason === undefined) this.lostReason = 'released';
+    await this.lease.revoke().catch(() => undefined);
+  }
+
+  private stopTimers(): void {
+    clearInterval(this.keepaliveTimer);
+    clearTimeout(this.fenceTimer);
+  }
+
+  private armFence(): void {
+    clearTimeout(this.fenceTimer);
+    const validMs = this.ttlS * 1000 - safetyMarginMs(this.ttlS);
+    const left = this.confirmedSentAt + validMs - performance.now();
+    this.fenceTimer = setTimeout(() => {
+      // A timer may fire late (a paused process): measure again.
+      if (this.sinceConfirmedMs >= validMs) {
+        this.lose(`no lease keepalive confirmed for ${Math.round(this.sinceConfirmedMs)} ms (lease TTL ${this.ttlS} s): etcd may give node id ${this.nodeId} to another instance`);
+      } else this.armFence();
+    }, Math.max(0, left));
+    this.fenceTimer.unref();
+  }
+
+  private async keepalive(): Promise<void> {
+    if (this.lostReason !== undefined) return;
+    const sentAt = performance.now();
+    try {
+      const res = await this.lease.keepaliveOnce({ deadline: Date.now() + (this.ttlS * 1000) / 3 });
+      this.observe((performance.now() - sentAt) / 1000);
+      if (this.lostReason !== undefined) return;
+      if (Number(res.TTL) <= 0) {
+        this.lose(`etcd says the lease of node id ${this.nodeId} expired`);
+        return;
+      }
+      this.renewals++;
+      if (sentAt > this.confirmedSentAt) this.confirmedSentAt = sentAt;
+      this.armFence();
+    } catch (error) {
+      this.renewalFailures++;
+      if ((error as Error).name === 'EtcdLeaseInvalidError') {
+        this.lose(`etcd says the lease of node id ${this.nodeId} is gone`);
+        return;
+      }
+      this.logger.warn({ nodeId: this.nodeId, err: (error as Error).message, sinceConfirmedMs: Math.round(this.sinceConfirmedMs) }, 'lease keepalive failed; retrying');
+    }
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function isUnavailable(error: unknown): boolean {
+  const name = (error as Error)?.name ?? '';
+  return /GRPC|Unavailable|Deadline|Connect|Timeout|Cancel/i.test(name) || /UNAVAILABLE|DEADLINE|ECONNREFUSED|No connection|timed out/i.test((error as Error)?.message ?? '');
+}
+
+/** Describes a claim's holder from the key's value. */
+export function describeHolder(value: string | null): string {
+  try {
+    const info = JSON.parse(value ?? '') as ClaimInfo;
+    return `instance ${info.instance} on ${info.host} (udp ${info.udp}, pid ${info.pid}, since ${info.startedAt})`;
+  } catch {
+    return 'an unknown instance';
+  }
+}
+
+/**
+ * Claims a node id: the one asked for (waiting up to claimWaitMs for its holder to go
+ * away), or the lowest free one. Waits for etcd up to coordinatorWaitMs.
+ */
+export async function claimNodeId(options: ClaimOptions): Promise<Claim> {
+  const ttlS = options.leaseTtlS ?? DEFAULT_LEASE_TTL_S;
+  const claimWaitMs = options.claimWaitMs ?? 0;
+  const coordinatorWaitMs = options.coordinatorWaitMs ?? 30_000;
+  const observe = options.observe ?? (() => undefined);
+  const { etcd, cluster, logger } = options;
+  const started = Date.now();
+  let backoff = 100;
+  let toldWaiting = false;
+  for (;;) {
+    try {
+      return await claimOnce(options, ttlS, claimWaitMs, started, observe);
+    } catch (error) {
+      if (!isUnavailable(error)) throw error;
+      if (Date.now() - started >= coordinatorWaitMs) {
+        throw new HailstoneError(
+          'COORDINATOR_UNAVAILABLE',
+          `etcd at ${describeEndpoints(etcd)} did not answer for ${Math.round((Date.now() - started) / 1000)} s (${(error as Error).message}): start etcd, or check --etcd`,
+          { retryAfterMs: 1000 },
+        );
+      }
+      if (!toldWaiting) {
+        logger.warn({ cluster, err: (error as Error).message, waitMs: coordinatorWaitMs }, 'etcd unreachable; waiting for it before claiming a node id');
+        toldWaiting = true;
+      }
+      await sleep(backoff * (0.5 + Math.random()));
+      backoff = Math.min(2000, backoff * 2);
+    }
+  }
+}
+
+function describeEndpoints(etcd: Etcd3): string {
+  const hosts = (etcd as unknown as { pool?: { options?: { hosts?: string | string[] } } }).pool?.options?.hosts;
+  return Array.isArray(hosts) ? hosts.join(',') : String(hosts ?? 'the given endpoints');
+}
+
+async function claimOnce(options: ClaimOptions, ttlS: number, claimWaitMs: number, started: number, observe: (s: number) => void): Promise<Claim> {
+  const { etcd, cluster, logger } = options;
+  const value = JSON.stringify(options.info);
+  const timed = async <T>(request: Promise<T>): Promise<T> => {
+    const t = performance.now();
+    const result = await request;
+    observe((performance.now() - t) / 1000);
+    return result;
+  };
+  const lease = etcd.lease(ttlS, { autoKeepAlive: false });
+  lease.on('lost', () => undefined); // reported through Claim, never as an unhandled event
+  const grantSentAt = performance.now();
+  let leaseId: string;
+  try {
+    leaseId = await timed(lease.grant());
+  } catch (error) {
+    lease.release();
+    throw error;
+  }
+  try {
+    for (;;) {
+      let candidates: number[];
+      if (options.nodeId !== undefined) candidates = [options.nodeId];
+      else {
+        const taken = new Set(
+          Object.keys(await timed(etcd.getAll().prefix(claimsPrefix(cluster)).strings())).map((k) => Number(k.slice(claimsPrefix(cluster).length))),
+        );
+        candidates = [];
+        for (let id = 0; id <= options.maxNodeId; id++) if (!taken.has(id)) candidates.push(id);
+        if (candidates.length === 0) {
+          throw new HailstoneError(
+            'NO_FREE_NODE_ID',
+            `all ${options.maxNodeId + 1} node ids of cluster ${cluster} are claimed by live instances: stop one, or use another cluster name (--cluster)`,
+            { retryAfterMs: ttlS * 1000 },
+          );
+        }
+      }
+      for (const nodeId of candidates) {
+        const key = claimKey(cluster, nodeId);
+        const result = await timed(
+          etcd
+            .if(key, 'Create', '==', 0)
+            .then(etcd.put(key).value(value).lease(leaseId))
+            .else(etcd.get(key))
+            .commit(),
+        );
+        if (result.succeeded) {
+          const claim = new Claim(nodeId, key, result.header.revision, etcd, lease, leaseId, ttlS, grantSentAt, logger, observe);
+          logger.info({ nodeId, cluster, leaseTtlS: ttlS, instance: options.info.instance }, `claimed node id ${nodeId} in cluster ${cluster}`);
+          return claim;
+        }
+        if (options.nodeId !== undefined) {
+          const holder = result.responses[0]?.response_range?.kvs?.[0]?.value?.toString() ?? null;
+          if (Date.now() - started >= claimWaitMs) {
+            throw new HailstoneError(
+              'NODE_ID_TAKEN',
+              `node id ${nodeId} of cluster ${cluster} is held by ${describeHolder(holder)}: stop it, wait for its lease (${ttlS} s) with --claim-wait-ms, or leave out --node-id to claim a free one`,
+              { retryAfterMs: ttlS * 1000 },
+            );
+          }
+        }
+      }
+      // Lost every race (free ids claimed meanwhile), or waiting for a held id: look again.
+      await sleep(options.nodeId !== undefined ? 250 : 10 + Math.random() * 40);
+    }
+  } catch (error) {
+    await lease.revoke().catch(() => undefined);
+    throw error;
+  }
+}

@@ -1,0 +1,142 @@
+// A node's reservation kept in etcd, for one worker stripe of a claimed node id.
+//
+// The rule that makes fleet mode safe: an id is issued only with a timestamp at or below an
+// R that etcd acknowledged in a transaction which (a) compared the claim key's create
+// revision with this holder's claim — so the write fails once the claim is gone or belongs
+// to another instance — and (b) compared the reservation key's mod revision with the one
+// this holder last wrote (0: none), so no other writer came in between and R only ever
+// rises. A new holder of the node id starts strictly after the highest R stored for it
+// over every stripe and worker count. Whatever a paused old holder can still issue is ≤ its
+// acknowledged R, and everything the new holder issues is above it.
+
+import { performance } from 'node:perf_hooks';
+import type { Etcd3 } from 'etcd3';
+import type { WorkerStripe } from '../layout.js';
+import { OwnershipLostError, type ReservationStore, type StoredFloor } from '../node/store.js';
+import type { Claim } from './claim.js';
+import { formatReservation, parseReservation, reservationKey, reservationsPrefix } from './etcd.js';
+
+/** What a worker needs to write under a claim made by another process (the primary). */
+export interface ClaimRef {
+  nodeId: number;
+  key: string;
+  createRevision: string;
+  /** Tells the claim's holder that a write found the claim gone. */
+  lose?: (reason: string) => void;
+}
+
+export function claimRefOf(claim: Claim): ClaimRef {
+  return { nodeId: claim.nodeId, key: claim.key, createRevision: claim.createRevision, lose: (reason) => claim.lose(reason) };
+}
+
+export class EtcdStore implements ReservationStore {
+  readonly where: string;
+  readonly ownership = 'etcd claim';
+  readonly afterLoss = 'the server claims a node id again by itself (perhaps another one); ask another server meanwhile';
+  readonly lostRetryAfterMs = 1000;
+  private readonly key: string;
+  /** Mod revision of the reservation key as this holder last saw or wrote it ('0': absent). */
+  private modRevision = '0';
+
+  constructor(
+    private readonly etcd: Etcd3,
+    private readonly cluster: string,
+    private readonly claim: ClaimRef,
+    private readonly worker: WorkerStripe,
+    private readonly observe: (seconds: number) => void = () => undefined,
+  ) {
+    this.key = reservationKey(cluster, claim.nodeId, worker);
+    this.where = `etcd key ${this.key}`;
+  }
+
+  async open(): Promise<StoredFloor> {
+    // Every stripe of every worker count this node id ever ran with: resume after them all.
+    const prefix = reservationsPrefix(this.cluster, this.claim.nodeId);
+    const started = performance.now();
+    const all = await this.etcd.getAll().prefix(prefix).exec();
+    this.observe((performance.now() - started) / 1000);
+    let floor: number | undefined;
+    for (const kv of all.kvs) {
+      const value = parseReservation(kv.value.toString());
+      if (value === undefined) throw new Error(`etcd key ${kv.key.toString()} holds ${JSON.stringify(kv.value.toString())}, not a reservation: fix or delete it`);
+      floor = Math.max(floor ?? -Infinity, value);
+      if (kv.key.toString() === this.key) this.modRevision = kv.mod_revision;
+    }
+    await this.proveClaim();
+    return { floor, firstStart: floor === undefined };
+  }
+
+  async save(reservedUntil: number): Promise<void> {
+    const started = performance.now();
+    const result = await this.etcd
+      .if(this.claim.key, 'Create', '==', this.claim.createRevision)
+      .and(this.key, 'Mod', '==', this.modRevision)
+      .then(this.etcd.put(this.key).value(formatReservation(reservedUntil)))
+      .commit();
+    this.observe((performance.now() - started) / 1000);
+    if (!result.succeeded) {
+      const reason = `the reservation write to ${this.key} was refused: the claim ${this.claim.key} (revision ${this.claim.createRevision}) is gone or another writer changed the reservation`;
+      this.claim.lose?.(reason);
+      throw new OwnershipLostError(reason);
+    }
+    this.modRevision = result.header.revision;
+  }
+
+  async close(): Promise<void> {
+    // The reservation stays; the claim is released by its holder.
+  }
+
+  private async proveClaim(): Promise<void> {
+    const kv = await this.etcd.get(this.claim.key).exec();
+    const current = kv.kvs[0];
+    if (current === undefined || current.create_revision !== this.claim.createRevision) {
+      const reason = `the claim ${this.claim.key} is gone or belongs to another instance`;
+      this.claim.lose?.(reason);
+      throw new OwnershipLostError(reason);
+    }
+  }
+}
+
+/**
+ * The etcd store, with a local state dir as an additional floor (etcd restored from an old
+ * backup cannot take the node below what this machine issued). Both must store R before it
+ * is used.
+ */
+export class CombinedStore implements ReservationStore {
+  readonly where: string;
+  readonly ownership: string;
+  readonly afterLoss: string | undefined;
+  readonly lostRetryAfterMs: number | undefined;
+
+  constructor(
+    private readonly primary: ReservationStore,
+    private readonly extra: ReservationStore,
+  ) {
+    this.where = `${primary.where} and ${extra.where}`;
+    this.ownership = `${primary.ownership} and ${extra.ownership}`;
+    this.afterLoss = primary.afterLoss;
+    this.lostRetryAfterMs = primary.lostRetryAfterMs;
+  }
+
+  async open(): Promise<StoredFloor> {
+    const a = await this.primary.open();
+    let b: StoredFloor;
+    try {
+      b = await this.extra.open();
+    } catch (error) {
+      await this.primary.close().catch(() => undefined);
+      throw error;
+    }
+    const floors = [a.floor, b.floor].filter((f): f is number => f !== undefined);
+    return { floor: floors.length === 0 ? undefined : Math.max(...floors), firstStart: a.firstStart && b.firstStart };
+  }
+
+  async save(reservedUntil: number, writtenAt: number): Promise<void> {
+    await this.primary.save(reservedUntil, writtenAt);
+    await this.extra.save(reservedUntil, writtenAt);
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled([this.primary.close(), this.extra.close()]);
+  }
+}

@@ -1,0 +1,239 @@
+// One server's membership of a fleet: it claims a node id, opens its node over etcd, and
+// when the claim is lost (fenced) stops that node at once and claims again — perhaps
+// another node id — while the server answers UNAVAILABLE.
+
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { Etcd3 } from 'etcd3';
+import { InvalidArgumentError } from '../errors.js';
+import { DEFAULT_LAYOUT } from '../layout.js';
+import { type HailstoneNode, type NodeLogger, type NodeOptions, checkNodeRules, fileStoreOf, startNode } from '../node/node.js';
+import type { ReservationStore } from '../node/store.js';
+import { type Claim, DEFAULT_LEASE_TTL_S, claimNodeId } from './claim.js';
+import { type ClaimInfo, type EtcdOptions, checkCluster, connectEtcd } from './etcd.js';
+import { CombinedStore, type ClaimRef, EtcdStore, claimRefOf } from './etcd-store.js';
+import { LatencyHistogram } from './latency.js';
+
+export interface FleetOptions {
+  etcd: EtcdOptions;
+  /**
+   * Run under a claim another process holds (a worker of --workers N: the primary claims,
+   * keeps the lease alive and re-claims; its workers write their stripes under that claim).
+   */
+  fleetClaim?: ClaimRef;
+  /** Default "default". Node ids are unique within a cluster. */
+  cluster?: string;
+  /** With a nodeId: how long to wait for its holder to go away before NODE_ID_TAKEN. Default 0. */
+  claimWaitMs?: number;
+  /** Lease TTL in seconds: how long after a holder dies its node id can move. Default 10. */
+  leaseTtlS?: number;
+  /** At startup, how long to wait for etcd before COORDINATOR_UNAVAILABLE. Default 30 s. */
+  coordinatorWaitMs?: number;
+}
+
+export interface FleetStats {
+  cluster: string;
+  /** The node id held now (undefined while claiming). */
+  nodeId: number | undefined;
+  instance: string;
+  claims: number;
+  fences: number;
+  /** Lease keepalives confirmed and failed, over every claim. */
+  renewals: number;
+  renewalFailures: number;
+  /** ms since the current claim's last confirmed keepalive was sent. */
+  sinceKeepaliveMs: number | undefined;
+  leaseTtlS: number;
+  claiming: boolean;
+  etcdLatency: ReturnType<LatencyHistogram['snapshot']>;
+}
+
+const VERSION = '0.1.0';
+
+export class FleetMember {
+  readonly cluster: string;
+  readonly instance = randomBytes(8).toString('hex');
+  readonly latency = new LatencyHistogram();
+  private readonly etcd: Etcd3;
+  private claim: Claim | undefined;
+  private node: HailstoneNode | undefined;
+  private claims = 0;
+  private fences = 0;
+  private pastRenewals = 0;
+  private pastRenewalFailures = 0;
+  private claiming = false;
+  private closed = false;
+  private reclaimLoop: Promise<void> | undefined;
+  private readonly startedAt = new Date().toISOString();
+  private readonly leaseTtlS: number;
+  private givenNodeId: number | undefined;
+
+  constructor(
+    private readonly options: FleetOptions & Partial<NodeOptions>,
+    private readonly logger: NodeLogger,
+    private readonly udp: () => string,
+    /** Told of each node opened after a re-claim. */
+    private readonly onNode: (node: HailstoneNode) => void,
+    private readonly hooks: {
+      /** Claim only, open no node (the primary of --workers N). */
+      claimOnly?: boolean;
+      /** Told when the claim is lost, before claiming again. */
+      onFence?: (reason: string) => void;
+      /** Told of each new claim after a re-claim. */
+      onClaim?: (claim: ClaimRef) => void;
+    } = {},
+  ) {
+    this.cluster = checkCluster(options.cluster);
+    this.leaseTtlS = options.leaseTtlS ?? DEFAULT_LEASE_TTL_S;
+    if (!Number.isInteger(this.leaseTtlS) || this.leaseTtlS < 2 || this.leaseTtlS > 3600) {
+      throw new InvalidArgumentError('leaseTtlS', `must be an integer from 2 to 3600, got ${this.leaseTtlS}`);
+    }
+    this.etcd = connectEtcd(options.etcd);
+  }
+
+  /** Claims a node id and opens its node (or, under a given claim, only opens the node). */
+  async start(): Promise<HailstoneNode | undefined> {
+    const given = this.options.fleetClaim;
+    if (given !== undefined) {
+      this.node = await openFleetNode(this.etcd, this.cluster, given, this.options, this.logger, (s) => this.latency.observe(s));
+      this.givenNodeId = given.nodeId;
+      return this.node;
+    }
+    const node = await this.claimAndOpen(this.options.coordinatorWaitMs ?? 30_000);
+    this.node = node;
+    return node;
+  }
+
+  /** Gives up the current claim (a worker found it gone): fence, then claim again. */
+  loseClaim(reason: string): void {
+    this.claim?.lose(reason);
+  }
+
+  /** Updates what the claim key says about this instance (its UDP address, once known). */
+  async announce(): Promise<void> {
+    await this.claim?.updateInfo(JSON.stringify(this.info()));
+  }
+
+  private info(): ClaimInfo {
+    return { instance: this.instance, host: hostname(), udp: this.udp(), pid: process.pid, version: VERSION, startedAt: this.startedAt };
+  }
+
+  stats(): FleetStats {
+    return {
+      cluster: this.cluster,
+      nodeId: this.givenNodeId ?? (this.claim?.lost === undefined ? this.claim?.nodeId : undefined),
+      instance: this.instance,
+      claims: this.claims,
+      fences: this.fences,
+      renewals: this.pastRenewals + (this.claim?.renewals ?? 0),
+      renewalFailures: this.pastRenewalFailures + (this.claim?.renewalFailures ?? 0),
+      sinceKeepaliveMs: this.claim?.lost === undefined ? this.claim?.sinceConfirmedMs : undefined,
+      leaseTtlS: this.leaseTtlS,
+      claiming: this.claiming,
+      etcdLatency: this.latency.snapshot(),
+    };
+  }
+
+  /** The claim a worker process writes under (--workers N: the primary claims, workers write). */
+  claimRef(): ClaimRef | undefined {
+    return this.claim === undefined ? undefined : claimRefOf(this.claim);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.reclaimLoop;
+    await this.node?.close();
+    await this.claim?.release();
+    this.etcd.close();
+  }
+
+  private async claimAndOpen(coordinatorWaitMs: number): Promise<HailstoneNode | undefined> {
+    this.claiming = true;
+    try {
+      const layout = this.options.layout ?? DEFAULT_LAYOUT;
+      const claim = await claimNodeId({
+        etcd: this.etcd,
+        cluster: this.cluster,
+        nodeId: this.options.nodeId,
+        maxNodeId: layout.maxNodeId,
+        claimWaitMs: this.options.claimWaitMs ?? 0,
+        leaseTtlS: this.leaseTtlS,
+        coordinatorWaitMs,
+        info: this.info(),
+        logger: this.logger,
+        observe: (s) => this.latency.observe(s),
+      });
+      this.claims++;
+      let node: HailstoneNode | undefined;
+      try {
+        if (!this.hooks.claimOnly) node = await openFleetNode(this.etcd, this.cluster, claimRefOf(claim), this.options, this.logger, (s) => this.latency.observe(s));
+      } catch (error) {
+        await claim.release();
+        throw error;
+      }
+      this.claim = claim;
+      claim.onLost((reason) => this.fenced(claim, node, reason));
+      return node;
+    } finally {
+      this.claiming = false;
+    }
+  }
+
+  private fenced(claim: Claim, node: HailstoneNode | undefined, reason: string): void {
+    if (this.closed) return;
+    this.fences++;
+    node?.stopIssuing(reason);
+    this.hooks.onFence?.(reason);
+    this.logger.error({ nodeId: claim.nodeId, cluster: this.cluster, reason }, `fenced: node id ${claim.nodeId} stopped issuing; claiming a node id again`);
+    this.reclaimLoop ??= this.reclaim(claim, node).finally(() => {
+      this.reclaimLoop = undefined;
+    });
+  }
+
+  private async reclaim(old: Claim, oldNode: HailstoneNode | undefined): Promise<void> {
+    this.pastRenewals += old.renewals;
+    this.pastRenewalFailures += old.renewalFailures;
+    await oldNode?.close();
+    let backoff = 200;
+    while (!this.closed) {
+      try {
+        const node = await this.claimAndOpen(Number.MAX_SAFE_INTEGER);
+        if (this.closed) {
+          await node?.close();
+          return;
+        }
+        this.node = node;
+        const nodeId = this.claim!.nodeId;
+        this.logger.warn({ nodeId, was: old.nodeId, cluster: this.cluster }, nodeId === old.nodeId ? `re-claimed node id ${nodeId}` : `re-claimed: node id changed from ${old.nodeId} to ${nodeId}`);
+        if (node !== undefined) this.onNode(node);
+        this.hooks.onClaim?.(claimRefOf(this.claim!));
+        return;
+      } catch (error) {
+        this.logger.warn({ err: (error as Error).message, retryInMs: backoff }, 'claiming a node id again failed; retrying');
+        await new Promise((resolve) => setTimeout(resolve, backoff * (0.5 + Math.random())));
+        backoff = Math.min(5000, backoff * 2);
+      }
+    }
+  }
+}
+
+/** Opens a node over etcd under a claim (and over its state dir too, when one is given). */
+export async function openFleetNode(
+  etcd: Etcd3,
+  cluster: string,
+  claim: ClaimRef,
+  options: Partial<NodeOptions>,
+  logger: NodeLogger,
+  observe: (seconds: number) => void,
+): Promise<HailstoneNode> {
+  const nodeOptions = { ...options, nodeId: claim.nodeId, logger } as NodeOptions;
+  const rules = checkNodeRules(nodeOptions);
+  let store: ReservationStore = new EtcdStore(etcd, cluster, claim, rules.worker, observe);
+  let stateFile: string | undefined;
+  if (typeof options.stateDir === 'string' && options.stateDir !== '') {
+    const file = fileStoreOf(nodeOptions, rules);
+    stateFile = file.stateFile;
+    store = new CombinedStore(store, file);
+  }
+  return startNode(store, nodeOptions, rules, stateFile);
+}
