@@ -12,6 +12,8 @@ interface GetFlags {
   keyFile?: string;
   format: 'dec' | 'hex' | 'json';
   timeoutMs: number;
+  etcd: string[];
+  cluster: string;
 }
 
 export function getProgram(): Command {
@@ -21,6 +23,8 @@ export function getProgram(): Command {
     .addOption(listOption('--server <host:port>', 'server to ask; repeat (or comma-separate) to fail over', 'HAILSTONE_SERVERS', `${DEFAULT_HOST}:${DEFAULT_PORT}`))
     .addOption(new Option('--key-file <file>', "the servers' shared key").env('HAILSTONE_KEY_FILE'))
     .addOption(choiceOption('--format <f>', 'dec: one decimal id per line; hex: one 0x-prefixed 16-digit id per line; json: one JSON array of decimal strings', 'HAILSTONE_FORMAT', ['dec', 'hex', 'json'], 'dec'))
+    .addOption(listOption('--etcd <url>', 'fleet mode: ask the live servers listed in etcd (with --server: those too)', 'HAILSTONE_ETCD', 'off'))
+    .addOption(new Option('--cluster <name>', "fleet mode: the cluster's name").env('HAILSTONE_CLUSTER').default('default'))
     .addOption(intOption('--timeout-ms <ms>', 'give up after this long', 'HAILSTONE_TIMEOUT_MS', { min: 1, max: 3_600_000, default: 3000 }))
     .addHelpText('after', '\nExit codes: 0 ids printed, 1 no ids (unreachable, unavailable, timeout), 2 bad usage.')
     .action(async (flags: GetFlags) => {
@@ -31,7 +35,9 @@ export function getProgram(): Command {
 async function getIds(flags: GetFlags): Promise<number> {
   const key = flags.keyFile === undefined ? undefined : readKeyFile(flags.keyFile);
   const client = createClient({
-    servers: flags.server.length > 0 ? flags.server : [`${DEFAULT_HOST}:${DEFAULT_PORT}`],
+    ...(flags.etcd.length > 0
+      ? { etcd: { endpoints: flags.etcd }, cluster: flags.cluster, ...(flags.server.length > 0 ? { servers: flags.server } : {}) }
+      : { servers: flags.server.length > 0 ? flags.server : [`${DEFAULT_HOST}:${DEFAULT_PORT}`] }),
     ...(key === undefined ? {} : { key }),
     deadlineMs: flags.timeoutMs,
     // Printed, not thrown: the ids themselves are fine to use only if the operator fixes this.

@@ -4,6 +4,7 @@
 
 import { destination, pino, type Logger } from 'pino';
 import { InvalidArgumentError } from '../errors.js';
+import type { ClaimRef } from '../fleet/etcd-store.js';
 import type { Backend } from '../generator.js';
 import type { StartupWait } from '../node/node.js';
 import { type MetricsServer, type NodeSnapshot, type WorkerSnapshot, serveMetrics } from '../server/metrics.js';
@@ -13,10 +14,12 @@ import { type Server, serve } from '../server/server.js';
 import { UsageError } from './failure.js';
 
 export interface ServeConfig {
-  nodeId: number;
+  /** Undefined in fleet mode without --node-id: claim a free one. */
+  nodeId: number | undefined;
   host: string;
   port: number;
-  stateDir: string;
+  /** Undefined in fleet mode without --state-dir. */
+  stateDir: string | undefined;
   workers: number;
   transport: TransportChoice;
   keys: Uint8Array[];
@@ -31,12 +34,20 @@ export interface ServeConfig {
   replayWindowMs: number;
   clockSkewMs: number;
   resetState: boolean;
+  /** Fleet mode: etcd endpoints (undefined: local mode). */
+  etcd: string[] | undefined;
+  cluster: string;
+  claimWaitMs: number;
+  leaseTtlS: number;
+  etcdWaitMs: number;
+  /** A worker of a fleet server: the primary's claim, which it writes under. */
+  fleetClaim?: ClaimRef;
 }
 
 /** JSON lines on stderr; stdout carries only the ready and stopped lines. */
 export function makeLogger(config: ServeConfig, worker?: number): Logger {
   return pino(
-    { level: config.logLevel, base: { node: config.nodeId, ...(worker === undefined ? {} : { worker }) } },
+    { level: config.logLevel, base: { ...(config.nodeId === undefined ? {} : { node: config.nodeId }), ...(worker === undefined ? {} : { worker }) } },
     destination({ fd: 2, sync: true }),
   );
 }
@@ -72,8 +83,12 @@ export class ServingProcess {
   async start(config: ServeConfig, worker: { index: number; count: number }, logger: Logger, onBound?: (address: { host: string; port: number }) => void): Promise<Server> {
     try {
       const server = await serve({
-        nodeId: config.nodeId,
-        stateDir: config.stateDir,
+        ...(config.nodeId === undefined ? {} : { nodeId: config.nodeId }),
+        ...(config.stateDir === undefined ? {} : { stateDir: config.stateDir }),
+        ...(config.etcd === undefined
+          ? {}
+          : { etcd: { endpoints: config.etcd }, cluster: config.cluster, claimWaitMs: config.claimWaitMs, leaseTtlS: config.leaseTtlS, coordinatorWaitMs: config.etcdWaitMs }),
+        ...(config.fleetClaim === undefined ? {} : { fleetClaim: config.fleetClaim }),
         host: config.host,
         port: config.port,
         transport: config.transport,
@@ -109,9 +124,9 @@ export class ServingProcess {
   }
 }
 
-export function readyLine(config: ServeConfig, host: string, port: number, transport: string): string {
+export function readyLine(config: ServeConfig, host: string, port: number, transport: string, nodeId = config.nodeId): string {
   const shown = host.includes(':') ? `[${host}]` : host;
-  return `hailstone listening on udp://${shown}:${port} node=${config.nodeId} workers=${config.workers} transport=${transport}\n`;
+  return `hailstone listening on udp://${shown}:${port} node=${nodeId} workers=${config.workers} transport=${transport}\n`;
 }
 
 /** Calls `stop` on the first SIGTERM or SIGINT. */

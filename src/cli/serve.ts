@@ -26,10 +26,10 @@ const DAY = 86_400_000;
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 interface ServeFlags {
-  nodeId: number;
+  nodeId?: number;
   host: string;
   port: number;
-  stateDir: string;
+  stateDir?: string;
   workers: number;
   transport: TransportChoice;
   keyFile: string[];
@@ -44,16 +44,21 @@ interface ServeFlags {
   replayWindowMs: number;
   clockSkewMs: number;
   resetState?: boolean;
+  etcd: string[];
+  cluster: string;
+  claimWaitMs: number;
+  leaseTtlS: number;
+  etcdWaitMs: number;
 }
 
 /** The serve command's declaration: flags, variables, ranges and help in one place. */
 export function serveProgram(run: (config: ServeConfig) => Promise<number>): Command {
   return new Command('serve')
     .description('Serve ids over UDP (protocol v1) from one node. Every option can also be set with its environment variable.')
-    .addOption(intOption('--node-id <n>', "this node's id; unique among live nodes", 'HAILSTONE_NODE_ID', { min: 0, max: 1023, default: 0 }))
+    .addOption(intOption('--node-id <n>', "this node's id; unique among live nodes (default: 0; with --etcd: a free one is claimed)", 'HAILSTONE_NODE_ID', { min: 0, max: 1023 }))
     .addOption(new Option('--host <addr>', 'address to bind (never all interfaces unless asked)').env('HAILSTONE_HOST').default(DEFAULT_HOST))
     .addOption(intOption('--port <p>', 'UDP port; 0 picks a free one', 'HAILSTONE_PORT', { min: 0, max: 65535, default: DEFAULT_PORT }))
-    .addOption(new Option('--state-dir <dir>', 'durable state, on local storage').env('HAILSTONE_STATE_DIR').default('./data'))
+    .addOption(new Option('--state-dir <dir>', 'durable state, on local storage (default: ./data; with --etcd: none, or an extra floor)').env('HAILSTONE_STATE_DIR'))
     .addOption(intOption('--workers <n>', 'worker processes sharing the port', 'HAILSTONE_WORKERS', { min: 1, max: 64, default: 1 }))
     .addOption(choiceOption('--transport <t>', 'native: batched recvmmsg/sendmmsg; auto: native where its addon loads, else dgram', 'HAILSTONE_TRANSPORT', TRANSPORT_CHOICES, 'auto'))
     .addOption(listOption('--key-file <file>', 'shared key: requests must be authenticated; repeat (or comma-separate) to accept several keys while rotating', 'HAILSTONE_KEY_FILE', 'none: no authentication'))
@@ -67,6 +72,11 @@ export function serveProgram(run: (config: ServeConfig) => Promise<number>): Com
     .addOption(intOption('--max-startup-wait-ms <ms>', 'at startup, wait this long for a clock behind the stored state instead of refusing', 'HAILSTONE_MAX_STARTUP_WAIT_MS', { min: 0, max: DAY, default: 0 }))
     .addOption(intOption('--replay-window-ms <ms>', 'with a key: how old an accepted request may be', 'HAILSTONE_REPLAY_WINDOW_MS', { min: 1, max: DAY, default: DEFAULT_REPLAY_WINDOW_MS }))
     .addOption(intOption('--clock-skew-ms <ms>', 'shift the clock, to rehearse clock steps (negative: behind)', 'HAILSTONE_CLOCK_SKEW_MS', { min: -365 * DAY, max: 365 * DAY, default: 0 }))
+    .addOption(listOption('--etcd <url>', 'fleet mode: etcd endpoints (repeat or comma-separate); node ids and reservations are granted by etcd', 'HAILSTONE_ETCD', 'off: local mode'))
+    .addOption(new Option('--cluster <name>', 'fleet mode: node ids are unique within this cluster').env('HAILSTONE_CLUSTER').default('default'))
+    .addOption(intOption('--claim-wait-ms <ms>', 'fleet mode with --node-id: wait this long for its holder to go away, then NODE_ID_TAKEN', 'HAILSTONE_CLAIM_WAIT_MS', { min: 0, max: DAY, default: 0 }))
+    .addOption(intOption('--lease-ttl-s <s>', 'fleet mode: lease TTL; a dead holder\'s node id can move after this long', 'HAILSTONE_LEASE_TTL_S', { min: 2, max: 3600, default: 10 }))
+    .addOption(intOption('--etcd-wait-ms <ms>', 'fleet mode: at startup, wait this long for etcd, then COORDINATOR_UNAVAILABLE', 'HAILSTONE_ETCD_WAIT_MS', { min: 0, max: DAY, default: 30_000 }))
     .addOption(new Option('--reset-state', 'start over from a damaged state file, as a first start (env HAILSTONE_RESET_STATE=1)'))
     .addHelpText(
       'after',
@@ -88,11 +98,13 @@ function configOf(flags: ServeFlags): ServeConfig {
     throw new UsageError(`--reservation-ms (${reservationMs}) must not exceed --max-lead-ms (${maxLeadMs}): a reservation never reaches further than the lead`);
   }
   if (maxLeadMs > MAX_LEAD_MS_LIMIT) throw new UsageError(`--max-lead-ms must be at most ${MAX_LEAD_MS_LIMIT}`);
+  const fleet = flags.etcd.length > 0;
+  if (!fleet && flags.claimWaitMs > 0) throw new UsageError('--claim-wait-ms needs --etcd (fleet mode)');
   return {
-    nodeId: flags.nodeId,
+    nodeId: fleet ? flags.nodeId : (flags.nodeId ?? 0),
     host: flags.host,
     port: flags.port,
-    stateDir: flags.stateDir,
+    stateDir: fleet ? flags.stateDir : (flags.stateDir ?? './data'),
     workers: flags.workers,
     transport: flags.transport,
     keys: flags.keyFile.map(readKeyFile),
@@ -107,6 +119,11 @@ function configOf(flags: ServeFlags): ServeConfig {
     replayWindowMs: flags.replayWindowMs,
     clockSkewMs: flags.clockSkewMs,
     resetState: booleanWithEnv(flags.resetState, 'HAILSTONE_RESET_STATE'),
+    etcd: fleet ? flags.etcd : undefined,
+    cluster: flags.cluster,
+    claimWaitMs: flags.claimWaitMs,
+    leaseTtlS: flags.leaseTtlS,
+    etcdWaitMs: flags.etcdWaitMs,
   };
 }
 
@@ -116,7 +133,10 @@ async function serveSingle(config: ServeConfig): Promise<number> {
   // Bound before the node opens, like the UDP port: a taken port fails at once.
   const metrics = await startMetrics(
     config,
-    async () => ({ workers: [proc.snapshot()].filter((s) => s !== undefined), workerRestarts: 0, expectedWorkers: 1 }),
+    async () => {
+      const fleet = proc.server?.fleetStats();
+      return { workers: [proc.snapshot()].filter((s) => s !== undefined), workerRestarts: 0, expectedWorkers: 1, ...(fleet === undefined ? {} : { fleet }) };
+    },
     logger,
   );
   let stop: () => void = () => undefined;
@@ -140,7 +160,7 @@ async function serveSingle(config: ServeConfig): Promise<number> {
   }
   const transport = server.stats().transport.name;
   logger.info({ address: server.address, workers: 1, transport, metricsPort: metrics?.address.port }, 'listening');
-  say(readyLine(config, server.address.host, server.address.port, transport));
+  say(readyLine(config, server.address.host, server.address.port, transport, server.node.status().nodeId));
   await stopped;
   logger.info({}, 'stopping: no longer receiving');
   await server.close();

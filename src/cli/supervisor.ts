@@ -20,6 +20,8 @@ import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
 import type { NodeSnapshot, WorkerSnapshot } from '../server/metrics.js';
 import { resolveTransport } from '../server/select-transport.js';
+import { hostPort } from '../server/server.js';
+import { FleetMember } from '../fleet/member.js';
 import { type Failure, ReportedFailure } from './failure.js';
 import { type ServeConfig, makeLogger, onStopSignal, readyLine, say, startMetrics } from './run-server.js';
 
@@ -33,6 +35,8 @@ const SNAPSHOT_TIMEOUT_MS = 1000;
 interface Slot {
   worker: Worker;
   listening: boolean;
+  /** Stopped on purpose to start again under a new fleet claim: not a crash. */
+  replacing?: boolean;
   /** What the worker said when it failed, if it did. */
   failure: Failure | undefined;
 }
@@ -46,6 +50,7 @@ interface FromWorker {
   id?: number;
   snapshot?: WorkerSnapshot;
   failure?: Failure;
+  reason?: string;
 }
 
 function describeExit(code: number | null, signal: string | null): string {
@@ -73,7 +78,28 @@ class Supervisor {
     private readonly logger: Logger,
     private readonly transport: 'native' | 'dgram',
     private workerPort: number | undefined,
+    /** Fleet mode: the claim every worker writes under (the primary holds it). */
+    private readonly fleet?: FleetMember,
   ) {}
+
+  /** The UDP address the workers serve on, as far as it is known. */
+  get udpAddress(): string {
+    return hostPort(this.config.host, this.workerPort ?? this.config.port);
+  }
+
+  /** Fleet mode: the claim is lost; every worker stops issuing at once. */
+  fence(reason: string): void {
+    for (const slot of this.slots.values()) this.send(slot.worker, { type: 'fence', reason });
+  }
+
+  /** Fleet mode: a new claim; every worker is started again under it, one after another. */
+  replaceAll(): void {
+    if (this.stopping) return;
+    for (const slot of this.slots.values()) {
+      slot.replacing = true;
+      slot.worker.process.kill('SIGTERM');
+    }
+  }
 
   /** Why the server ended, or undefined when it was told to stop. */
   get failure(): Failure | undefined {
@@ -134,7 +160,9 @@ class Supervisor {
   }
 
   private fork(index: number): void {
+    const claim = this.fleet?.claimRef();
     const worker = cluster.fork({
+      ...(claim === undefined ? {} : { HAILSTONE_FLEET_CLAIM: JSON.stringify({ nodeId: claim.nodeId, key: claim.key, createRevision: claim.createRevision }) }),
       HAILSTONE_WORKER_INDEX: String(index),
       HAILSTONE_WORKER_TRANSPORT: this.transport,
       ...(this.workerPort === undefined ? {} : { HAILSTONE_WORKER_PORT: String(this.workerPort) }),
@@ -160,6 +188,8 @@ class Supervisor {
   private onMessage(index: number, slot: Slot, m: FromWorker): void {
     if (m?.type === 'snapshot') this.pendingSnapshots.get(m.id!)?.(m.snapshot);
     if (m?.type === 'failed') slot.failure = m.failure;
+    // A worker's reservation write found the claim gone (deleted by hand, say): fence and claim again.
+    if (m?.type === 'claim-lost') this.fleet?.loseClaim(m.reason ?? 'a worker found the claim gone');
     if (m?.type === 'bound' && this.transport === 'native' && this.workerPort === undefined && !this.stopping) {
       // The first native worker picked the port: the others bind the same one.
       this.workerPort = m.port!;
@@ -172,13 +202,18 @@ class Supervisor {
     const serving = [...this.slots.values()].filter((s) => s.listening).length;
     if (!this.announced && serving === this.config.workers) {
       this.announced = true;
-      say(readyLine(this.config, m.host!, m.port!, m.transport!));
+      say(readyLine(this.config, m.host!, m.port!, m.transport!, this.fleet?.stats().nodeId ?? this.config.nodeId));
+      void this.fleet?.announce().catch(() => undefined);
     }
   }
 
   private onExit(index: number, slot: Slot, code: number | null, signal: string | null): void {
     if (this.slots.get(index) === slot) this.slots.delete(index);
     if (this.stopping) return this.maybeFinished();
+    if (slot.replacing) {
+      this.fork(index);
+      return;
+    }
     const how = describeExit(code, signal);
     if (!this.announced) {
       // It failed to start (or was killed while starting): starting again would fail the same way.
@@ -222,14 +257,42 @@ export async function servePrimary(config: ServeConfig): Promise<number> {
   const logger = makeLogger(config);
   // Decided once, here: the fallback (if any) is logged once for the whole node.
   const transport = resolveTransport(config.transport, logger);
-  const supervisor = new Supervisor(config, logger, transport, transport === 'native' && config.port !== 0 ? config.port : undefined);
-  const metrics = await startMetrics(config, () => supervisor.snapshot(), logger);
+  // Fleet mode: one claim for the whole server, held here; the workers write their stripes under it.
+  const fleet: FleetMember | undefined =
+    config.etcd === undefined
+      ? undefined
+      : new FleetMember(
+          {
+            etcd: { endpoints: config.etcd },
+            cluster: config.cluster,
+            ...(config.nodeId === undefined ? {} : { nodeId: config.nodeId }),
+            claimWaitMs: config.claimWaitMs,
+            leaseTtlS: config.leaseTtlS,
+            coordinatorWaitMs: config.etcdWaitMs,
+          },
+          logger,
+          (): string => supervisor.udpAddress,
+          () => undefined,
+          { claimOnly: true, onFence: (reason) => supervisor.fence(reason), onClaim: () => supervisor.replaceAll() },
+        );
+  const supervisor: Supervisor = new Supervisor(config, logger, transport, transport === 'native' && config.port !== 0 ? config.port : undefined, fleet);
+  const metrics = await startMetrics(config, async () => ({ ...(await supervisor.snapshot()), ...(fleet === undefined ? {} : { fleet: fleet.stats() }) }), logger);
+  if (fleet !== undefined) {
+    try {
+      await fleet.start();
+    } catch (error) {
+      await metrics?.close();
+      await fleet.close().catch(() => undefined);
+      throw error;
+    }
+  }
   onStopSignal(() => {
     logger.info({}, 'stopping: telling the workers');
     supervisor.stop();
   });
   supervisor.start();
   await supervisor.finished;
+  await fleet?.close();
   await metrics?.close();
   if (supervisor.failure !== undefined) throw new ReportedFailure(supervisor.failure);
   logger.info({ workerRestarts: supervisor.restartCount }, 'stopped');

@@ -6,8 +6,11 @@
 //                            { type: 'listening', index, host, port, transport }
 //                            { type: 'failed', index, failure }   (then it exits 1)
 //                            { type: 'snapshot', id, snapshot }
-// Messages from the primary: { type: 'snapshot', id }. The primary stops a worker with SIGTERM.
+//                            { type: 'claim-lost', reason }   (fleet: a write found the claim gone)
+// Messages from the primary: { type: 'snapshot', id }, { type: 'fence', reason } (fleet: the
+// claim is lost, stop issuing now). The primary stops a worker with SIGTERM.
 
+import type { ClaimRef } from '../fleet/etcd-store.js';
 import type { TransportChoice } from '../server/select-transport.js';
 import { failureOf } from './failure.js';
 import { type ServeConfig, ServingProcess, makeLogger, onStopSignal } from './run-server.js';
@@ -15,6 +18,7 @@ import { type ServeConfig, ServingProcess, makeLogger, onStopSignal } from './ru
 export interface WorkerMessage {
   type?: string;
   id?: number;
+  reason?: string;
 }
 
 /** Sends to the primary, ignoring a channel that is already gone. */
@@ -36,6 +40,9 @@ export async function serveWorker(config: ServeConfig): Promise<number> {
   const transport = (process.env.HAILSTONE_WORKER_TRANSPORT as TransportChoice | undefined) ?? config.transport;
   const port = process.env.HAILSTONE_WORKER_PORT === undefined ? config.port : Number(process.env.HAILSTONE_WORKER_PORT);
   const proc = new ServingProcess(index);
+  const claimText = process.env.HAILSTONE_FLEET_CLAIM;
+  const fleetClaim: ClaimRef | undefined =
+    claimText === undefined ? undefined : { ...(JSON.parse(claimText) as ClaimRef), lose: (reason) => void tell({ type: 'claim-lost', reason }) };
 
   let stopNow: () => void = () => undefined;
   const stopped = new Promise<void>((resolve) => {
@@ -46,9 +53,10 @@ export async function serveWorker(config: ServeConfig): Promise<number> {
   process.on('disconnect', stopNow);
   process.on('message', (m: WorkerMessage) => {
     if (m?.type === 'snapshot') void tell({ type: 'snapshot', id: m.id, snapshot: proc.snapshot() });
+    if (m?.type === 'fence' && proc.ready) proc.server?.node.stopIssuing(m.reason ?? 'the server lost its claim');
   });
 
-  const starting = proc.start({ ...config, transport, port }, { index, count: config.workers }, logger, (address) => {
+  const starting = proc.start({ ...config, transport, port, ...(fleetClaim === undefined ? {} : { fleetClaim }) }, { index, count: config.workers }, logger, (address) => {
     void tell({ type: 'bound', index, port: address.port });
   });
   let server;

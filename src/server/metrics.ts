@@ -10,6 +10,8 @@
 import { createServer, type Server as HttpServer } from 'node:http';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { HailstoneError } from '../errors.js';
+import { LATENCY_BUCKETS_S } from '../fleet/latency.js';
+import type { FleetStats } from '../fleet/member.js';
 import type { NodeStatus } from '../node/node.js';
 import type { ServerStats } from './server.js';
 
@@ -29,6 +31,8 @@ export interface NodeSnapshot {
   workerRestarts: number;
   /** Workers expected; a missing one makes the node unhealthy. */
   expectedWorkers: number;
+  /** Fleet mode: the claim, fencing and etcd figures. */
+  fleet?: FleetStats;
 }
 
 export interface Health {
@@ -40,6 +44,7 @@ export interface Health {
 
 /** Healthy only while every expected worker runs and can issue an id now. */
 export function healthOf(snapshot: NodeSnapshot): Health {
+  if (snapshot.fleet?.claiming) return { healthy: false, reason: `claiming a node id in etcd (cluster ${snapshot.fleet.cluster})`, retryAfterMs: 1000 };
   if (snapshot.workers.length < snapshot.expectedWorkers) {
     return { healthy: false, reason: `${snapshot.expectedWorkers - snapshot.workers.length} of ${snapshot.expectedWorkers} workers not running` };
   }
@@ -145,6 +150,39 @@ export function metricsRegistry(current: () => NodeSnapshot): Registry {
   );
   gauge('hailstone_workers', 'Worker processes serving', (s) => s.workers.length);
   gauge('hailstone_healthy', '1 while /healthz answers 200', (s) => (healthOf(s).healthy ? 1 : 0));
+  // Fleet mode only (absent in local mode).
+  const fleetGauge = (name: string, help: string, read: (f: FleetStats) => number | undefined) =>
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.reset();
+        const f = current().fleet;
+        const v = f === undefined ? undefined : read(f);
+        if (v !== undefined) this.set(v);
+      },
+    });
+  const fleetCounter = (name: string, help: string, read: (f: FleetStats) => number) =>
+    new Counter({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.reset();
+        const f = current().fleet;
+        if (f !== undefined) this.inc(read(f));
+      },
+    });
+  fleetGauge('hailstone_fleet_node_id', 'The node id claimed in etcd (absent while claiming)', (f) => f.nodeId);
+  fleetCounter('hailstone_fleet_claims_total', 'Node ids claimed in etcd (more than 1: re-claimed after fencing)', (f) => f.claims);
+  fleetCounter('hailstone_fleet_fences_total', 'Times the claim was lost and issuing stopped at once', (f) => f.fences);
+  fleetCounter('hailstone_fleet_lease_renewals_total', 'Lease keepalives confirmed by etcd', (f) => f.renewals);
+  fleetCounter('hailstone_fleet_lease_renewal_failures_total', 'Lease keepalives that failed', (f) => f.renewalFailures);
+  fleetGauge('hailstone_fleet_lease_keepalive_age_seconds', 'Time since the last confirmed keepalive was sent (fenced at TTL minus a margin)', (f) =>
+    f.sinceKeepaliveMs === undefined ? undefined : f.sinceKeepaliveMs / 1000,
+  );
+  fleetGauge('hailstone_fleet_lease_ttl_seconds', 'The lease TTL', (f) => f.leaseTtlS);
   return registry;
 }
 
@@ -167,7 +205,7 @@ export async function serveMetrics(host: string, port: number, snapshot: () => P
       snapshot()
         .then((s) => {
           latest = s;
-          return registry.metrics();
+          return registry.metrics().then((text) => text + latencyHistogramText(s.fleet));
         })
         .then(
         (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
@@ -222,4 +260,15 @@ export function parseListenAddress(text: string): { host: string; port: number }
     throw new Error(`${JSON.stringify(text)} is not HOST:PORT or PORT`);
   }
   return { host: m[1] || m[2] || '127.0.0.1', port };
+}
+
+/** The etcd latency histogram in Prometheus text format (kept as counts by the fleet member). */
+function latencyHistogramText(fleet: FleetStats | undefined): string {
+  if (fleet === undefined) return '';
+  const name = 'hailstone_etcd_request_duration_seconds';
+  const h = fleet.etcdLatency;
+  const lines = [`# HELP ${name} etcd request latency (claims, keepalives, reservation writes)`, `# TYPE ${name} histogram`];
+  LATENCY_BUCKETS_S.forEach((le, i) => lines.push(`${name}_bucket{le="${le}"} ${h.buckets[i]}`));
+  lines.push(`${name}_bucket{le="+Inf"} ${h.count}`, `${name}_sum ${h.sum}`, `${name}_count ${h.count}`);
+  return `${lines.join('\n')}\n`;
 }

@@ -8,6 +8,7 @@
 
 import { BlockList, isIPv4, isIPv6 } from 'node:net';
 import { HailstoneError, InvalidArgumentError, describe } from '../errors.js';
+import { type FleetOptions, type FleetStats, FleetMember } from '../fleet/member.js';
 import { type HailstoneNode, type NodeLogger, type NodeOptions, type StartupWait, openNode, stderrLogger } from '../node/node.js';
 import { Authenticator } from '../protocol/auth.js';
 import { ReplayGuard } from '../protocol/replay-guard.js';
@@ -36,7 +37,7 @@ const LONG_RETRY_MS = 60_000;
 /** Retry-after while the node is opening and has not said how long it will wait. */
 const STARTING_RETRY_MS = 100;
 
-export interface ServeOptions extends Partial<NodeOptions> {
+export interface ServeOptions extends Partial<NodeOptions>, Partial<FleetOptions> {
   /** A node opened by the caller; otherwise one is opened from nodeId and stateDir (and closed with the server). */
   node?: HailstoneNode;
   /** Default 127.0.0.1: never all interfaces unless asked. */
@@ -69,6 +70,8 @@ export interface ServeOptions extends Partial<NodeOptions> {
    * the node's startup will still wait, and `server.node` throws; `stats()` works.
    */
   onListening?: (server: Server) => void;
+  // Fleet mode (with `etcd`): the node id is claimed in etcd (nodeId optional: the lowest
+  // free one), reservations are kept there, and stateDir is optional (an extra floor).
 }
 
 export interface ServerStats {
@@ -85,6 +88,8 @@ export interface Server {
   readonly address: { host: string; port: number };
   readonly node: HailstoneNode;
   stats(): ServerStats;
+  /** Fleet mode: the claim, fencing and etcd figures; undefined in local mode. */
+  fleetStats(): FleetStats | undefined;
   /** Stops receiving, then closes the node (releasing its lock) if the server opened it. */
   close(): Promise<void>;
 }
@@ -119,6 +124,7 @@ class IdServer implements Server {
   };
   private readonly header: RequestHeader = { tagged: false, count: 0, nonceHigh: 0, nonceLow: 0, clientTimeMs: 0 };
   private closing: Promise<void> | undefined;
+  fleet: FleetMember | undefined;
   // Refusals are logged as episodes: at most one line per 10 s, with how many were refused.
   private lastRefusalLog = -Infinity;
   private refusedSinceLog = 0;
@@ -161,10 +167,15 @@ class IdServer implements Server {
     return { ...c, replies: { ...c.replies }, dropped: { ...c.dropped }, transport: { name: this.transport.name, ...this.transport.stats() } };
   }
 
+  fleetStats(): FleetStats | undefined {
+    return this.fleet?.stats();
+  }
+
   close(): Promise<void> {
     this.closing ??= (async () => {
       await this.transport.close();
-      if (this.ownsNode) await this.current?.close();
+      if (this.fleet !== undefined) await this.fleet.close();
+      else if (this.ownsNode) await this.current?.close();
     })();
     return this.closing;
   }
@@ -253,6 +264,11 @@ class IdServer implements Server {
   }
 }
 
+/** "host:port", with an IPv6 host in brackets. */
+export function hostPort(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
 /** A bind failure as a HailstoneError saying what to do; other errors as they are. */
 function bindError(error: unknown, host: string, port: number): unknown {
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
@@ -298,6 +314,31 @@ export async function serve(options: ServeOptions): Promise<Server> {
   await server.listen(host, port);
   options.onListening?.(server);
   if (options.node !== undefined) return server;
+  if (options.etcd !== undefined) {
+    try {
+      server.fleet = new FleetMember(
+        {
+          ...options,
+          etcd: options.etcd,
+          logger,
+          onStartupWait: (wait: StartupWait) => {
+            server.startingUntil = wait.untilMs;
+            options.onStartupWait?.(wait);
+          },
+        } as FleetOptions & Partial<NodeOptions>,
+        logger,
+        () => hostPort(server.address.host, server.address.port),
+        (node) => server.started(node),
+      );
+      const node = await server.fleet.start();
+      if (node === undefined) throw new Error('a fleet server opens a node');
+      server.started(node);
+    } catch (error) {
+      await server.close();
+      throw error;
+    }
+    return server;
+  }
   try {
     const node = await openNode({
       ...(options as NodeOptions),
