@@ -19,7 +19,9 @@ import { isIP, isIPv6 } from 'node:net';
 import { HailstoneError, InvalidArgumentError, checkInteger, describe } from '../errors.js';
 import { DEFAULT_LAYOUT, type Layout } from '../layout.js';
 import { Authenticator } from '../protocol/auth.js';
+import type { EtcdOptions } from '../fleet/etcd.js';
 import { type NodeIdConflict, NodeIdConflictDetector, describeConflict } from './conflicts.js';
+import { FleetDiscovery } from './discovery.js';
 import {
   HEADER_SIZE,
   MAX_IDS_PER_REQUEST,
@@ -31,8 +33,12 @@ import {
 } from '../protocol/wire.js';
 
 export interface ClientOptions {
-  /** "host:port" (or "[v6]:port"); requests fail over across them in order. */
-  servers: string[];
+  /** "host:port" (or "[v6]:port"); requests fail over across them in order. Optional with `etcd`. */
+  servers?: string[];
+  /** Fleet mode: find the live servers of `cluster` in etcd (and follow them with a watch). */
+  etcd?: EtcdOptions;
+  /** Fleet mode: the cluster's name. Default "default". */
+  cluster?: string;
   /** The servers' shared key; replies must then carry a valid tag. */
   key?: Uint8Array;
   /** How long to wait for one reply before retrying. Default 250 ms. */
@@ -125,7 +131,8 @@ function sleep(ms: number): Promise<void> {
 }
 
 class IdClient implements Client {
-  private readonly endpoints: Endpoint[];
+  private endpoints: Endpoint[];
+  private readonly discovery: FleetDiscovery | undefined;
   private readonly auth: Authenticator | undefined;
   private readonly timeoutMs: number;
   private readonly retries: number;
@@ -142,10 +149,11 @@ class IdClient implements Client {
   private closed = false;
 
   constructor(options: ClientOptions) {
-    if (!Array.isArray(options?.servers) || options.servers.length === 0) {
-      throw new InvalidArgumentError('servers', 'must list at least one "host:port"');
+    if (options?.etcd === undefined && (!Array.isArray(options?.servers) || options.servers.length === 0)) {
+      throw new InvalidArgumentError('servers', 'must list at least one "host:port" (or give etcd to find the servers of a fleet)');
     }
-    this.endpoints = options.servers.map(parseEndpoint);
+    this.endpoints = (options.servers ?? []).map(parseEndpoint);
+    this.discovery = options.etcd === undefined ? undefined : new FleetDiscovery({ etcd: options.etcd, cluster: options.cluster }, (list) => this.setServers(list));
     this.auth = options.key === undefined ? undefined : new Authenticator(options.key);
     this.timeoutMs = checkInteger('timeoutMs', options.timeoutMs ?? 250, 1, 600_000);
     this.retries = checkInteger('retries', options.retries ?? 8, 0, 1000);
@@ -175,6 +183,7 @@ class IdClient implements Client {
   async nextIds(count: number): Promise<bigint[]> {
     checkInteger('count', count, 1, 1_000_000);
     const deadline = Date.now() + this.deadlineMs;
+    if (this.discovery !== undefined) await this.discovered(deadline);
     const batches: Promise<bigint[]>[] = [];
     for (let left = count; left > 0; left -= MAX_IDS_PER_REQUEST) {
       batches.push(this.batch(Math.min(left, MAX_IDS_PER_REQUEST), deadline));
@@ -182,9 +191,33 @@ class IdClient implements Client {
     return (await Promise.all(batches)).flat();
   }
 
+  /** Fleet mode: the servers etcd lists now (given ones included). */
+  private setServers(list: string[]): void {
+    const byText = new Map(this.endpoints.map((e) => [e.text, e]));
+    this.endpoints = list.map((text) => byText.get(text) ?? parseEndpoint(text));
+  }
+
+  private async discovered(deadline: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        this.discovery!.ready,
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error('etcd did not answer in time')), Math.max(1, deadline - Date.now()));
+        }),
+      ]);
+    } catch (error) {
+      throw new HailstoneError('UNAVAILABLE', `cannot list the fleet's servers: ${(error as Error).message}; check --etcd`, { retryAfterMs: 1000 });
+    } finally {
+      clearTimeout(timer);
+    }
+    if (this.endpoints.length === 0) throw new HailstoneError('UNAVAILABLE', 'no live servers in the fleet (no claims in etcd): start one', { retryAfterMs: 1000 });
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.discovery?.close();
     for (const p of this.pending.values()) p.settle({ kind: 'timeout' });
     this.pending.clear();
     await Promise.all([...this.sockets.values()].map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
@@ -202,6 +235,12 @@ class IdClient implements Client {
     while (ids.length < count) {
       if (this.closed) throw new HailstoneError('CLOSED', 'the client was closed');
       if (Date.now() >= deadline || lost > this.retries || attempts >= this.maxAttempts) throw this.givingUp(attempts, last);
+      if (this.endpoints.length === 0) {
+        // A fleet whose servers all went away: wait for one to claim.
+        last = 'no live servers in the fleet';
+        await sleep(Math.min(50, Math.max(1, deadline - Date.now())));
+        continue;
+      }
       // The next server that has not asked to wait; if all have, wait for the first of them.
       const now = Date.now();
       let endpoint: Endpoint | undefined;
