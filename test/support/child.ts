@@ -12,9 +12,15 @@ import { fileURLToPath } from 'node:url';
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 const running = new Set<ChildProcess>();
+/** Children that serve a whole test file (an etcd started in beforeAll): killed after the file, not after each test. */
+const fileScoped = new Set<ChildProcess>();
 
 /** Starts a process in its own process group and tracks it until it exits. */
-export function spawnTracked(command: string, args: string[], options: { env?: Record<string, string>; cwd?: string } = {}): ChildProcess {
+export function spawnTracked(
+  command: string,
+  args: string[],
+  options: { env?: Record<string, string>; cwd?: string; scope?: 'test' | 'file' } = {},
+): ChildProcess {
   const child = spawn(command, args, {
     cwd: options.cwd ?? ROOT,
     env: { ...process.env, ...options.env },
@@ -22,12 +28,17 @@ export function spawnTracked(command: string, args: string[], options: { env?: R
     detached: true,
   });
   running.add(child);
+  if (options.scope === 'file') fileScoped.add(child);
   child.once('exit', () => {
     // The leader is gone; its group may not be (workers of a killed primary).
     killGroup(child, 'SIGKILL');
     running.delete(child);
+    fileScoped.delete(child);
   });
-  child.once('error', () => running.delete(child));
+  child.once('error', () => {
+    running.delete(child);
+    fileScoped.delete(child);
+  });
   return child;
 }
 
@@ -40,9 +51,12 @@ function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
   }
 }
 
-/** SIGKILLs the process group of every child still tracked, and waits until the leaders exited. */
-export async function killAllChildren(): Promise<number> {
-  const alive = [...running];
+/**
+ * SIGKILLs the process group of every child still tracked (after a test: all but the
+ * file-scoped ones), and waits until the leaders exited.
+ */
+export async function killAllChildren(scope: 'test' | 'file' = 'file'): Promise<number> {
+  const alive = [...running].filter((child) => scope === 'file' || !fileScoped.has(child));
   for (const child of alive) killGroup(child, 'SIGKILL');
   await Promise.all(alive.map((child) => exited(child)));
   return alive.length;

@@ -5,7 +5,7 @@ import { afterAll, afterEach } from 'vitest';
 import { killAllChildren } from './child.js';
 
 afterEach(async () => {
-  await killAllChildren();
+  await killAllChildren('test');
 });
 
 afterAll(async () => {

@@ -1,0 +1,111 @@
+// Fleet mode in process, against a real etcd: claims, the reservation rule (written only
+// under the claim, never lowered), fencing when the claim goes, discovery by clients.
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { HailstoneError, createClient, serve } from '../src/index.js';
+import { type Claim, claimNodeId } from '../src/fleet/claim.js';
+import { claimKey, connectEtcd, formatReservation, reservationKey } from '../src/fleet/etcd.js';
+import type { NodeLogger } from '../src/node/node.js';
+import { waitFor } from './support/child.js';
+import { TestEtcd, etcdInstalled } from './support/etcd.js';
+
+const silent: NodeLogger = { info() {}, warn() {}, error() {} };
+const info = (i: number) => ({ instance: `t${i}`, host: 'test', udp: `127.0.0.1:${10000 + i}`, pid: process.pid, version: 'test', startedAt: new Date().toISOString() });
+
+describe.skipIf(!etcdInstalled)('fleet mode in process (real etcd)', () => {
+  let etcd: TestEtcd;
+  beforeAll(async () => {
+    etcd = await TestEtcd.start();
+  });
+  afterAll(async () => {
+    await etcd?.stop();
+  });
+
+  it('1024 claimants get 1024 distinct node ids (the last 24 racing for them); the next gets NO_FREE_NODE_ID', async () => {
+    const client = connectEtcd({ endpoints: [etcd.endpoint] });
+    const claims: Claim[] = [];
+    const claim = (i: number, nodeId: number | undefined) =>
+      claimNodeId({ etcd: client, cluster: 'b', nodeId, maxNodeId: 1023, leaseTtlS: 60, info: info(i), logger: silent });
+    try {
+      for (let start = 0; start < 1000; start += 50) {
+        claims.push(...(await Promise.all(Array.from({ length: 50 }, (_, j) => claim(start + j, start + j)))));
+      }
+      // The rest without a node id, all at once: they race for the last 24 free ids.
+      claims.push(...(await Promise.all(Array.from({ length: 24 }, (_, j) => claim(1000 + j, undefined)))));
+      const ids = claims.map((c) => c.nodeId);
+      expect(new Set(ids).size).toBe(1024);
+      expect(Math.min(...ids)).toBe(0);
+      expect(Math.max(...ids)).toBe(1023);
+      const refused = await claim(2000, undefined).catch((e: unknown) => e);
+      expect(refused).toBeInstanceOf(HailstoneError);
+      expect((refused as HailstoneError).code).toBe('NO_FREE_NODE_ID');
+      const taken = await claim(2001, 7).catch((e: unknown) => e);
+      expect((taken as HailstoneError).code).toBe('NODE_ID_TAKEN');
+      expect((taken as HailstoneError).message).toMatch(/node id 7 of cluster b is held by instance t7 on test \(udp 127\.0\.0\.1:10007/);
+    } finally {
+      await Promise.all(claims.map((c) => c.release()));
+      client.close();
+    }
+  }, 60_000);
+
+  it('a claim key deleted under a running server: its next reservation write is refused, it stops issuing at once and claims again', async () => {
+    const client = connectEtcd({ endpoints: [etcd.endpoint] });
+    const errors: string[] = [];
+    const logger: NodeLogger = { ...silent, error: (_, m) => errors.push(m), warn: (_, m) => errors.push(m) };
+    const server = await serve({ etcd: { endpoints: [etcd.endpoint] }, cluster: 'del', port: 0, maxLeadMs: 100, reservationMs: 50, logger });
+    try {
+      const before = server.node;
+      const first = before.nextId();
+      const key = claimKey('del', before.status().nodeId);
+      await client.delete().key(key);
+      // Within a renewal (every 25 ms here) the write's compare fails.
+      const reason = await waitFor(() => before.status().ownershipLost, { what: 'the node to stop' });
+      expect(reason).toMatch(/the reservation write to .* was refused: the claim .* is gone/);
+      expect(() => before.nextId()).toThrow(HailstoneError);
+      await waitFor(() => server.node !== before && server.node.status().healthy, { what: 'a new claim and node' });
+      const after = server.node.nextId();
+      expect(after).toBeGreaterThan(first);
+      expect(server.fleetStats()).toMatchObject({ claims: 2, fences: 1 });
+      expect(errors.join('\n')).toMatch(/fenced: node id \d+ stopped issuing/);
+    } finally {
+      await server.close();
+      client.close();
+    }
+  });
+
+  it('reservations are written only under the claim and never lowered: another writer of the key fences the node', async () => {
+    const client = connectEtcd({ endpoints: [etcd.endpoint] });
+    const server = await serve({ etcd: { endpoints: [etcd.endpoint] }, cluster: 'rw', port: 0, maxLeadMs: 100, reservationMs: 50, logger: silent });
+    try {
+      const node = server.node;
+      node.nextId();
+      const key = reservationKey('rw', node.status().nodeId, { index: 0, count: 1 });
+      const stored = Number(await client.get(key).string());
+      expect(stored).toBeGreaterThanOrEqual(node.status().reservedUntil - 1);
+      // Someone else writes the reservation (an operator, a restored backup): the holder's
+      // next write compares its own mod revision and fails — it never overwrites blindly.
+      await client.put(key).value(formatReservation(1));
+      await waitFor(() => node.status().ownershipLost, { what: 'the node to stop' });
+    } finally {
+      await server.close();
+      client.close();
+    }
+  });
+
+  it('clients find the servers in etcd and follow them as they come and go', async () => {
+    const a = await serve({ etcd: { endpoints: [etcd.endpoint] }, cluster: 'disc', port: 0, maxLeadMs: 100, logger: silent });
+    const client = createClient({ etcd: { endpoints: [etcd.endpoint] }, cluster: 'disc' });
+    try {
+      const first = await client.nextIds(10);
+      expect(first).toHaveLength(10);
+      const b = await serve({ etcd: { endpoints: [etcd.endpoint] }, cluster: 'disc', port: 0, maxLeadMs: 100, logger: silent });
+      await a.close(); // revokes its lease: its claim disappears, and the watch tells the client
+      const ids = await client.nextIds(500);
+      expect(new Set([...first, ...ids]).size).toBe(510);
+      expect(ids.every((id) => Number((id >> 12n) & 1023n) === b.node.status().nodeId)).toBe(true);
+      await b.close();
+    } finally {
+      await client.close();
+    }
+  });
+});
