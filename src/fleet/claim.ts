@@ -15,7 +15,7 @@ import { performance } from 'node:perf_hooks';
 import type { Etcd3, Lease } from 'etcd3';
 import { HailstoneError } from '../errors.js';
 import type { NodeLogger } from '../node/node.js';
-import { type ClaimInfo, claimKey, claimsPrefix } from './etcd.js';
+import { type ClaimInfo, ETCD_REQUEST_TIMEOUT_MS, claimKey, claimsPrefix } from './etcd.js';
 
 export const DEFAULT_LEASE_TTL_S = 10;
 
@@ -36,6 +36,8 @@ export interface ClaimOptions {
   logger: NodeLogger;
   /** Observes every etcd request's duration, seconds (for the latency histogram). */
   observe?: (seconds: number) => void;
+  /** Gives up (with CLOSED) once this says the caller no longer wants the claim. */
+  cancelled?: () => boolean;
 }
 
 /** How long before the lease could expire the holder gives up the claim by itself. */
@@ -114,7 +116,7 @@ export class Claim {
     this.released = true;
     this.stopTimers();
     if (this.lostReason === undefined) this.lostReason = 'released';
-    await this.lease.revoke().catch(() => undefined);
+    await this.lease.revoke({ deadline: Date.now() + ETCD_REQUEST_TIMEOUT_MS }).catch(() => undefined);
   }
 
   private stopTimers(): void {
@@ -169,6 +171,14 @@ function isUnavailable(error: unknown): boolean {
   return /GRPC|Unavailable|Deadline|Connect|Timeout|Cancel/i.test(name) || /UNAVAILABLE|DEADLINE|ECONNREFUSED|No connection|timed out/i.test((error as Error)?.message ?? '');
 }
 
+function holderInstance(value: string | null): string | undefined {
+  try {
+    return (JSON.parse(value ?? '') as ClaimInfo).instance;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Describes a claim's holder from the key's value. */
 export function describeHolder(value: string | null): string {
   try {
@@ -193,6 +203,7 @@ export async function claimNodeId(options: ClaimOptions): Promise<Claim> {
   let backoff = 100;
   let toldWaiting = false;
   for (;;) {
+    if (options.cancelled?.()) throw new HailstoneError('CLOSED', 'stopped claiming a node id: the server is closing');
     try {
       return await claimOnce(options, ttlS, claimWaitMs, started, observe);
     } catch (error) {
@@ -230,7 +241,7 @@ async function claimOnce(options: ClaimOptions, ttlS: number, claimWaitMs: numbe
   };
   const lease = etcd.lease(ttlS, { autoKeepAlive: false });
   lease.on('lost', () => undefined); // reported through Claim, never as an unhandled event
-  const grantSentAt = performance.now();
+  let grantSentAt = performance.now();
   let leaseId: string;
   try {
     leaseId = await timed(lease.grant());
@@ -238,8 +249,19 @@ async function claimOnce(options: ClaimOptions, ttlS: number, claimWaitMs: numbe
     lease.release();
     throw error;
   }
+  // While waiting for a held node id, keep the lease alive: a claim must start with a
+  // fresh lease, or it would be fenced the moment it is made.
+  const refresh = async () => {
+    if (performance.now() - grantSentAt < (ttlS * 1000) / 3) return;
+    const sentAt = performance.now();
+    const res = await timed(lease.keepaliveOnce());
+    if (Number(res.TTL) <= 0) throw new Error('the lease expired while waiting');
+    grantSentAt = sentAt;
+  };
   try {
     for (;;) {
+      if (options.cancelled?.()) throw new HailstoneError('CLOSED', 'stopped claiming a node id: the server is closing');
+      await refresh();
       let candidates: number[];
       if (options.nodeId !== undefined) candidates = [options.nodeId];
       else {
@@ -270,8 +292,13 @@ async function claimOnce(options: ClaimOptions, ttlS: number, claimWaitMs: numbe
           logger.info({ nodeId, cluster, leaseTtlS: ttlS, instance: options.info.instance }, `claimed node id ${nodeId} in cluster ${cluster}`);
           return claim;
         }
+        const holder = result.responses[0]?.response_range?.kvs?.[0]?.value?.toString() ?? null;
+        if (holderInstance(holder) === options.info.instance) {
+          // Our own earlier claim, fenced but not yet expired: take it back out of the way.
+          await timed(etcd.if(key, 'Value', '==', holder!).then(etcd.delete().key(key)).commit());
+          continue;
+        }
         if (options.nodeId !== undefined) {
-          const holder = result.responses[0]?.response_range?.kvs?.[0]?.value?.toString() ?? null;
           if (Date.now() - started >= claimWaitMs) {
             throw new HailstoneError(
               'NODE_ID_TAKEN',
@@ -285,7 +312,7 @@ async function claimOnce(options: ClaimOptions, ttlS: number, claimWaitMs: numbe
       await sleep(options.nodeId !== undefined ? 250 : 10 + Math.random() * 40);
     }
   } catch (error) {
-    await lease.revoke().catch(() => undefined);
+    await lease.revoke({ deadline: Date.now() + ETCD_REQUEST_TIMEOUT_MS }).catch(() => undefined);
     throw error;
   }
 }

@@ -162,6 +162,7 @@ export class FleetMember {
         info: this.info(),
         logger: this.logger,
         observe: (s) => this.latency.observe(s),
+        cancelled: () => this.closed,
       });
       this.claims++;
       let node: HailstoneNode | undefined;

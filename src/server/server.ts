@@ -36,6 +36,8 @@ export const DEFAULT_REPLAY_WINDOW_MS = 30_000;
 const LONG_RETRY_MS = 60_000;
 /** Retry-after while the node is opening and has not said how long it will wait. */
 const STARTING_RETRY_MS = 100;
+/** Retry-after while a fleet server claims a node id again (its old node is closed meanwhile). */
+const RECLAIM_RETRY_MS = 500;
 
 export interface ServeOptions extends Partial<NodeOptions>, Partial<FleetOptions> {
   /** A node opened by the caller; otherwise one is opened from nodeId and stateDir (and closed with the server). */
@@ -235,7 +237,7 @@ class IdServer implements Server {
     if (n < 0) {
       c.replies.unavailable++;
       this.noteRefusal(node, n);
-      return this.reply(buf, offset, STATUS_UNAVAILABLE, 0, node.retryAfterMs(n) ?? LONG_RETRY_MS, auth);
+      return this.reply(buf, offset, STATUS_UNAVAILABLE, 0, node.retryAfterMs(n) ?? (this.fleet !== undefined ? RECLAIM_RETRY_MS : LONG_RETRY_MS), auth);
     }
     c.replies.ok++;
     c.idsServed += n;

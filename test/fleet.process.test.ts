@@ -1,0 +1,266 @@
+// Fleet mode with real processes, a real etcd and real UDP: every id of every reply is
+// collected and checked for duplicates while holders are killed, paused past their lease,
+// run with skewed clocks, cut off from etcd, and while etcd itself is killed.
+
+import { type Server as NetServer, Socket, createServer } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decode } from '../src/index.js';
+import { exited, waitFor } from './support/child.js';
+import { TestEtcd, etcdInstalled } from './support/etcd.js';
+import { Load, type ServeProcess, duplicatesIn, spawnServe, startServe } from './support/serve-process.js';
+
+const TTL = '3';
+
+function nodeOf(s: { stdout: () => string }): number {
+  const m = / node=(\d+) /.exec(s.stdout());
+  if (m === null) throw new Error(`no ready line: ${s.stdout()}`);
+  return Number(m[1]);
+}
+
+function fleetArgs(endpoint: string, cluster: string, extra: string[] = []): string[] {
+  return ['--etcd', endpoint, '--cluster', cluster, '--port', '0', '--max-lead-ms', '300', '--lease-ttl-s', TTL, ...extra];
+}
+
+/** Log lines (pino JSON on stderr) whose message matches. */
+function logTimes(stderr: string, message: RegExp): number[] {
+  return stderr
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as { time: number; msg: string })
+    .filter((l) => message.test(l.msg))
+    .map((l) => l.time);
+}
+
+function maxOf(ids: bigint[]): bigint {
+  return ids.reduce((a, b) => (b > a ? b : a), 0n);
+}
+
+function minOf(ids: bigint[]): bigint {
+  return ids.reduce((a, b) => (b < a ? b : a), ids[0]!);
+}
+
+async function stopServe(s: Omit<ServeProcess, 'port'>): Promise<void> {
+  if (s.child.exitCode === null && s.child.signalCode === null) s.child.kill('SIGTERM');
+  await s.done;
+}
+
+/** A TCP proxy in front of etcd that can be made to swallow everything (a partition). */
+class BlackholeProxy {
+  blackholed = false;
+  private readonly sockets = new Set<Socket>();
+  private constructor(
+    private readonly server: NetServer,
+    readonly port: number,
+  ) {}
+
+  static async start(targetPort: number): Promise<BlackholeProxy> {
+    let proxy: BlackholeProxy | undefined;
+    const server = createServer((client) => {
+      const upstream = new Socket();
+      upstream.connect(targetPort, '127.0.0.1');
+      for (const s of [client, upstream]) {
+        proxy!.sockets.add(s);
+        s.on('error', () => undefined);
+        s.on('close', () => proxy!.sockets.delete(s));
+      }
+      client.on('data', (d: Buffer) => {
+        if (!proxy!.blackholed) upstream.write(d);
+      });
+      upstream.on('data', (d: Buffer) => {
+        if (!proxy!.blackholed) client.write(d);
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+    proxy = new BlackholeProxy(server, (server.address() as { port: number }).port);
+    return proxy;
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+describe.skipIf(!etcdInstalled)('fleet mode: real servers, real etcd, every id checked', () => {
+  let etcd: TestEtcd;
+  beforeAll(async () => {
+    etcd = await TestEtcd.start();
+  });
+  afterAll(async () => {
+    await etcd?.stop();
+  });
+
+  it('a. three servers without --node-id claim three distinct ids; a fourth asking for a live one gets NODE_ID_TAKEN', async () => {
+    const servers = [];
+    for (let i = 0; i < 3; i++) servers.push(await startServe(fleetArgs(etcd.endpoint, 'a')));
+    const nodes = servers.map(nodeOf);
+    expect(new Set(nodes).size).toBe(3);
+    const load = new Load(servers.map((s) => `127.0.0.1:${s.port}`));
+    await load.more(3000);
+    const fourth = spawnServe(fleetArgs(etcd.endpoint, 'a', ['--node-id', String(nodes[0])]));
+    expect(await fourth.done).toBe(1);
+    expect(fourth.stderr()).toMatch(new RegExp(`hailstone: NODE_ID_TAKEN: node id ${nodes[0]} of cluster a is held by instance [0-9a-f]+ on .* \\(udp 127\\.0\\.0\\.1:${servers[0]!.port}`));
+    const ids = await load.stop();
+    expect(duplicatesIn(ids)).toEqual([]);
+    expect(new Set(ids.map((id) => decode(id).nodeId))).toEqual(new Set(nodes));
+    for (const s of servers) await stopServe(s);
+  });
+
+  it('c. the holder of node id k is SIGKILLed under load; a new instance claims k once the lease expires and issues only above it', async () => {
+    const old = await startServe(fleetArgs(etcd.endpoint, 'c'));
+    const k = nodeOf(old);
+    const load = new Load([`127.0.0.1:${old.port}`]);
+    await load.more(2000);
+    old.child.kill('SIGKILL');
+    await old.done;
+    const before = await load.stop();
+    const started = Date.now();
+    const next = await startServe(fleetArgs(etcd.endpoint, 'c', ['--node-id', String(k), '--claim-wait-ms', '20000']));
+    expect(Date.now() - started).toBeGreaterThan(1000); // it waited for the dead holder's lease
+    const load2 = new Load([`127.0.0.1:${next.port}`]);
+    await load2.more(2000);
+    const after = await load2.stop();
+    expect(minOf(after)).toBeGreaterThan(maxOf(before));
+    expect(duplicatesIn([...before, ...after])).toEqual([]);
+    await stopServe(next);
+  });
+
+  it('d. the holder ran 8 s ahead (--clock-skew-ms 8000) and is killed; a new instance without skew and without local state refuses (CLOCK_FAR_BEHIND), or waits and issues above it', async () => {
+    const old = await startServe(fleetArgs(etcd.endpoint, 'd', ['--clock-skew-ms', '8000']));
+    const k = nodeOf(old);
+    const load = new Load([`127.0.0.1:${old.port}`]);
+    await load.more(1000);
+    old.child.kill('SIGKILL');
+    await old.done;
+    const before = await load.stop();
+    const refused = spawnServe(fleetArgs(etcd.endpoint, 'd', ['--node-id', String(k), '--claim-wait-ms', '20000']));
+    expect(await refused.done).toBe(1);
+    expect(refused.stderr()).toMatch(/hailstone: CLOCK_FAR_BEHIND: .*etcd key hailstone\/d\/reservations\//);
+    const waiting = await startServe(fleetArgs(etcd.endpoint, 'd', ['--node-id', String(k), '--claim-wait-ms', '20000', '--max-startup-wait-ms', '20000']));
+    const load2 = new Load([`127.0.0.1:${waiting.port}`]);
+    await load2.more(1000);
+    const after = await load2.stop();
+    expect(minOf(after)).toBeGreaterThan(maxOf(before));
+    expect(duplicatesIn([...before, ...after])).toEqual([]);
+    await stopServe(waiting);
+  });
+
+  it('e. the holder is SIGSTOPped past its lease, another instance claims its id and serves, the old one is continued: 0 duplicates, the old one fences itself', async () => {
+    const old = await startServe(fleetArgs(etcd.endpoint, 'e'));
+    const k = nodeOf(old);
+    const loadOld = new Load([`127.0.0.1:${old.port}`]);
+    await loadOld.more(1000);
+    process.kill(old.pid, 'SIGSTOP');
+    const usurper = await startServe(fleetArgs(etcd.endpoint, 'e', ['--node-id', String(k), '--claim-wait-ms', '20000']));
+    const loadNew = new Load([`127.0.0.1:${usurper.port}`]);
+    await loadNew.more(1000);
+    process.kill(old.pid, 'SIGCONT');
+    await waitFor(() => /fenced: node id/.test(old.stderr()), { what: 'the old holder to fence itself', child: old.child });
+    // It claims another id and serves again; keep both loads running a while.
+    await waitFor(() => /re-claimed: node id changed/.test(old.stderr()), { what: 'the old holder to claim another id', child: old.child });
+    await loadOld.more(500).catch((e) => {
+      console.log(old.stderr().split('\n').filter((l) => !l.includes('"level":30')).join('\n'));
+      throw e;
+    });
+    await loadNew.more(500);
+    const ids = [...(await loadOld.stop()), ...(await loadNew.stop())];
+    expect(duplicatesIn(ids)).toEqual([]);
+    await stopServe(old);
+    await stopServe(usurper);
+  });
+
+  it('h. a partition between a server and etcd: it fences itself before its lease could expire, and another instance takes its id', async () => {
+    const proxy = await BlackholeProxy.start(etcd.clientPort);
+    try {
+      const cut = await startServe(fleetArgs(`http://127.0.0.1:${proxy.port}`, 'h'));
+      const k = nodeOf(cut);
+      const loadCut = new Load([`127.0.0.1:${cut.port}`]);
+      await loadCut.more(1000);
+      proxy.blackholed = true;
+      const other = await startServe(fleetArgs(etcd.endpoint, 'h', ['--node-id', String(k), '--claim-wait-ms', '20000']));
+      const fencedAt = logTimes(cut.stderr(), /^fenced: node id/)[0];
+      const claimedAt = logTimes(other.stderr(), /^claimed node id/)[0];
+      expect(fencedAt, 'the cut-off server fenced itself').toBeDefined();
+      expect(fencedAt!).toBeLessThan(claimedAt!);
+      const loadOther = new Load([`127.0.0.1:${other.port}`]);
+      await loadOther.more(1000);
+      const ids = [...(await loadCut.stop()), ...(await loadOther.stop())];
+      expect(duplicatesIn(ids)).toEqual([]);
+      await stopServe(cut);
+      await stopServe(other);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('--workers 2 under one claim: one node id for both workers; when the claim goes, both stop and start again under a new claim', async () => {
+    const s = await startServe(fleetArgs(etcd.endpoint, 'w', ['--workers', '2']));
+    const k = nodeOf(s);
+    const load = new Load([`127.0.0.1:${s.port}`], { concurrency: 8 });
+    await load.more(2000);
+    // Take the claim away (as an operator deleting the key would): a worker's write fails,
+    // the primary fences and re-claims, the workers restart under the new claim.
+    const { connectEtcd, claimKey } = await import('../src/fleet/etcd.js');
+    const client = connectEtcd({ endpoints: [etcd.endpoint] });
+    await client.delete().key(claimKey('w', k));
+    client.close();
+    await waitFor(() => /re-claimed/.test(s.stderr()), { what: 'the server to claim again', child: s.child });
+    await load.more(2000);
+    const ids = await load.stop();
+    expect(duplicatesIn(ids)).toEqual([]);
+    expect(new Set(ids.map((id) => decode(id, { workers: 2 }).worker))).toEqual(new Set([0, 1]));
+    await stopServe(s);
+  });
+});
+
+describe.skipIf(!etcdInstalled)('fleet mode: etcd itself killed', () => {
+  it('f. etcd killed for longer than the reservation under load: UNAVAILABLE (never a crash), serving again within 5 s of its return', async () => {
+    const etcd = await TestEtcd.start();
+    try {
+      const s = await startServe(fleetArgs(etcd.endpoint, 'f', ['--lease-ttl-s', '10']));
+      const load = new Load([`127.0.0.1:${s.port}`]);
+      await load.more(1000);
+      await etcd.kill();
+      // Past the reservation (300 ms): the server refuses instead of issuing past what etcd acknowledged.
+      await waitFor(() => (load.refusals.get('UNAVAILABLE') ?? 0) > 0 || undefined, { what: 'UNAVAILABLE answers', child: s.child });
+      await new Promise((r) => setTimeout(r, 2000));
+      const back = Date.now();
+      await etcd.run();
+      await load.more(500, 5000 + (Date.now() - back));
+      const ids = await load.stop();
+      expect(duplicatesIn(ids)).toEqual([]);
+      expect(s.child.exitCode).toBeNull();
+      await stopServe(s);
+    } finally {
+      await etcd.stop();
+    }
+  });
+
+  it('g. whole-system restart: every server and etcd SIGKILLed, etcd restarted on its data, servers restarted: 0 duplicates, each node id resumes above itself', async () => {
+    const etcd = await TestEtcd.start();
+    try {
+      const first = [await startServe(fleetArgs(etcd.endpoint, 'g')), await startServe(fleetArgs(etcd.endpoint, 'g'))];
+      const nodes = first.map(nodeOf);
+      const load = new Load(first.map((s) => `127.0.0.1:${s.port}`));
+      await load.more(3000);
+      for (const s of first) s.child.kill('SIGKILL');
+      await etcd.kill();
+      for (const s of first) await exited(s.child);
+      const before = await load.stop();
+      await etcd.run();
+      const second = [];
+      for (const k of nodes) second.push(await startServe(fleetArgs(etcd.endpoint, 'g', ['--node-id', String(k), '--claim-wait-ms', '30000'])));
+      const load2 = new Load(second.map((s) => `127.0.0.1:${s.port}`));
+      await load2.more(3000);
+      const after = await load2.stop();
+      expect(duplicatesIn([...before, ...after])).toEqual([]);
+      for (const k of nodes) {
+        const mine = (ids: bigint[]) => ids.filter((id) => decode(id).nodeId === k);
+        expect(minOf(mine(after))).toBeGreaterThan(maxOf(mine(before)));
+      }
+      for (const s of second) await stopServe(s);
+    } finally {
+      await etcd.stop();
+    }
+  }, 60_000);
+});
