@@ -6,7 +6,7 @@
 
 import { spawnSync } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -116,6 +116,87 @@ describe('a running node proves it still holds its lock', () => {
     for (const s of [first, second]) s.child.kill('SIGTERM');
     expect(await first.done).toBe(0);
     expect(await second.done).toBe(0);
+  });
+});
+
+describe('a paused holder, and files put back or copied behind its back', () => {
+  // The lock file is moved away while its holder is paused, another server takes the node
+  // over, and the original lock is put back (over the newcomer's, or after it stopped): the
+  // name, inode and bytes are the holder's own again. The state file is not: the newcomer
+  // wrote it. The holder must notice that, and stop.
+  it.each([
+    ['over the running newcomer\'s lock', 'over', {}],
+    ['after the newcomer stopped', 'after', {}],
+    ['over the newcomer\'s lock, with the portable lock file alone', 'over', { HAILSTONE_LOCK_ADDON: join(root, 'no-such-addon.node') }],
+  ] as const)('the lock moved away under a SIGSTOPped holder and put back %s: 0 duplicates, the holder stops', async (_, when, env) => {
+    const dir = join(root, `putback-${Math.random().toString(36).slice(2)}`);
+    const common = ['--port', '0', '--state-dir', dir, '--max-lead-ms', '600', '--reservation-ms', '200'];
+    const lock = join(dir, 'node-0.w0-1.state.lock');
+    const a = await startServe(common, env);
+    const loadA = new Load([`127.0.0.1:${a.port}`]);
+    await loadA.more(500);
+    process.kill(a.pid, 'SIGSTOP');
+    renameSync(lock, `${lock}.saved`);
+    const b = await startServe(common, env);
+    const loadB = new Load([`127.0.0.1:${b.port}`]);
+    await loadB.more(2000);
+    let idsB: bigint[] = [];
+    if (when === 'after') {
+      idsB = await loadB.stop();
+      b.child.kill('SIGTERM');
+      expect(await b.done).toBe(0);
+    }
+    renameSync(`${lock}.saved`, lock);
+    process.kill(a.pid, 'SIGCONT');
+    await waitFor(() => /lost its state lock/.test(a.stderr()), { what: 'the paused holder to notice', child: a.child });
+    expect(a.stderr()).toMatch(/the state file .* was written by another process/);
+    if (when === 'over') {
+      await loadB.more(500).catch(() => undefined); // B may itself find its lock replaced and stop
+      idsB = await loadB.stop();
+    }
+    const idsA = await loadA.stop();
+    expect(duplicatesIn([...idsA, ...idsB])).toEqual([]);
+    a.child.kill('SIGTERM');
+    await a.done;
+    if (when === 'over') {
+      b.child.kill('SIGTERM');
+      await b.done;
+    }
+  });
+
+  it('the state dir replaced under a server with a long lead, and a newcomer with the default (shorter) lead: the holder stops within a few hundred ms, 0 duplicates', async () => {
+    const dir = join(root, 'long-lead');
+    // A state file first (a first start with a 20 s lead would wait 20 s).
+    const before = await startServe(['--port', '0', '--state-dir', dir, '--max-lead-ms', '100']);
+    before.child.kill('SIGTERM');
+    expect(await before.done).toBe(0);
+    const a = await startServe(['--port', '0', '--state-dir', dir, '--max-lead-ms', '20000', '--reservation-ms', '20000']);
+    const loadA = new Load([`127.0.0.1:${a.port}`]);
+    await loadA.more(500);
+    renameSync(dir, `${dir}.old`);
+    mkdirSync(dir);
+    const replacedAt = Date.now();
+    await waitFor(() => /lost its state lock/.test(a.stderr()), { what: 'the holder to notice', child: a.child });
+    // Well inside the newcomer's first-start wait (its lead: 2000 ms).
+    expect(Date.now() - replacedAt).toBeLessThan(1500);
+    const b = await startServe(['--port', '0', '--state-dir', dir]);
+    const loadB = new Load([`127.0.0.1:${b.port}`]);
+    await loadB.more(2000);
+    expect(duplicatesIn([...(await loadA.stop()), ...(await loadB.stop())])).toEqual([]);
+    for (const s of [a, b]) s.child.kill('SIGTERM');
+    await a.done;
+    await b.done;
+  });
+
+  it('a copy of a live state dir (cp -a), started with the same node id: refused while the original runs', async () => {
+    const dir = join(root, 'original');
+    const a = await startServe(['--port', '0', '--state-dir', dir, '--max-lead-ms', '300']);
+    cpSync(dir, `${dir}-copy`, { recursive: true, preserveTimestamps: true });
+    const copy = spawnServe(['--port', '0', '--state-dir', `${dir}-copy`, '--max-lead-ms', '300']);
+    expect(await copy.done).toBe(1);
+    expect(plainLines(copy.stderr())).toEqual([expect.stringMatching(/^hailstone: STATE_LOCKED: /)]);
+    a.child.kill('SIGTERM');
+    expect(await a.done).toBe(0);
   });
 });
 

@@ -81,6 +81,12 @@ export class FileStore implements ReservationStore {
   private readonly ctx: LockContext;
   private lock: StateLock | undefined;
   private dirIdentity: string | undefined;
+  /**
+   * What the state file may hold now: what this process last wrote (or found at startup),
+   * and during a write also the record being written. Anything else means another process
+   * wrote it — a lock file moved away and put back while this one was paused, say.
+   */
+  private expected: (Uint8Array | undefined)[] = [];
 
   constructor(private readonly options: FileStoreOptions) {
     this.ctx = options.lockContext;
@@ -120,6 +126,7 @@ export class FileStore implements ReservationStore {
         for (const name of await fs.list(dir)) {
           if (name.startsWith(prefix) && name.endsWith('.tmp')) await fs.remove(join(dir, name));
         }
+        this.expected = [await fs.readFile(this.stateFile)];
         const own = await this.readOwnState();
         const others = await this.otherConfigurationsFloor();
         const floor = Math.max(own?.reservedUntil ?? -Infinity, others);
@@ -137,8 +144,10 @@ export class FileStore implements ReservationStore {
   async save(reservedUntil: number, writtenAt: number): Promise<void> {
     const { layout, nodeId, worker } = this.options;
     await this.prove();
+    const record = encodeRecord(recordFor(layout, nodeId, worker, reservedUntil, writtenAt));
+    this.expected.push(record);
     try {
-      await writeDurably(this.ctx.fs, this.stateFile, encodeRecord(recordFor(layout, nodeId, worker, reservedUntil, writtenAt)), () => this.prove());
+      await writeDurably(this.ctx.fs, this.stateFile, record, () => this.prove());
     } catch (error) {
       // A write that failed because the ground moved (our temp file removed by a process that
       // took the lock over, the directory gone) is reported as what it is.
@@ -146,6 +155,7 @@ export class FileStore implements ReservationStore {
       throw error;
     }
     await this.prove();
+    this.expected = [record];
   }
 
   async close(): Promise<void> {
@@ -154,13 +164,25 @@ export class FileStore implements ReservationStore {
     await lock?.release();
   }
 
-  /** Throws OwnershipLostError unless the lock file is still ours and the directory the one we opened. */
+  /** Checks, between renewals too, that this process still owns the node id here. */
+  async verify(): Promise<void> {
+    await this.prove();
+  }
+
+  /**
+   * Throws OwnershipLostError unless the lock file is still ours, the directory the one we
+   * opened, and the state file holds what this process wrote.
+   */
   private async prove(): Promise<void> {
     if (this.lock === undefined) throw new OwnershipLostError(`${this.what} is not locked`);
     const dir = await this.ctx.fs.identity(this.options.dir);
     if (dir !== this.dirIdentity) throw new OwnershipLostError(`the state directory ${this.options.dir} was removed or replaced`);
     const lost = await this.lock.verify();
     if (lost !== undefined) throw new OwnershipLostError(lost);
+    const now = await this.ctx.fs.readFile(this.stateFile);
+    if (!this.expected.some((e) => (e === undefined ? now === undefined : now !== undefined && sameBytes(e, now)))) {
+      throw new OwnershipLostError(`the state file ${this.stateFile} ${now === undefined ? 'was removed' : 'was written by another process'}`);
+    }
   }
 
   /** Refuses while a process of this node id runs under another worker count; removes the locks of dead ones. */
@@ -231,6 +253,10 @@ export class FileStore implements ReservationStore {
     }
     return floor;
   }
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((v, i) => v === b[i]);
 }
 
 const ADVICE: Record<string, string> = {

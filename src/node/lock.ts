@@ -158,8 +158,12 @@ function judge(ctx: LockContext, bytes: Uint8Array, kernel: 'held' | 'free' | un
   // Locks are created atomically with their content, so an unreadable one is what a machine
   // crash left of a lock whose content never reached the disk: its owner died with the machine.
   if (record === undefined) return { owner: record, bytes, live: false };
-  // It held the kernel lock for as long as it lived, and nobody holds it now.
-  if (kernel === 'free' && record.flock) return { owner: record, bytes, live: false };
+  // It held the kernel lock for as long as it lived, and nobody holds it now: gone — unless
+  // its owner still runs here (this file is a copy, or was moved back, of a live lock).
+  if (kernel === 'free' && record.flock) {
+    const self = ctx.processes.self();
+    return { owner: record, bytes, live: record.host === self.host && record.boot === self.boot && ctx.processes.isAlive(record) };
+  }
   // A lock from another host cannot be checked from here: treat it as live (fail closed).
   const live = record.host !== ctx.processes.self().host || ctx.processes.isAlive(record);
   return { owner: record, bytes, live };

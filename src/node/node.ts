@@ -155,6 +155,8 @@ export interface HailstoneNode {
 export const DEFAULT_RESERVATION_MS = 1000;
 
 const RETRY_MIN_MS = 20;
+/** How often a node proves it still owns its node id between renewals. */
+const VERIFY_EVERY_MS = 250;
 /** Retry-after for a node that lost its node id: waiting does not help, another server should be asked. */
 const OWNERSHIP_LOST_RETRY_MS = 60_000;
 
@@ -194,6 +196,7 @@ class Node implements HailstoneNode {
   private retryAt = 0;
   private lastStorageError: NodeStatus['lastStorageError'];
   private ownershipLost: string | undefined;
+  private lastVerified = Date.now();
 
   constructor(init: {
     gen: Generator;
@@ -218,10 +221,12 @@ class Node implements HailstoneNode {
     this.reservationMs = init.reservationMs;
     this.reservedUntil = init.reservedUntil;
     this.firstStart = init.firstStart;
-    // Check often enough that a renewal starts with half a window still reserved.
-    const period = Math.max(5, Math.floor(this.reservationMs / 4));
+    // Check often enough that a renewal starts with half a window still reserved, and that
+    // a lost lock is noticed within VERIFY_EVERY_MS even when renewals are seconds apart.
+    const period = Math.max(5, Math.min(VERIFY_EVERY_MS, Math.floor(this.reservationMs / 4)));
     this.timer = setInterval(() => {
       this.maybeRenew();
+      this.maybeVerify();
       this.watchClock();
     }, period);
     this.timer.unref();
@@ -375,6 +380,22 @@ class Node implements HailstoneNode {
       { nodeId: this.nodeId, worker: this.worker.index, clockRegressions, leadMs: Math.max(0, (this.gen.lastTimestamp() ?? now) - now), maxLeadMs: this.maxLeadMs },
       'the clock stepped back: issuing on logical time ahead of it, within maxLeadMs',
     );
+  }
+
+  /** Between renewals: proves ownership every VERIFY_EVERY_MS (the store's cheap check). */
+  private maybeVerify(): void {
+    if (this.store.verify === undefined || this.closed || this.ownershipLost !== undefined || this.writing !== undefined) return;
+    if (Date.now() - this.lastVerified < VERIFY_EVERY_MS) return;
+    this.lastVerified = Date.now();
+    this.writing = this.store
+      .verify()
+      .catch((error: unknown) => {
+        // Other errors (a disk hiccup) are left to the next renewal, which reports them.
+        if (error instanceof OwnershipLostError) this.stopIssuing(error.message);
+      })
+      .finally(() => {
+        this.writing = undefined;
+      });
   }
 
   /** Starts a durable write of a later reservation when the current one is half used. */

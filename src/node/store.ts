@@ -41,6 +41,11 @@ export interface ReservationStore {
    * disproved, or with another error when storing failed (the old reservation then holds).
    */
   save(reservedUntil: number, writtenAt: number): Promise<void>;
+  /**
+   * Checks between renewals that ownership still holds (cheap: run every few hundred ms);
+   * rejects with OwnershipLostError when it does not. Optional.
+   */
+  verify?(): Promise<void>;
   /** Lets go of ownership. The stored reservation stays. */
   close(): Promise<void>;
 }
