@@ -66,17 +66,65 @@ function startProcess(command: string, args: string[], portPattern: RegExp, clea
 
 type HailstoneTransport = 'dgram' | 'native';
 
-function startHailstone(workers: number, transport: HailstoneTransport): Promise<Started> {
+function startHailstone(workers: number, transport: HailstoneTransport, etcdEndpoint?: string): Promise<Started> {
   const dir = mkdtempSync(join(tmpdir(), 'hailstone-bench-'));
+  // Fleet mode: node id and reservations from etcd, no state dir.
+  const where = etcdEndpoint === undefined ? ['--state-dir', dir] : ['--etcd', etcdEndpoint, '--cluster', `bench-${Date.now()}`];
   return startProcess(
     process.execPath,
     // A 200 ms lead: ids/s then measures the sustained rate (borrowing ahead of the clock adds
     // at most 200 ms worth to a 5 s run), and a new state directory's first start waits 200 ms.
-    ['dist/cli/main.js', 'serve', '--port', '0', '--state-dir', dir, '--workers', String(workers), '--max-lead-ms', '200', '--reservation-ms', '200', '--transport', transport],
+    ['dist/cli/main.js', 'serve', '--port', '0', ...where, '--workers', String(workers), '--max-lead-ms', '200', '--reservation-ms', '200', '--transport', transport],
     /listening on udp:\/\/[^ ]+:(\d+)/,
     () => rmSync(dir, { recursive: true, force: true }),
   );
 }
+
+/** A throwaway etcd on free loopback ports (fleet rows); undefined (and says why) where there is none. */
+async function startEtcd(): Promise<{ endpoint: string; txns: () => Promise<number>; stop: () => Promise<void> } | undefined> {
+  const free = async () => {
+    const { createServer } = await import('node:net');
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+    const port = (server.address() as { port: number }).port;
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    return port;
+  };
+  const [client, peer] = [await free(), await free()];
+  const dir = mkdtempSync(join(tmpdir(), 'hailstone-bench-etcd-'));
+  const endpoint = `http://127.0.0.1:${client}`;
+  const child = spawn('etcd', ['--data-dir', dir, '--listen-client-urls', endpoint, '--advertise-client-urls', endpoint,
+    '--listen-peer-urls', `http://127.0.0.1:${peer}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${peer}`,
+    '--initial-cluster', `default=http://127.0.0.1:${peer}`, '--log-level', 'error'], { stdio: 'ignore' });
+  const failed = await new Promise<string | undefined>((resolve) => {
+    child.once('error', (error) => resolve(error.message));
+    const poll = async (left: number): Promise<void> => {
+      try {
+        if ((await fetch(`${endpoint}/health`)).ok) return resolve(undefined);
+      } catch {
+        // not yet
+      }
+      if (left <= 0) return resolve('etcd did not answer within 10 s');
+      setTimeout(() => void poll(left - 1), 100);
+    };
+    void poll(100);
+  });
+  const stop = () =>
+    new Promise<void>((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) return resolve();
+      child.once('exit', () => resolve());
+      child.kill('SIGKILL');
+    }).then(() => rmSync(dir, { recursive: true, force: true }));
+  if (failed !== undefined) {
+    await stop();
+    console.log(`(no fleet rows: ${failed})`);
+    return undefined;
+  }
+  const txns = async () => Number(/^etcd_mvcc_txn_total (\d+)/m.exec(await (await fetch(`${endpoint}/metrics`)).text())?.[1] ?? NaN);
+  return { endpoint, txns, stop };
+}
+
+let etcd: Awaited<ReturnType<typeof startEtcd>>;
 
 function startEcho(workers: number): Promise<Started> {
   return startProcess(process.execPath, ['bench/echo-server.mjs', '--workers', String(workers)], /echo listening on (\d+)/);
@@ -205,6 +253,10 @@ type ServerKind = 'hailstone' | 'echo' | 'mmsg-echo';
 
 interface Row {
   server: ServerKind;
+  /** hailstone in fleet mode (node id and reservations in etcd). */
+  fleet?: boolean;
+  /** Fleet rows: etcd transactions per second during the measured window (reservation writes). */
+  etcdTxnsPerSec?: number;
   /** hailstone's transport; the dgram echo uses dgram, the C echo recvmmsg/sendmmsg ('native'). */
   transport: HailstoneTransport;
   mode: string;
@@ -229,16 +281,19 @@ async function scenario(
   mode: string,
   maxReplies?: number,
   rate?: number,
+  fleet = false,
 ): Promise<Row> {
   const started =
     server === 'hailstone'
-      ? await startHailstone(workers, transport)
+      ? await startHailstone(workers, transport, fleet ? etcd!.endpoint : undefined)
       : server === 'echo'
         ? await startEcho(workers)
         : await startProcess(mmsgEcho!, [], /echo listening on (\d+)/);
   const pid = started.child.pid!;
   let cpuStart = 0;
   let rssStart = 0;
+  let txnsStart: Promise<number> | undefined;
+  let windowStart = 0;
   try {
     const result = await load(started.port, count, {
       sockets: 4,
@@ -249,11 +304,15 @@ async function scenario(
       onWindowStart: () => {
         cpuStart = cpuSeconds(pid);
         rssStart = rssMiB(pid);
+        windowStart = Date.now();
+        if (fleet) txnsStart = etcd!.txns();
       },
     });
     const cpu = cpuSeconds(pid) - cpuStart;
+    const etcdTxnsPerSec = fleet ? ((await etcd!.txns()) - (await txnsStart!)) / ((Date.now() - windowStart) / 1000) : undefined;
     return {
       server,
+      ...(fleet ? { fleet, etcdTxnsPerSec } : {}),
       transport,
       mode,
       workers,
@@ -274,7 +333,7 @@ async function scenario(
 }
 
 function nameOf(row: Row): string {
-  return row.server === 'echo' ? 'dgram echo' : row.server === 'mmsg-echo' ? 'C mmsg echo' : `hailstone ${row.transport}`;
+  return row.server === 'echo' ? 'dgram echo' : row.server === 'mmsg-echo' ? 'C mmsg echo' : `hailstone ${row.transport}${row.fleet ? ' (fleet)' : ''}`;
 }
 
 function fmt(n: number, digits = 1): string {
@@ -313,6 +372,23 @@ async function main(): Promise<void> {
       console.log(`  ${nameOf(row)} ${mode}, ${workers} worker(s): ${fmt(row.requestsPerSec, 0)} req/s, ${fmt(row.serverCpuUsPerRequest, 2)} µs CPU/req`);
     }
   }
+  // Fleet mode next to local mode, same run: renewals are etcd transactions off the hot path.
+  etcd = await startEtcd();
+  if (etcd !== undefined) {
+    try {
+      const transport: HailstoneTransport = native.available ? 'native' : 'dgram';
+      const mode = 'single id (32 B), max';
+      const local = await scenario('hailstone', transport, 1, 1, `${mode}, local vs fleet`);
+      const fleetRow = await scenario('hailstone', transport, 1, 1, `${mode}, local vs fleet`, undefined, undefined, true);
+      rows.push(local, fleetRow);
+      console.log(
+        `  fleet vs local (${transport}): ${fmt(fleetRow.requestsPerSec, 0)} vs ${fmt(local.requestsPerSec, 0)} req/s (${fmt((100 * fleetRow.requestsPerSec) / local.requestsPerSec - 100, 1)}%), ` +
+          `${fmt(fleetRow.etcdTxnsPerSec ?? NaN, 1)} etcd txns/s`,
+      );
+    } finally {
+      await etcd.stop();
+    }
+  }
   if (soakRequests > 0) {
     for (const transport of native.available ? (['dgram', 'native'] as const) : (['dgram'] as const)) {
       console.log(`\nsoak: hailstone ${transport}, single id until ${soakRequests} replies…`);
@@ -338,6 +414,7 @@ async function main(): Promise<void> {
       'vs dgram': r.server === 'hailstone' && r.transport === 'native' ? fmt(r.serverCpuUsPerRequest / cpuOf('hailstone', 'dgram', r.workers, r.mode), 2) : '',
       'vs C echo': r.server === 'hailstone' && r.transport === 'native' ? fmt(r.serverCpuUsPerRequest / cpuOf('mmsg-echo', 'native', r.workers, r.mode), 2) : '',
       'RSS MiB': `${fmt(r.rssStartMiB)} → ${fmt(r.rssEndMiB)}`,
+      'etcd txn/s': r.etcdTxnsPerSec === undefined ? '' : fmt(r.etcdTxnsPerSec, 1),
     })),
   );
   writeFileSync(output, `${JSON.stringify({ machine: m, quick, durationMs, results: rows }, null, 2)}\n`);
