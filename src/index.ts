@@ -24,5 +24,6 @@ export { createTransport, resolveTransport } from './server/select-transport.js'
 export type { TransportChoice } from './server/select-transport.js';
 export { createClient } from './client/client.js';
 export type { Client, ClientOptions, ClientStats, NodeIdConflict } from './client/client.js';
+export type { PoolOptions, PoolStats } from './client/pool.js';
 export { parseKey } from './protocol/auth.js';
 export { MAX_IDS_PER_REQUEST } from './protocol/wire.js';

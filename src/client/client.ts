@@ -22,6 +22,7 @@ import { Authenticator } from '../protocol/auth.js';
 import type { EtcdOptions } from '../fleet/etcd.js';
 import { type NodeIdConflict, NodeIdConflictDetector, describeConflict } from './conflicts.js';
 import { FleetDiscovery } from './discovery.js';
+import { IdPool, type PoolOptions, type PoolStats } from './pool.js';
 import {
   HEADER_SIZE,
   MAX_IDS_PER_REQUEST,
@@ -61,6 +62,11 @@ export interface ClientOptions {
   lookup?: (hostname: string) => Promise<string[]>;
   /** Requests one batch may send that bring no ids (timeouts and UNAVAILABLE answers together). Default 32. */
   maxAttempts?: number;
+  /**
+   * Opt-in: nextId() takes ids fetched ahead in batches (see IdPool): no round trip per id.
+   * Ids older than maxAgeMs are dropped, and close() discards the rest — gaps, never reuse.
+   */
+  pool?: PoolOptions;
 }
 
 export interface ClientStats {
@@ -71,10 +77,15 @@ export interface ClientStats {
   rejectedReplies: number;
   /** Pairs of servers seen issuing under one node id at the same time (see onNodeIdConflict). */
   nodeIdConflicts: number;
+  /** With a pool: ids held, refills, ids dropped for age or discarded. */
+  pool?: PoolStats;
 }
 
 export interface Client {
+  /** One id: from the pool when there is one, else one round trip. */
   nextId(): Promise<bigint>;
+  /** With a pool: an id at once, or undefined when the pool is empty (a refill is then under way). */
+  takeId(): bigint | undefined;
   nextIds(count: number): Promise<bigint[]>;
   stats(): ClientStats;
   close(): Promise<void>;
@@ -133,6 +144,7 @@ function sleep(ms: number): Promise<void> {
 class IdClient implements Client {
   private endpoints: Endpoint[];
   private readonly discovery: FleetDiscovery | undefined;
+  private readonly pool: IdPool | undefined;
   private readonly auth: Authenticator | undefined;
   private readonly timeoutMs: number;
   private readonly retries: number;
@@ -165,6 +177,7 @@ class IdClient implements Client {
       if (options[name] !== undefined && typeof options[name] !== 'function') throw new InvalidArgumentError(name, 'must be a function');
     }
     this.lookup = options.lookup ?? defaultLookup;
+    this.pool = options.pool === undefined ? undefined : new IdPool((n) => this.nextIds(n), options.pool);
     const layout = this.layout;
     this.conflicts = new NodeIdConflictDetector(
       (tick) => layout.epoch + tick * layout.tickMs,
@@ -173,11 +186,16 @@ class IdClient implements Client {
   }
 
   stats(): ClientStats {
-    return { ...this.counters, nodeIdConflicts: this.conflicts.count };
+    return { ...this.counters, nodeIdConflicts: this.conflicts.count, ...(this.pool === undefined ? {} : { pool: this.pool.stats() }) };
   }
 
   async nextId(): Promise<bigint> {
+    if (this.pool !== undefined) return this.pool.next();
     return (await this.nextIds(1))[0]!;
+  }
+
+  takeId(): bigint | undefined {
+    return this.pool?.take();
   }
 
   async nextIds(count: number): Promise<bigint[]> {
@@ -216,6 +234,7 @@ class IdClient implements Client {
 
   async close(): Promise<void> {
     if (this.closed) return;
+    this.pool?.close();
     this.closed = true;
     await this.discovery?.close();
     for (const p of this.pending.values()) p.settle({ kind: 'timeout' });
