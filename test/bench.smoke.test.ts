@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { nativeAvailability } from '../src/server/native-addon.js';
+import { etcdInstalled } from './support/etcd.js';
 
 const run = promisify(execFile);
 const dir = mkdtempSync(join(tmpdir(), 'hailstone-bench-'));
@@ -50,9 +51,17 @@ describe('benchmarks (smoke run)', () => {
       ...native.map((t) => `hailstone-${t}/${workers}`),
       ...(workers === 1 ? ['mmsg-echo-native/1'] : []),
     ];
-    expect(servers).toEqual([...each(1), ...each(1), ...each(1), ...each(1), ...each(2)]);
+    // Fleet mode next to local mode (one process each), where etcd is installed.
+    const fleetPair = etcdInstalled ? [`hailstone-${native[0] ?? 'dgram'}/1`, `hailstone-${native[0] ?? 'dgram'}/1`] : [];
+    expect(servers).toEqual([...each(1), ...each(1), ...each(1), ...each(1), ...each(2), ...fleetPair]);
+    if (etcdInstalled) expect(data.results.at(-1)).toMatchObject({ fleet: true, etcdTxnsPerSec: expect.any(Number) });
     for (const r of data.results) {
       expect(r.requestsPerSec).toBeGreaterThan(0);
+      // The C load generator checks every id it received for duplicates.
+      if (r.loadGenerator === 'C' && r.server === 'hailstone') {
+        expect(r.idsChecked).toBeGreaterThan(0);
+        expect(r.duplicates).toBe(0);
+      }
       // The kernel counts CPU in 10 ms ticks: a short smoke run of the C echo can use less.
       expect(r.serverCpuUsPerRequest).toBeGreaterThanOrEqual(r.server === 'mmsg-echo' ? 0 : Number.MIN_VALUE);
     }
