@@ -8,10 +8,15 @@
 //   HAILSTONE_BENCH_QUICK=1 npm run bench:udp        a short smoke run
 //   HAILSTONE_BENCH_SOAK_REQUESTS=10000000 npm run bench:udp   adds a memory soak run
 //
-// The load generator (worker threads of this process) keeps a window of requests
-// outstanding on several sockets; every reply sends the next request. The server's CPU time per request comes
-// from the kernel's accounting of the server processes (/proc/PID/stat), so it does not
-// depend on the load generator sharing the machine.
+// The closed-loop ("max") rows are loaded by a C load generator (bench/mmsg-load.c,
+// compiled here: 4 sockets × 64 requests outstanding, sendmmsg/recvmmsg), which validates
+// every reply and counts duplicates among all ids received — a Node load thread saturates
+// before the native server does. Where there is no C compiler (or with
+// HAILSTONE_BENCH_LOAD=node) the Node load worker (worker threads of this process) is used,
+// and each row says which load generator produced it. Fixed-rate rows always use the Node
+// worker (it schedules an open loop). The server's CPU time per request comes from the
+// kernel's accounting of the server processes (/proc/PID/stat), so it does not depend on
+// the load generator sharing the machine.
 
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -145,6 +150,54 @@ function buildMmsgEcho(): string | undefined {
 
 let mmsgEcho: string | undefined;
 
+/** Compiles bench/mmsg-load.c; undefined (and says why) where there is no C compiler or Node load is asked for. */
+function buildMmsgLoad(): string | undefined {
+  if (process.env.HAILSTONE_BENCH_LOAD === 'node') return undefined;
+  const dir = mkdtempSync(join(tmpdir(), 'hailstone-mmsg-load-'));
+  const binary = join(dir, 'mmsg-load');
+  try {
+    execFileSync('cc', ['-O2', '-o', binary, join(ROOT, 'bench/mmsg-load.c')], { stdio: 'pipe' });
+    return binary;
+  } catch (error) {
+    console.log(`(no C load generator, using the Node one: ${(error as Error).message.split('\n')[0]})`);
+    return undefined;
+  }
+}
+
+let mmsgLoad: string | undefined;
+
+interface CLoadResult {
+  requests: number;
+  replies: number;
+  unavailable: number;
+  invalid: number;
+  lost: number;
+  ids: number;
+  idsChecked: number;
+  duplicates: number;
+  seconds: number;
+  p50us: number;
+  p99us: number;
+  p999us: number;
+}
+
+/** Closed-loop load from the C generator; onWindowStart fires when its warmup ends. */
+function cLoad(port: number, count: number, echo: boolean, ms: number, onWindowStart?: () => void): Promise<CLoadResult> {
+  const child = spawn(mmsgLoad!, [String(port), String(count), '4', '64', String(warmupMs), String(ms), ...(echo ? ['echo'] : [])], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const timer = setTimeout(() => onWindowStart?.(), warmupMs);
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  return new Promise((resolve, reject) => {
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      if (code !== 0) return reject(new Error(`mmsg-load exited (${code}): ${err}`));
+      resolve(JSON.parse(out) as CLoadResult);
+    });
+  });
+}
+
 /** The process and its children (cluster workers). */
 function processTree(pid: number): number[] {
   try {
@@ -253,6 +306,12 @@ type ServerKind = 'hailstone' | 'echo' | 'mmsg-echo';
 
 interface Row {
   server: ServerKind;
+  /** Which load generator produced the row. */
+  loadGenerator: 'C' | 'node';
+  /** Closed loop with the C generator: duplicates among every id received, and how many ids it checked. */
+  duplicates?: number;
+  idsChecked?: number;
+  invalidReplies?: number;
   /** hailstone in fleet mode (node id and reservations in etcd). */
   fleet?: boolean;
   /** Fleet rows: etcd transactions per second during the measured window (reservation writes). */
@@ -295,6 +354,37 @@ async function scenario(
   let txnsStart: Promise<number> | undefined;
   let windowStart = 0;
   try {
+    if (mmsgLoad !== undefined && rate === undefined && maxReplies === undefined) {
+      const onWindowStart = () => {
+        cpuStart = cpuSeconds(pid);
+        rssStart = rssMiB(pid);
+        windowStart = Date.now();
+        if (fleet) txnsStart = etcd!.txns();
+      };
+      const c = await cLoad(started.port, count, server !== 'hailstone', durationMs, onWindowStart);
+      const cpu = cpuSeconds(pid) - cpuStart;
+      const etcdTxnsPerSec = fleet ? ((await etcd!.txns()) - (await txnsStart!)) / ((Date.now() - windowStart) / 1000) : undefined;
+      return {
+        server,
+        loadGenerator: 'C',
+        ...(fleet ? { fleet, etcdTxnsPerSec } : {}),
+        ...(server === 'hailstone' ? { duplicates: c.duplicates, idsChecked: c.idsChecked } : {}),
+        invalidReplies: c.invalid,
+        transport,
+        mode,
+        workers,
+        requestsPerSec: c.replies / c.seconds,
+        idsPerSec: server === 'hailstone' ? c.ids / c.seconds : 0,
+        lossPercent: c.requests === 0 ? 0 : (100 * c.lost) / c.requests,
+        p50us: c.p50us,
+        p99us: c.p99us,
+        p999us: c.p999us,
+        serverCpuUsPerRequest: c.replies === 0 ? NaN : (cpu * 1e6) / c.replies,
+        rssStartMiB: rssStart,
+        rssEndMiB: rssMiB(pid),
+        replies: c.replies,
+      };
+    }
     const result = await load(started.port, count, {
       sockets: 4,
       window: rate === undefined ? 32 : 512,
@@ -312,6 +402,7 @@ async function scenario(
     const etcdTxnsPerSec = fleet ? ((await etcd!.txns()) - (await txnsStart!)) / ((Date.now() - windowStart) / 1000) : undefined;
     return {
       server,
+      loadGenerator: 'node',
       ...(fleet ? { fleet, etcdTxnsPerSec } : {}),
       transport,
       mode,
@@ -343,7 +434,11 @@ function fmt(n: number, digits = 1): string {
 async function main(): Promise<void> {
   const m = machine();
   console.log(`hailstone UDP benchmark — ${describeMachine(m)}${quick ? ' (quick)' : ''}`);
-  console.log(`loopback, load from ${LOAD_THREADS} threads of this process, each 4 sockets × 32 outstanding, ${durationMs / 1000} s per run after ${warmupMs / 1000} s warmup\n`);
+  console.log(
+    `loopback; fixed-rate rows: load from ${LOAD_THREADS} Node thread(s), 4 sockets × 512 outstanding; max rows: ` +
+      `${process.env.HAILSTONE_BENCH_LOAD === 'node' ? 'the Node thread, 4 sockets × 32' : 'the C generator (bench/mmsg-load.c) where it builds, 4 sockets × 64'}; ` +
+      `${durationMs / 1000} s per run after ${warmupMs / 1000} s warmup\n`,
+  );
   const rows: Row[] = [];
   // Closed loop (every reply sends the next request) measures the most each server answers;
   // a fixed rate (open loop) loads both servers alike, which is what makes their CPU per
@@ -358,6 +453,7 @@ async function main(): Promise<void> {
     [2, 1, 'single id (32 B), max'],
   ];
   mmsgEcho = buildMmsgEcho();
+  mmsgLoad = buildMmsgLoad();
   const native = nativeAvailability();
   if (!native.available) console.log(`(no native transport rows: ${native.reason})`);
   // Each mode: the dgram echo, hailstone over dgram, hailstone over the native transport,
@@ -369,7 +465,11 @@ async function main(): Promise<void> {
     for (const [server, transport] of servers) {
       const row = await scenario(server, transport, workers, count, mode, undefined, r);
       rows.push(row);
-      console.log(`  ${nameOf(row)} ${mode}, ${workers} worker(s): ${fmt(row.requestsPerSec, 0)} req/s, ${fmt(row.serverCpuUsPerRequest, 2)} µs CPU/req`);
+      console.log(
+        `  ${nameOf(row)} ${mode}, ${workers} worker(s): ${fmt(row.requestsPerSec, 0)} req/s, ${fmt(row.serverCpuUsPerRequest, 2)} µs CPU/req` +
+          (row.duplicates === undefined ? '' : `, ${row.duplicates} duplicates in ${fmt(row.idsChecked ?? 0, 0)} ids`) +
+          ` (${row.loadGenerator} load)`,
+      );
     }
   }
   // Fleet mode next to local mode, same run: renewals are etcd transactions off the hot path.
@@ -415,6 +515,8 @@ async function main(): Promise<void> {
       'vs C echo': r.server === 'hailstone' && r.transport === 'native' ? fmt(r.serverCpuUsPerRequest / cpuOf('mmsg-echo', 'native', r.workers, r.mode), 2) : '',
       'RSS MiB': `${fmt(r.rssStartMiB)} → ${fmt(r.rssEndMiB)}`,
       'etcd txn/s': r.etcdTxnsPerSec === undefined ? '' : fmt(r.etcdTxnsPerSec, 1),
+      load: r.loadGenerator,
+      dups: r.duplicates === undefined ? '' : `${r.duplicates} / ${fmt(r.idsChecked ?? 0, 0)}`,
     })),
   );
   writeFileSync(output, `${JSON.stringify({ machine: m, quick, durationMs, results: rows }, null, 2)}\n`);
