@@ -76,6 +76,14 @@ function cases(group: Group): Case[] {
         idsPerIteration: ids,
         fn: () => { for (let i = 0; i < calls; i++) f.fill(buf, 0, batch); },
       });
+      // Zero-copy: ids in a view of the generator's own output buffer.
+      const v = gen(backend, fakeClock(batch));
+      list.push({
+        task: `hailstone ${backend} fillView(${batch})`,
+        clock: 'fake',
+        idsPerIteration: ids,
+        fn: () => { for (let i = 0; i < calls; i++) sink = v.fillView(batch); },
+      });
     }
   }
   for (const backend of group === 'peers' ? [] : [group]) {

@@ -12,6 +12,7 @@ import {
   STATUS_LIMIT_REACHED,
   STATUS_CLOSED,
   MAX_CLOCK_MS,
+  FILL_BATCH_MAX,
 } from './core/constants.js';
 import { type CoreConfig, type RawCore, coreConfig } from './backend/core.js';
 import { peekNext } from './backend/ts-step.js';
@@ -74,6 +75,15 @@ export interface Generator {
    * Bad arguments still throw InvalidArgumentError.
    */
   tryFill(buffer: Uint8Array, offset?: number, count?: number): number;
+  /**
+   * Up to `count` ids (1..1024, default 1024) under one clock reading, big-endian, in a view
+   * of the generator's own output buffer: no copy. The view is valid only until the next
+   * call to this generator — read it (readId/readIds) or copy it first. Throws
+   * HailstoneError when not one id may be issued.
+   */
+  fillView(count?: number): Uint8Array;
+  /** fillView() returning a negative status instead of throwing. */
+  tryFillView(count?: number): Uint8Array | number;
   /** ms to wait after tryFill returned `status`; undefined when waiting cannot help. */
   retryAfterMs(status: number): number | undefined;
   /** The HailstoneError for a status tryFill returned. */
@@ -182,6 +192,20 @@ class IdGenerator implements Generator {
     const written = this.core.fill(now, buffer, offset, n);
     if (written < 0) this.refused(written, now);
     return written;
+  }
+
+  fillView(count?: number): Uint8Array {
+    const view = this.tryFillView(count);
+    if (typeof view === 'number') throw this.refusalOf(view);
+    return view;
+  }
+
+  tryFillView(count = FILL_BATCH_MAX): Uint8Array | number {
+    if (count !== FILL_BATCH_MAX) checkInteger('count', count, 1, FILL_BATCH_MAX);
+    const now = this.read();
+    const view = this.core.fillView(now, count);
+    if (typeof view === 'number') this.refused(view, now);
+    return view;
   }
 
   counters(): GeneratorCounters {

@@ -163,6 +163,30 @@ describe.each(BACKENDS)('generator contract (%s backend)', (backend) => {
     expect(refusal(() => gen.nextId()).code).toBe('LAYOUT_EXPIRED');
   });
 
+  it('fillView: the same ids fill() would write, in a view that is reused and valid until the next call', () => {
+    const clock = new ManualClock(DEFAULT_LAYOUT.epoch + 1_000_000);
+    const viaView = createGenerator({ nodeId: 9, backend, clock: clock.read });
+    const viaFill = createGenerator({ nodeId: 9, backend, clock: clock.read });
+    const buf = new Uint8Array(8 * 1024);
+    for (const count of [1, 16, 1024, 5000 % 1024]) {
+      const view = viaView.fillView(count);
+      const n = viaFill.fill(buf, 0, count);
+      expect(view.length).toBe(8 * n);
+      expect(readIds(view, 0, n)).toEqual(readIds(buf, 0, n));
+      clock.advance(1);
+    }
+    const a = viaView.fillView(4);
+    const first = readIds(a, 0, 4);
+    const b = viaView.fillView(4);
+    expect(b.buffer).toBe(a.buffer); // no copy, no new buffer per call
+    expect(readIds(a, 0, 4)).not.toEqual(first); // the old view now shows the new ids
+    expect(() => viaView.fillView(0)).toThrow(/count/);
+    expect(() => viaView.fillView(1025)).toThrow(/count/);
+    clock.advance(-60_000);
+    expect(() => viaView.fillView(1)).toThrow(expect.objectContaining({ code: 'CLOCK_BEHIND' }));
+    expect(viaView.tryFillView(1)).toBeLessThan(0);
+  });
+
   it('never issues an id past the limit, refuses with LIMIT_REACHED, and resumes when the limit moves', () => {
     const clock = new ManualClock(T0);
     const gen = make({ clock: clock.read, limit: T0 + 1 });

@@ -23,6 +23,7 @@ type Op =
   | { kind: 'next' }
   | { kind: 'string' }
   | { kind: 'fill'; count: number }
+  | { kind: 'view'; count: number }
   | { kind: 'limit'; ahead: number }
   | { kind: 'unlimit' }
   | { kind: 'resume'; ahead: number };
@@ -42,6 +43,7 @@ const op: fc.Arbitrary<Op> = fc.oneof(
   { weight: 4, arbitrary: fc.constant({ kind: 'next' as const }) },
   { weight: 1, arbitrary: fc.constant({ kind: 'string' as const }) },
   { weight: 3, arbitrary: fc.oneof(fc.integer({ min: 1, max: 40 }), fc.integer({ min: 1, max: 3000 })).map((count) => ({ kind: 'fill' as const, count })) },
+  { weight: 2, arbitrary: fc.integer({ min: 1, max: 1024 }).map((count) => ({ kind: 'view' as const, count })) },
   { weight: 1, arbitrary: fc.integer({ min: -20, max: 50 }).map((ahead) => ({ kind: 'limit' as const, ahead })) },
   { weight: 1, arbitrary: fc.constant({ kind: 'unlimit' as const }) },
   { weight: 1, arbitrary: fc.integer({ min: -20, max: 30 }).map((ahead) => ({ kind: 'resume' as const, ahead })) },
@@ -119,6 +121,10 @@ describe('WASM and TypeScript backends agree on random clock traces', () => {
             run(g, () => {
               if (o.kind === 'next') return [g.nextId()];
               if (o.kind === 'string') return [BigInt(g.nextIdString())];
+              if (o.kind === 'view') {
+                const view = g.fillView(o.count);
+                return readIds(view, 0, view.length / 8);
+              }
               return readIds(buf, 0, g.fill(buf, 0, o.count));
             }),
           );

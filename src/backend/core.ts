@@ -45,6 +45,11 @@ export interface RawCore {
    * reading. Returns how many (>= 1), or a negative status when not one may be issued.
    */
   fill(now: number, target: Uint8Array, offset: number, count: number): number;
+  /**
+   * Up to `count` (<= FILL_BATCH_MAX) ids, big-endian, in a view of the core's own output
+   * buffer — no copy — valid until the next call into the core; or a negative status.
+   */
+  fillView(now: number, count: number): Uint8Array | number;
   /** After a CLOCK_BEHIND status: ms until the clock will have caught up enough. */
   retryAfterMs(): number;
   /** Never issue an id in a tick after `tick`. */

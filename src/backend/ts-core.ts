@@ -1,5 +1,6 @@
 // The pure-TypeScript core: the step of ts-step.ts bound to one state.
 
+import { FILL_BATCH_MAX } from '../core/constants.js';
 import type { CoreConfig, RawCore } from './core.js';
 import { type Packing, type StepState, idFromHalves, initialState, packing, stepFill, stepNext, tickHigh, tickLow } from './ts-step.js';
 
@@ -14,6 +15,10 @@ export class TsCore implements RawCore {
   private cachedTick = -1;
   private cachedHigh = 0;
   private cachedLow = 0;
+  // fillView's output, like the WASM module's static region.
+  private readonly scratch = new Uint8Array(FILL_BATCH_MAX * 8);
+  private scratchCount = 0;
+  private scratchView = new Uint8Array(0);
 
   constructor(cfg: CoreConfig) {
     this.cfg = cfg;
@@ -39,6 +44,16 @@ export class TsCore implements RawCore {
       this.view = new DataView(target.buffer, target.byteOffset, target.byteLength);
     }
     return stepFill(this.cfg, this.packing, this.state, now, this.view!, offset, count);
+  }
+
+  fillView(now: number, count: number): Uint8Array | number {
+    const got = this.fill(now, this.scratch, 0, count);
+    if (got < 0) return got;
+    if (got !== this.scratchCount) {
+      this.scratchCount = got;
+      this.scratchView = this.scratch.subarray(0, got * 8);
+    }
+    return this.scratchView;
   }
 
   retryAfterMs(): number {

@@ -52,6 +52,16 @@ export class WasmCore implements RawCore {
     return total;
   }
 
+  fillView(now: number, count: number): Uint8Array | number {
+    const got = this.wasm.fill(now, count);
+    if (got < 0) return got;
+    if (got !== this.viewCount) {
+      this.viewCount = got;
+      this.view = this.out.subarray(0, got * 8);
+    }
+    return this.view;
+  }
+
   retryAfterMs(): number {
     return this.wasm.getRetryAfterMs();
   }
