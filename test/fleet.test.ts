@@ -92,6 +92,34 @@ describe.skipIf(!etcdInstalled)('fleet mode in process (real etcd)', () => {
     }
   });
 
+  it('with a state dir too: its file is an extra floor — etcd restored without the reservation still resumes above it', async () => {
+    const { mkdtempSync, rmSync, existsSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const stateDir = mkdtempSync(join(tmpdir(), 'hailstone-fleet-floor-'));
+    const client = connectEtcd({ endpoints: [etcd.endpoint] });
+    try {
+      const opts = { etcd: { endpoints: [etcd.endpoint] }, cluster: 'floor', nodeId: 2, stateDir, port: 0, maxLeadMs: 100, reservationMs: 50, logger: silent };
+      // The first holder ran 5 s ahead of the clock.
+      const first = await serve({ ...opts, clockSkewMs: 5000 });
+      const ahead = first.node.nextId();
+      expect(existsSync(join(stateDir, 'node-2.w0-1.state'))).toBe(true);
+      await first.close();
+      // etcd "restored from an old backup": the reservation is gone. Without the file, the
+      // next holder would wait one lead window and issue ids the first one issued.
+      await client.delete().prefix('hailstone/floor/reservations/');
+      const refused = await serve(opts).catch((e: unknown) => e);
+      expect(refused).toMatchObject({ code: 'CLOCK_FAR_BEHIND', message: expect.stringMatching(/state file .*node-2\.w0-1\.state/) });
+      // Allowed to wait, it resumes above the file's reservation.
+      const second = await serve({ ...opts, maxStartupWaitMs: 10_000 });
+      expect(second.node.nextId()).toBeGreaterThan(ahead);
+      await second.close();
+    } finally {
+      client.close();
+      rmSync(stateDir, { recursive: true, force: true });
+    }
+  });
+
   it('clients find the servers in etcd and follow them as they come and go', async () => {
     const a = await serve({ etcd: { endpoints: [etcd.endpoint] }, cluster: 'disc', port: 0, maxLeadMs: 100, logger: silent });
     const client = createClient({ etcd: { endpoints: [etcd.endpoint] }, cluster: 'disc' });
