@@ -213,7 +213,66 @@ describe.skipIf(!etcdInstalled)('fleet mode: real servers, real etcd, every id c
   });
 });
 
+describe.skipIf(!etcdInstalled)('fleet mode: claims that have to wait', () => {
+  let etcd: TestEtcd;
+  beforeAll(async () => {
+    etcd = await TestEtcd.start();
+  });
+  afterAll(async () => {
+    await etcd?.stop();
+  });
+
+  it('--workers 2 waiting for a held id with a 2 s lease: when the holder stops it claims, serves and does not fence itself', async () => {
+    const holder = await startServe(fleetArgs(etcd.endpoint, 'wait2', ['--lease-ttl-s', '2']));
+    const k = nodeOf(holder);
+    const waiting = spawnServe(fleetArgs(etcd.endpoint, 'wait2', ['--node-id', String(k), '--claim-wait-ms', '30000', '--lease-ttl-s', '2', '--workers', '2']));
+    await new Promise((r) => setTimeout(r, 3000)); // several keepalive periods of waiting
+    holder.child.kill('SIGTERM');
+    expect(await holder.done).toBe(0);
+    const m = await waitFor(() => /listening on udp:\/\/127\.0\.0\.1:(\d+) node=(\d+)/.exec(waiting.stdout()) ?? undefined, { what: 'the waiting server to serve', child: waiting.child });
+    expect(Number(m[2])).toBe(k);
+    const load = new Load([`127.0.0.1:${m[1]}`], { concurrency: 8 });
+    await load.more(2000);
+    await new Promise((r) => setTimeout(r, 2500));
+    await load.more(1000);
+    expect(duplicatesIn(await load.stop())).toEqual([]);
+    expect(waiting.stderr()).not.toMatch(/fenced/);
+    await stopServe(waiting);
+  });
+
+  it('SIGTERM while --workers 2 waits for a held id: "hailstone stopped", exit 0', async () => {
+    const holder = await startServe(fleetArgs(etcd.endpoint, 'waitterm'));
+    const waiting = spawnServe(fleetArgs(etcd.endpoint, 'waitterm', ['--node-id', String(nodeOf(holder)), '--claim-wait-ms', '30000', '--workers', '2']));
+    await new Promise((r) => setTimeout(r, 1500));
+    waiting.child.kill('SIGTERM');
+    expect(await waiting.done).toBe(0);
+    expect(waiting.stdout()).toContain('hailstone stopped');
+    await stopServe(holder);
+  });
+});
+
 describe.skipIf(!etcdInstalled)('fleet mode: etcd itself killed', () => {
+  it('etcd killed during the first-start wait right after the claim: no crash; it serves once etcd is back, 0 duplicates', async () => {
+    const etcd = await TestEtcd.start();
+    try {
+      const s = spawnServe(fleetArgs(etcd.endpoint, 'startkill', ['--max-lead-ms', '2000']));
+      await waitFor(() => /claimed node id/.test(s.stderr()), { what: 'the claim', child: s.child });
+      await etcd.kill();
+      await new Promise((r) => setTimeout(r, 3500)); // past the first-start wait and the fence window
+      expect(s.child.exitCode).toBeNull();
+      await etcd.run();
+      const m = await waitFor(() => /listening on udp:\/\/127\.0\.0\.1:(\d+)/.exec(s.stdout()) ?? undefined, { what: 'the server to serve', child: s.child, timeoutMs: 30_000 });
+      const load = new Load([`127.0.0.1:${m[1]}`]);
+      await load.more(1000);
+      expect(duplicatesIn(await load.stop())).toEqual([]);
+      expect(s.stderr()).not.toMatch(/INTERNAL|\n\s+at /);
+      await stopServe(s);
+    } finally {
+      await etcd.stop();
+    }
+  });
+
+
   it('f. etcd killed for longer than the reservation under load: UNAVAILABLE (never a crash), serving again within 5 s of its return', async () => {
     const etcd = await TestEtcd.start();
     try {

@@ -2,6 +2,7 @@
 // to do", never a stack trace — also for the errors the system hands us (EACCES, EROFS…).
 
 import { HailstoneError, InvalidArgumentError } from '../errors.js';
+import { OwnershipLostError } from '../node/store.js';
 
 /** A failure as it is printed: a stable code and a message. */
 export interface Failure {
@@ -16,6 +17,7 @@ export class UsageError extends Error {}
 export function failureOf(error: unknown): Failure {
   if (error instanceof HailstoneError) return { code: error.code, message: firstLine(error.message) };
   if (error instanceof InvalidArgumentError) return { code: error.code, message: firstLine(error.message) };
+  if (error instanceof OwnershipLostError) return { code: 'OWNERSHIP_LOST', message: firstLine(error.message) };
   const errno = error as NodeJS.ErrnoException | undefined;
   if (typeof errno?.code === 'string' && typeof errno.message === 'string') return { code: errno.code, message: firstLine(errno.message) };
   return { code: 'INTERNAL', message: firstLine(String((error as Error)?.message ?? error)) };

@@ -61,6 +61,8 @@ class Supervisor {
   private readonly slots = new Map<number, Slot>();
   private readonly crashes = new Map<number, number[]>();
   private readonly restartTimers = new Map<number, NodeJS.Timeout>();
+  /** Fleet mode: workers that stopped because the claim went away, to start under the next one. */
+  private readonly awaitingClaim = new Set<number>();
   private readonly pendingSnapshots = new Map<number, (s: WorkerSnapshot | undefined) => void>();
   private nextSnapshot = 0;
   private restarts = 0;
@@ -95,6 +97,8 @@ class Supervisor {
   /** Fleet mode: a new claim; every worker is started again under it, one after another. */
   replaceAll(): void {
     if (this.stopping) return;
+    for (const index of this.awaitingClaim) this.fork(index);
+    this.awaitingClaim.clear();
     for (const slot of this.slots.values()) {
       slot.replacing = true;
       slot.worker.process.kill('SIGTERM');
@@ -215,6 +219,12 @@ class Supervisor {
       return;
     }
     const how = describeExit(code, signal);
+    if (this.fleet !== undefined && slot.failure?.code === 'OWNERSHIP_LOST') {
+      // Its claim went away under it (the primary is claiming again): it starts under the
+      // next claim, with the others.
+      this.awaitingClaim.add(index);
+      return;
+    }
     if (!this.announced) {
       // It failed to start (or was killed while starting): starting again would fail the same way.
       return this.stop(slot.failure ?? { code: 'WORKER_FAILED', message: `worker ${index} ${how} before it was serving` });
@@ -277,19 +287,33 @@ export async function servePrimary(config: ServeConfig): Promise<number> {
         );
   const supervisor: Supervisor = new Supervisor(config, logger, transport, transport === 'native' && config.port !== 0 ? config.port : undefined, fleet);
   const metrics = await startMetrics(config, async () => ({ ...(await supervisor.snapshot()), ...(fleet === undefined ? {} : { fleet: fleet.stats() }) }), logger);
+  let started = false;
+  let stopRequested = false;
+  onStopSignal(() => {
+    stopRequested = true;
+    if (!started) {
+      // Still claiming a node id (perhaps waiting for its holder): stop claiming.
+      logger.info({}, 'stopping while claiming a node id');
+      void fleet?.close();
+      return;
+    }
+    logger.info({}, 'stopping: telling the workers');
+    supervisor.stop();
+  });
   if (fleet !== undefined) {
     try {
       await fleet.start();
     } catch (error) {
       await metrics?.close();
       await fleet.close().catch(() => undefined);
+      if (stopRequested) {
+        say('hailstone stopped\n');
+        return 0;
+      }
       throw error;
     }
   }
-  onStopSignal(() => {
-    logger.info({}, 'stopping: telling the workers');
-    supervisor.stop();
-  });
+  started = true;
   supervisor.start();
   await supervisor.finished;
   await fleet?.close();

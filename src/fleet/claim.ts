@@ -22,8 +22,9 @@ export const DEFAULT_LEASE_TTL_S = 10;
 export interface ClaimOptions {
   etcd: Etcd3;
   cluster: string;
-  /** The node id wanted; undefined: the lowest free one. */
+  /** The node id wanted; undefined: the lowest free one (preferNodeId first, when free). */
   nodeId: number | undefined;
+  preferNodeId?: number | undefined;
   /** The layout's largest node id. */
   maxNodeId: number;
   /** With nodeId: how long to wait for its holder to go away. Default 0. */
@@ -73,8 +74,12 @@ export class Claim {
   ) {
     this.confirmedSentAt = grantSentAt;
     this.armFence();
-    this.keepaliveTimer = setInterval(() => void this.keepalive(), (ttlS * 1000) / 3);
+    // Three keepalives per valid window (TTL minus the margin), the first one now: the claim
+    // may have been made with a lease last confirmed a while ago (after a wait).
+    const every = (ttlS * 1000 - safetyMarginMs(ttlS)) / 3;
+    this.keepaliveTimer = setInterval(() => void this.keepalive(), every);
     this.keepaliveTimer.unref();
+    void this.keepalive();
   }
 
   /** Why the claim was lost, or undefined while it holds. */
@@ -265,11 +270,17 @@ async function claimOnce(options: ClaimOptions, ttlS: number, claimWaitMs: numbe
       let candidates: number[];
       if (options.nodeId !== undefined) candidates = [options.nodeId];
       else {
+        // Held by others; our own stale claims (fenced, lease not yet expired) are free to us.
+        const claims = await timed(etcd.getAll().prefix(claimsPrefix(cluster)).strings());
         const taken = new Set(
-          Object.keys(await timed(etcd.getAll().prefix(claimsPrefix(cluster)).strings())).map((k) => Number(k.slice(claimsPrefix(cluster).length))),
+          Object.entries(claims)
+            .filter(([, value]) => holderInstance(value) !== options.info.instance)
+            .map(([k]) => Number(k.slice(claimsPrefix(cluster).length))),
         );
         candidates = [];
-        for (let id = 0; id <= options.maxNodeId; id++) if (!taken.has(id)) candidates.push(id);
+        const prefer = options.preferNodeId;
+        if (prefer !== undefined && prefer <= options.maxNodeId && !taken.has(prefer)) candidates.push(prefer);
+        for (let id = 0; id <= options.maxNodeId; id++) if (!taken.has(id) && id !== prefer) candidates.push(id);
         if (candidates.length === 0) {
           throw new HailstoneError(
             'NO_FREE_NODE_ID',
@@ -278,7 +289,8 @@ async function claimOnce(options: ClaimOptions, ttlS: number, claimWaitMs: numbe
           );
         }
       }
-      for (const nodeId of candidates) {
+      for (let i = 0; i < candidates.length; i++) {
+        const nodeId = candidates[i]!;
         const key = claimKey(cluster, nodeId);
         const result = await timed(
           etcd
@@ -294,8 +306,10 @@ async function claimOnce(options: ClaimOptions, ttlS: number, claimWaitMs: numbe
         }
         const holder = result.responses[0]?.response_range?.kvs?.[0]?.value?.toString() ?? null;
         if (holderInstance(holder) === options.info.instance) {
-          // Our own earlier claim, fenced but not yet expired: take it back out of the way.
+          // Our own earlier claim, fenced but not yet expired: take it out of the way, and try
+          // this id again at once.
           await timed(etcd.if(key, 'Value', '==', holder!).then(etcd.delete().key(key)).commit());
+          i--;
           continue;
         }
         if (options.nodeId !== undefined) {

@@ -5,10 +5,10 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Etcd3 } from 'etcd3';
-import { InvalidArgumentError } from '../errors.js';
+import { HailstoneError, InvalidArgumentError } from '../errors.js';
 import { DEFAULT_LAYOUT } from '../layout.js';
 import { type HailstoneNode, type NodeLogger, type NodeOptions, checkNodeRules, fileStoreOf, startNode } from '../node/node.js';
-import type { ReservationStore } from '../node/store.js';
+import { OwnershipLostError, type ReservationStore } from '../node/store.js';
 import { type Claim, DEFAULT_LEASE_TTL_S, claimNodeId } from './claim.js';
 import { type ClaimInfo, type EtcdOptions, checkCluster, connectEtcd } from './etcd.js';
 import { CombinedStore, type ClaimRef, EtcdStore, claimRefOf } from './etcd-store.js';
@@ -67,6 +67,8 @@ export class FleetMember {
   private readonly startedAt = new Date().toISOString();
   private readonly leaseTtlS: number;
   private givenNodeId: number | undefined;
+  private lastNodeId: number | undefined;
+  private closing: Promise<void> | undefined;
 
   constructor(
     private readonly options: FleetOptions & Partial<NodeOptions>,
@@ -99,9 +101,29 @@ export class FleetMember {
       this.givenNodeId = given.nodeId;
       return this.node;
     }
-    const node = await this.claimAndOpen(this.options.coordinatorWaitMs ?? 30_000);
-    this.node = node;
-    return node;
+    // Claiming and opening may fail on the way — etcd gone during the first-start wait, the
+    // claim lost before the first reservation was stored: try again until the bound, then
+    // COORDINATOR_UNAVAILABLE. Only what retrying cannot fix (NODE_ID_TAKEN, NO_FREE_NODE_ID,
+    // CLOCK_FAR_BEHIND, bad arguments) ends the start at once.
+    const waitMs = this.options.coordinatorWaitMs ?? 30_000;
+    const started = Date.now();
+    let backoff = 200;
+    for (;;) {
+      try {
+        const node = await this.claimAndOpen(Math.max(0, waitMs - (Date.now() - started)));
+        this.node = node;
+        return node;
+      } catch (error) {
+        if (this.closed) throw new HailstoneError('CLOSED', 'stopped while claiming a node id');
+        if (!retryable(error)) throw error;
+        if (Date.now() - started >= waitMs) {
+          throw new HailstoneError('COORDINATOR_UNAVAILABLE', `could not claim a node id and store its first reservation within ${waitMs} ms: ${(error as Error).message}`, { cause: error });
+        }
+        this.logger.warn({ err: (error as Error).message, retryInMs: backoff }, 'claiming a node id failed; trying again');
+        await new Promise((resolve) => setTimeout(resolve, backoff * (0.5 + Math.random())));
+        backoff = Math.min(2000, backoff * 2);
+      }
+    }
   }
 
   /** Gives up the current claim (a worker found it gone): fence, then claim again. */
@@ -139,12 +161,15 @@ export class FleetMember {
     return this.claim === undefined ? undefined : claimRefOf(this.claim);
   }
 
-  async close(): Promise<void> {
-    this.closed = true;
-    await this.reclaimLoop;
-    await this.node?.close();
-    await this.claim?.release();
-    this.etcd.close();
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.closed = true;
+      await this.reclaimLoop;
+      await this.node?.close();
+      await this.claim?.release();
+      this.etcd.close();
+    })();
+    return this.closing;
   }
 
   private async claimAndOpen(coordinatorWaitMs: number): Promise<HailstoneNode | undefined> {
@@ -155,6 +180,8 @@ export class FleetMember {
         etcd: this.etcd,
         cluster: this.cluster,
         nodeId: this.options.nodeId,
+        // Without a fixed id, take the last one back when it is free (or our own stale claim).
+        preferNodeId: this.lastNodeId,
         maxNodeId: layout.maxNodeId,
         claimWaitMs: this.options.claimWaitMs ?? 0,
         leaseTtlS: this.leaseTtlS,
@@ -165,10 +192,14 @@ export class FleetMember {
         cancelled: () => this.closed,
       });
       this.claims++;
+      this.lastNodeId = claim.nodeId;
       let node: HailstoneNode | undefined;
       try {
         if (!this.hooks.claimOnly) node = await openFleetNode(this.etcd, this.cluster, claimRefOf(claim), this.options, this.logger, (s) => this.latency.observe(s));
+        // Lost while the node opened (a first-start wait outlived the lease): not a claim to run on.
+        if (claim.lost !== undefined) throw new OwnershipLostError(`the claim of node id ${claim.nodeId} was lost while its node opened: ${claim.lost}`);
       } catch (error) {
+        await node?.close();
         await claim.release();
         throw error;
       }
@@ -186,8 +217,16 @@ export class FleetMember {
     node?.stopIssuing(reason);
     this.hooks.onFence?.(reason);
     this.logger.error({ nodeId: claim.nodeId, cluster: this.cluster, reason }, `fenced: node id ${claim.nodeId} stopped issuing; claiming a node id again`);
-    this.reclaimLoop ??= this.reclaim(claim, node).finally(() => {
+    this.startReclaim(claim, node);
+  }
+
+  /** One re-claim loop at a time; a claim lost while the loop was finishing starts another. */
+  private startReclaim(claim: Claim, node: HailstoneNode | undefined): void {
+    if (this.reclaimLoop !== undefined) return;
+    this.reclaimLoop = this.reclaim(claim, node).finally(() => {
       this.reclaimLoop = undefined;
+      const current = this.claim;
+      if (!this.closed && current !== undefined && current.lost !== undefined && current !== claim) this.startReclaim(current, this.node);
     });
   }
 
@@ -216,6 +255,14 @@ export class FleetMember {
       }
     }
   }
+}
+
+/** Failures a new claim can cure: etcd unreachable for a moment, a claim lost on the way. */
+function retryable(error: unknown): boolean {
+  if (error instanceof OwnershipLostError) return true;
+  if (error instanceof HailstoneError) return error.code === 'OWNERSHIP_LOST' || error.code === 'COORDINATOR_UNAVAILABLE';
+  const name = (error as Error)?.name ?? '';
+  return /GRPC|Unavailable|Deadline|Connect|Timeout|Cancel|Lease/i.test(name) || /UNAVAILABLE|DEADLINE|ECONNREFUSED|No connection|timed out/i.test((error as Error)?.message ?? '');
 }
 
 /** Opens a node over etcd under a claim (and over its state dir too, when one is given). */
