@@ -11,7 +11,9 @@
 // recvmmsg in batches of up to 64). A reply is valid only with magic, version, opcode
 // REPLY, the nonce of the slot's current request (slot and generation), and the length its
 // count implies; anything else is counted as invalid. Requests outstanding for 200 ms are
-// counted lost and sent again with a new generation. After WARMUP_MS the window of
+// counted lost and sent again with a new generation. An UNAVAILABLE reply holds its slot
+// back for the retry-after it carries (as a client must), so a refusing server is not
+// flooded. After WARMUP_MS the window of
 // DURATION_MS is measured: requests, replies by status, ids, latency percentiles — and every
 // id received is kept and checked for duplicates at the end. Prints one JSON line.
 
@@ -51,6 +53,8 @@ struct sock {
   uint32_t generation[MAX_WINDOW];
   int64_t sent_at[MAX_WINDOW];
   uint8_t outstanding[MAX_WINDOW];
+  /** After UNAVAILABLE: when the slot may send again (0: not waiting). */
+  int64_t resend_at[MAX_WINDOW];
 };
 
 static int count_ids, window_size, request_size;
@@ -111,6 +115,11 @@ static void on_reply(struct sock *s, const uint8_t *buf, int len, uint32_t *rese
   if (status == 0 && (n < 1 || n > count_ids || len != 24 + 8 * n)) { if (measuring) invalid++; return; }
   if (echo_mode) n = 0; // padding, not ids
   s->outstanding[slot] = 0;
+  if (status == 1) {
+    int64_t retry_ms = (int64_t)get_u32(buf + 16);
+    if (retry_ms < 1) retry_ms = 1;
+    s->resend_at[slot] = now_ns() + retry_ms * 1000000LL;
+  }
   if (measuring) {
     if (status == 0) {
       replies_ok++;
@@ -120,7 +129,7 @@ static void on_reply(struct sock *s, const uint8_t *buf, int len, uint32_t *rese
     else replies_bad++;
     if (samples_kept < MAX_SAMPLES) samples[samples_kept++] = (float)((now_ns() - s->sent_at[slot]) / 1000.0);
   }
-  resend[(*nresend)++] = slot;
+  if (status != 1) resend[(*nresend)++] = slot;
 }
 
 static int cmp_u64(const void *a, const void *b) {
@@ -179,7 +188,7 @@ int main(int argc, char **argv) {
     if (!measuring && t >= measure_from) measuring = 1;
     if (t >= measure_until) break;
     struct epoll_event evs[64];
-    int n = epoll_wait(ep, evs, 64, 5);
+    int n = epoll_wait(ep, evs, 64, 1);
     for (int e = 0; e < n; e++) {
       struct sock *s = &socks[evs[e].data.u32];
       for (;;) {
@@ -198,13 +207,18 @@ int main(int argc, char **argv) {
         if (got < BATCH) break;
       }
     }
-    // Requests without a reply for 200 ms: lost; send their slots again.
-    if (t - last_timeout_scan > 20000000LL) {
+    // Slots whose retry-after has passed send again; requests without a reply for 200 ms
+    // are lost and sent again.
+    if (t - last_timeout_scan > 1000000LL) {
       last_timeout_scan = t;
       for (int i = 0; i < nsock; i++) {
         int nresend = 0;
         for (int slot = 0; slot < window_size; slot++) {
-          if (socks[i].outstanding[slot] && t - socks[i].sent_at[slot] > TIMEOUT_NS) {
+          struct sock *s = &socks[i];
+          if (s->resend_at[slot] != 0 && t >= s->resend_at[slot]) {
+            s->resend_at[slot] = 0;
+            resend[nresend++] = (uint32_t)slot;
+          } else if (s->outstanding[slot] && t - s->sent_at[slot] > TIMEOUT_NS) {
             if (measuring) lost++;
             resend[nresend++] = (uint32_t)slot;
           }

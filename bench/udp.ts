@@ -312,6 +312,8 @@ interface Row {
   duplicates?: number;
   idsChecked?: number;
   invalidReplies?: number;
+  /** C generator: UNAVAILABLE replies in the window (the slot then waits for its retry-after). */
+  unavailableReplies?: number;
   /** hailstone in fleet mode (node id and reservations in etcd). */
   fleet?: boolean;
   /** Fleet rows: etcd transactions per second during the measured window (reservation writes). */
@@ -370,6 +372,7 @@ async function scenario(
         ...(fleet ? { fleet, etcdTxnsPerSec } : {}),
         ...(server === 'hailstone' ? { duplicates: c.duplicates, idsChecked: c.idsChecked } : {}),
         invalidReplies: c.invalid,
+        unavailableReplies: c.unavailable,
         transport,
         mode,
         workers,
@@ -516,6 +519,7 @@ async function main(): Promise<void> {
       'RSS MiB': `${fmt(r.rssStartMiB)} → ${fmt(r.rssEndMiB)}`,
       'etcd txn/s': r.etcdTxnsPerSec === undefined ? '' : fmt(r.etcdTxnsPerSec, 1),
       load: r.loadGenerator,
+      unavail: r.unavailableReplies === undefined ? '' : fmt(r.unavailableReplies, 0),
       dups: r.duplicates === undefined ? '' : `${r.duplicates} / ${fmt(r.idsChecked ?? 0, 0)}`,
     })),
   );
