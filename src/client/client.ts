@@ -137,6 +137,9 @@ function plainAddress(address: string): string {
   return address.startsWith('::ffff:') && isIP(address.slice(7)) === 4 ? address.slice(7) : address;
 }
 
+/** Requests one nextIds() call keeps outstanding at most. */
+const MAX_IN_FLIGHT = 16;
+
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -202,11 +205,21 @@ class IdClient implements Client {
     checkInteger('count', count, 1, 1_000_000);
     const deadline = Date.now() + this.deadlineMs;
     if (this.discovery !== undefined) await this.discovered(deadline);
-    const batches: Promise<bigint[]>[] = [];
-    for (let left = count; left > 0; left -= MAX_IDS_PER_REQUEST) {
-      batches.push(this.batch(Math.min(left, MAX_IDS_PER_REQUEST), deadline));
-    }
-    return (await Promise.all(batches)).flat();
+    const sizes: number[] = [];
+    for (let left = count; left > 0; left -= MAX_IDS_PER_REQUEST) sizes.push(Math.min(left, MAX_IDS_PER_REQUEST));
+    // At most MAX_IN_FLIGHT requests of one call at a time: a burst of hundreds of datagrams
+    // overflows socket buffers on the way, and every loss costs a timeout.
+    const results = new Array<bigint[]>(sizes.length);
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: Math.min(MAX_IN_FLIGHT, sizes.length) }, async () => {
+        while (next < sizes.length) {
+          const i = next++;
+          results[i] = await this.batch(sizes[i]!, deadline);
+        }
+      }),
+    );
+    return results.flat();
   }
 
   /** Fleet mode: the servers etcd lists now (given ones included). */
