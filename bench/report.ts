@@ -33,14 +33,15 @@ function escape(text: string): string {
 }
 
 /** A horizontal bar chart; `log` uses a log10 axis (for values spanning decades). */
-function barChart(title: string, subtitle: string, unit: string, bars: Bar[], log: boolean): string {
+/** `mark`: a vertical reference line (a target) with its label. */
+function barChart(title: string, subtitle: string, unit: string, bars: Bar[], log: boolean, mark?: { value: number; label: string }): string {
   const left = 300;
   const width = 1000;
   const plot = width - left - 290;
   const rowH = 24;
   const top = 64;
   const height = top + bars.length * rowH + 46;
-  const max = Math.max(...bars.map((b) => b.value));
+  const max = Math.max(...bars.map((b) => b.value), mark?.value ?? 0);
   const lo = log ? 10 ** Math.floor(Math.log10(Math.min(...bars.map((b) => b.value)))) : 0;
   // Linear axes end on a round step (1, 2 or 5 × a power of ten) so the ticks are readable.
   const step = log ? 0 : niceStep(max / 5);
@@ -61,6 +62,11 @@ function barChart(title: string, subtitle: string, unit: string, bars: Bar[], lo
     out.push(`<text x="${tx}" y="${top + bars.length * rowH + 18}" text-anchor="middle" fill="#555">${label}</text>`);
   }
   out.push(`<text x="${left + plot / 2}" y="${top + bars.length * rowH + 38}" text-anchor="middle" fill="#555">${escape(unit)}${log ? ' (log scale)' : ''}</text>`);
+  if (mark !== undefined) {
+    const mx = left + x(mark.value);
+    out.push(`<line x1="${mx}" y1="${top - 10}" x2="${mx}" y2="${top + bars.length * rowH}" stroke="#c0392b" stroke-width="2" stroke-dasharray="6 4"/>`);
+    out.push(`<text x="${mx + 4}" y="${top - 12}" fill="#c0392b">${escape(mark.label)}</text>`);
+  }
   bars.forEach((b, i) => {
     const y = top + i * rowH;
     const w = Math.max(1, x(b.value));
@@ -134,6 +140,31 @@ function udpChart(): string {
   );
 }
 
+/** Single-id requests per second at saturation, against the mission's 100,000 per node. */
+function rateChart(): string {
+  const data = JSON.parse(readFileSync(join(input, 'udp.json'), 'utf8')) as {
+    machine: Machine;
+    results: { server: string; transport?: string; mode: string; workers: number; requestsPerSec: number; fleet?: boolean; loadGenerator?: string }[];
+  };
+  const bars = data.results
+    .filter((r) => r.mode.startsWith('single id') && r.mode.includes('max'))
+    .map((r) => ({
+      label: `${r.server === 'echo' ? 'dgram echo' : r.server === 'mmsg-echo' ? 'C mmsg echo' : `hailstone ${r.transport ?? 'dgram'}${r.fleet ? ' (fleet)' : r.mode.includes('local vs fleet') ? ' (local, pair)' : ''}`}, ${r.workers} proc`,
+      value: r.requestsPerSec,
+      note: `${Math.round(r.requestsPerSec).toLocaleString('en-US')} req/s${r.loadGenerator === 'node' ? ' (Node load)' : ''}`,
+      color: r.server === 'mmsg-echo' ? COLORS.cEcho : r.server !== 'hailstone' ? COLORS.echo : r.transport === 'native' ? COLORS.native : COLORS.hailstone,
+    }));
+  return barChart(
+    'Single-id requests per second from one node at saturation',
+    `npm run bench:udp — ${machineLine(data.machine)}; loopback, C load generator on the same two cores`,
+    'requests per second, higher is better',
+    bars,
+    false,
+    { value: 100_000, label: 'mission: 100,000 req/s per node' },
+  );
+}
+
 writeFileSync(join(outDir, 'bench-generator.svg'), generatorChart());
 writeFileSync(join(outDir, 'bench-udp.svg'), udpChart());
-console.log(`wrote ${join(outDir, 'bench-generator.svg')} and ${join(outDir, 'bench-udp.svg')}`);
+writeFileSync(join(outDir, 'bench-udp-rate.svg'), rateChart());
+console.log(`wrote ${join(outDir, 'bench-generator.svg')}, ${join(outDir, 'bench-udp.svg')} and ${join(outDir, 'bench-udp-rate.svg')}`);

@@ -33,6 +33,9 @@ const output = process.env.HAILSTONE_BENCH_OUTPUT ?? join(ROOT, 'bench/results/u
 const soakRequests = Number(process.env.HAILSTONE_BENCH_SOAK_REQUESTS ?? '0');
 const durationMs = Number(process.env.HAILSTONE_BENCH_SECONDS ?? (quick ? '0.5' : '5')) * 1000;
 const warmupMs = quick ? 200 : 1000;
+// HAILSTONE_BENCH_PIN=1: servers on CPU 0, the C load generator on CPU 1 (taskset), so the
+// two do not share a core. Cluster workers inherit the server's CPU.
+const pin = process.env.HAILSTONE_BENCH_PIN === '1';
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
 
 interface Started {
@@ -43,7 +46,9 @@ interface Started {
 
 /** Starts a server process and resolves once it prints its port. */
 function startProcess(command: string, args: string[], portPattern: RegExp, cleanup?: () => void): Promise<Started> {
-  const child = spawn(command, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = pin
+    ? spawn('taskset', ['-c', '0', command, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+    : spawn(command, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
@@ -183,7 +188,10 @@ interface CLoadResult {
 
 /** Closed-loop load from the C generator; onWindowStart fires when its warmup ends. */
 function cLoad(port: number, count: number, echo: boolean, ms: number, onWindowStart?: () => void): Promise<CLoadResult> {
-  const child = spawn(mmsgLoad!, [String(port), String(count), '4', '64', String(warmupMs), String(ms), ...(echo ? ['echo'] : [])], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const loadArgs = [String(port), String(count), '4', '64', String(warmupMs), String(ms), ...(echo ? ['echo'] : [])];
+  const child = pin
+    ? spawn('taskset', ['-c', '1', mmsgLoad!, ...loadArgs], { stdio: ['ignore', 'pipe', 'pipe'] })
+    : spawn(mmsgLoad!, loadArgs, { stdio: ['ignore', 'pipe', 'pipe'] });
   const timer = setTimeout(() => onWindowStart?.(), warmupMs);
   let out = '';
   let err = '';
@@ -436,7 +444,7 @@ function fmt(n: number, digits = 1): string {
 
 async function main(): Promise<void> {
   const m = machine();
-  console.log(`hailstone UDP benchmark — ${describeMachine(m)}${quick ? ' (quick)' : ''}`);
+  console.log(`hailstone UDP benchmark — ${describeMachine(m)}${quick ? ' (quick)' : ''}${pin ? ' — servers pinned to CPU 0, C load to CPU 1' : ''}`);
   console.log(
     `loopback; fixed-rate rows: load from ${LOAD_THREADS} Node thread(s), 4 sockets × 512 outstanding; max rows: ` +
       `${process.env.HAILSTONE_BENCH_LOAD === 'node' ? 'the Node thread, 4 sockets × 32' : 'the C generator (bench/mmsg-load.c) where it builds, 4 sockets × 64'}; ` +
@@ -533,7 +541,7 @@ async function main(): Promise<void> {
       dups: r.duplicates === undefined ? '' : `${r.duplicates} / ${fmt(r.idsChecked ?? 0, 0)}`,
     })),
   );
-  writeFileSync(output, `${JSON.stringify({ machine: m, quick, durationMs, results: rows }, null, 2)}\n`);
+  writeFileSync(output, `${JSON.stringify({ machine: m, quick, pinned: pin, durationMs, results: rows }, null, 2)}\n`);
   console.log(`\nwrote ${output}`);
 }
 

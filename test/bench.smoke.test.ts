@@ -66,7 +66,7 @@ describe('benchmarks (smoke run)', () => {
       expect(r.serverCpuUsPerRequest).toBeGreaterThanOrEqual(r.server === 'mmsg-echo' ? 0 : Number.MIN_VALUE);
     }
     await tsx('bench/report.ts', { HAILSTONE_BENCH_RESULTS: dir, HAILSTONE_BENCH_CHARTS: dir });
-    for (const chart of ['bench-generator.svg', 'bench-udp.svg']) {
+    for (const chart of ['bench-generator.svg', 'bench-udp.svg', 'bench-udp-rate.svg']) {
       expect(readFileSync(join(dir, chart), 'utf8')).toMatch(/^<svg [^>]*>[\s\S]*<\/svg>\n$/);
     }
   });
