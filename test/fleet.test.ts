@@ -8,6 +8,7 @@ import { claimKey, connectEtcd, formatReservation, reservationKey } from '../src
 import type { NodeLogger } from '../src/node/node.js';
 import { waitFor } from './support/child.js';
 import { TestEtcd, etcdInstalled } from './support/etcd.js';
+import { issue } from './support/issue.js';
 
 const silent: NodeLogger = { info() {}, warn() {}, error() {} };
 const info = (i: number) => ({ instance: `t${i}`, host: 'test', udp: `127.0.0.1:${10000 + i}`, pid: process.pid, version: 'test', startedAt: new Date().toISOString() });
@@ -55,7 +56,7 @@ describe.skipIf(!etcdInstalled)('fleet mode in process (real etcd)', () => {
     const server = await serve({ etcd: { endpoints: [etcd.endpoint] }, cluster: 'del', port: 0, maxLeadMs: 100, reservationMs: 50, logger });
     try {
       const before = server.node;
-      const first = before.nextId();
+      const first = await issue(before);
       const key = claimKey('del', before.status().nodeId);
       await client.delete().key(key);
       // Within a renewal (every 25 ms here) the write's compare fails.
@@ -63,7 +64,7 @@ describe.skipIf(!etcdInstalled)('fleet mode in process (real etcd)', () => {
       expect(reason).toMatch(/the reservation write to .* was refused: the claim .* is gone/);
       expect(() => before.nextId()).toThrow(HailstoneError);
       await waitFor(() => server.node !== before && server.node.status().healthy, { what: 'a new claim and node' });
-      const after = server.node.nextId();
+      const after = await issue(server.node);
       expect(after).toBeGreaterThan(first);
       expect(server.fleetStats()).toMatchObject({ claims: 2, fences: 1 });
       expect(errors.join('\n')).toMatch(/fenced: node id \d+ stopped issuing/);
@@ -78,7 +79,7 @@ describe.skipIf(!etcdInstalled)('fleet mode in process (real etcd)', () => {
     const server = await serve({ etcd: { endpoints: [etcd.endpoint] }, cluster: 'rw', port: 0, maxLeadMs: 100, reservationMs: 50, logger: silent });
     try {
       const node = server.node;
-      node.nextId();
+      await issue(node);
       const key = reservationKey('rw', node.status().nodeId, { index: 0, count: 1 });
       const stored = Number(await client.get(key).string());
       expect(stored).toBeGreaterThanOrEqual(node.status().reservedUntil - 1);
@@ -102,7 +103,7 @@ describe.skipIf(!etcdInstalled)('fleet mode in process (real etcd)', () => {
       const opts = { etcd: { endpoints: [etcd.endpoint] }, cluster: 'floor', nodeId: 2, stateDir, port: 0, maxLeadMs: 100, reservationMs: 50, logger: silent };
       // The first holder ran 5 s ahead of the clock.
       const first = await serve({ ...opts, clockSkewMs: 5000 });
-      const ahead = first.node.nextId();
+      const ahead = await issue(first.node);
       expect(existsSync(join(stateDir, 'node-2.w0-1.state'))).toBe(true);
       await first.close();
       // etcd "restored from an old backup": the reservation is gone. Without the file, the
@@ -112,7 +113,7 @@ describe.skipIf(!etcdInstalled)('fleet mode in process (real etcd)', () => {
       expect(refused).toMatchObject({ code: 'CLOCK_FAR_BEHIND', message: expect.stringMatching(/state file .*node-2\.w0-1\.state/) });
       // Allowed to wait, it resumes above the file's reservation.
       const second = await serve({ ...opts, maxStartupWaitMs: 10_000 });
-      expect(second.node.nextId()).toBeGreaterThan(ahead);
+      expect(await issue(second.node)).toBeGreaterThan(ahead);
       await second.close();
     } finally {
       client.close();

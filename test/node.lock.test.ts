@@ -11,6 +11,7 @@ import { HailstoneError, decode, openNode, readIds, DEFAULT_LAYOUT, type Hailsto
 import { kernelLockAvailability } from '../src/node/kernel-lock.js';
 import { realProcesses } from '../src/node/lock.js';
 import { ManualClock } from './support/clock.js';
+import { issue } from './support/issue.js';
 import { prng, testSeed } from './support/seed.js';
 import { SimProcesses, SimulatedFs, gatedFs } from './support/sim-fs.js';
 
@@ -188,10 +189,10 @@ describe('the lock on real files', () => {
     const warnings: string[] = [];
     const logger: NodeLogger = { ...silent, error: (_, message) => warnings.push(message) };
     const first = await openNode(base({ logger }));
-    const before = [first.nextId()];
+    const before = [await issue(first)];
     rmSync(join(dir, 'node-4.w0-1.state.lock'));
     const second = await openNode(base());
-    const fromSecond = second.nextId();
+    const fromSecond = await issue(second);
     // Within a renewal period the first node finds out.
     const until = Date.now() + 5000;
     while (first.status().ownershipLost === undefined && Date.now() < until) {
@@ -209,7 +210,7 @@ describe('the lock on real files', () => {
     await first.close();
     // The lock is the second node's, untouched by the first's close.
     expect(JSON.parse(readFileSync(join(dir, 'node-4.w0-1.state.lock'), 'utf8')).pid).toBe(process.pid);
-    expect(second.nextId() > fromSecond).toBe(true);
+    expect((await issue(second)) > fromSecond).toBe(true);
     await second.close();
   });
 

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { HailstoneError, decode, defineLayout, openNode, type NodeLogger, type NodeOptions } from '../src/index.js';
 import { RECORD_SIZE, decodeRecord, encodeRecord } from '../src/node/state-record.js';
+import { issue } from './support/issue.js';
 import { prng, testSeed } from './support/seed.js';
 
 let dir: string;
@@ -44,7 +45,7 @@ async function refusalOf(options: NodeOptions): Promise<HailstoneError> {
 /** A state file as a previous clean run of node 4 would leave it. */
 async function validState(): Promise<Uint8Array> {
   const node = await openNode(base());
-  node.nextId();
+  await issue(node);
   await node.close();
   return readFileSync(statePath());
 }
@@ -57,7 +58,7 @@ describe('state file', () => {
     const first = await openNode(base({ logger }));
     expect(warnings.join('\n')).toMatch(/no state: first start of node 4 .*; waiting \d+ ms before issuing/);
     expect(first.status()).toMatchObject({ firstStart: true, healthy: true });
-    const a = first.nextId();
+    const a = await issue(first);
     expect(decode(a).timestamp).toBeGreaterThan(t + 200);
     await first.close();
     const record = decodeRecord(readFileSync(statePath()));
@@ -68,7 +69,7 @@ describe('state file', () => {
     const again = await openNode(base({ logger }));
     expect(warnings).toEqual([]); // no wait of any kind
     expect(again.status().firstStart).toBe(false);
-    const b = again.nextId();
+    const b = await issue(again);
     expect(b > a).toBe(true);
     expect(decode(b).timestamp).toBeGreaterThan(record.reservedUntil);
     await again.close();
@@ -137,7 +138,7 @@ describe('state file', () => {
     const t = Date.now();
     const node = await openNode(base({ resetState: true }));
     expect(node.status().firstStart).toBe(true);
-    expect(decode(node.nextId()).timestamp).toBeGreaterThan(t + 200);
+    expect(decode(await issue(node)).timestamp).toBeGreaterThan(t + 200);
     await node.close();
     expect(() => decodeRecord(readFileSync(statePath()))).not.toThrow();
   });
@@ -153,7 +154,7 @@ describe('state file', () => {
     const warnings: string[] = [];
     const node = await openNode(base({ clockSkewMs: -1000, maxStartupWaitMs: 5000, logger: { ...silent, warn: (_, m) => warnings.push(m) } }));
     expect(warnings.join('\n')).toMatch(/the clock is \d+ ms behind the stored reservation; waiting \d+ ms for it/);
-    expect(decode(node.nextId()).timestamp).toBeGreaterThan(before);
+    expect(decode(await issue(node)).timestamp).toBeGreaterThan(before);
     await node.close();
   });
 
@@ -169,7 +170,7 @@ describe('state file', () => {
     const layout = defineLayout();
     const w0 = await openNode(base({ worker: { index: 0, count: 2 }, layout }));
     const w1 = await openNode(base({ worker: { index: 1, count: 2 }, layout }));
-    const ids = [w0.nextId(), w1.nextId()];
+    const ids = [await issue(w0), await issue(w1)];
     // While they run, a single-worker node 4 must not start: its stripe overlaps theirs.
     const locked = await refusalOf(base());
     expect(locked.code).toBe('STATE_LOCKED');
@@ -180,7 +181,7 @@ describe('state file', () => {
       ...['node-4.w0-2.state', 'node-4.w1-2.state'].map((n) => decodeRecord(readFileSync(join(dir, n))).reservedUntil),
     );
     const single = await openNode(base());
-    const next = single.nextId();
+    const next = await issue(single);
     expect(decode(next).timestamp).toBeGreaterThan(floor);
     expect(ids.every((id) => next > id)).toBe(true);
     await single.close();
@@ -190,13 +191,13 @@ describe('state file', () => {
 describe('state lock', () => {
   it('a second opener of the same node and worker fails fast; the first is unaffected', async () => {
     const first = await openNode(base());
-    const before = first.nextId();
+    const before = await issue(first);
     const t = Date.now();
     const error = await refusalOf(base());
     expect(Date.now() - t).toBeLessThan(2000); // fails fast: no waiting for the lock
     expect(error.code).toBe('STATE_LOCKED');
     expect(error.message).toMatch(new RegExp(`in use by process ${process.pid}`));
-    expect(first.nextId() > before).toBe(true);
+    expect((await issue(first)) > before).toBe(true);
     expect(first.status().healthy).toBe(true);
     // The same node under another worker count is refused too: its stripes overlap the running one.
     const other = await openNode(base({ worker: { index: 1, count: 1 + 1 } })).catch((e: unknown) => e);
