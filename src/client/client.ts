@@ -263,7 +263,9 @@ class IdClient implements Client {
     let lost = 0; // of them, the ones that got no reply at all: bounded by `retries`
     let waits = 0; // times every server had asked to wait
     let last = 'no reply';
-    let server = this.next++ % this.endpoints.length;
+    // Which server this batch asks first (round robin over calls); the list may change under
+    // fleet discovery, so it is taken modulo its length at each use.
+    let server = this.next++;
     while (ids.length < count) {
       if (this.closed) throw new HailstoneError('CLOSED', 'the client was closed');
       if (Date.now() >= deadline || lost > this.retries || attempts >= this.maxAttempts) throw this.givingUp(attempts, last);
