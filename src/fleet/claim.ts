@@ -15,7 +15,7 @@ import { performance } from 'node:perf_hooks';
 import type { Etcd3, Lease } from 'etcd3';
 import { HailstoneError } from '../errors.js';
 import type { NodeLogger } from '../node/node.js';
-import { type ClaimInfo, ETCD_REQUEST_TIMEOUT_MS, claimKey, claimsPrefix } from './etcd.js';
+import { type ClaimInfo, ETCD_REQUEST_TIMEOUT_MS, claimKey, claimsPrefix, etcdUnreachable } from './etcd.js';
 
 export const DEFAULT_LEASE_TTL_S = 10;
 
@@ -171,11 +171,6 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-function isUnavailable(error: unknown): boolean {
-  const name = (error as Error)?.name ?? '';
-  return /GRPC|Unavailable|Deadline|Connect|Timeout|Cancel/i.test(name) || /UNAVAILABLE|DEADLINE|ECONNREFUSED|No connection|timed out/i.test((error as Error)?.message ?? '');
-}
-
 function holderInstance(value: string | null): string | undefined {
   try {
     return (JSON.parse(value ?? '') as ClaimInfo).instance;
@@ -212,7 +207,7 @@ export async function claimNodeId(options: ClaimOptions): Promise<Claim> {
     try {
       return await claimOnce(options, ttlS, claimWaitMs, started, observe);
     } catch (error) {
-      if (!isUnavailable(error)) throw error;
+      if (!etcdUnreachable(error)) throw error;
       if (Date.now() - started >= coordinatorWaitMs) {
         throw new HailstoneError(
           'COORDINATOR_UNAVAILABLE',

@@ -63,6 +63,12 @@ export function connectEtcd(options: EtcdOptions): Etcd3 {
   return new Etcd3(config);
 }
 
+/** Whether an etcd request failed because etcd could not be reached in time (worth retrying). */
+export function etcdUnreachable(error: unknown): boolean {
+  const name = (error as Error)?.name ?? '';
+  return /GRPC|Unavailable|Deadline|Connect|Timeout|Cancel/i.test(name) || /UNAVAILABLE|DEADLINE|ECONNREFUSED|No connection|timed out/i.test((error as Error)?.message ?? '');
+}
+
 export function claimsPrefix(cluster: string): string {
   return `hailstone/${cluster}/claims/`;
 }

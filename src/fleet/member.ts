@@ -10,7 +10,7 @@ import { DEFAULT_LAYOUT } from '../layout.js';
 import { type HailstoneNode, type NodeLogger, type NodeOptions, checkNodeRules, fileStoreOf, startNode } from '../node/node.js';
 import { OwnershipLostError, type ReservationStore } from '../node/store.js';
 import { type Claim, DEFAULT_LEASE_TTL_S, claimNodeId } from './claim.js';
-import { type ClaimInfo, type EtcdOptions, checkCluster, connectEtcd } from './etcd.js';
+import { type ClaimInfo, type EtcdOptions, checkCluster, connectEtcd, etcdUnreachable } from './etcd.js';
 import { CombinedStore, type ClaimRef, EtcdStore, claimRefOf } from './etcd-store.js';
 import { LatencyHistogram } from './latency.js';
 
@@ -261,8 +261,8 @@ export class FleetMember {
 function retryable(error: unknown): boolean {
   if (error instanceof OwnershipLostError) return true;
   if (error instanceof HailstoneError) return error.code === 'OWNERSHIP_LOST' || error.code === 'COORDINATOR_UNAVAILABLE';
-  const name = (error as Error)?.name ?? '';
-  return /GRPC|Unavailable|Deadline|Connect|Timeout|Cancel|Lease/i.test(name) || /UNAVAILABLE|DEADLINE|ECONNREFUSED|No connection|timed out/i.test((error as Error)?.message ?? '');
+  // A lease that expired while the claim was being made: claim again with a new one.
+  return etcdUnreachable(error) || /Lease/i.test((error as Error)?.name ?? '');
 }
 
 /** Opens a node over etcd under a claim (and over its state dir too, when one is given). */

@@ -25,7 +25,7 @@ import { join } from 'node:path';
 import { HailstoneError } from '../errors.js';
 import type { Layout, WorkerStripe } from '../layout.js';
 import { writeDurably } from './durable-write.js';
-import { type LockContext, type StateLock, acquireLock, describeOwner, lockHolder, removeStaleLock } from './lock.js';
+import { type LockContext, type StateLock, acquireLock, describeOwner, lockHolder, removeStaleLock, sameBytes } from './lock.js';
 import { RecordError, type StateRecord, decodeRecord, encodeRecord, recordLayoutText, sameLayout } from './state-record.js';
 import { OwnershipLostError, type ReservationStore, type StoredFloor } from './store.js';
 
@@ -253,10 +253,6 @@ export class FileStore implements ReservationStore {
     }
     return floor;
   }
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((v, i) => v === b[i]);
 }
 
 const ADVICE: Record<string, string> = {

@@ -116,7 +116,7 @@ function parseRecord(bytes: Uint8Array): LockRecord | undefined {
   return undefined;
 }
 
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
