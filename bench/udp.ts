@@ -171,19 +171,12 @@ function buildMmsgLoad(): string | undefined {
 
 let mmsgLoad: string | undefined;
 
-interface CLoadResult {
-  requests: number;
-  replies: number;
+/** What the C generator prints: a LoadResult, and what only it checks. */
+interface CLoadResult extends LoadResult {
   unavailable: number;
   invalid: number;
-  lost: number;
-  ids: number;
   idsChecked: number;
   duplicates: number;
-  seconds: number;
-  p50us: number;
-  p99us: number;
-  p999us: number;
 }
 
 /** Closed-loop load from the C generator; onWindowStart fires when its warmup ends. */
@@ -363,58 +356,35 @@ async function scenario(
   let rssStart = 0;
   let txnsStart: Promise<number> | undefined;
   let windowStart = 0;
+  const onWindowStart = () => {
+    cpuStart = cpuSeconds(pid);
+    rssStart = rssMiB(pid);
+    windowStart = Date.now();
+    if (fleet) txnsStart = etcd!.txns();
+  };
   try {
-    if (mmsgLoad !== undefined && rate === undefined && maxReplies === undefined) {
-      const onWindowStart = () => {
-        cpuStart = cpuSeconds(pid);
-        rssStart = rssMiB(pid);
-        windowStart = Date.now();
-        if (fleet) txnsStart = etcd!.txns();
-      };
-      const c = await cLoad(started.port, count, server !== 'hailstone', durationMs, onWindowStart);
-      const cpu = cpuSeconds(pid) - cpuStart;
-      const etcdTxnsPerSec = fleet ? ((await etcd!.txns()) - (await txnsStart!)) / ((Date.now() - windowStart) / 1000) : undefined;
-      return {
-        server,
-        loadGenerator: 'C',
-        ...(fleet ? { fleet, etcdTxnsPerSec } : {}),
-        ...(server === 'hailstone' ? { duplicates: c.duplicates, idsChecked: c.idsChecked } : {}),
-        invalidReplies: c.invalid,
-        unavailableReplies: c.unavailable,
-        transport,
-        mode,
-        workers,
-        requestsPerSec: c.replies / c.seconds,
-        idsPerSec: server === 'hailstone' ? c.ids / c.seconds : 0,
-        lossPercent: c.requests === 0 ? 0 : (100 * c.lost) / c.requests,
-        p50us: c.p50us,
-        p99us: c.p99us,
-        p999us: c.p999us,
-        serverCpuUsPerRequest: c.replies === 0 ? NaN : (cpu * 1e6) / c.replies,
-        rssStartMiB: rssStart,
-        rssEndMiB: rssMiB(pid),
-        replies: c.replies,
-      };
-    }
-    const result = await load(started.port, count, {
-      sockets: 4,
-      window: rate === undefined ? 32 : 512,
-      ms: maxReplies === undefined ? durationMs : 3_600_000,
-      ...(maxReplies === undefined ? {} : { maxReplies }),
-      ...(rate === undefined ? {} : { rate }),
-      onWindowStart: () => {
-        cpuStart = cpuSeconds(pid);
-        rssStart = rssMiB(pid);
-        windowStart = Date.now();
-        if (fleet) txnsStart = etcd!.txns();
-      },
-    });
+    // The C generator for closed loops where it built; the Node worker otherwise (and for
+    // fixed rates and soaks). Both report the same counts; only the C one checks ids.
+    const useC = mmsgLoad !== undefined && rate === undefined && maxReplies === undefined;
+    const c = useC ? await cLoad(started.port, count, server !== 'hailstone', durationMs, onWindowStart) : undefined;
+    const result: LoadResult =
+      c ??
+      (await load(started.port, count, {
+        sockets: 4,
+        window: rate === undefined ? 32 : 512,
+        ms: maxReplies === undefined ? durationMs : 3_600_000,
+        ...(maxReplies === undefined ? {} : { maxReplies }),
+        ...(rate === undefined ? {} : { rate }),
+        onWindowStart,
+      }));
     const cpu = cpuSeconds(pid) - cpuStart;
     const etcdTxnsPerSec = fleet ? ((await etcd!.txns()) - (await txnsStart!)) / ((Date.now() - windowStart) / 1000) : undefined;
     return {
       server,
-      loadGenerator: 'node',
+      loadGenerator: c === undefined ? 'node' : 'C',
       ...(fleet ? { fleet, etcdTxnsPerSec } : {}),
+      ...(c !== undefined && server === 'hailstone' ? { duplicates: c.duplicates, idsChecked: c.idsChecked } : {}),
+      ...(c === undefined ? {} : { invalidReplies: c.invalid, unavailableReplies: c.unavailable }),
       transport,
       mode,
       workers,
