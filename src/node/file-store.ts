@@ -126,8 +126,9 @@ export class FileStore implements ReservationStore {
         for (const name of await fs.list(dir)) {
           if (name.startsWith(prefix) && name.endsWith('.tmp')) await fs.remove(join(dir, name));
         }
-        this.expected = [await fs.readFile(this.stateFile)];
-        const own = await this.readOwnState();
+        const stored = await fs.readFile(this.stateFile);
+        this.expected = [stored];
+        const own = this.readOwnState(stored);
         const others = await this.otherConfigurationsFloor();
         const floor = Math.max(own?.reservedUntil ?? -Infinity, others);
         return { floor: Number.isFinite(floor) ? floor : undefined, firstStart: own === undefined };
@@ -206,10 +207,9 @@ export class FileStore implements ReservationStore {
   }
 
   /** Our own state file's record, or undefined when there is none (or resetState set it aside). */
-  private async readOwnState(): Promise<StateRecord | undefined> {
+  private readOwnState(bytes: Uint8Array | undefined): StateRecord | undefined {
     const { layout, nodeId, worker } = this.options;
     const path = this.stateFile;
-    const bytes = await this.ctx.fs.readFile(path);
     if (bytes === undefined) return undefined;
     try {
       let record: StateRecord;
