@@ -124,8 +124,23 @@ describe.each(TRANSPORTS)('%s transport', (transport) => {
   it('a port in use is a clear error', async () => {
     const first = await startServer({ transport });
     const error = await startServer({ transport, port: first.port }).catch((e: unknown) => e);
-    expect(error).toMatchObject({ code: 'PORT_IN_USE', message: expect.stringContaining(`UDP port ${first.port} on 127.0.0.1 is in use`) });
+    expect(error).toMatchObject({ code: 'PORT_IN_USE', message: expect.stringContaining(`UDP port ${first.port} is held by the hailstone server with pid ${process.pid}`) });
     await first.stop();
+  });
+
+  it('a host name is resolved (localhost: its IPv4 address); one that does not resolve is an argument error', async () => {
+    const named = await startServer({ transport, host: 'localhost' });
+    expect(named.server.address.host).toBe('127.0.0.1');
+    await named.stop();
+    await expect(startServer({ transport, host: 'no-such-host.invalid' })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', argument: 'host', message: expect.stringContaining('does not resolve') });
+  });
+
+  it('a port another program holds is a clear error too', async () => {
+    const other = createSocket('udp4');
+    await new Promise<void>((resolve) => other.bind(0, '127.0.0.1', resolve));
+    const error = await startServer({ transport, port: other.address().port }).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'PORT_IN_USE', message: expect.stringContaining(`UDP port ${other.address().port} on 127.0.0.1 is in use by another process`) });
+    await new Promise<void>((resolve) => other.close(() => resolve()));
   });
 });
 

@@ -12,16 +12,19 @@
 //  - SIGTERM or SIGINT stops every worker (with SIGTERM); one that has not exited after
 //    STOP_GRACE_MS is killed.
 //
-// With dgram the workers share one socket (node:cluster hands them the primary's); with
-// the native transport each binds the port itself with SO_REUSEPORT — the first one picks
-// it when --port 0, the others and every restart bind the same one.
+// One server per port: before any worker starts, the primary takes the port's guard and
+// proves nobody is bound to it (src/server/port-guard.ts), picking a free port for
+// --port 0. With dgram the workers then share one socket (node:cluster hands them the
+// primary's); with the native transport each binds that port itself with SO_REUSEPORT,
+// a group no other server can join while this primary holds the guard.
 
 import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
 import type { NodeSnapshot, WorkerSnapshot } from '../server/metrics.js';
 import { resolveTransport } from '../server/select-transport.js';
-import { hostPort } from '../server/server.js';
-import { FleetMember } from '../fleet/member.js';
+import { hostPort, resolveHost } from '../address.js';
+import { reservePortForWorkers } from '../server/port-guard.js';
+import type { FleetMember } from '../fleet/member.js';
 import { type Failure, ReportedFailure } from './failure.js';
 import { type ServeConfig, makeLogger, onStopSignal, readyLine, say, startMetrics } from './run-server.js';
 
@@ -79,14 +82,15 @@ class Supervisor {
     private readonly config: ServeConfig,
     private readonly logger: Logger,
     private readonly transport: 'native' | 'dgram',
-    private workerPort: number | undefined,
+    /** The port every worker binds, reserved by the primary. */
+    private readonly workerPort: number,
     /** Fleet mode: the claim every worker writes under (the primary holds it). */
     private readonly fleet?: FleetMember,
   ) {}
 
   /** The UDP address the workers serve on, as far as it is known. */
   get udpAddress(): string {
-    return hostPort(this.config.host, this.workerPort ?? this.config.port);
+    return hostPort(this.config.host, this.workerPort);
   }
 
   /** Fleet mode: the claim is lost; every worker stops issuing at once. */
@@ -115,9 +119,7 @@ class Supervisor {
   }
 
   start(): void {
-    // Native workers bind the port themselves: the first one picks it when --port 0.
-    if (this.transport === 'native' && this.workerPort === undefined) this.fork(0);
-    else for (let i = 0; i < this.config.workers; i++) this.fork(i);
+    for (let i = 0; i < this.config.workers; i++) this.fork(i);
   }
 
   /** Stops every worker; `failure` is why, or undefined for a requested stop. */
@@ -169,7 +171,8 @@ class Supervisor {
       ...(claim === undefined ? {} : { HAILSTONE_FLEET_CLAIM: JSON.stringify({ nodeId: claim.nodeId, key: claim.key, createRevision: claim.createRevision }) }),
       HAILSTONE_WORKER_INDEX: String(index),
       HAILSTONE_WORKER_TRANSPORT: this.transport,
-      ...(this.workerPort === undefined ? {} : { HAILSTONE_WORKER_PORT: String(this.workerPort) }),
+      HAILSTONE_WORKER_HOST: this.config.host,
+      HAILSTONE_WORKER_PORT: String(this.workerPort),
     });
     const slot: Slot = { worker, listening: false, failure: undefined };
     this.slots.set(index, slot);
@@ -194,11 +197,6 @@ class Supervisor {
     if (m?.type === 'failed') slot.failure = m.failure;
     // A worker's reservation write found the claim gone (deleted by hand, say): fence and claim again.
     if (m?.type === 'claim-lost') this.fleet?.loseClaim(m.reason ?? 'a worker found the claim gone');
-    if (m?.type === 'bound' && this.transport === 'native' && this.workerPort === undefined && !this.stopping) {
-      // The first native worker picked the port: the others bind the same one.
-      this.workerPort = m.port!;
-      for (let i = 1; i < this.config.workers; i++) this.fork(i);
-    }
     if (m?.type !== 'listening') return;
     slot.listening = true;
     this.logger.info({ worker: index, pid: slot.worker.process.pid }, `worker ${index} is serving`);
@@ -267,11 +265,16 @@ export async function servePrimary(config: ServeConfig): Promise<number> {
   const logger = makeLogger(config);
   // Decided once, here: the fallback (if any) is logged once for the whole node.
   const transport = resolveTransport(config.transport, logger);
+  // One server per port, before anything else happens: the port is guarded and free
+  // before a node id is claimed or a worker starts.
+  const host = await resolveHost(config.host);
+  const guard = await reservePortForWorkers(host, config.port, { nodeId: config.nodeId, workers: config.workers });
   // Fleet mode: one claim for the whole server, held here; the workers write their stripes under it.
+  // Loaded only in fleet mode: etcd's client is large.
   const fleet: FleetMember | undefined =
     config.etcd === undefined
       ? undefined
-      : new FleetMember(
+      : new (await import('../fleet/member.js')).FleetMember(
           {
             etcd: { endpoints: config.etcd },
             cluster: config.cluster,
@@ -285,7 +288,7 @@ export async function servePrimary(config: ServeConfig): Promise<number> {
           () => undefined,
           { claimOnly: true, onFence: (reason) => supervisor.fence(reason), onClaim: () => supervisor.replaceAll() },
         );
-  const supervisor: Supervisor = new Supervisor(config, logger, transport, transport === 'native' && config.port !== 0 ? config.port : undefined, fleet);
+  const supervisor: Supervisor = new Supervisor({ ...config, host }, logger, transport, guard.port, fleet);
   const metrics = await startMetrics(config, async () => ({ ...(await supervisor.snapshot()), ...(fleet === undefined ? {} : { fleet: fleet.stats() }) }), logger);
   let started = false;
   let stopRequested = false;
@@ -318,6 +321,7 @@ export async function servePrimary(config: ServeConfig): Promise<number> {
   await supervisor.finished;
   await fleet?.close();
   await metrics?.close();
+  await guard.close();
   if (supervisor.failure !== undefined) throw new ReportedFailure(supervisor.failure);
   logger.info({ workerRestarts: supervisor.restartCount }, 'stopped');
   say('hailstone stopped\n');

@@ -2,8 +2,7 @@
 // reports to the primary over the IPC channel, and stops when told — also while it is
 // still starting, and when the primary is gone.
 //
-// Messages to the primary:   { type: 'bound', index, port }   (socket bound, node opening)
-//                            { type: 'listening', index, host, port, transport }
+// Messages to the primary:   { type: 'listening', index, host, port, transport }
 //                            { type: 'failed', index, failure }   (then it exits 1)
 //                            { type: 'snapshot', id, snapshot }
 //                            { type: 'claim-lost', reason }   (fleet: a write found the claim gone)
@@ -38,7 +37,9 @@ export async function serveWorker(config: ServeConfig): Promise<number> {
   const logger = makeLogger(config, index);
   // The primary decided the transport (and said why, once) and, for native workers, the port.
   const transport = (process.env.HAILSTONE_WORKER_TRANSPORT as TransportChoice | undefined) ?? config.transport;
+  // The primary reserved the port (and resolved the host) for all of them.
   const port = process.env.HAILSTONE_WORKER_PORT === undefined ? config.port : Number(process.env.HAILSTONE_WORKER_PORT);
+  const host = process.env.HAILSTONE_WORKER_HOST ?? config.host;
   const proc = new ServingProcess(index);
   const claimText = process.env.HAILSTONE_FLEET_CLAIM;
   const fleetClaim: ClaimRef | undefined =
@@ -56,9 +57,7 @@ export async function serveWorker(config: ServeConfig): Promise<number> {
     if (m?.type === 'fence' && proc.ready) proc.server?.node.stopIssuing(m.reason ?? 'the server lost its claim');
   });
 
-  const starting = proc.start({ ...config, transport, port, ...(fleetClaim === undefined ? {} : { fleetClaim }) }, { index, count: config.workers }, logger, (address) => {
-    void tell({ type: 'bound', index, port: address.port });
-  });
+  const starting = proc.start({ ...config, transport, host, port, ...(fleetClaim === undefined ? {} : { fleetClaim }) }, { index, count: config.workers }, logger);
   let server;
   try {
     server = await Promise.race([starting, stopped.then(() => undefined)]);

@@ -7,8 +7,11 @@
 // contains can throw out of the handler.
 
 import { BlockList, isIPv4, isIPv6 } from 'node:net';
+import { hostPort, resolveHost } from '../address.js';
 import { HailstoneError, InvalidArgumentError, describe } from '../errors.js';
-import { type FleetOptions, type FleetStats, FleetMember } from '../fleet/member.js';
+// Types only: fleet mode (etcd, gRPC) is loaded when a server asks for it, so a program
+// that serves in local mode — or only imports the library — never loads it.
+import type { FleetMember, FleetOptions, FleetStats } from '../fleet/member.js';
 import { type HailstoneNode, type NodeLogger, type NodeOptions, type StartupWait, openNode, stderrLogger } from '../node/node.js';
 import { Authenticator } from '../protocol/auth.js';
 import { ReplayGuard } from '../protocol/replay-guard.js';
@@ -25,6 +28,7 @@ import {
   parseRequest,
   writeReplyOverRequest,
 } from '../protocol/wire.js';
+import { type PortGuard, askHolder, holdPort, portHeldError } from './port-guard.js';
 import { type RateLimitOptions, RateLimiter } from './rate-limit.js';
 import { type TransportChoice, createTransport } from './select-transport.js';
 import type { DatagramSource, Transport, TransportName, TransportStats } from './transport.js';
@@ -64,7 +68,11 @@ export interface ServeOptions extends Partial<NodeOptions>, Partial<FleetOptions
    * 'native' or 'dgram' insist; or pass a Transport.
    */
   transport?: TransportChoice | Transport;
-  /** Native transport only: let several processes bind this port (worker mode). */
+  /**
+   * Native transport only: let several processes bind this port (worker mode). The caller
+   * then holds the port's guard for all of them (see `reservePortForWorkers`); otherwise
+   * the server holds it, so no second server can join its port.
+   */
   reusePort?: boolean;
   /**
    * Called once the socket is bound — before the node has opened, so a taken port fails at
@@ -127,6 +135,8 @@ class IdServer implements Server {
   private readonly header: RequestHeader = { tagged: false, count: 0, nonceHigh: 0, nonceLow: 0, clientTimeMs: 0 };
   private closing: Promise<void> | undefined;
   fleet: FleetMember | undefined;
+  /** One server per port: held from the bind until the socket is closed. */
+  guard: PortGuard | undefined;
   // Refusals are logged as episodes: at most one line per 10 s, with how many were refused.
   private lastRefusalLog = -Infinity;
   private refusedSinceLog = 0;
@@ -159,7 +169,7 @@ class IdServer implements Server {
     try {
       bound = await this.transport.listen(host, port, (buf, offset, length, from) => this.onDatagram(buf, offset, length, from));
     } catch (error) {
-      throw bindError(error, host, port);
+      throw await bindError(error, host, port);
     }
     this.address = { host: bound.address, port: bound.port };
   }
@@ -176,6 +186,7 @@ class IdServer implements Server {
   close(): Promise<void> {
     this.closing ??= (async () => {
       await this.transport.close();
+      await this.guard?.close();
       if (this.fleet !== undefined) await this.fleet.close();
       else if (this.ownsNode) await this.current?.close();
     })();
@@ -266,15 +277,15 @@ class IdServer implements Server {
   }
 }
 
-/** "host:port", with an IPv6 host in brackets. */
-export function hostPort(host: string, port: number): string {
-  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
-}
+export { hostPort };
 
 /** A bind failure as a HailstoneError saying what to do; other errors as they are. */
-function bindError(error: unknown, host: string, port: number): unknown {
+async function bindError(error: unknown, host: string, port: number): Promise<unknown> {
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
   if (code === 'EADDRINUSE') {
+    // A hailstone server holds it: name it. Otherwise some other program does.
+    const holder = port === 0 ? undefined : await askHolder(port);
+    if (holder !== undefined) return portHeldError(port, holder);
     return new HailstoneError('PORT_IN_USE', `UDP port ${port} on ${host} is in use by another process: stop it, or choose another port (--port)`, { cause: error });
   }
   if (code === 'EACCES' || code === 'EADDRNOTAVAIL') {
@@ -289,8 +300,7 @@ function bindError(error: unknown, host: string, port: number): unknown {
  * the node — answering UNAVAILABLE while it opens — and resolves once ids are served.
  */
 export async function serve(options: ServeOptions): Promise<Server> {
-  const host = options.host ?? DEFAULT_HOST;
-  if (!isIPv4(host) && !isIPv6(host)) throw new InvalidArgumentError('host', `must be an IPv4 or IPv6 address, got ${describe(host)}`);
+  const host = await resolveHost(options.host ?? DEFAULT_HOST);
   const port = options.port ?? DEFAULT_PORT;
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new InvalidArgumentError('port', `must be an integer from 0 to 65535, got ${describe(port)}`);
   const keys = [...(options.key === undefined ? [] : [options.key]), ...(options.keys ?? [])];
@@ -314,10 +324,19 @@ export async function serve(options: ServeOptions): Promise<Server> {
     logger,
   );
   await server.listen(host, port);
+  if (options.reusePort !== true) {
+    try {
+      server.guard = await holdPort(server.address.port, { address: hostPort(server.address.host, server.address.port), nodeId: options.nodeId, workers: 1 });
+    } catch (error) {
+      await server.close();
+      throw error;
+    }
+  }
   options.onListening?.(server);
   if (options.node !== undefined) return server;
   if (options.etcd !== undefined) {
     try {
+      const { FleetMember } = await import('../fleet/member.js');
       server.fleet = new FleetMember(
         {
           ...options,

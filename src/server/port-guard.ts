@@ -1,0 +1,196 @@
+// One server per UDP port.
+//
+// Worker processes of one server share its port with SO_REUSEPORT, and the kernel lets any
+// process of the same user join such a group: a second `hailstone serve --workers N` on
+// the same port would silently take a share of the first one's clients — two servers
+// behind one address, whose duplicate ids no client can see. The guard makes the group
+// private to one server.
+//
+// It is an abstract Unix socket named after the port (Linux). Three properties make it the
+// right lock:
+//  - binding a name that is bound fails (EADDRINUSE), atomically;
+//  - the kernel releases it when its process dies, SIGKILL included: no stale lock file,
+//    so a restart of the same server on its port works at once;
+//  - abstract names live in the network namespace, exactly like UDP ports, and not in the
+//    file system, so a private /tmp (systemd's PrivateTmp) cannot split it.
+// The holder answers whoever connects with one JSON line naming itself, so the refusal
+// can say which process to stop.
+//
+// The guard is per port, whatever the address: 127.0.0.1:P and 0.0.0.0:P overlap, and
+// two servers on one port of one machine are more likely a mistake than a design.
+// Elsewhere than Linux there is no SO_REUSEPORT group to protect (the native transport is
+// Linux-only; dgram workers share one exclusively bound socket): the guard is a no-op.
+
+import { type Socket as DgramSocket, createSocket } from 'node:dgram';
+import { type Server as NetServer, type Socket, createConnection, createServer, isIPv6 } from 'node:net';
+import { hostPort } from '../address.js';
+import { HailstoneError } from '../errors.js';
+
+/** What the holder of a port says about itself. */
+export interface PortHolder {
+  pid: number;
+  /** The address it serves on, "host:port". */
+  address: string;
+  /** The node id it serves, when it knows it. */
+  nodeId?: number | undefined;
+  workers: number;
+}
+
+export interface PortGuard {
+  readonly port: number;
+  /** Releases the port for another server. */
+  close(): Promise<void>;
+}
+
+/** How long a refused server waits for the holder to say who it is. */
+const ASK_TIMEOUT_MS = 500;
+
+/** The abstract socket's name for a UDP port ("\0" makes it abstract). */
+export function guardName(port: number): string {
+  return `\0hailstone/udp/${port}`;
+}
+
+/** True where the guard is enforced. */
+export const PORT_GUARD_ENFORCED = process.platform === 'linux';
+
+/**
+ * Takes the guard of `port` for this process, or throws PORT_IN_USE naming the server that
+ * holds it. Port 0 is not a port: pick one first.
+ */
+export async function holdPort(port: number, self: Omit<PortHolder, 'pid'>): Promise<PortGuard> {
+  if (!Number.isInteger(port) || port <= 0 || port > 65535) throw new RangeError(`holdPort needs a port from 1 to 65535, got ${port}`);
+  if (!PORT_GUARD_ENFORCED) return { port, close: () => Promise.resolve() };
+  const line = `${JSON.stringify({ ...self, pid: process.pid } satisfies PortHolder)}\n`;
+  const server = createServer((socket) => {
+    socket.on('error', () => undefined);
+    socket.end(line);
+  });
+  server.on('error', () => undefined);
+  try {
+    await listen(server, guardName(port));
+  } catch (error) {
+    server.close();
+    if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw error;
+    throw portHeldError(port, await askHolder(port));
+  }
+  // The guard must never keep a process alive by itself.
+  server.unref();
+  let closing: Promise<void> | undefined;
+  return {
+    port,
+    close: () => (closing ??= new Promise<void>((resolve) => server.close(() => resolve()))),
+  };
+}
+
+/** Who holds the guard of `port`: the holder's own words, or undefined when nobody answers in time. */
+export async function askHolder(port: number): Promise<PortHolder | undefined> {
+  if (!PORT_GUARD_ENFORCED) return undefined;
+  return new Promise((resolve) => {
+    let text = '';
+    let socket: Socket | undefined;
+    const done = (holder: PortHolder | undefined): void => {
+      clearTimeout(timer);
+      socket?.destroy();
+      resolve(holder);
+    };
+    // A holder stopped with SIGSTOP accepts (the kernel does) but never answers.
+    const timer = setTimeout(() => done(undefined), ASK_TIMEOUT_MS);
+    socket = createConnection({ path: guardName(port) });
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => {
+      text += chunk;
+      if (text.includes('\n')) done(parseHolder(text.slice(0, text.indexOf('\n'))));
+    });
+    socket.on('end', () => done(parseHolder(text)));
+    socket.on('error', () => done(undefined));
+  });
+}
+
+function parseHolder(text: string): PortHolder | undefined {
+  try {
+    const value = JSON.parse(text) as Partial<PortHolder>;
+    return Number.isInteger(value.pid) && typeof value.address === 'string' ? (value as PortHolder) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** PORT_IN_USE for a port another hailstone server holds. */
+export function portHeldError(port: number, holder: PortHolder | undefined): HailstoneError {
+  const who =
+    holder === undefined
+      ? 'another hailstone server (it did not say which: it may be stopped or busy)'
+      : `the hailstone server with pid ${holder.pid} (serving ${holder.address}${holder.nodeId === undefined ? '' : ` as node ${holder.nodeId}`}, ${holder.workers} worker${holder.workers === 1 ? '' : 's'})`;
+  return new HailstoneError('PORT_IN_USE', `UDP port ${port} is held by ${who}: stop it, or choose another port (--port)`, { retryAfterMs: 1000 });
+}
+
+function listen(server: NetServer, path: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ path, exclusive: true }, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+/** How long a server waits for a port that is bound but unguarded (workers of a killed server exiting) to free. */
+const UNGUARDED_WAIT_MS = 2000;
+
+/**
+ * For a server whose workers will share `port` (0: pick a free one): takes the guard, then
+ * proves nobody is bound to the port — not a server of an older version, not workers of a
+ * primary that was just killed, not another program — by binding it exclusively for a
+ * moment. Only then may the workers join it with SO_REUSEPORT. Throws PORT_IN_USE.
+ */
+export async function reservePortForWorkers(host: string, port: number, self: Omit<PortHolder, 'pid' | 'address'>): Promise<PortGuard> {
+  const family = isIPv6(host) ? 'udp6' : 'udp4';
+  if (port === 0) {
+    // The kernel picks a free port; guard it, then let it go for the workers.
+    const probe = await bindExclusive(family, host, 0);
+    const picked = (probe.address() as { port: number }).port;
+    try {
+      return await holdPort(picked, { ...self, address: hostPort(host, picked) });
+    } finally {
+      await closeSocket(probe);
+    }
+  }
+  const guard = await holdPort(port, { ...self, address: hostPort(host, port) });
+  const until = Date.now() + UNGUARDED_WAIT_MS;
+  for (;;) {
+    try {
+      await closeSocket(await bindExclusive(family, host, port));
+      return guard;
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'EADDRINUSE' && Date.now() < until) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        continue;
+      }
+      await guard.close();
+      if (code === 'EADDRINUSE') {
+        throw new HailstoneError('PORT_IN_USE', `UDP port ${port} on ${host} is in use by another process that is not a running hailstone server (see: ss -ulpn sport = :${port}): stop it, or choose another port (--port)`, { cause: error });
+      }
+      throw error;
+    }
+  }
+}
+
+function bindExclusive(type: 'udp4' | 'udp6', host: string, port: number): Promise<DgramSocket> {
+  return new Promise((resolve, reject) => {
+    const socket = createSocket({ type });
+    socket.once('error', (error) => {
+      socket.close();
+      reject(error);
+    });
+    // exclusive: in a cluster primary too, bind here and now, never through a shared handle.
+    socket.bind({ address: host, port, exclusive: true }, () => {
+      socket.removeAllListeners('error');
+      resolve(socket);
+    });
+  });
+}
+
+function closeSocket(socket: DgramSocket): Promise<void> {
+  return new Promise((resolve) => socket.close(() => resolve()));
+}
