@@ -10,7 +10,7 @@ import type { StartupWait } from '../node/node.js';
 import { type MetricsServer, type NodeSnapshot, type WorkerSnapshot, serveMetrics } from '../server/metrics.js';
 import type { RateLimitOptions } from '../server/rate-limit.js';
 import type { TransportChoice } from '../server/select-transport.js';
-import { type Server, serve } from '../server/server.js';
+import { type ServeOptions, type Server, serve } from '../server/server.js';
 import { UsageError } from './failure.js';
 
 export interface ServeConfig {
@@ -82,13 +82,7 @@ export class ServingProcess {
   /** Starts this process's server: the whole node, or one worker's stripe of it. Resolves when it serves ids. */
   async start(config: ServeConfig, worker: { index: number; count: number }, logger: Logger, onBound?: (address: { host: string; port: number }) => void): Promise<Server> {
     try {
-      const server = await serve({
-        ...(config.nodeId === undefined ? {} : { nodeId: config.nodeId }),
-        ...(config.stateDir === undefined ? {} : { stateDir: config.stateDir }),
-        ...(config.etcd === undefined
-          ? {}
-          : { etcd: { endpoints: config.etcd }, cluster: config.cluster, claimWaitMs: config.claimWaitMs, leaseTtlS: config.leaseTtlS, coordinatorWaitMs: config.etcdWaitMs }),
-        ...(config.fleetClaim === undefined ? {} : { fleetClaim: config.fleetClaim }),
+      const common = {
         host: config.host,
         port: config.port,
         transport: config.transport,
@@ -111,10 +105,25 @@ export class ServingProcess {
           logger.info({ address: server.address }, 'socket bound; opening the node');
           onBound?.(server.address);
         },
-        onStartupWait: (wait) => {
+        onStartupWait: (wait: StartupWait) => {
           this.wait = wait;
         },
-      });
+      } satisfies Partial<ServeOptions>;
+      const server = await serve(
+        config.etcd === undefined
+          ? { ...common, nodeId: config.nodeId ?? 0, stateDir: config.stateDir ?? './data' }
+          : {
+              ...common,
+              ...(config.nodeId === undefined ? {} : { nodeId: config.nodeId }),
+              ...(config.stateDir === undefined ? {} : { stateDir: config.stateDir }),
+              ...(config.fleetClaim === undefined ? {} : { fleetClaim: config.fleetClaim }),
+              etcd: { endpoints: config.etcd },
+              cluster: config.cluster,
+              claimWaitMs: config.claimWaitMs,
+              leaseTtlS: config.leaseTtlS,
+              coordinatorWaitMs: config.etcdWaitMs,
+            },
+      );
       this.ready = true;
       return server;
     } catch (error) {

@@ -105,8 +105,8 @@ export class EtcdStore implements ReservationStore {
 export class CombinedStore implements ReservationStore {
   readonly where: string;
   readonly ownership: string;
-  readonly afterLoss: string | undefined;
-  readonly lostRetryAfterMs: number | undefined;
+  readonly afterLoss?: string;
+  readonly lostRetryAfterMs?: number;
 
   constructor(
     private readonly primary: ReservationStore,

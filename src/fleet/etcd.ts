@@ -11,9 +11,14 @@
 // Requests carry a deadline and are not retried by the client library: the callers retry
 // with their own backoff, and a request that hangs must not hold up a renewal forever.
 
-import { type IOptions, Etcd3 } from 'etcd3';
-import { noop } from 'cockatiel';
+import { createRequire } from 'node:module';
+import type { Etcd3, IOptions } from 'etcd3';
 import { InvalidArgumentError, describe } from '../errors.js';
+
+// etcd's client (with gRPC) is loaded on the first connection, not on import: it is most
+// of what hailstone would otherwise load, and programs that never reach a fleet — or that
+// only parse endpoints to check them — must not pay for it.
+const load = createRequire(import.meta.url);
 
 export const DEFAULT_CLUSTER = 'default';
 /** Each etcd request's deadline. */
@@ -50,6 +55,8 @@ export function checkCluster(cluster: string | undefined): string {
 
 export function connectEtcd(options: EtcdOptions): Etcd3 {
   const hosts = parseEtcdEndpoints(options.endpoints);
+  const { Etcd3 } = load('etcd3') as typeof import('etcd3');
+  const { noop } = load('cockatiel') as typeof import('cockatiel');
   const config: IOptions = {
     hosts,
     dialTimeout: ETCD_REQUEST_TIMEOUT_MS,

@@ -7,7 +7,7 @@
 
 import * as fsp from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { findAddon } from '../native-addons.js';
+import { findAddon, missingAddonReason } from '../native-addons.js';
 import { identityOf } from './storage.js';
 
 interface LockAddon {
@@ -84,7 +84,7 @@ let cached: KernelLockAvailability | undefined;
 export function kernelLockAvailability(): KernelLockAvailability {
   if (cached !== undefined) return cached;
   const path = findAddon('hailstone_lock.node', 'HAILSTONE_LOCK_ADDON');
-  if (path === undefined) return (cached = { available: false, reason: 'the lock addon was not built (npm install builds it with node-gyp when a C compiler is present)' });
+  if (path === undefined) return (cached = { available: false, reason: missingAddonReason('hailstone_lock.node') });
   try {
     const addon = createRequire(import.meta.url)(path) as LockAddon;
     if (typeof addon.tryLockExclusive !== 'function') return (cached = { available: false, reason: `${path} is not hailstone's lock addon` });

@@ -4,7 +4,7 @@
 
 import { createRequire } from 'node:module';
 import { HailstoneError } from '../errors.js';
-import { findAddon } from '../native-addons.js';
+import { findAddon, missingAddonReason } from '../native-addons.js';
 
 /** Counters in the order native/udp.c keeps them. */
 export const NATIVE_STAT_NAMES = ['received', 'batches', 'sent', 'sendFailures', 'receiveErrors', 'truncated'] as const;
@@ -40,7 +40,7 @@ export function nativeAvailability(): NativeAvailability {
   if (cached !== undefined) return cached;
   if (process.platform !== 'linux') return (cached = { available: false, reason: `recvmmsg/sendmmsg need Linux, this is ${process.platform}` });
   const path = findAddon('hailstone_udp.node', 'HAILSTONE_NATIVE_ADDON');
-  if (path === undefined) return (cached = { available: false, reason: 'the addon was not built (npm install builds it with node-gyp when a C compiler is present)' });
+  if (path === undefined) return (cached = { available: false, reason: missingAddonReason('hailstone_udp.node') });
   try {
     const addon = createRequire(import.meta.url)(path) as NativeUdpAddon;
     if (typeof addon.open !== 'function' || typeof addon.maxBatch !== 'number') {

@@ -43,9 +43,11 @@ const STARTING_RETRY_MS = 100;
 /** Retry-after while a fleet server claims a node id again (its old node is closed meanwhile). */
 const RECLAIM_RETRY_MS = 500;
 
-export interface ServeOptions extends Partial<NodeOptions>, Partial<FleetOptions> {
-  /** A node opened by the caller; otherwise one is opened from nodeId and stateDir (and closed with the server). */
-  node?: HailstoneNode;
+/** What every server takes, whichever node it answers from. */
+export interface ServeCommonOptions {
+  logger?: NodeLogger;
+  /** Told when the node's startup must wait before the first id (see NodeOptions). */
+  onStartupWait?: (wait: StartupWait) => void;
   /** Default 127.0.0.1: never all interfaces unless asked. */
   host?: string;
   /** Default 7077; 0 picks a free port. */
@@ -80,9 +82,30 @@ export interface ServeOptions extends Partial<NodeOptions>, Partial<FleetOptions
    * the node's startup will still wait, and `server.node` throws; `stats()` works.
    */
   onListening?: (server: Server) => void;
-  // Fleet mode (with `etcd`): the node id is claimed in etcd (nodeId optional: the lowest
-  // free one), reservations are kept there, and stateDir is optional (an extra floor).
 }
+
+/** Local mode: the server opens the node from nodeId and stateDir, and closes it with itself. */
+export interface LocalServeOptions extends ServeCommonOptions, NodeOptions {
+  node?: undefined;
+  etcd?: undefined;
+}
+
+/**
+ * Fleet mode: the node id is claimed in etcd (nodeId optional: the lowest free one),
+ * reservations are kept there, and stateDir is optional (an extra floor).
+ */
+export interface FleetServeOptions extends ServeCommonOptions, Partial<NodeOptions>, FleetOptions {
+  node?: undefined;
+}
+
+/** A node opened by the caller (openNode): the server answers from it and leaves it open. */
+export interface NodeServeOptions extends ServeCommonOptions {
+  node: HailstoneNode;
+  etcd?: undefined;
+}
+
+/** One of three shapes: a node id and state dir (local), etcd (fleet), or an open node. */
+export type ServeOptions = LocalServeOptions | FleetServeOptions | NodeServeOptions;
 
 export interface ServerStats {
   datagrams: number;
@@ -326,7 +349,7 @@ export async function serve(options: ServeOptions): Promise<Server> {
   await server.listen(host, port);
   if (options.reusePort !== true) {
     try {
-      server.guard = await holdPort(server.address.port, { address: hostPort(server.address.host, server.address.port), nodeId: options.nodeId, workers: 1 });
+      server.guard = await holdPort(server.address.port, { address: hostPort(server.address.host, server.address.port), nodeId: options.node === undefined ? options.nodeId : undefined, workers: 1 });
     } catch (error) {
       await server.close();
       throw error;

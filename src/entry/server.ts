@@ -1,0 +1,24 @@
+// hailstone/server: a crash-safe node and the UDP id service over it. Fleet mode (etcd) is
+// loaded only by a server given `etcd`.
+
+export { openNode, stderrLogger, stateFileName, DEFAULT_RESERVATION_MS } from '../node/node.js';
+export type { HailstoneNode, NodeOptions, NodeStatus, NodeLogger, StartupWait } from '../node/node.js';
+export type { StorageFs, StorageFile } from '../node/storage.js';
+export type { ProcessProbe, LockOwner } from '../node/lock.js';
+export type { KernelLocks } from '../node/kernel-lock.js';
+export { serve, parseAllowList, DEFAULT_HOST, DEFAULT_PORT } from '../server/server.js';
+export type { Server, ServeOptions, ServerStats } from '../server/server.js';
+export type { RateLimitOptions } from '../server/rate-limit.js';
+export type { FleetOptions, FleetStats } from '../fleet/member.js';
+export type { EtcdOptions, ClaimInfo } from '../fleet/etcd.js';
+export type { ClaimRef } from '../fleet/etcd-store.js';
+export type { Transport, DatagramSource, DatagramHandler, TransportName, TransportStats } from '../server/transport.js';
+export { DgramTransport } from '../server/dgram-transport.js';
+export { NativeTransport } from '../server/native-transport.js';
+export type { NativeTransportOptions } from '../server/native-transport.js';
+export { nativeAvailability } from '../server/native-addon.js';
+export type { NativeAvailability } from '../server/native-addon.js';
+export { createTransport, resolveTransport } from '../server/select-transport.js';
+export type { TransportChoice } from '../server/select-transport.js';
+export { holdPort, reservePortForWorkers } from '../server/port-guard.js';
+export type { PortGuard, PortHolder } from '../server/port-guard.js';
