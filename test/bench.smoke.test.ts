@@ -36,6 +36,19 @@ describe('benchmarks (smoke run)', () => {
     for (const c of data.realClock.filter((c: { task: string }) => c.task.startsWith('hailstone'))) expect(c.duplicates).toBe(0);
   });
 
+  it('import benchmark: every entry point and the peer, none of hailstone\'s loading etcd or gRPC', { timeout: 60_000 }, async () => {
+    const output = join(dir, 'import.json');
+    await tsx('bench/import.ts', { HAILSTONE_BENCH_OUTPUT: output });
+    const data = JSON.parse(readFileSync(output, 'utf8'));
+    expect(data.machine).toMatchObject({ node: process.version });
+    expect(data.results.map((r: { specifier: string }) => r.specifier)).toEqual(['hailstone/generator', 'hailstone/client', 'hailstone', '@sapphire/snowflake']);
+    for (const r of data.results) {
+      expect(r.medianMs).toBeGreaterThan(0);
+      expect(r.p90Ms).toBeGreaterThanOrEqual(r.medianMs);
+      expect(r.etcdModules).toBe(0);
+    }
+  });
+
   it('UDP benchmark against the echo server, and the charts', { timeout: 180_000 }, async () => {
     expect(existsSync('dist/cli/main.js')).toBe(true); // built by npm install
     const output = join(dir, 'udp.json');

@@ -3,7 +3,7 @@
 // the lightest way to use hailstone.
 
 export { createGenerator, DEFAULT_MAX_LEAD_MS } from '../generator.js';
-export type { Backend, Generator, GeneratorOptions } from '../generator.js';
+export type { Backend, Generator, GeneratorCounters, GeneratorOptions } from '../generator.js';
 export { defineLayout, describeLayout, workerStripe, DEFAULT_LAYOUT, DEFAULT_EPOCH } from '../layout.js';
 export type { Layout, LayoutOptions, WorkerOptions, WorkerStripe } from '../layout.js';
 export { compose, decode, parseId, readId, readIds } from '../codec.js';
