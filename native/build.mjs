@@ -8,7 +8,7 @@
 // failed build's whole output is kept beside it in build.log.
 
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -19,6 +19,9 @@ const logFile = join(buildDir, 'build.log');
 const retry = 'then run `npm rebuild hailstone`';
 
 function record(status) {
+  // An addon left from an earlier build must not outlive a build that did not happen: the
+  // server would load it while the status says otherwise.
+  if (!status.built) rmSync(join(buildDir, 'Release'), { recursive: true, force: true });
   mkdirSync(buildDir, { recursive: true });
   writeFileSync(statusFile, `${JSON.stringify({ ...status, node: process.version, at: new Date().toISOString() })}\n`);
 }
