@@ -59,6 +59,8 @@ export class ServingProcess {
   /** Set once the node is open and ids are served. */
   ready = false;
   private wait: StartupWait | undefined;
+  /** The node id it was started with, if one was given (for /metrics and /healthz before the node is open). */
+  private nodeId: number | undefined;
 
   constructor(readonly index: number) {}
 
@@ -75,12 +77,19 @@ export class ServingProcess {
           : this.wait.reason === 'first start'
             ? `first start: waiting one lead window (${this.wait.waitMs} ms) before issuing`
             : `waiting for the clock to reach the stored reservation (${this.wait.waitMs} ms)`;
-      return { index: this.index, stats: server.stats(), node: undefined, starting: { reason, retryAfterMs } };
+      return {
+        index: this.index,
+        stats: server.stats(),
+        node: undefined,
+        ...(this.nodeId === undefined ? {} : { nodeId: this.nodeId }),
+        starting: { reason, retryAfterMs },
+      };
     }
   }
 
   /** Starts this process's server: the whole node, or one worker's stripe of it. Resolves when it serves ids. */
   async start(config: ServeConfig, worker: { index: number; count: number }, logger: Logger, onBound?: (address: { host: string; port: number }) => void): Promise<Server> {
+    this.nodeId = config.fleetClaim?.nodeId ?? config.nodeId;
     try {
       const server = await serve({
         ...(config.nodeId === undefined ? {} : { nodeId: config.nodeId }),
