@@ -7,6 +7,7 @@ import { hostname } from 'node:os';
 import type { Etcd3 } from 'etcd3';
 import { HailstoneError, InvalidArgumentError } from '../errors.js';
 import { DEFAULT_LAYOUT } from '../layout.js';
+import { FailureEpisode } from '../log-episode.js';
 import { type HailstoneNode, type NodeLogger, type NodeOptions, checkNodeRules, fileStoreOf, startNode } from '../node/node.js';
 import { OwnershipLostError, type ReservationStore } from '../node/store.js';
 import { type Claim, DEFAULT_LEASE_TTL_S, claimNodeId } from './claim.js';
@@ -68,6 +69,8 @@ export class FleetMember {
   private givenNodeId: number | undefined;
   private lastNodeId: number | undefined;
   private closing: Promise<void> | undefined;
+  /** Failed attempts to claim (at startup, or again after a fence), logged once per run of failures. */
+  private readonly claimEpisode: FailureEpisode;
 
   constructor(
     private readonly options: FleetOptions & Partial<NodeOptions>,
@@ -90,6 +93,7 @@ export class FleetMember {
       throw new InvalidArgumentError('leaseTtlS', `must be an integer from 2 to 3600, got ${this.leaseTtlS}`);
     }
     this.etcd = connectEtcd(options.etcd);
+    this.claimEpisode = new FailureEpisode(logger, { what: 'claiming a node id', level: 'warn', fields: { cluster: this.cluster } });
   }
 
   /** Claims a node id and opens its node (or, under a given claim, only opens the node). */
@@ -111,6 +115,7 @@ export class FleetMember {
       try {
         const node = await this.claimAndOpen(Math.max(0, waitMs - (Date.now() - started)));
         this.node = node;
+        this.claimEpisode.recovered();
         return node;
       } catch (error) {
         if (this.closed) throw new HailstoneError('CLOSED', 'stopped while claiming a node id');
@@ -118,7 +123,7 @@ export class FleetMember {
         if (Date.now() - started >= waitMs) {
           throw new HailstoneError('COORDINATOR_UNAVAILABLE', `could not claim a node id and store its first reservation within ${waitMs} ms: ${(error as Error).message}`, { cause: error });
         }
-        this.logger.warn({ err: (error as Error).message, retryInMs: backoff }, 'claiming a node id failed; trying again');
+        this.claimEpisode.failed(`claiming a node id failed (${(error as Error).message}); trying again`, { err: (error as Error).message, retryInMs: backoff });
         await new Promise((resolve) => setTimeout(resolve, backoff * (0.5 + Math.random())));
         backoff = Math.min(2000, backoff * 2);
       }
@@ -242,17 +247,19 @@ export class FleetMember {
           return;
         }
         this.node = node;
+        this.claimEpisode.recovered();
         const nodeId = this.claim!.nodeId;
         this.logger.warn({ nodeId, was: old.nodeId, cluster: this.cluster }, nodeId === old.nodeId ? `re-claimed node id ${nodeId}` : `re-claimed: node id changed from ${old.nodeId} to ${nodeId}`);
         if (node !== undefined) this.onNode(node);
         this.hooks.onClaim?.(claimRefOf(this.claim!));
         return;
       } catch (error) {
-        this.logger.warn({ err: (error as Error).message, retryInMs: backoff }, 'claiming a node id again failed; retrying');
+        this.claimEpisode.failed(`claiming a node id again failed (${(error as Error).message}); retrying`, { err: (error as Error).message, retryInMs: backoff });
         await new Promise((resolve) => setTimeout(resolve, backoff * (0.5 + Math.random())));
         backoff = Math.min(5000, backoff * 2);
       }
     }
+    this.claimEpisode.abandoned('the server closed');
   }
 }
 

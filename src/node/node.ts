@@ -21,6 +21,7 @@ import {
   type GeneratorCounters,
 } from '../generator.js';
 import { DEFAULT_LAYOUT, type Layout, type WorkerOptions, type WorkerStripe, workerStripe } from '../layout.js';
+import { FailureEpisode } from '../log-episode.js';
 import { FileStore, stateFileName } from './file-store.js';
 import { type KernelLocks, kernelLockAvailability } from './kernel-lock.js';
 import { type ProcessProbe, realProcesses } from './lock.js';
@@ -193,6 +194,10 @@ class Node implements HailstoneNode {
   private renewals = 0;
   private storageErrors = 0;
   private failingSince: number | undefined;
+  /** How the store names the current failure when it is not the disk's ("coordinator (etcd) unreachable"). */
+  private failingKind: string | undefined;
+  /** A failing store is logged once per episode, not at every retry. */
+  private readonly storageEpisode: FailureEpisode;
   private retryAt = 0;
   private lastStorageError: NodeStatus['lastStorageError'];
   private ownershipLost: string | undefined;
@@ -221,6 +226,7 @@ class Node implements HailstoneNode {
     this.reservationMs = init.reservationMs;
     this.reservedUntil = init.reservedUntil;
     this.firstStart = init.firstStart;
+    this.storageEpisode = new FailureEpisode(this.logger, { what: 'durable reservation writes', fields: { nodeId: this.nodeId, worker: this.worker.index } });
     // Check often enough that a renewal starts with half a window still reserved, and that
     // a lost lock is noticed within VERIFY_EVERY_MS even when renewals are seconds apart.
     const period = Math.max(5, Math.min(VERIFY_EVERY_MS, Math.floor(this.reservationMs / 4)));
@@ -278,7 +284,7 @@ class Node implements HailstoneNode {
     }
     const why =
       this.failingSince !== undefined
-        ? `the reservation cannot be extended: storage is failing (${this.lastStorageError?.message ?? 'unknown error'})`
+        ? `the reservation cannot be extended: ${this.failingKind ?? 'storage is failing'} (${this.lastStorageError?.message ?? 'unknown error'})`
         : 'the reservation is being extended';
     return new HailstoneError('LIMIT_REACHED', `node ${this.nodeId} reached its durable reservation; ${why}; retry in ${retryAfterMs} ms`, {
       retryAfterMs,
@@ -299,7 +305,7 @@ class Node implements HailstoneNode {
       reason = this.ownershipLostText();
       retryAfterMs = this.store.lostRetryAfterMs ?? OWNERSHIP_LOST_RETRY_MS;
     } else if (this.failingSince !== undefined) {
-      reason = `storage errors since ${iso(this.failingSince)}: ${this.lastStorageError?.message ?? ''}`;
+      reason = `${this.failingKind ?? 'storage errors'} since ${iso(this.failingSince)}: ${this.lastStorageError?.message ?? ''}`;
       retryAfterMs = Math.max(RETRY_MIN_MS, this.retryAt - Date.now());
     } else {
       // Could it issue right now? (A clock stepped back past the lead refuses every request.)
@@ -336,6 +342,7 @@ class Node implements HailstoneNode {
   stopIssuing(reason: string): void {
     if (this.ownershipLost !== undefined || this.closed) return;
     this.ownershipLost = reason;
+    this.storageEpisode.abandoned('the node stopped issuing');
     this.logger.error(
       { nodeId: this.nodeId, worker: this.worker.index, reason, store: this.store.where, lastIssued: iso(this.gen.lastTimestamp() ?? -1) },
       `node ${this.nodeId} ${this.ownershipLostText()}`,
@@ -348,6 +355,7 @@ class Node implements HailstoneNode {
     clearInterval(this.timer);
     this.timer = undefined;
     await this.writing;
+    this.storageEpisode.abandoned('the node closed');
     try {
       await this.store.close();
     } catch (error) {
@@ -424,14 +432,17 @@ class Node implements HailstoneNode {
       }
       this.storageErrors++;
       this.lastStorageError = { code: errorCode(error), message: String((error as Error)?.message ?? error), at: Date.now() };
-      const failures = this.failingSince === undefined ? 1 : this.storageErrors;
+      this.failingKind = this.store.describeFailure?.(error);
+      // This failure's number within the episode.
+      const failures = this.storageEpisode.count + 1;
       this.failingSince ??= Date.now();
       // Back off, but keep retrying often enough to resume soon after storage recovers.
       const delay = Math.min(RETRY_MIN_MS * 2 ** Math.min(failures, 10), Math.max(RETRY_MIN_MS, this.reservationMs / 4));
       this.retryAt = Date.now() + delay;
-      this.logger.error(
-        { nodeId: this.nodeId, worker: this.worker.index, code: this.lastStorageError.code, reservedUntil: this.reservedUntil, retryInMs: delay },
-        `cannot extend the durable reservation (${this.lastStorageError.message}); issuing only up to ${iso(this.reservedUntil)}, then refusing`,
+      this.storageEpisode.failed(
+        `cannot extend the durable reservation${this.failingKind === undefined ? '' : `: ${this.failingKind}`} (${this.lastStorageError.message}); ` +
+          `issuing only up to ${iso(this.reservedUntil)}, then refusing`,
+        { code: this.lastStorageError.code, reservedUntil: this.reservedUntil, retryInMs: delay },
       );
       return;
     }
@@ -440,11 +451,9 @@ class Node implements HailstoneNode {
     this.gen.setLimit(target);
     this.renewals++;
     if (this.failingSince !== undefined) {
-      this.logger.warn(
-        { nodeId: this.nodeId, worker: this.worker.index, failedForMs: Date.now() - this.failingSince },
-        'storage recovered: the durable reservation is being extended again',
-      );
+      this.storageEpisode.recovered();
       this.failingSince = undefined;
+      this.failingKind = undefined;
     }
   }
 }
