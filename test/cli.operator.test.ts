@@ -25,9 +25,16 @@ function plainLines(text: string): string[] {
   return text.split('\n').filter((l) => l !== '' && !l.startsWith('{'));
 }
 
-async function healthz(port: number): Promise<{ status: number; body: { status: string; reason?: string; retryAfterMs?: number }; retryAfter: string | null }> {
+interface HealthBody {
+  status: string;
+  nodeId?: number;
+  reason?: string;
+  retryAfterMs?: number;
+}
+
+async function healthz(port: number): Promise<{ status: number; body: HealthBody; retryAfter: string | null }> {
   const res = await fetch(`http://127.0.0.1:${port}/healthz`);
-  return { status: res.status, body: (await res.json()) as { status: string; reason?: string; retryAfterMs?: number }, retryAfter: res.headers.get('retry-after') };
+  return { status: res.status, body: (await res.json()) as HealthBody, retryAfter: res.headers.get('retry-after') };
 }
 
 describe('the command line parses what it documents', () => {
@@ -266,13 +273,37 @@ describe('health tells the truth', () => {
     expect((refusal as HailstoneError).retryAfterMs).toBeGreaterThan(500);
     const h = await healthz(metricsPort);
     expect(h.status).toBe(503);
-    expect(h.body.reason).toMatch(/waiting for the clock/);
+    expect(h.body.nodeId).toBe(0);
+    expect(h.body.reason).toMatch(/^node 0: starting: waiting for the clock/);
     await readyPort(s.child, { text: s.stdout }, { text: s.stderr });
     const c2 = createClient({ servers: [`127.0.0.1:${bound[1]}`] });
     await c2.nextId();
-    expect((await healthz(metricsPort)).status).toBe(200);
+    expect(await healthz(metricsPort)).toMatchObject({ status: 200, body: { status: 'ok', nodeId: 0 } });
     await client.close();
     await c2.close();
+    s.child.kill('SIGTERM');
+    expect(await s.done).toBe(0);
+  });
+
+  it('--workers 2: /healthz names the node id and the worker stripe that is not ready, and the node id once healthy', { timeout: 60_000 }, async () => {
+    const s = spawnServe(['--port', '0', '--state-dir', join(root, 'health-workers'), '--workers', '2', '--node-id', '4', '--max-lead-ms', '3000', '--metrics', '127.0.0.1:0']);
+    const metricsPort = Number((await waitFor(() => /"metrics":"http:\/\/127\.0\.0\.1:(\d+)"/.exec(s.stderr()) ?? undefined, { what: 'the metrics port', child: s.child, stderr: { text: s.stderr } }))[1]);
+    // Each worker opens its node, then waits out one lead window (3 s) on its first start.
+    const starting: string[] = [];
+    const waiting = await waitFor(
+      async () => {
+        const h = await healthz(metricsPort);
+        if (/starting/.test(h.body.reason ?? '')) starting.push(h.body.reason!);
+        return /first start/.test(h.body.reason ?? '') ? h : undefined;
+      },
+      { what: '/healthz to report a worker waiting out its first start', child: s.child, stderr: { text: s.stderr } },
+    );
+    for (const reason of starting) expect(reason).toMatch(/^node 4, worker [01] of 2: starting: /);
+    expect(waiting.status).toBe(503);
+    expect(waiting.body.nodeId).toBe(4);
+    expect(waiting.body.reason).toMatch(/^node 4, worker [01] of 2: starting: first start: waiting one lead window \(3000 ms\)/);
+    await readyPort(s.child, { text: s.stdout }, { text: s.stderr });
+    expect(await healthz(metricsPort)).toMatchObject({ status: 200, body: { status: 'ok', nodeId: 4 } });
     s.child.kill('SIGTERM');
     expect(await s.done).toBe(0);
   });

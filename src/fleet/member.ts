@@ -47,6 +47,11 @@ export interface FleetStats {
   sinceKeepaliveMs: number | undefined;
   leaseTtlS: number;
   claiming: boolean;
+  /**
+   * Why etcd keeps this server from issuing now, for /healthz: the claim was lost (fenced),
+   * etcd is unreachable, a claim failed. Undefined while it holds a claim.
+   */
+  problem: string | undefined;
   etcdLatency: ReturnType<LatencyHistogram['snapshot']>;
 }
 
@@ -62,6 +67,10 @@ export class FleetMember {
   private pastRenewals = 0;
   private pastRenewalFailures = 0;
   private claiming = false;
+  /** Why the last claim was lost, until a new one is made. */
+  private fencedBy: string | undefined;
+  /** Why the current attempt to claim fails, until one succeeds. */
+  private problem: string | undefined;
   private closed = false;
   private reclaimLoop: Promise<void> | undefined;
   private readonly startedAt = new Date().toISOString();
@@ -115,6 +124,7 @@ export class FleetMember {
       try {
         const node = await this.claimAndOpen(Math.max(0, waitMs - (Date.now() - started)));
         this.node = node;
+        this.problem = undefined;
         this.claimEpisode.recovered();
         return node;
       } catch (error) {
@@ -123,6 +133,7 @@ export class FleetMember {
         if (Date.now() - started >= waitMs) {
           throw new HailstoneError('COORDINATOR_UNAVAILABLE', `could not claim a node id and store its first reservation within ${waitMs} ms: ${(error as Error).message}`, { cause: error });
         }
+        this.problem = `claiming failed (${(error as Error).message})`;
         this.claimEpisode.failed(`claiming a node id failed (${(error as Error).message}); trying again`, { err: (error as Error).message, retryInMs: backoff });
         await new Promise((resolve) => setTimeout(resolve, backoff * (0.5 + Math.random())));
         backoff = Math.min(2000, backoff * 2);
@@ -156,6 +167,7 @@ export class FleetMember {
       sinceKeepaliveMs: this.claim?.lost === undefined ? this.claim?.sinceConfirmedMs : undefined,
       leaseTtlS: this.leaseTtlS,
       claiming: this.claiming,
+      problem: this.fencedBy === undefined && this.problem === undefined ? undefined : [this.fencedBy, this.problem].filter((p) => p !== undefined).join('; '),
       etcdLatency: this.latency.snapshot(),
     };
   }
@@ -194,6 +206,9 @@ export class FleetMember {
         logger: this.logger,
         observe: (s) => this.latency.observe(s),
         cancelled: () => this.closed,
+        onUnreachable: (error) => {
+          this.problem = `unreachable (${(error as Error)?.message ?? String(error)})`;
+        },
       });
       this.claims++;
       this.lastNodeId = claim.nodeId;
@@ -218,6 +233,7 @@ export class FleetMember {
   private fenced(claim: Claim, node: HailstoneNode | undefined, reason: string): void {
     if (this.closed) return;
     this.fences++;
+    this.fencedBy = `fenced: the claim of node id ${claim.nodeId} was lost (${reason})`;
     node?.stopIssuing(reason);
     this.hooks.onFence?.(reason);
     this.logger.error({ nodeId: claim.nodeId, cluster: this.cluster, reason }, `fenced: node id ${claim.nodeId} stopped issuing; claiming a node id again`);
@@ -247,6 +263,8 @@ export class FleetMember {
           return;
         }
         this.node = node;
+        this.fencedBy = undefined;
+        this.problem = undefined;
         this.claimEpisode.recovered();
         const nodeId = this.claim!.nodeId;
         this.logger.warn({ nodeId, was: old.nodeId, cluster: this.cluster }, nodeId === old.nodeId ? `re-claimed node id ${nodeId}` : `re-claimed: node id changed from ${old.nodeId} to ${nodeId}`);
@@ -254,6 +272,7 @@ export class FleetMember {
         this.hooks.onClaim?.(claimRefOf(this.claim!));
         return;
       } catch (error) {
+        this.problem = `claiming again failed (${(error as Error).message})`;
         this.claimEpisode.failed(`claiming a node id again failed (${(error as Error).message}); retrying`, { err: (error as Error).message, retryInMs: backoff });
         await new Promise((resolve) => setTimeout(resolve, backoff * (0.5 + Math.random())));
         backoff = Math.min(5000, backoff * 2);

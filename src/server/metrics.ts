@@ -43,26 +43,51 @@ export interface Health {
   reason: string | undefined;
   /** When waiting helps: how long until it can serve ids again, ms. */
   retryAfterMs?: number;
+  /** The node id served, when known (not while a fleet server claims one). */
+  nodeId?: number;
 }
 
-/** Healthy only while every expected worker runs and can issue an id now. */
+/** Retry-after while a fleet server waits for etcd or claims a node id. */
+const COORDINATOR_RETRY_MS = 1000;
+
+/**
+ * Healthy only while every expected worker runs and can issue an id now. The reason names
+ * the node id (and the worker, with several), and blames etcd ("coordinator (etcd): …")
+ * when the claim is what stops the node.
+ */
 export function healthOf(snapshot: NodeSnapshot): Health {
-  if (snapshot.fleet?.claiming) return { healthy: false, reason: `claiming a node id in etcd (cluster ${snapshot.fleet.cluster})`, retryAfterMs: 1000 };
+  const fleet = snapshot.fleet;
+  const first = snapshot.workers[0];
+  const nodeId = fleet?.nodeId ?? (first === undefined ? undefined : nodeIdOf(snapshot, first));
+  const answer = (h: Health, id = nodeId): Health => (id === undefined ? h : { ...h, nodeId: id });
+  const ofNode = nodeId === undefined ? '' : `node ${nodeId}: `;
+  // The claim comes first: without it no worker can issue, whatever each one says.
+  if (fleet !== undefined && (fleet.claiming || fleet.problem !== undefined)) {
+    const what = [fleet.problem, fleet.claiming ? `claiming a node id in cluster ${fleet.cluster}` : undefined].filter((p) => p !== undefined);
+    return answer({ healthy: false, reason: `${ofNode}coordinator (etcd): ${what.join('; ')}`, retryAfterMs: COORDINATOR_RETRY_MS });
+  }
   if (snapshot.workers.length < snapshot.expectedWorkers) {
-    return { healthy: false, reason: `${snapshot.expectedWorkers - snapshot.workers.length} of ${snapshot.expectedWorkers} workers not running` };
+    const running = new Set(snapshot.workers.map((w) => w.index));
+    const missing = Array.from({ length: snapshot.expectedWorkers }, (_, i) => i).filter((i) => !running.has(i));
+    const which = missing.length === 0 ? '' : ` (${missing.length === 1 ? 'worker' : 'workers'} ${missing.join(', ')})`;
+    return answer({ healthy: false, reason: `${ofNode}${snapshot.expectedWorkers - snapshot.workers.length} of ${snapshot.expectedWorkers} workers not running${which}` });
   }
   for (const w of snapshot.workers) {
-    const where = snapshot.expectedWorkers > 1 ? `worker ${w.index}: ` : '';
+    const id = nodeIdOf(snapshot, w);
+    const node = id === undefined ? 'node' : `node ${id}`;
+    const where = snapshot.expectedWorkers > 1 ? `${node}, worker ${w.index} of ${snapshot.expectedWorkers}: ` : id === undefined ? '' : `${node}: `;
     if (w.node === undefined) {
       const retryAfterMs = w.starting?.retryAfterMs;
-      return { healthy: false, reason: `${where}starting: ${w.starting?.reason ?? 'opening the node'}`, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) };
+      return answer({ healthy: false, reason: `${where}starting: ${w.starting?.reason ?? 'opening the node'}`, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) }, id ?? nodeId);
     }
     if (!w.node.healthy) {
       const retryAfterMs = w.node.retryAfterMs;
-      return { healthy: false, reason: `${where}${w.node.reason ?? 'unhealthy'}`, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) };
+      // A node closes only when its server stops (or re-claims, reported above): say so.
+      const why = w.node.closed && w.node.ownershipLost === undefined ? 'closed: the server is stopping' : (w.node.reason ?? 'unhealthy');
+      return answer({ healthy: false, reason: `${where}${why}`, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) }, id ?? nodeId);
     }
   }
-  return { healthy: true, reason: undefined };
+  return answer({ healthy: true, reason: undefined });
 }
 
 function sum(snapshot: NodeSnapshot, f: (w: WorkerSnapshot) => number): number {
@@ -242,6 +267,7 @@ export async function serveMetrics(host: string, port: number, snapshot: () => P
           const health = healthOf(s);
           const body = {
             status: health.healthy ? 'ok' : 'unhealthy',
+            ...(health.nodeId === undefined ? {} : { nodeId: health.nodeId }),
             ...(health.reason === undefined ? {} : { reason: health.reason }),
             ...(health.retryAfterMs === undefined ? {} : { retryAfterMs: health.retryAfterMs }),
           };
