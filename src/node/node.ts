@@ -239,7 +239,9 @@ class Node implements HailstoneNode {
   }
 
   nextId(): bigint {
-    if (this.closed || this.ownershipLost !== undefined) throw this.refusalOf(this.closed ? STATUS_CLOSED : STATUS_LIMIT_REACHED);
+    // A node that lost its node id says so even once closed: that, not the close, is what
+    // the caller must act on (a fleet server closes a fenced node while it claims again).
+    if (this.ownershipLost !== undefined || this.closed) throw this.refusalOf(this.ownershipLost !== undefined ? STATUS_LIMIT_REACHED : STATUS_CLOSED);
     try {
       return this.gen.nextId();
     } catch (error) {
@@ -260,8 +262,8 @@ class Node implements HailstoneNode {
   }
 
   tryFill(buffer: Uint8Array, offset = 0, count?: number): number {
-    if (this.closed) return STATUS_CLOSED;
     if (this.ownershipLost !== undefined) return STATUS_LIMIT_REACHED;
+    if (this.closed) return STATUS_CLOSED;
     const written = this.gen.tryFill(buffer, offset, count);
     // At the reservation: start extending it now rather than at the next timer tick.
     if (written === STATUS_LIMIT_REACHED) this.maybeRenew(true);
@@ -300,11 +302,11 @@ class Node implements HailstoneNode {
     const logical = this.gen.lastTimestamp() ?? now;
     let reason: string | undefined;
     let retryAfterMs: number | undefined;
-    if (this.closed) reason = 'closed';
-    else if (this.ownershipLost !== undefined) {
+    if (this.ownershipLost !== undefined) {
       reason = this.ownershipLostText();
       retryAfterMs = this.store.lostRetryAfterMs ?? OWNERSHIP_LOST_RETRY_MS;
-    } else if (this.failingSince !== undefined) {
+    } else if (this.closed) reason = 'closed';
+    else if (this.failingSince !== undefined) {
       reason = `${this.failingKind ?? 'storage errors'} since ${iso(this.failingSince)}: ${this.lastStorageError?.message ?? ''}`;
       retryAfterMs = Math.max(RETRY_MIN_MS, this.retryAt - Date.now());
     } else {
