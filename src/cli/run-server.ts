@@ -46,10 +46,11 @@ export interface ServeConfig {
 
 /** JSON lines on stderr; stdout carries only the ready and stopped lines. */
 export function makeLogger(config: ServeConfig, worker?: number): Logger {
-  return pino(
-    { level: config.logLevel, base: { ...(config.nodeId === undefined ? {} : { node: config.nodeId }), ...(worker === undefined ? {} : { worker }) } },
-    destination({ fd: 2, sync: true }),
-  );
+  // Every line says which node and worker it comes from. A mixin, not pino's base bindings:
+  // the node's own lines carry nodeId and worker too, and a mixin's keys give way to the
+  // caller's where bindings would repeat them in the line.
+  const fixed = { ...(config.nodeId === undefined ? {} : { nodeId: config.nodeId }), ...(worker === undefined ? {} : { worker }) };
+  return pino({ level: config.logLevel, mixin: () => ({ ...fixed }) }, destination({ fd: 2, sync: true }));
 }
 
 /** A server from the moment its socket is bound until it stops. */

@@ -10,6 +10,7 @@
 // removed, its state dir replaced, its claim taken), the node stops issuing at once and
 // for good: it never takes the node id back by itself.
 
+import { destination, pino } from 'pino';
 import { STATUS_CLOSED, STATUS_LIMIT_REACHED } from '../core/constants.js';
 import { HailstoneError, InvalidArgumentError, checkInteger, describe } from '../errors.js';
 import {
@@ -37,16 +38,11 @@ export interface NodeLogger {
   error(fields: object, message: string): void;
 }
 
-/** Warnings and errors as JSON lines on stderr; nothing at info. */
-export const stderrLogger: NodeLogger = {
-  info() {},
-  warn(fields, message) {
-    process.stderr.write(`${JSON.stringify({ level: 'warn', msg: message, ...fields })}\n`);
-  },
-  error(fields, message) {
-    process.stderr.write(`${JSON.stringify({ level: 'error', msg: message, ...fields })}\n`);
-  },
-};
+/**
+ * The default: warnings and errors as pino JSON lines on stderr (level as a number, time,
+ * pid, hostname, msg), the same shape as the command line's logs; nothing at info.
+ */
+export const stderrLogger: NodeLogger = pino({ level: 'warn' }, destination({ fd: 2, sync: true }));
 
 /** What a starting node waits for before it may issue, and until when (ms on the wall clock). */
 export interface StartupWait {
