@@ -12,7 +12,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { HailstoneError, createClient, openNode, serve } from '../src/index.js';
 import { serveProgram } from '../src/cli/serve.js';
 import { serveMetrics, type NodeSnapshot } from '../src/server/metrics.js';
-import { childPids, collectText, exited, readyPort, runCli, spawnTracked, waitFor } from './support/child.js';
+import { childPids, collectText, exited, readyPort, runCli, spawnFixture, spawnTracked, waitFor } from './support/child.js';
 import { ManualClock } from './support/clock.js';
 import { spawnServe, startServe } from './support/serve-process.js';
 import { silent } from './support/udp.js';
@@ -25,9 +25,16 @@ function plainLines(text: string): string[] {
   return text.split('\n').filter((l) => l !== '' && !l.startsWith('{'));
 }
 
-async function healthz(port: number): Promise<{ status: number; body: { status: string; reason?: string; retryAfterMs?: number }; retryAfter: string | null }> {
+interface HealthBody {
+  status: string;
+  nodeId?: number;
+  reason?: string;
+  retryAfterMs?: number;
+}
+
+async function healthz(port: number): Promise<{ status: number; body: HealthBody; retryAfter: string | null }> {
   const res = await fetch(`http://127.0.0.1:${port}/healthz`);
-  return { status: res.status, body: (await res.json()) as { status: string; reason?: string; retryAfterMs?: number }, retryAfter: res.headers.get('retry-after') };
+  return { status: res.status, body: (await res.json()) as HealthBody, retryAfter: res.headers.get('retry-after') };
 }
 
 describe('the command line parses what it documents', () => {
@@ -216,6 +223,42 @@ describe('signals and pipes', () => {
   });
 });
 
+/**
+ * The top-level keys of one JSON object, in order, duplicates included (JSON.parse would
+ * keep only the last of a repeated key).
+ */
+function topLevelKeys(text: string): string[] {
+  const keys: string[] = [];
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === '"') {
+      let end = i + 1;
+      while (text[end] !== '"') end += text[end] === '\\' ? 2 : 1;
+      let next = end + 1;
+      while (text[next] === ' ') next++;
+      if (depth === 1 && text[next] === ':') keys.push(JSON.parse(text.slice(i, end + 1)) as string);
+      i = end;
+    } else if (c === '{' || c === '[') depth++;
+    else if (c === '}' || c === ']') depth--;
+  }
+  return keys;
+}
+
+/** Checks every JSON line of a log: pino's shape, and no key twice. Returns the parsed lines. */
+function checkLogLines(stderr: string): Record<string, unknown>[] {
+  const lines = stderr.split('\n').filter((l) => l.startsWith('{'));
+  expect(lines.length).toBeGreaterThan(0);
+  return lines.map((line) => {
+    const keys = topLevelKeys(line);
+    expect(keys.filter((k, i) => keys.indexOf(k) !== i), line).toEqual([]);
+    const parsed = JSON.parse(line) as Record<string, unknown>;
+    expect(parsed, line).toMatchObject({ level: expect.any(Number), time: expect.any(Number), pid: expect.any(Number), hostname: expect.any(String), msg: expect.any(String) });
+    expect(parsed, line).not.toHaveProperty('node');
+    return parsed;
+  });
+}
+
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -266,14 +309,74 @@ describe('health tells the truth', () => {
     expect((refusal as HailstoneError).retryAfterMs).toBeGreaterThan(500);
     const h = await healthz(metricsPort);
     expect(h.status).toBe(503);
-    expect(h.body.reason).toMatch(/waiting for the clock/);
+    expect(h.body.nodeId).toBe(0);
+    expect(h.body.reason).toMatch(/^node 0: starting: waiting for the clock/);
     await readyPort(s.child, { text: s.stdout }, { text: s.stderr });
     const c2 = createClient({ servers: [`127.0.0.1:${bound[1]}`] });
     await c2.nextId();
-    expect((await healthz(metricsPort)).status).toBe(200);
+    expect(await healthz(metricsPort)).toMatchObject({ status: 200, body: { status: 'ok', nodeId: 0 } });
     await client.close();
     await c2.close();
     s.child.kill('SIGTERM');
     expect(await s.done).toBe(0);
+  });
+
+  it('--workers 2: /healthz names the node id and the worker stripe that is not ready, and the node id once healthy', { timeout: 60_000 }, async () => {
+    const s = spawnServe(['--port', '0', '--state-dir', join(root, 'health-workers'), '--workers', '2', '--node-id', '4', '--max-lead-ms', '3000', '--metrics', '127.0.0.1:0']);
+    const metricsPort = Number((await waitFor(() => /"metrics":"http:\/\/127\.0\.0\.1:(\d+)"/.exec(s.stderr()) ?? undefined, { what: 'the metrics port', child: s.child, stderr: { text: s.stderr } }))[1]);
+    // Each worker opens its node, then waits out one lead window (3 s) on its first start.
+    const starting: string[] = [];
+    const waiting = await waitFor(
+      async () => {
+        const h = await healthz(metricsPort);
+        if (/starting/.test(h.body.reason ?? '')) starting.push(h.body.reason!);
+        return /first start/.test(h.body.reason ?? '') ? h : undefined;
+      },
+      { what: '/healthz to report a worker waiting out its first start', child: s.child, stderr: { text: s.stderr } },
+    );
+    for (const reason of starting) expect(reason).toMatch(/^node 4, worker [01] of 2: starting: /);
+    expect(waiting.status).toBe(503);
+    expect(waiting.body.nodeId).toBe(4);
+    expect(waiting.body.reason).toMatch(/^node 4, worker [01] of 2: starting: first start: waiting one lead window \(3000 ms\)/);
+    await readyPort(s.child, { text: s.stdout }, { text: s.stderr });
+    expect(await healthz(metricsPort)).toMatchObject({ status: 200, body: { status: 'ok', nodeId: 4 } });
+    s.child.kill('SIGTERM');
+    expect(await s.done).toBe(0);
+  });
+});
+
+describe('log lines', () => {
+  it('the key scanner sees a repeated key that JSON.parse hides', () => {
+    expect(topLevelKeys('{"a":1,"b":{"a":2,"c":[{"a":3}]},"s":"x\\"a\\":","a":4}')).toEqual(['a', 'b', 's', 'a']);
+  });
+
+  it('serve --workers 2: every line of the primary and the workers is one pino shape, with no key twice', { timeout: 60_000 }, async () => {
+    const s = await startServe(['--port', '0', '--state-dir', join(root, 'log-shape'), '--workers', '2', '--node-id', '6', '--max-lead-ms', '100']);
+    const client = createClient({ servers: [`127.0.0.1:${s.port}`] });
+    await client.nextIds(10);
+    await client.close();
+    s.child.kill('SIGTERM');
+    expect(await s.done).toBe(0);
+    const lines = checkLogLines(s.stderr());
+    // The workers' own lines (their nodes starting) name the node and the worker, once each.
+    const started = lines.filter((l) => l.msg === 'node started');
+    expect(started.map((l) => l.worker).sort()).toEqual([0, 1]);
+    for (const l of started) expect(l).toMatchObject({ nodeId: 6, level: 30 });
+    expect(started[0]!.pid).not.toBe(started[1]!.pid);
+    // The primary's line about a worker names the worker's pid apart from its own.
+    const serving = lines.filter((l) => /^worker \d is serving$/.test(String(l.msg)));
+    expect(serving).toHaveLength(2);
+    for (const l of serving) expect(l.workerPid).not.toBe(l.pid);
+  });
+
+  it("the library's default logger writes the same pino shape", async () => {
+    // A first start logs a warning (it waits one lead window) through stderrLogger.
+    const child = spawnFixture('node-child.ts', [join(root, 'library-log'), '8'], { HAILSTONE_MAX_LEAD_MS: '200' });
+    const err = collectText(child.stderr!);
+    await waitFor(() => /READY/.test(err.text()) || undefined, { what: 'the node to open', child, stderr: err });
+    child.kill('SIGTERM');
+    await exited(child);
+    const lines = checkLogLines(err.text());
+    expect(lines[0]).toMatchObject({ level: 40, nodeId: 8, worker: 0, msg: expect.stringMatching(/^no state: first start of node 8/) });
   });
 });

@@ -242,8 +242,13 @@ describe.skipIf(!etcdInstalled)('fleet mode: claims that have to wait', () => {
 
   it('SIGTERM while --workers 2 waits for a held id: "hailstone stopped", exit 0', async () => {
     const holder = await startServe(fleetArgs(etcd.endpoint, 'waitterm'));
-    const waiting = spawnServe(fleetArgs(etcd.endpoint, 'waitterm', ['--node-id', String(nodeOf(holder)), '--claim-wait-ms', '30000', '--workers', '2']));
-    await new Promise((r) => setTimeout(r, 1500));
+    const waiting = spawnServe(fleetArgs(etcd.endpoint, 'waitterm', ['--node-id', String(nodeOf(holder)), '--claim-wait-ms', '30000', '--workers', '2', '--metrics', '127.0.0.1:0']));
+    // Waiting for the held id, as /healthz says (not a fixed sleep: a loaded machine may still be loading the command).
+    const metricsPort = Number((await waitFor(() => /"metrics":"http:\/\/127\.0\.0\.1:(\d+)"/.exec(waiting.stderr()) ?? undefined, { what: 'the metrics port', child: waiting.child }))[1]);
+    await waitFor(async () => /claiming a node id/.test(((await (await fetch(`http://127.0.0.1:${metricsPort}/healthz`)).json()) as { reason?: string }).reason ?? ''), {
+      what: '/healthz to say it is claiming',
+      child: waiting.child,
+    });
     waiting.child.kill('SIGTERM');
     expect(await waiting.done).toBe(0);
     expect(waiting.stdout()).toContain('hailstone stopped');

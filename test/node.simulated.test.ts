@@ -7,6 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import { HailstoneError, decode, openNode, readIds, DEFAULT_LAYOUT, type HailstoneNode, type NodeLogger } from '../src/index.js';
 import { decodeRecord } from '../src/node/state-record.js';
+import { waitFor } from './support/child.js';
 import { ManualClock } from './support/clock.js';
 import { prng, testSeed } from './support/seed.js';
 import { CrashError, SimProcesses, SimulatedFs } from './support/sim-fs.js';
@@ -34,7 +35,7 @@ interface World {
 
 async function open(
   world: World,
-  extra: { maxStartupWaitMs?: number } = {},
+  extra: { maxStartupWaitMs?: number; reservationMs?: number; logger?: NodeLogger } = {},
   process = world.procs.spawn(),
 ): Promise<{ node: HailstoneNode; pid: number }> {
   const { pid, probe } = process;
@@ -212,6 +213,31 @@ describe('durable reservation on a simulated disk', () => {
     expect(resumed).toBeDefined();
     expect(decode(resumed!).timestamp).toBeGreaterThan(lastTimestamp);
     expect(node.status().healthy).toBe(true);
+    await node.close();
+  });
+
+  it('a disk full through many retries is logged as one episode: one error line when it starts, one "recovered after N ms (K failures)" line', async () => {
+    const random = prng(testSeed('enospc-episode'));
+    const world: World = { fs: new SimulatedFs(random), procs: new SimProcesses(), clock: new ManualClock(T0) };
+    const lines: { level: string; fields: Record<string, unknown>; message: string }[] = [];
+    const record = (level: string) => (fields: object, message: string) => lines.push({ level, fields: fields as Record<string, unknown>, message });
+    const logger: NodeLogger = { info() {}, warn: record('warn'), error: record('error') };
+    // A short reservation: retries every ~25 ms, so many fail within a fraction of a second.
+    const { node } = await open(world, { reservationMs: 100, logger });
+    const before = lines.length;
+    let full = true;
+    world.fs.fault = (op, path) => (full && op === 'write' && path.endsWith('.tmp') ? 'ENOSPC' : undefined);
+    world.clock.advance(100); // the reservation is due for renewal
+    await waitFor(() => node.status().storageErrors >= 10, { what: '10 failed renewals' });
+    full = false;
+    await waitFor(() => node.status().healthy, { what: 'the renewal to succeed again' });
+    const failures = node.status().storageErrors;
+    const episode = lines.slice(before);
+    expect(episode.map((l) => l.level)).toEqual(['error', 'warn']);
+    expect(episode[0]!.message).toMatch(/^cannot extend the durable reservation \(ENOSPC: .*\); issuing only up to .*, then refusing$/);
+    expect(episode[0]!.fields).toMatchObject({ nodeId: 5, worker: 0, code: 'ENOSPC' });
+    expect(episode[1]!.message).toMatch(new RegExp(`^durable reservation writes recovered after \\d+ ms \\(${failures} failures\\)$`));
+    expect(episode[1]!.fields).toMatchObject({ nodeId: 5, worker: 0, failures });
     await node.close();
   });
 });

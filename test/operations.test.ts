@@ -4,16 +4,18 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient, openNode, serve, type StorageFs } from '../src/index.js';
 import { serveMetrics, type NodeSnapshot } from '../src/server/metrics.js';
 import { realStorage } from '../src/node/storage.js';
 import { requestSize, writeRequestHeader } from '../src/protocol/wire.js';
 import { collectText, exited, readyPort, sleep, spawnCli, spawnFixture } from './support/child.js';
+import { TestEtcd, etcdInstalled } from './support/etcd.js';
 import { prng, testSeed } from './support/seed.js';
 import { Probe, silent, startServer } from './support/udp.js';
 
 const root = mkdtempSync(join(tmpdir(), 'hailstone-ops-'));
+const packageVersion = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 function request(count = 1): Buffer {
@@ -64,10 +66,20 @@ describe('metrics and health', () => {
     expect(metric(body, 'hailstone_receive_batches_total')).toBeGreaterThanOrEqual(1);
     expect(metric(body, 'hailstone_receive_batches_total')).toBeLessThanOrEqual(7);
     expect(metric(body, `hailstone_transport_info{transport="${s.server.stats().transport.name}"}`)).toBe(1);
-    expect(metric(body, 'hailstone_reservation_remaining_ms')).toBeGreaterThan(0);
+    // Durations in seconds: the reservation reaches at most 300 ms past the clock here.
+    expect(metric(body, 'hailstone_reservation_remaining_seconds')).toBeGreaterThan(0);
+    expect(metric(body, 'hailstone_reservation_remaining_seconds')).toBeLessThanOrEqual(0.3);
+    expect(metric(body, 'hailstone_clock_lead_seconds')).toBeGreaterThanOrEqual(0);
+    expect(body).not.toMatch(/^hailstone_\w+_ms[ {]/m);
     expect(metric(body, 'hailstone_healthy')).toBe(1);
-    expect(body).toMatch(/^hailstone_process_resident_memory_bytes \d+/m);
-    expect(body).toMatch(/^# HELP hailstone_clock_lead_ms /m);
+    // Process metrics under the names prom-client's defaults give them everywhere.
+    expect(body).toMatch(/^process_resident_memory_bytes \d+/m);
+    expect(body).toMatch(/^nodejs_eventloop_lag_seconds /m);
+    expect(body).not.toMatch(/^hailstone_(process|nodejs)_/m);
+    expect(metric(body, 'hailstone_node_info{node_id="3",worker="0",cluster="",mode="local"}')).toBe(1);
+    expect(metric(body, `hailstone_build_info{version="${packageVersion}"}`)).toBe(1);
+    // Local mode: no fleet metrics at all, not even their HELP lines.
+    expect(body).not.toMatch(/hailstone_fleet_|hailstone_etcd_/);
     expect((await get(`${base}/healthz`)).status).toBe(200);
     expect((await get(`${base}/nope`)).status).toBe(404);
     await client.close();
@@ -225,6 +237,36 @@ describe('metrics across workers', () => {
     expect(metric(text, 'hailstone_ids_served_total')).toBe(50);
     expect((await get(`http://127.0.0.1:${metricsPort}/healthz`)).status).toBe(200);
     await client.close();
+    child.kill('SIGTERM');
+    expect(await done).toBe(0);
+  });
+});
+
+describe.skipIf(!etcdInstalled)('metrics in fleet mode (real etcd)', () => {
+  let etcd: TestEtcd;
+  beforeAll(async () => {
+    etcd = await TestEtcd.start();
+  });
+  afterAll(async () => {
+    await etcd?.stop();
+  });
+
+  it('--etcd --workers 2: the fleet metrics, and node_info naming the claimed node id, the cluster and mode="fleet" per worker', { timeout: 60_000 }, async () => {
+    const child = spawnCli(['serve', '--etcd', etcd.endpoint, '--cluster', 'ops', '--port', '0', '--workers', '2', '--max-lead-ms', '300', '--metrics', '127.0.0.1:0']);
+    const out = collectText(child.stdout!);
+    const err = collectText(child.stderr!);
+    const done = exited(child);
+    await readyPort(child, out, err);
+    const nodeId = Number(/ node=(\d+) /.exec(out.text())![1]);
+    const metricsPort = Number(/"metrics":"http:\/\/127\.0\.0\.1:(\d+)"/.exec(err.text())?.[1]);
+    const text = (await get(`http://127.0.0.1:${metricsPort}/metrics`)).body;
+    expect(metric(text, 'hailstone_fleet_node_id')).toBe(nodeId);
+    expect(metric(text, 'hailstone_fleet_claims_total')).toBe(1);
+    expect(metric(text, 'hailstone_fleet_lease_ttl_seconds')).toBe(10);
+    expect(metric(text, 'hailstone_etcd_request_duration_seconds_count')).toBeGreaterThan(0);
+    for (const worker of ['0', '1']) {
+      expect(metric(text, `hailstone_node_info{node_id="${nodeId}",worker="${worker}",cluster="ops",mode="fleet"}`)).toBe(1);
+    }
     child.kill('SIGTERM');
     expect(await done).toBe(0);
   });

@@ -46,10 +46,11 @@ export interface ServeConfig {
 
 /** JSON lines on stderr; stdout carries only the ready and stopped lines. */
 export function makeLogger(config: ServeConfig, worker?: number): Logger {
-  return pino(
-    { level: config.logLevel, base: { ...(config.nodeId === undefined ? {} : { node: config.nodeId }), ...(worker === undefined ? {} : { worker }) } },
-    destination({ fd: 2, sync: true }),
-  );
+  // Every line says which node and worker it comes from. A mixin, not pino's base bindings:
+  // the node's own lines carry nodeId and worker too, and a mixin's keys give way to the
+  // caller's where bindings would repeat them in the line.
+  const fixed = { ...(config.nodeId === undefined ? {} : { nodeId: config.nodeId }), ...(worker === undefined ? {} : { worker }) };
+  return pino({ level: config.logLevel, mixin: () => ({ ...fixed }) }, destination({ fd: 2, sync: true }));
 }
 
 /** A server from the moment its socket is bound until it stops. */
@@ -59,6 +60,8 @@ export class ServingProcess {
   /** Set once the node is open and ids are served. */
   ready = false;
   private wait: StartupWait | undefined;
+  /** The node id it was started with, if one was given (for /metrics and /healthz before the node is open). */
+  private nodeId: number | undefined;
 
   constructor(readonly index: number) {}
 
@@ -75,12 +78,19 @@ export class ServingProcess {
           : this.wait.reason === 'first start'
             ? `first start: waiting one lead window (${this.wait.waitMs} ms) before issuing`
             : `waiting for the clock to reach the stored reservation (${this.wait.waitMs} ms)`;
-      return { index: this.index, stats: server.stats(), node: undefined, starting: { reason, retryAfterMs } };
+      return {
+        index: this.index,
+        stats: server.stats(),
+        node: undefined,
+        ...(this.nodeId === undefined ? {} : { nodeId: this.nodeId }),
+        starting: { reason, retryAfterMs },
+      };
     }
   }
 
   /** Starts this process's server: the whole node, or one worker's stripe of it. Resolves when it serves ids. */
   async start(config: ServeConfig, worker: { index: number; count: number }, logger: Logger, onBound?: (address: { host: string; port: number }) => void): Promise<Server> {
+    this.nodeId = config.fleetClaim?.nodeId ?? config.nodeId;
     try {
       const common = {
         host: config.host,

@@ -133,8 +133,8 @@ class Supervisor {
     // miss a message, while a signal either runs its stop handler or ends it outright.
     for (const slot of this.slots.values()) slot.worker.process.kill('SIGTERM');
     this.killTimer = setTimeout(() => {
-      for (const slot of this.slots.values()) {
-        this.logger.error({ worker: slot.worker.id, pid: slot.worker.process.pid }, `a worker did not stop within ${STOP_GRACE_MS} ms; killing it`);
+      for (const [index, slot] of this.slots) {
+        this.logger.error({ worker: index, workerPid: slot.worker.process.pid }, `worker ${index} did not stop within ${STOP_GRACE_MS} ms; killing it`);
         slot.worker.process.kill('SIGKILL');
       }
     }, STOP_GRACE_MS);
@@ -199,7 +199,7 @@ class Supervisor {
     if (m?.type === 'claim-lost') this.fleet?.loseClaim(m.reason ?? 'a worker found the claim gone');
     if (m?.type !== 'listening') return;
     slot.listening = true;
-    this.logger.info({ worker: index, pid: slot.worker.process.pid }, `worker ${index} is serving`);
+    this.logger.info({ worker: index, workerPid: slot.worker.process.pid }, `worker ${index} is serving`);
     if (this.stopping) return;
     const serving = [...this.slots.values()].filter((s) => s.listening).length;
     if (!this.announced && serving === this.config.workers) {

@@ -14,6 +14,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Etcd3, Lease } from 'etcd3';
 import { HailstoneError } from '../errors.js';
+import { FailureEpisode } from '../log-episode.js';
 import type { NodeLogger } from '../node/node.js';
 import { type ClaimInfo, ETCD_REQUEST_TIMEOUT_MS, claimKey, claimsPrefix, etcdUnreachable } from './etcd.js';
 
@@ -39,6 +40,8 @@ export interface ClaimOptions {
   observe?: (seconds: number) => void;
   /** Gives up (with CLOSED) once this says the caller no longer wants the claim. */
   cancelled?: () => boolean;
+  /** Told of each attempt that found etcd unreachable (the caller reports it, e.g. on /healthz). */
+  onUnreachable?: (error: unknown) => void;
 }
 
 /** How long before the lease could expire the holder gives up the claim by itself. */
@@ -55,6 +58,8 @@ export class Claim {
   /** performance.now() when the last confirmed keepalive (or the grant) was sent. */
   private confirmedSentAt: number;
   private released = false;
+  /** Failed keepalives are logged once per run of failures. */
+  private readonly keepaliveEpisode: FailureEpisode;
   /** Keepalives confirmed, and failed. */
   renewals = 0;
   renewalFailures = 0;
@@ -73,6 +78,7 @@ export class Claim {
     private readonly observe: (seconds: number) => void,
   ) {
     this.confirmedSentAt = grantSentAt;
+    this.keepaliveEpisode = new FailureEpisode(logger, { what: 'lease keepalives', level: 'warn', fields: { nodeId } });
     this.armFence();
     // Three keepalives per valid window (TTL minus the margin), the first one now: the claim
     // may have been made with a lease last confirmed a while ago (after a wait).
@@ -102,6 +108,7 @@ export class Claim {
     if (this.lostReason !== undefined) return;
     this.lostReason = reason;
     this.stopTimers();
+    this.keepaliveEpisode.abandoned('the claim was lost');
     this.lease.release();
     for (const handler of this.lostHandlers.splice(0)) handler(reason);
   }
@@ -120,6 +127,7 @@ export class Claim {
     if (this.released) return;
     this.released = true;
     this.stopTimers();
+    this.keepaliveEpisode.abandoned('the claim was released');
     if (this.lostReason === undefined) this.lostReason = 'released';
     await this.lease.revoke({ deadline: Date.now() + ETCD_REQUEST_TIMEOUT_MS }).catch(() => undefined);
   }
@@ -156,13 +164,19 @@ export class Claim {
       this.renewals++;
       if (sentAt > this.confirmedSentAt) this.confirmedSentAt = sentAt;
       this.armFence();
+      this.keepaliveEpisode.recovered();
     } catch (error) {
       this.renewalFailures++;
+      // Answered after the claim was lost or released: nothing left to keep alive.
+      if (this.lostReason !== undefined) return;
       if ((error as Error).name === 'EtcdLeaseInvalidError') {
         this.lose(`etcd says the lease of node id ${this.nodeId} is gone`);
         return;
       }
-      this.logger.warn({ nodeId: this.nodeId, err: (error as Error).message, sinceConfirmedMs: Math.round(this.sinceConfirmedMs) }, 'lease keepalive failed; retrying');
+      this.keepaliveEpisode.failed(`lease keepalive failed (${(error as Error).message}); retrying`, {
+        err: (error as Error).message,
+        sinceConfirmedMs: Math.round(this.sinceConfirmedMs),
+      });
     }
   }
 }
@@ -201,13 +215,20 @@ export async function claimNodeId(options: ClaimOptions): Promise<Claim> {
   const { etcd, cluster, logger } = options;
   const started = Date.now();
   let backoff = 100;
-  let toldWaiting = false;
+  const unreachable = new FailureEpisode(logger, { what: 'etcd', level: 'warn', fields: { cluster } });
+  // A re-claim waits for as long as it takes: there is no bound to tell.
+  const bounded = Number.isFinite(coordinatorWaitMs) && coordinatorWaitMs < Number.MAX_SAFE_INTEGER;
   for (;;) {
     if (options.cancelled?.()) throw new HailstoneError('CLOSED', 'stopped claiming a node id: the server is closing');
     try {
-      return await claimOnce(options, ttlS, claimWaitMs, started, observe);
+      const claim = await claimOnce(options, ttlS, claimWaitMs, started, observe);
+      unreachable.recovered();
+      return claim;
     } catch (error) {
-      if (!etcdUnreachable(error)) throw error;
+      if (!etcdUnreachable(error)) {
+        unreachable.recovered();
+        throw error;
+      }
       if (Date.now() - started >= coordinatorWaitMs) {
         throw new HailstoneError(
           'COORDINATOR_UNAVAILABLE',
@@ -215,10 +236,13 @@ export async function claimNodeId(options: ClaimOptions): Promise<Claim> {
           { retryAfterMs: 1000 },
         );
       }
-      if (!toldWaiting) {
-        logger.warn({ cluster, err: (error as Error).message, waitMs: coordinatorWaitMs }, 'etcd unreachable; waiting for it before claiming a node id');
-        toldWaiting = true;
-      }
+      options.onUnreachable?.(error);
+      unreachable.failed(
+        bounded
+          ? `etcd unreachable (${(error as Error).message}); waiting up to ${coordinatorWaitMs} ms for it before claiming a node id`
+          : `etcd unreachable (${(error as Error).message}); waiting for it before claiming a node id`,
+        { err: (error as Error).message, ...(bounded ? { waitMs: coordinatorWaitMs } : {}) },
+      );
       await sleep(backoff * (0.5 + Math.random()));
       backoff = Math.min(2000, backoff * 2);
     }

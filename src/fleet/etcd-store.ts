@@ -14,7 +14,7 @@ import type { Etcd3 } from 'etcd3';
 import type { WorkerStripe } from '../layout.js';
 import { OwnershipLostError, type ReservationStore, type StoredFloor } from '../node/store.js';
 import type { Claim } from './claim.js';
-import { formatReservation, parseReservation, reservationKey, reservationsPrefix } from './etcd.js';
+import { etcdUnreachable, formatReservation, parseReservation, reservationKey, reservationsPrefix } from './etcd.js';
 
 /** What a worker needs to write under a claim made by another process (the primary). */
 export interface ClaimRef {
@@ -82,6 +82,10 @@ export class EtcdStore implements ReservationStore {
     this.modRevision = result.header.revision;
   }
 
+  describeFailure(error: unknown): string {
+    return etcdUnreachable(error) ? 'coordinator (etcd) unreachable' : 'coordinator (etcd) failing';
+  }
+
   async close(): Promise<void> {
     // The reservation stays; the claim is released by its holder.
   }
@@ -107,6 +111,8 @@ export class CombinedStore implements ReservationStore {
   readonly ownership: string;
   readonly afterLoss?: string;
   readonly lostRetryAfterMs?: number;
+  /** The store whose save failed last: it names the failure. */
+  private failed: ReservationStore | undefined;
 
   constructor(
     private readonly primary: ReservationStore,
@@ -132,8 +138,15 @@ export class CombinedStore implements ReservationStore {
   }
 
   async save(reservedUntil: number, writtenAt: number): Promise<void> {
+    this.failed = this.primary;
     await this.primary.save(reservedUntil, writtenAt);
+    this.failed = this.extra;
     await this.extra.save(reservedUntil, writtenAt);
+    this.failed = undefined;
+  }
+
+  describeFailure(error: unknown): string | undefined {
+    return this.failed?.describeFailure?.(error);
   }
 
   async close(): Promise<void> {

@@ -7,12 +7,14 @@ import { hostname } from 'node:os';
 import type { Etcd3 } from 'etcd3';
 import { HailstoneError, InvalidArgumentError } from '../errors.js';
 import { DEFAULT_LAYOUT } from '../layout.js';
+import { FailureEpisode } from '../log-episode.js';
 import { type HailstoneNode, type NodeLogger, type NodeOptions, checkNodeRules, fileStoreOf, startNode } from '../node/node.js';
 import { OwnershipLostError, type ReservationStore } from '../node/store.js';
 import { type Claim, DEFAULT_LEASE_TTL_S, claimNodeId } from './claim.js';
 import { type ClaimInfo, type EtcdOptions, checkCluster, connectEtcd, etcdUnreachable } from './etcd.js';
 import { CombinedStore, type ClaimRef, EtcdStore, claimRefOf } from './etcd-store.js';
 import { LatencyHistogram } from './latency.js';
+import { VERSION } from '../version.js';
 
 export interface FleetOptions {
   etcd: EtcdOptions;
@@ -45,10 +47,13 @@ export interface FleetStats {
   sinceKeepaliveMs: number | undefined;
   leaseTtlS: number;
   claiming: boolean;
+  /**
+   * Why etcd keeps this server from issuing now, for /healthz: the claim was lost (fenced),
+   * etcd is unreachable, a claim failed. Undefined while it holds a claim.
+   */
+  problem: string | undefined;
   etcdLatency: ReturnType<LatencyHistogram['snapshot']>;
 }
-
-const VERSION = '0.1.0';
 
 export class FleetMember {
   readonly cluster: string;
@@ -62,6 +67,10 @@ export class FleetMember {
   private pastRenewals = 0;
   private pastRenewalFailures = 0;
   private claiming = false;
+  /** Why the last claim was lost, until a new one is made. */
+  private fencedBy: string | undefined;
+  /** Why the current attempt to claim fails, until one succeeds. */
+  private problem: string | undefined;
   private closed = false;
   private reclaimLoop: Promise<void> | undefined;
   private readonly startedAt = new Date().toISOString();
@@ -69,6 +78,8 @@ export class FleetMember {
   private givenNodeId: number | undefined;
   private lastNodeId: number | undefined;
   private closing: Promise<void> | undefined;
+  /** Failed attempts to claim (at startup, or again after a fence), logged once per run of failures. */
+  private readonly claimEpisode: FailureEpisode;
 
   constructor(
     private readonly options: FleetOptions & Partial<NodeOptions>,
@@ -91,6 +102,7 @@ export class FleetMember {
       throw new InvalidArgumentError('leaseTtlS', `must be an integer from 2 to 3600, got ${this.leaseTtlS}`);
     }
     this.etcd = connectEtcd(options.etcd);
+    this.claimEpisode = new FailureEpisode(logger, { what: 'claiming a node id', level: 'warn', fields: { cluster: this.cluster } });
   }
 
   /** Claims a node id and opens its node (or, under a given claim, only opens the node). */
@@ -112,6 +124,8 @@ export class FleetMember {
       try {
         const node = await this.claimAndOpen(Math.max(0, waitMs - (Date.now() - started)));
         this.node = node;
+        this.problem = undefined;
+        this.claimEpisode.recovered();
         return node;
       } catch (error) {
         if (this.closed) throw new HailstoneError('CLOSED', 'stopped while claiming a node id');
@@ -119,7 +133,8 @@ export class FleetMember {
         if (Date.now() - started >= waitMs) {
           throw new HailstoneError('COORDINATOR_UNAVAILABLE', `could not claim a node id and store its first reservation within ${waitMs} ms: ${(error as Error).message}`, { cause: error });
         }
-        this.logger.warn({ err: (error as Error).message, retryInMs: backoff }, 'claiming a node id failed; trying again');
+        this.problem = `claiming failed (${(error as Error).message})`;
+        this.claimEpisode.failed(`claiming a node id failed (${(error as Error).message}); trying again`, { err: (error as Error).message, retryInMs: backoff });
         await new Promise((resolve) => setTimeout(resolve, backoff * (0.5 + Math.random())));
         backoff = Math.min(2000, backoff * 2);
       }
@@ -152,6 +167,7 @@ export class FleetMember {
       sinceKeepaliveMs: this.claim?.lost === undefined ? this.claim?.sinceConfirmedMs : undefined,
       leaseTtlS: this.leaseTtlS,
       claiming: this.claiming,
+      problem: this.fencedBy === undefined && this.problem === undefined ? undefined : [this.fencedBy, this.problem].filter((p) => p !== undefined).join('; '),
       etcdLatency: this.latency.snapshot(),
     };
   }
@@ -190,6 +206,9 @@ export class FleetMember {
         logger: this.logger,
         observe: (s) => this.latency.observe(s),
         cancelled: () => this.closed,
+        onUnreachable: (error) => {
+          this.problem = `unreachable (${(error as Error)?.message ?? String(error)})`;
+        },
       });
       this.claims++;
       this.lastNodeId = claim.nodeId;
@@ -214,6 +233,7 @@ export class FleetMember {
   private fenced(claim: Claim, node: HailstoneNode | undefined, reason: string): void {
     if (this.closed) return;
     this.fences++;
+    this.fencedBy = `fenced: the claim of node id ${claim.nodeId} was lost (${reason})`;
     node?.stopIssuing(reason);
     this.hooks.onFence?.(reason);
     this.logger.error({ nodeId: claim.nodeId, cluster: this.cluster, reason }, `fenced: node id ${claim.nodeId} stopped issuing; claiming a node id again`);
@@ -243,17 +263,22 @@ export class FleetMember {
           return;
         }
         this.node = node;
+        this.fencedBy = undefined;
+        this.problem = undefined;
+        this.claimEpisode.recovered();
         const nodeId = this.claim!.nodeId;
         this.logger.warn({ nodeId, was: old.nodeId, cluster: this.cluster }, nodeId === old.nodeId ? `re-claimed node id ${nodeId}` : `re-claimed: node id changed from ${old.nodeId} to ${nodeId}`);
         if (node !== undefined) this.onNode(node);
         this.hooks.onClaim?.(claimRefOf(this.claim!));
         return;
       } catch (error) {
-        this.logger.warn({ err: (error as Error).message, retryInMs: backoff }, 'claiming a node id again failed; retrying');
+        this.problem = `claiming again failed (${(error as Error).message})`;
+        this.claimEpisode.failed(`claiming a node id again failed (${(error as Error).message}); retrying`, { err: (error as Error).message, retryInMs: backoff });
         await new Promise((resolve) => setTimeout(resolve, backoff * (0.5 + Math.random())));
         backoff = Math.min(5000, backoff * 2);
       }
     }
+    this.claimEpisode.abandoned('the server closed');
   }
 }
 

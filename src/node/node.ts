@@ -10,6 +10,7 @@
 // removed, its state dir replaced, its claim taken), the node stops issuing at once and
 // for good: it never takes the node id back by itself.
 
+import { destination, pino } from 'pino';
 import { STATUS_CLOSED, STATUS_LIMIT_REACHED } from '../core/constants.js';
 import { HailstoneError, InvalidArgumentError, checkInteger, describe } from '../errors.js';
 import {
@@ -21,6 +22,7 @@ import {
   type GeneratorCounters,
 } from '../generator.js';
 import { DEFAULT_LAYOUT, type Layout, type WorkerOptions, type WorkerStripe, workerStripe } from '../layout.js';
+import { FailureEpisode } from '../log-episode.js';
 import { FileStore, stateFileName } from './file-store.js';
 import { type KernelLocks, kernelLockAvailability } from './kernel-lock.js';
 import { type ProcessProbe, realProcesses } from './lock.js';
@@ -36,16 +38,11 @@ export interface NodeLogger {
   error(fields: object, message: string): void;
 }
 
-/** Warnings and errors as JSON lines on stderr; nothing at info. */
-export const stderrLogger: NodeLogger = {
-  info() {},
-  warn(fields, message) {
-    process.stderr.write(`${JSON.stringify({ level: 'warn', msg: message, ...fields })}\n`);
-  },
-  error(fields, message) {
-    process.stderr.write(`${JSON.stringify({ level: 'error', msg: message, ...fields })}\n`);
-  },
-};
+/**
+ * The default: warnings and errors as pino JSON lines on stderr (level as a number, time,
+ * pid, hostname, msg), the same shape as the command line's logs; nothing at info.
+ */
+export const stderrLogger: NodeLogger = pino({ level: 'warn' }, destination({ fd: 2, sync: true }));
 
 /** What a starting node waits for before it may issue, and until when (ms on the wall clock). */
 export interface StartupWait {
@@ -193,6 +190,10 @@ class Node implements HailstoneNode {
   private renewals = 0;
   private storageErrors = 0;
   private failingSince: number | undefined;
+  /** How the store names the current failure when it is not the disk's ("coordinator (etcd) unreachable"). */
+  private failingKind: string | undefined;
+  /** A failing store is logged once per episode, not at every retry. */
+  private readonly storageEpisode: FailureEpisode;
   private retryAt = 0;
   private lastStorageError: NodeStatus['lastStorageError'];
   private ownershipLost: string | undefined;
@@ -221,6 +222,7 @@ class Node implements HailstoneNode {
     this.reservationMs = init.reservationMs;
     this.reservedUntil = init.reservedUntil;
     this.firstStart = init.firstStart;
+    this.storageEpisode = new FailureEpisode(this.logger, { what: 'durable reservation writes', fields: { nodeId: this.nodeId, worker: this.worker.index } });
     // Check often enough that a renewal starts with half a window still reserved, and that
     // a lost lock is noticed within VERIFY_EVERY_MS even when renewals are seconds apart.
     const period = Math.max(5, Math.min(VERIFY_EVERY_MS, Math.floor(this.reservationMs / 4)));
@@ -233,7 +235,9 @@ class Node implements HailstoneNode {
   }
 
   nextId(): bigint {
-    if (this.closed || this.ownershipLost !== undefined) throw this.refusalOf(this.closed ? STATUS_CLOSED : STATUS_LIMIT_REACHED);
+    // A node that lost its node id says so even once closed: that, not the close, is what
+    // the caller must act on (a fleet server closes a fenced node while it claims again).
+    if (this.ownershipLost !== undefined || this.closed) throw this.refusalOf(this.ownershipLost !== undefined ? STATUS_LIMIT_REACHED : STATUS_CLOSED);
     try {
       return this.gen.nextId();
     } catch (error) {
@@ -254,8 +258,8 @@ class Node implements HailstoneNode {
   }
 
   tryFill(buffer: Uint8Array, offset = 0, count?: number): number {
-    if (this.closed) return STATUS_CLOSED;
     if (this.ownershipLost !== undefined) return STATUS_LIMIT_REACHED;
+    if (this.closed) return STATUS_CLOSED;
     const written = this.gen.tryFill(buffer, offset, count);
     // At the reservation: start extending it now rather than at the next timer tick.
     if (written === STATUS_LIMIT_REACHED) this.maybeRenew(true);
@@ -278,7 +282,7 @@ class Node implements HailstoneNode {
     }
     const why =
       this.failingSince !== undefined
-        ? `the reservation cannot be extended: storage is failing (${this.lastStorageError?.message ?? 'unknown error'})`
+        ? `the reservation cannot be extended: ${this.failingKind ?? 'storage is failing'} (${this.lastStorageError?.message ?? 'unknown error'})`
         : 'the reservation is being extended';
     return new HailstoneError('LIMIT_REACHED', `node ${this.nodeId} reached its durable reservation; ${why}; retry in ${retryAfterMs} ms`, {
       retryAfterMs,
@@ -294,12 +298,12 @@ class Node implements HailstoneNode {
     const logical = this.gen.lastTimestamp() ?? now;
     let reason: string | undefined;
     let retryAfterMs: number | undefined;
-    if (this.closed) reason = 'closed';
-    else if (this.ownershipLost !== undefined) {
+    if (this.ownershipLost !== undefined) {
       reason = this.ownershipLostText();
       retryAfterMs = this.store.lostRetryAfterMs ?? OWNERSHIP_LOST_RETRY_MS;
-    } else if (this.failingSince !== undefined) {
-      reason = `storage errors since ${iso(this.failingSince)}: ${this.lastStorageError?.message ?? ''}`;
+    } else if (this.closed) reason = 'closed';
+    else if (this.failingSince !== undefined) {
+      reason = `${this.failingKind ?? 'storage errors'} since ${iso(this.failingSince)}: ${this.lastStorageError?.message ?? ''}`;
       retryAfterMs = Math.max(RETRY_MIN_MS, this.retryAt - Date.now());
     } else {
       // Could it issue right now? (A clock stepped back past the lead refuses every request.)
@@ -336,6 +340,7 @@ class Node implements HailstoneNode {
   stopIssuing(reason: string): void {
     if (this.ownershipLost !== undefined || this.closed) return;
     this.ownershipLost = reason;
+    this.storageEpisode.abandoned('the node stopped issuing');
     this.logger.error(
       { nodeId: this.nodeId, worker: this.worker.index, reason, store: this.store.where, lastIssued: iso(this.gen.lastTimestamp() ?? -1) },
       `node ${this.nodeId} ${this.ownershipLostText()}`,
@@ -348,6 +353,7 @@ class Node implements HailstoneNode {
     clearInterval(this.timer);
     this.timer = undefined;
     await this.writing;
+    this.storageEpisode.abandoned('the node closed');
     try {
       await this.store.close();
     } catch (error) {
@@ -424,14 +430,17 @@ class Node implements HailstoneNode {
       }
       this.storageErrors++;
       this.lastStorageError = { code: errorCode(error), message: String((error as Error)?.message ?? error), at: Date.now() };
-      const failures = this.failingSince === undefined ? 1 : this.storageErrors;
+      this.failingKind = this.store.describeFailure?.(error);
+      // This failure's number within the episode.
+      const failures = this.storageEpisode.count + 1;
       this.failingSince ??= Date.now();
       // Back off, but keep retrying often enough to resume soon after storage recovers.
       const delay = Math.min(RETRY_MIN_MS * 2 ** Math.min(failures, 10), Math.max(RETRY_MIN_MS, this.reservationMs / 4));
       this.retryAt = Date.now() + delay;
-      this.logger.error(
-        { nodeId: this.nodeId, worker: this.worker.index, code: this.lastStorageError.code, reservedUntil: this.reservedUntil, retryInMs: delay },
-        `cannot extend the durable reservation (${this.lastStorageError.message}); issuing only up to ${iso(this.reservedUntil)}, then refusing`,
+      this.storageEpisode.failed(
+        `cannot extend the durable reservation${this.failingKind === undefined ? '' : `: ${this.failingKind}`} (${this.lastStorageError.message}); ` +
+          `issuing only up to ${iso(this.reservedUntil)}, then refusing`,
+        { code: this.lastStorageError.code, reservedUntil: this.reservedUntil, retryInMs: delay },
       );
       return;
     }
@@ -440,11 +449,9 @@ class Node implements HailstoneNode {
     this.gen.setLimit(target);
     this.renewals++;
     if (this.failingSince !== undefined) {
-      this.logger.warn(
-        { nodeId: this.nodeId, worker: this.worker.index, failedForMs: Date.now() - this.failingSince },
-        'storage recovered: the durable reservation is being extended again',
-      );
+      this.storageEpisode.recovered();
       this.failingSince = undefined;
+      this.failingKind = undefined;
     }
   }
 }

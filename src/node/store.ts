@@ -31,6 +31,11 @@ export interface ReservationStore {
   /** Once ownership is lost: the retry-after clients get (default 60 s: ask another server). */
   readonly lostRetryAfterMs?: number;
   /**
+   * How a failed save reads to an operator when the cause is not the local disk, e.g.
+   * "coordinator (etcd) unreachable". Undefined (or absent): storage errors.
+   */
+  describeFailure?(error: unknown): string | undefined;
+  /**
    * Takes ownership of this node id and worker stripe (refusing with STATE_LOCKED or
    * NODE_ID_TAKEN while another live process has it) and reads where earlier holders left off.
    */

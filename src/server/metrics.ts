@@ -13,6 +13,7 @@ import { HailstoneError } from '../errors.js';
 import { LATENCY_BUCKETS_S } from '../fleet/latency.js';
 import type { FleetStats } from '../fleet/member.js';
 import type { NodeStatus } from '../node/node.js';
+import { VERSION } from '../version.js';
 import type { ServerStats } from './server.js';
 
 /** One process's view: its server's counters and its node's status (none yet while it starts). */
@@ -21,6 +22,8 @@ export interface WorkerSnapshot {
   index: number;
   stats: ServerStats;
   node: NodeStatus | undefined;
+  /** The node id it runs, when known before the node is open (local mode, or a worker under a fleet claim). */
+  nodeId?: number;
   /** While the node is opening: what it waits for, and for how long. */
   starting?: { reason: string; retryAfterMs: number | undefined };
 }
@@ -40,26 +43,51 @@ export interface Health {
   reason: string | undefined;
   /** When waiting helps: how long until it can serve ids again, ms. */
   retryAfterMs?: number;
+  /** The node id served, when known (not while a fleet server claims one). */
+  nodeId?: number;
 }
 
-/** Healthy only while every expected worker runs and can issue an id now. */
+/** Retry-after while a fleet server waits for etcd or claims a node id. */
+const COORDINATOR_RETRY_MS = 1000;
+
+/**
+ * Healthy only while every expected worker runs and can issue an id now. The reason names
+ * the node id (and the worker, with several), and blames etcd ("coordinator (etcd): …")
+ * when the claim is what stops the node.
+ */
 export function healthOf(snapshot: NodeSnapshot): Health {
-  if (snapshot.fleet?.claiming) return { healthy: false, reason: `claiming a node id in etcd (cluster ${snapshot.fleet.cluster})`, retryAfterMs: 1000 };
+  const fleet = snapshot.fleet;
+  const first = snapshot.workers[0];
+  const nodeId = fleet?.nodeId ?? (first === undefined ? undefined : nodeIdOf(snapshot, first));
+  const answer = (h: Health, id = nodeId): Health => (id === undefined ? h : { ...h, nodeId: id });
+  const ofNode = nodeId === undefined ? '' : `node ${nodeId}: `;
+  // The claim comes first: without it no worker can issue, whatever each one says.
+  if (fleet !== undefined && (fleet.claiming || fleet.problem !== undefined)) {
+    const what = [fleet.problem, fleet.claiming ? `claiming a node id in cluster ${fleet.cluster}` : undefined].filter((p) => p !== undefined);
+    return answer({ healthy: false, reason: `${ofNode}coordinator (etcd): ${what.join('; ')}`, retryAfterMs: COORDINATOR_RETRY_MS });
+  }
   if (snapshot.workers.length < snapshot.expectedWorkers) {
-    return { healthy: false, reason: `${snapshot.expectedWorkers - snapshot.workers.length} of ${snapshot.expectedWorkers} workers not running` };
+    const running = new Set(snapshot.workers.map((w) => w.index));
+    const missing = Array.from({ length: snapshot.expectedWorkers }, (_, i) => i).filter((i) => !running.has(i));
+    const which = missing.length === 0 ? '' : ` (${missing.length === 1 ? 'worker' : 'workers'} ${missing.join(', ')})`;
+    return answer({ healthy: false, reason: `${ofNode}${snapshot.expectedWorkers - snapshot.workers.length} of ${snapshot.expectedWorkers} workers not running${which}` });
   }
   for (const w of snapshot.workers) {
-    const where = snapshot.expectedWorkers > 1 ? `worker ${w.index}: ` : '';
+    const id = nodeIdOf(snapshot, w);
+    const node = id === undefined ? 'node' : `node ${id}`;
+    const where = snapshot.expectedWorkers > 1 ? `${node}, worker ${w.index} of ${snapshot.expectedWorkers}: ` : id === undefined ? '' : `${node}: `;
     if (w.node === undefined) {
       const retryAfterMs = w.starting?.retryAfterMs;
-      return { healthy: false, reason: `${where}starting: ${w.starting?.reason ?? 'opening the node'}`, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) };
+      return answer({ healthy: false, reason: `${where}starting: ${w.starting?.reason ?? 'opening the node'}`, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) }, id ?? nodeId);
     }
     if (!w.node.healthy) {
       const retryAfterMs = w.node.retryAfterMs;
-      return { healthy: false, reason: `${where}${w.node.reason ?? 'unhealthy'}`, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) };
+      // A node closes only when its server stops (or re-claims, reported above): say so.
+      const why = w.node.closed && w.node.ownershipLost === undefined ? 'closed: the server is stopping' : (w.node.reason ?? 'unhealthy');
+      return answer({ healthy: false, reason: `${where}${why}`, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) }, id ?? nodeId);
     }
   }
-  return { healthy: true, reason: undefined };
+  return answer({ healthy: true, reason: undefined });
 }
 
 function sum(snapshot: NodeSnapshot, f: (w: WorkerSnapshot) => number): number {
@@ -74,13 +102,20 @@ function sumNodes(snapshot: NodeSnapshot, f: (n: NodeStatus) => number): number 
   return nodes(snapshot).reduce((a, n) => a + f(n), 0);
 }
 
+/** The node id a worker runs: its node's, else the one it was started with, else the fleet's claim. */
+function nodeIdOf(snapshot: NodeSnapshot, w: WorkerSnapshot): number | undefined {
+  return w.node?.nodeId ?? w.nodeId ?? snapshot.fleet?.nodeId;
+}
+
 /**
  * A registry whose metrics read `current()` when collected. The caller takes one snapshot
- * per scrape before collecting (prom-client collects metrics concurrently).
+ * per scrape before collecting (prom-client collects metrics concurrently). Fleet metrics
+ * are not in it: see fleetRegistry.
  */
 export function metricsRegistry(current: () => NodeSnapshot): Registry {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'hailstone_' });
+  // Unprefixed: process_* and nodejs_* are the names every Node.js dashboard and alert expects.
+  collectDefaultMetrics({ register: registry });
 
   const counter = (name: string, help: string, labelNames: string[], read: (s: NodeSnapshot) => Record<string, number> | number) =>
     new Counter({
@@ -142,48 +177,61 @@ export function metricsRegistry(current: () => NodeSnapshot): Registry {
   gauge('hailstone_ownership_lost', 'Workers that lost their state lock (or claim) and stopped issuing for good', (s) =>
     nodes(s).filter((n) => n.ownershipLost !== undefined).length,
   );
-  gauge('hailstone_clock_lead_ms', 'How far logical time runs ahead of the wall clock (the largest among workers)', (s) =>
-    Math.max(0, ...nodes(s).map((n) => n.clockLeadMs)),
+  gauge('hailstone_clock_lead_seconds', 'How far logical time runs ahead of the wall clock (the largest among workers)', (s) =>
+    Math.max(0, ...nodes(s).map((n) => n.clockLeadMs)) / 1000,
   );
-  gauge('hailstone_reservation_remaining_ms', 'How far the durable reservation reaches past the clock (the smallest among workers)', (s) =>
-    nodes(s).length === 0 ? 0 : Math.min(...nodes(s).map((n) => n.reservationRemainingMs)),
+  gauge('hailstone_reservation_remaining_seconds', 'How far the durable reservation reaches past the clock (the smallest among workers)', (s) =>
+    nodes(s).length === 0 ? 0 : Math.min(...nodes(s).map((n) => n.reservationRemainingMs)) / 1000,
   );
   gauge('hailstone_workers', 'Worker processes serving', (s) => s.workers.length);
   gauge('hailstone_healthy', '1 while /healthz answers 200', (s) => (healthOf(s).healthy ? 1 : 0));
-  // Fleet mode only (absent in local mode).
-  const fleetGauge = (name: string, help: string, read: (f: FleetStats) => number | undefined) =>
-    new Gauge({
-      name,
-      help,
-      registers: [registry],
-      collect() {
-        this.reset();
-        const f = current().fleet;
-        const v = f === undefined ? undefined : read(f);
-        if (v !== undefined) this.set(v);
-      },
-    });
-  const fleetCounter = (name: string, help: string, read: (f: FleetStats) => number) =>
-    new Counter({
-      name,
-      help,
-      registers: [registry],
-      collect() {
-        this.reset();
-        const f = current().fleet;
-        if (f !== undefined) this.inc(read(f));
-      },
-    });
-  fleetGauge('hailstone_fleet_node_id', 'The node id claimed in etcd (absent while claiming)', (f) => f.nodeId);
-  fleetCounter('hailstone_fleet_claims_total', 'Node ids claimed in etcd (more than 1: re-claimed after fencing)', (f) => f.claims);
-  fleetCounter('hailstone_fleet_fences_total', 'Times the claim was lost and issuing stopped at once', (f) => f.fences);
-  fleetCounter('hailstone_fleet_lease_renewals_total', 'Lease keepalives confirmed by etcd', (f) => f.renewals);
-  fleetCounter('hailstone_fleet_lease_renewal_failures_total', 'Lease keepalives that failed', (f) => f.renewalFailures);
-  fleetGauge('hailstone_fleet_lease_keepalive_age_seconds', 'Time since the last confirmed keepalive was sent (fenced at TTL minus a margin)', (f) =>
+  new Gauge({
+    name: 'hailstone_node_info',
+    help: 'The node id each worker runs, its cluster (fleet mode) and whether its node id is set locally or claimed in etcd (1 per worker)',
+    labelNames: ['node_id', 'worker', 'cluster', 'mode'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      const s = current();
+      const cluster = s.fleet?.cluster ?? '';
+      const mode = s.fleet === undefined ? 'local' : 'fleet';
+      for (const w of s.workers) this.set({ node_id: String(nodeIdOf(s, w) ?? ''), worker: String(w.index), cluster, mode }, 1);
+    },
+  });
+  new Gauge({ name: 'hailstone_build_info', help: 'The hailstone version running', labelNames: ['version'], registers: [registry] }).set({ version: VERSION }, 1);
+  return registry;
+}
+
+/**
+ * Fleet mode's metrics, made from one scrape's figures. Built anew for each scrape so that
+ * local mode exports none of them and a figure not known now (the node id while claiming)
+ * is absent rather than 0.
+ */
+export function fleetRegistry(f: FleetStats): Registry {
+  const registry = new Registry();
+  const gauge = (name: string, help: string, value: number | undefined) => {
+    if (value !== undefined) new Gauge({ name, help, registers: [registry] }).set(value);
+  };
+  const counter = (name: string, help: string, value: number) => new Counter({ name, help, registers: [registry] }).inc(value);
+  gauge('hailstone_fleet_node_id', 'The node id claimed in etcd (absent while claiming)', f.nodeId);
+  counter('hailstone_fleet_claims_total', 'Node ids claimed in etcd (more than 1: re-claimed after fencing)', f.claims);
+  counter('hailstone_fleet_fences_total', 'Times the claim was lost and issuing stopped at once', f.fences);
+  counter('hailstone_fleet_lease_renewals_total', 'Lease keepalives confirmed by etcd', f.renewals);
+  counter('hailstone_fleet_lease_renewal_failures_total', 'Lease keepalives that failed', f.renewalFailures);
+  gauge(
+    'hailstone_fleet_lease_keepalive_age_seconds',
+    'Time since the last confirmed keepalive was sent (fenced at TTL minus a margin)',
     f.sinceKeepaliveMs === undefined ? undefined : f.sinceKeepaliveMs / 1000,
   );
-  fleetGauge('hailstone_fleet_lease_ttl_seconds', 'The lease TTL', (f) => f.leaseTtlS);
+  gauge('hailstone_fleet_lease_ttl_seconds', 'The lease TTL', f.leaseTtlS);
   return registry;
+}
+
+/** The whole /metrics text for one snapshot: the common metrics, then fleet mode's. */
+export async function metricsText(registry: Registry, snapshot: NodeSnapshot): Promise<string> {
+  const common = await registry.metrics();
+  if (snapshot.fleet === undefined) return common;
+  return common + (await fleetRegistry(snapshot.fleet).metrics()) + latencyHistogramText(snapshot.fleet);
 }
 
 export interface MetricsServer {
@@ -205,7 +253,7 @@ export async function serveMetrics(host: string, port: number, snapshot: () => P
       snapshot()
         .then((s) => {
           latest = s;
-          return registry.metrics().then((text) => text + latencyHistogramText(s.fleet));
+          return metricsText(registry, s);
         })
         .then(
         (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
@@ -219,6 +267,7 @@ export async function serveMetrics(host: string, port: number, snapshot: () => P
           const health = healthOf(s);
           const body = {
             status: health.healthy ? 'ok' : 'unhealthy',
+            ...(health.nodeId === undefined ? {} : { nodeId: health.nodeId }),
             ...(health.reason === undefined ? {} : { reason: health.reason }),
             ...(health.retryAfterMs === undefined ? {} : { retryAfterMs: health.retryAfterMs }),
           };
@@ -263,8 +312,7 @@ export function parseListenAddress(text: string): { host: string; port: number }
 }
 
 /** The etcd latency histogram in Prometheus text format (kept as counts by the fleet member). */
-function latencyHistogramText(fleet: FleetStats | undefined): string {
-  if (fleet === undefined) return '';
+function latencyHistogramText(fleet: FleetStats): string {
   const name = 'hailstone_etcd_request_duration_seconds';
   const h = fleet.etcdLatency;
   const lines = [`# HELP ${name} etcd request latency (claims, keepalives, reservation writes)`, `# TYPE ${name} histogram`];
