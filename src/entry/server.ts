@@ -2,7 +2,7 @@
 // loaded only by a server given `etcd`.
 
 export { openNode, stderrLogger, stateFileName, DEFAULT_RESERVATION_MS } from '../node/node.js';
-export type { HailstoneNode, NodeOptions, NodeStatus, NodeLogger, StartupWait } from '../node/node.js';
+export type { HailstoneNode, NodeOptions, NodeStatus, NodeLogger, RefusalReason, StartupWait } from '../node/node.js';
 export type { StorageFs, StorageFile } from '../node/storage.js';
 export type { ProcessProbe, LockOwner } from '../node/lock.js';
 export type { KernelLocks } from '../node/kernel-lock.js';

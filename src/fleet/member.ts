@@ -13,7 +13,7 @@ import { OwnershipLostError, type ReservationStore } from '../node/store.js';
 import { type Claim, DEFAULT_LEASE_TTL_S, claimNodeId } from './claim.js';
 import { type ClaimInfo, type EtcdOptions, checkCluster, connectEtcd, etcdUnreachable } from './etcd.js';
 import { CombinedStore, type ClaimRef, EtcdStore, claimRefOf } from './etcd-store.js';
-import { LatencyHistogram } from './latency.js';
+import { LatencyHistogram } from '../latency.js';
 import { VERSION } from '../version.js';
 
 export interface FleetOptions {

@@ -11,7 +11,7 @@
 // for good: it never takes the node id back by itself.
 
 import { destination, pino } from 'pino';
-import { STATUS_CLOSED, STATUS_LIMIT_REACHED } from '../core/constants.js';
+import { STATUS_CLOCK_BEHIND, STATUS_CLOSED, STATUS_LIMIT_REACHED } from '../core/constants.js';
 import { HailstoneError, InvalidArgumentError, checkInteger, describe } from '../errors.js';
 import {
   createGenerator,
@@ -22,7 +22,9 @@ import {
   type GeneratorCounters,
 } from '../generator.js';
 import { DEFAULT_LAYOUT, type Layout, type WorkerOptions, type WorkerStripe, workerStripe } from '../layout.js';
+import { LatencyHistogram, type LatencySnapshot } from '../latency.js';
 import { FailureEpisode } from '../log-episode.js';
+import { RenewalPlanner } from './renewal.js';
 import { FileStore, stateFileName } from './file-store.js';
 import { type KernelLocks, kernelLockAvailability } from './kernel-lock.js';
 import { type ProcessProbe, realProcesses } from './lock.js';
@@ -89,6 +91,15 @@ export interface NodeOptions {
   sleep?: (ms: number) => Promise<void>;
 }
 
+/**
+ * Why a node refused. `reservation` means nothing was failing and a renewal was still late:
+ * a healthy node should never count one. `storage`/`coordinator`: the store's writes are
+ * failing. `ownership`: the node lost its node id. `clock_behind`: logical time would run
+ * too far ahead of the clock (a clock step back, or demand beyond the layout's rate).
+ * `clock`: the clock is unusable (before the epoch, past the layout, invalid). `closed`.
+ */
+export type RefusalReason = 'reservation' | 'storage' | 'coordinator' | 'ownership' | 'clock_behind' | 'clock' | 'closed';
+
 export interface NodeStatus {
   nodeId: number;
   worker: { index: number; count: number };
@@ -121,6 +132,12 @@ export interface NodeStatus {
   closed: boolean;
   /** Clock regressions, sequence exhaustions and refusals seen by the generator. */
   generator: GeneratorCounters;
+  /** Refusals by reason since the node opened (tryFill and nextId). */
+  refusals: Record<RefusalReason, number>;
+  /** How long the reservation writes took (renewals), as a histogram. */
+  reservationWrites: LatencySnapshot;
+  /** How much of the reservation must be left when a renewal starts, from the writes seen, ms. */
+  renewalMarginMs: number;
 }
 
 export interface HailstoneNode {
@@ -136,6 +153,8 @@ export interface HailstoneNode {
   fill(buffer: Uint8Array, offset?: number, count?: number): number;
   /** fill() that reports a refusal as a negative status instead of throwing (see Generator.tryFill). */
   tryFill(buffer: Uint8Array, offset?: number, count?: number): number;
+  /** Why tryFill returned `status`, as counted in `status().refusals`. */
+  refusalReason(status: number): RefusalReason;
   retryAfterMs(status: number): number | undefined;
   refusalOf(status: number): HailstoneError;
   lastTimestamp(): number | undefined;
@@ -154,6 +173,8 @@ export const DEFAULT_RESERVATION_MS = 1000;
 const RETRY_MIN_MS = 20;
 /** How often a node proves it still owns its node id between renewals. */
 const VERIFY_EVERY_MS = 250;
+/** How often a node checks whether its reservation is due for renewal (at most). */
+const CHECK_EVERY_MS = 50;
 /** Retry-after for a node that lost its node id: waiting does not help, another server should be asked. */
 const OWNERSHIP_LOST_RETRY_MS = 60_000;
 
@@ -184,6 +205,11 @@ class Node implements HailstoneNode {
   private readonly firstStart: boolean;
   private reservedUntil: number;
   private writing: Promise<void> | undefined;
+  /** What `writing` is: a renewal must never wait behind a verification for a timer tick. */
+  private writingKind: 'renewal' | 'verification' | undefined;
+  private readonly planner: RenewalPlanner;
+  private readonly writeLatency = new LatencyHistogram();
+  private readonly refusals: Record<RefusalReason, number> = { reservation: 0, storage: 0, coordinator: 0, ownership: 0, clock_behind: 0, clock: 0, closed: 0 };
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
   private clockRegressionsLogged = 0;
@@ -208,6 +234,8 @@ class Node implements HailstoneNode {
     reservationMs: number;
     reservedUntil: number;
     firstStart: boolean;
+    /** How long the startup's durable write took, ms: the first measure of the store. */
+    firstWriteMs: number;
   }) {
     this.gen = init.gen;
     this.backend = init.gen.backend;
@@ -225,8 +253,16 @@ class Node implements HailstoneNode {
     this.storageEpisode = new FailureEpisode(this.logger, { what: 'durable reservation writes', fields: { nodeId: this.nodeId, worker: this.worker.index } });
     // Check often enough that a renewal starts with half a window still reserved, and that
     // a lost lock is noticed within VERIFY_EVERY_MS even when renewals are seconds apart.
-    const period = Math.max(5, Math.min(VERIFY_EVERY_MS, Math.floor(this.reservationMs / 4)));
+    // Checked often, so that a renewal starts within a few ms of being due: polling is cheap,
+    // a renewal that starts a tick late is not (see renewal.ts).
+    const period = Math.max(5, Math.min(CHECK_EVERY_MS, Math.floor(this.reservationMs / 8)));
+    this.planner = new RenewalPlanner(this.reservationMs, this.maxLeadMs, period);
+    this.planner.noteWrite(init.firstWriteMs);
+    let expected = Date.now() + period;
     this.timer = setInterval(() => {
+      const at = Date.now();
+      this.planner.noteTimerLag(at - expected);
+      expected = at + period;
       this.maybeRenew();
       this.maybeVerify();
       this.watchClock();
@@ -237,11 +273,20 @@ class Node implements HailstoneNode {
   nextId(): bigint {
     // A node that lost its node id says so even once closed: that, not the close, is what
     // the caller must act on (a fleet server closes a fenced node while it claims again).
-    if (this.ownershipLost !== undefined || this.closed) throw this.refusalOf(this.ownershipLost !== undefined ? STATUS_LIMIT_REACHED : STATUS_CLOSED);
+    if (this.ownershipLost !== undefined || this.closed) {
+      const status = this.ownershipLost !== undefined ? STATUS_LIMIT_REACHED : STATUS_CLOSED;
+      this.refusals[this.refusalReason(status)]++;
+      throw this.refusalOf(status);
+    }
     try {
       return this.gen.nextId();
     } catch (error) {
-      if (!(error instanceof HailstoneError) || error.code !== 'LIMIT_REACHED') throw error;
+      if (!(error instanceof HailstoneError)) throw error;
+      if (error.code !== 'LIMIT_REACHED') {
+        this.refusals[error.code === 'CLOCK_BEHIND' ? 'clock_behind' : 'clock']++;
+        throw error;
+      }
+      this.refusals[this.refusalReason(STATUS_LIMIT_REACHED)]++;
       this.maybeRenew(true);
       throw this.refusalOf(STATUS_LIMIT_REACHED);
     }
@@ -258,12 +303,28 @@ class Node implements HailstoneNode {
   }
 
   tryFill(buffer: Uint8Array, offset = 0, count?: number): number {
-    if (this.ownershipLost !== undefined) return STATUS_LIMIT_REACHED;
-    if (this.closed) return STATUS_CLOSED;
-    const written = this.gen.tryFill(buffer, offset, count);
+    const written = this.ownershipLost !== undefined ? STATUS_LIMIT_REACHED : this.closed ? STATUS_CLOSED : this.gen.tryFill(buffer, offset, count);
+    if (written >= 0) return written;
+    this.refusals[this.refusalReason(written)]++;
     // At the reservation: start extending it now rather than at the next timer tick.
     if (written === STATUS_LIMIT_REACHED) this.maybeRenew(true);
     return written;
+  }
+
+  refusalReason(status: number): RefusalReason {
+    switch (status) {
+      case STATUS_CLOSED:
+        return this.ownershipLost !== undefined ? 'ownership' : 'closed';
+      case STATUS_LIMIT_REACHED:
+        if (this.ownershipLost !== undefined) return 'ownership';
+        if (this.failingSince !== undefined) return this.failingKind?.startsWith('coordinator') === true ? 'coordinator' : 'storage';
+        // Nothing failing, and still the reservation ran out: a renewal was late.
+        return 'reservation';
+      case STATUS_CLOCK_BEHIND:
+        return 'clock_behind';
+      default:
+        return 'clock';
+    }
   }
 
   retryAfterMs(status: number): number | undefined {
@@ -334,6 +395,9 @@ class Node implements HailstoneNode {
       firstStart: this.firstStart,
       closed: this.closed,
       generator: this.gen.counters(),
+      refusals: { ...this.refusals },
+      reservationWrites: this.writeLatency.snapshot(),
+      renewalMarginMs: Math.round(this.planner.marginMs()),
     };
   }
 
@@ -393,6 +457,7 @@ class Node implements HailstoneNode {
     if (this.store.verify === undefined || this.closed || this.ownershipLost !== undefined || this.writing !== undefined) return;
     if (Date.now() - this.lastVerified < VERIFY_EVERY_MS) return;
     this.lastVerified = Date.now();
+    this.writingKind = 'verification';
     this.writing = this.store
       .verify()
       .catch((error: unknown) => {
@@ -401,22 +466,29 @@ class Node implements HailstoneNode {
       })
       .finally(() => {
         this.writing = undefined;
+        this.writingKind = undefined;
+        // A renewal that fell due meanwhile starts now, not at the next tick.
+        this.maybeRenew();
       });
   }
 
-  /** Starts a durable write of a later reservation when the current one is half used. */
+  /** Starts a durable write of a later reservation when the planner says it is due (see renewal.ts). */
   private maybeRenew(urgent = false): void {
     if (this.closed || this.ownershipLost !== undefined || this.writing !== undefined) return;
     if (this.failingSince !== undefined && Date.now() < this.retryAt) return;
-    const now = this.clock();
-    const reference = Math.max(now, this.gen.lastTimestamp() ?? now);
-    if (!urgent && this.failingSince === undefined && this.reservedUntil - reference >= this.reservationMs / 2) return;
-    // Never reserve past what the lead lets the generator use anyway: a restart then always
-    // finds the reservation within its lead, and resumes without waiting.
-    const target = Math.max(this.reservedUntil, Math.min(reference + this.reservationMs, now + this.maxLeadMs));
-    if (target <= this.reservedUntil) return;
-    this.writing = this.persist(target).finally(() => {
+    const plan = this.planner.plan(this.clock(), this.gen.lastTimestamp(), this.reservedUntil);
+    if (!plan.due && !urgent && this.failingSince === undefined) return;
+    if (plan.target <= this.reservedUntil) return;
+    // The store proves ownership before it writes: this counts as the periodic proof.
+    this.lastVerified = Date.now();
+    this.writingKind = 'renewal';
+    const started = Date.now();
+    this.writing = this.persist(plan.target).finally(() => {
+      const ms = Date.now() - started;
+      this.planner.noteWrite(ms);
+      this.writeLatency.observe(ms / 1000);
       this.writing = undefined;
+      this.writingKind = undefined;
     });
   }
 
@@ -585,6 +657,7 @@ export async function startNode(store: ReservationStore, options: NodeRules, rul
     gen.resumeAfter(floor);
     const start = clock();
     const reservedUntil = Math.max(floor, Math.min(Math.max(start, floor) + reservationMs, start + maxLeadMs));
+    const writeStarted = Date.now();
     try {
       await store.save(reservedUntil, start);
     } catch (error) {
@@ -592,11 +665,12 @@ export async function startNode(store: ReservationStore, options: NodeRules, rul
       throw new HailstoneError('OWNERSHIP_LOST', `${what} lost its ${store.ownership} while starting: ${error.message}; it issued nothing. Find out why, then start again`);
     }
     gen.setLimit(reservedUntil);
+    const firstWriteMs = Date.now() - writeStarted;
     logger.info(
       { nodeId, worker: worker.index, workers: worker.count, layout: layout.fingerprint, store: store.where, lock: store.ownership, firstStart, resumedAfter: iso(floor), clockBehindMs: Math.max(0, floor - start) },
       'node started',
     );
-    return new Node({ gen, clock, store, stateFile, logger, reservationMs, reservedUntil, firstStart });
+    return new Node({ gen, clock, store, stateFile, logger, reservationMs, reservedUntil, firstStart, firstWriteMs });
   } catch (error) {
     await store.close().catch(() => undefined);
     throw error;

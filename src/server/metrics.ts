@@ -10,7 +10,7 @@
 import { createServer, type Server as HttpServer } from 'node:http';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { HailstoneError } from '../errors.js';
-import { LATENCY_BUCKETS_S } from '../fleet/latency.js';
+import { LATENCY_BUCKETS_S, type LatencySnapshot } from '../latency.js';
 import type { FleetStats } from '../fleet/member.js';
 import type { NodeStatus } from '../node/node.js';
 import { VERSION } from '../version.js';
@@ -169,6 +169,19 @@ export function metricsRegistry(current: () => NodeSnapshot): Registry {
       for (const w of current().workers) this.inc({ transport: w.stats.transport.name });
     },
   });
+  counter(
+    'hailstone_refusals_total',
+    'UNAVAILABLE answers by reason: reservation (a renewal was late while nothing failed: never expected), storage, coordinator, ownership, clock_behind, clock, closed, starting',
+    ['reason'],
+    (s) => {
+      const out: Record<string, number> = { reservation: 0, storage: 0, coordinator: 0, ownership: 0, clock_behind: 0, clock: 0, closed: 0, starting: 0 };
+      for (const w of s.workers) {
+        out.starting! += w.stats.replies.unavailableStarting;
+        for (const [reason, n] of Object.entries(w.node?.refusals ?? {})) out[reason] = (out[reason] ?? 0) + n;
+      }
+      return out;
+    },
+  );
   counter('hailstone_clock_regressions_total', 'Episodes of the clock reading earlier than before', [], (s) => sumNodes(s, (n) => n.generator.clockRegressions));
   counter('hailstone_sequence_exhaustions_total', 'Refusals because demand outran the layout and the lead', [], (s) => sumNodes(s, (n) => n.generator.sequenceExhaustions));
   counter('hailstone_storage_errors_total', 'Failed writes of the durable reservation', [], (s) => sumNodes(s, (n) => n.storageErrors));
@@ -229,9 +242,20 @@ export function fleetRegistry(f: FleetStats): Registry {
 
 /** The whole /metrics text for one snapshot: the common metrics, then fleet mode's. */
 export async function metricsText(registry: Registry, snapshot: NodeSnapshot): Promise<string> {
-  const common = await registry.metrics();
+  const common = (await registry.metrics()) + reservationWritesText(snapshot);
   if (snapshot.fleet === undefined) return common;
   return common + (await fleetRegistry(snapshot.fleet).metrics()) + latencyHistogramText(snapshot.fleet);
+}
+
+/** Every worker's reservation write latency, summed into one histogram (file store and etcd alike). */
+function reservationWritesText(snapshot: NodeSnapshot): string {
+  const total: LatencySnapshot = { buckets: LATENCY_BUCKETS_S.map(() => 0), count: 0, sum: 0 };
+  for (const n of nodes(snapshot)) {
+    n.reservationWrites.buckets.forEach((c, i) => (total.buckets[i]! += c));
+    total.count += n.reservationWrites.count;
+    total.sum += n.reservationWrites.sum;
+  }
+  return histogramText('hailstone_reservation_write_duration_seconds', 'How long durable reservation renewals took (fsyncs, or an etcd transaction)', total);
 }
 
 export interface MetricsServer {
@@ -313,9 +337,11 @@ export function parseListenAddress(text: string): { host: string; port: number }
 
 /** The etcd latency histogram in Prometheus text format (kept as counts by the fleet member). */
 function latencyHistogramText(fleet: FleetStats): string {
-  const name = 'hailstone_etcd_request_duration_seconds';
-  const h = fleet.etcdLatency;
-  const lines = [`# HELP ${name} etcd request latency (claims, keepalives, reservation writes)`, `# TYPE ${name} histogram`];
+  return histogramText('hailstone_etcd_request_duration_seconds', 'etcd request latency (claims, keepalives, reservation writes)', fleet.etcdLatency);
+}
+
+function histogramText(name: string, help: string, h: LatencySnapshot): string {
+  const lines = [`# HELP ${name} ${help}`, `# TYPE ${name} histogram`];
   LATENCY_BUCKETS_S.forEach((le, i) => lines.push(`${name}_bucket{le="${le}"} ${h.buckets[i]}`));
   lines.push(`${name}_bucket{le="+Inf"} ${h.count}`, `${name}_sum ${h.sum}`, `${name}_count ${h.count}`);
   return `${lines.join('\n')}\n`;

@@ -111,7 +111,8 @@ export interface ServerStats {
   datagrams: number;
   requests: number;
   idsServed: number;
-  replies: { ok: number; unavailable: number; badRequest: number };
+  /** `unavailableStarting`: of `unavailable`, those answered while the node was still opening (or claiming). */
+  replies: { ok: number; unavailable: number; unavailableStarting: number; badRequest: number };
   dropped: Record<DropReason, number>;
   transport: { name: TransportName } & TransportStats;
 }
@@ -152,7 +153,7 @@ class IdServer implements Server {
     datagrams: 0,
     requests: 0,
     idsServed: 0,
-    replies: { ok: 0, unavailable: 0, badRequest: 0 },
+    replies: { ok: 0, unavailable: 0, unavailableStarting: 0, badRequest: 0 },
     dropped: { malformed: 0, unauthenticated: 0, stale: 0, replayed: 0, not_allowed: 0, rate_limited: 0 },
   };
   private readonly header: RequestHeader = { tagged: false, count: 0, nonceHigh: 0, nonceLow: 0, clientTimeMs: 0 };
@@ -261,6 +262,7 @@ class IdServer implements Server {
     if (node === undefined) {
       // Still opening (a first start waits out one lead window): say for how long.
       c.replies.unavailable++;
+      c.replies.unavailableStarting++;
       const wait = this.startingUntil === undefined ? STARTING_RETRY_MS : Math.max(STARTING_RETRY_MS, this.startingUntil - Date.now());
       return this.reply(buf, offset, STATUS_UNAVAILABLE, 0, wait, auth);
     }

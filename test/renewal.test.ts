@@ -1,0 +1,141 @@
+// When a node renews its durable reservation (src/node/renewal.ts), as a pure rule over
+// what it observed — and a real node on a store whose every write is slow, with an event
+// loop blocked again and again, that must not refuse once.
+
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { type StorageFs, openNode } from '../src/index.js';
+import { RenewalPlanner } from '../src/node/renewal.js';
+import { realStorage } from '../src/node/storage.js';
+import { silent } from './support/udp.js';
+
+const root = mkdtempSync(join(tmpdir(), 'hailstone-renewal-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+describe('RenewalPlanner', () => {
+  const T = 1_800_000_000_000;
+
+  it('on a fast store: renews at half the reservation, to one reservation ahead (the rule a healthy disk always had)', () => {
+    const p = new RenewalPlanner(1000, 2000, 50);
+    p.noteWrite(3);
+    expect(p.marginMs()).toBe(500);
+    expect(p.plan(T, T, T + 501)).toEqual({ due: false, target: T + 1000, dueInMs: 1 });
+    expect(p.plan(T, T, T + 499)).toMatchObject({ due: true, target: T + 1000 });
+  });
+
+  it('on a slow store: starts earlier by twice the slowest recent write plus timer lag and the check interval, and reaches further', () => {
+    const p = new RenewalPlanner(1000, 2000, 50);
+    p.noteWrite(300);
+    p.noteTimerLag(40);
+    expect(p.marginMs()).toBe(2 * 300 + 40 + 50);
+    // Due with 689 ms left (it would not have been under the old rule until 500).
+    expect(p.plan(T, T, T + 689)).toMatchObject({ due: true, target: T + 690 + 500 });
+    expect(p.plan(T, T, T + 691)).toMatchObject({ due: false, dueInMs: 1 });
+  });
+
+  it('never reserves past now + maxLeadMs, and never asks for more margin than most of the lead', () => {
+    const p = new RenewalPlanner(1000, 2000, 50);
+    p.noteWrite(5000);
+    expect(p.marginMs()).toBe(1800);
+    const plan = p.plan(T, T, T + 100);
+    expect(plan).toMatchObject({ due: true, target: T + 2000 });
+    // Already as far as the lead allows: nothing to write.
+    expect(p.plan(T, T, T + 2000).due).toBe(false);
+  });
+
+  it('follows logical time when it runs ahead of the clock (ids borrowed from later ticks)', () => {
+    const p = new RenewalPlanner(1000, 2000, 50);
+    // 600 ms left by the clock, but logical time is 300 ms ahead: only 300 left for it.
+    expect(p.plan(T, T + 300, T + 600)).toMatchObject({ due: true, target: T + 1300 });
+  });
+
+  it('forgets a slow write once 16 fast ones followed', () => {
+    const p = new RenewalPlanner(1000, 2000, 50);
+    p.noteWrite(400);
+    for (let i = 0; i < 15; i++) p.noteWrite(2);
+    expect(p.slowestWriteMs).toBe(400);
+    p.noteWrite(2);
+    expect(p.slowestWriteMs).toBe(2);
+  });
+});
+
+/** The real file system, with every fsync (file or directory) taking `ms` longer. */
+function slowStorage(ms: number): StorageFs {
+  const wait = () => new Promise((resolve) => setTimeout(resolve, ms));
+  return {
+    ...realStorage,
+    async openForWrite(path) {
+      const file = await realStorage.openForWrite(path);
+      return { write: (d) => file.write(d), close: () => file.close(), sync: async () => (await wait(), file.sync()) };
+    },
+    async syncDir(dir) {
+      await wait();
+      await realStorage.syncDir(dir);
+    },
+  };
+}
+
+describe('a healthy node on slow storage with a busy event loop', () => {
+  it('every fsync +150 ms (a write ≈ 300 ms) and a 50 ms block every 100 ms: not one refusal, and storage is not called failing', { timeout: 30_000 }, async () => {
+    const node = await openNode({ nodeId: 1, stateDir: join(root, 'slow'), fs: slowStorage(150), kernelLocks: false, logger: silent, maxLeadMs: 2000, reservationMs: 1000, resetState: true });
+    // The first start waits one lead window; then 6 s of moderate, steady demand.
+    const buf = new Uint8Array(8 * 16);
+    let ids = 0;
+    let refused = 0;
+    const until = Date.now() + 6000;
+    await new Promise<void>((resolve) => {
+      const block = setInterval(() => {
+        const end = Date.now() + 50;
+        while (Date.now() < end);
+      }, 100);
+      const ask = setInterval(() => {
+        for (let i = 0; i < 20; i++) {
+          const n = node.tryFill(buf, 0, 16);
+          if (n < 0) refused++;
+          else ids += n;
+        }
+        if (Date.now() >= until) {
+          clearInterval(ask);
+          clearInterval(block);
+          resolve();
+        }
+      }, 2);
+    });
+    const status = node.status();
+    await node.close();
+    expect({ refused, refusals: status.refusals }).toEqual({ refused: 0, refusals: { reservation: 0, storage: 0, coordinator: 0, ownership: 0, clock_behind: 0, clock: 0, closed: 0 } });
+    expect(ids).toBeGreaterThan(10_000);
+    // It renewed all along, each write taking what the slow store made it take.
+    expect(status.renewals).toBeGreaterThanOrEqual(8);
+    expect(status.reservationWrites.sum / status.reservationWrites.count).toBeGreaterThan(0.28);
+    expect(status.storageErrors).toBe(0);
+  });
+
+  it('storage that really fails still refuses, counted as storage, not as a late renewal', { timeout: 20_000 }, async () => {
+    let failing = false;
+    const fs: StorageFs = {
+      ...realStorage,
+      async openForWrite(path) {
+        if (failing) throw Object.assign(new Error('EIO: i/o error, open'), { code: 'EIO' });
+        return realStorage.openForWrite(path);
+      },
+    };
+    const node = await openNode({ nodeId: 2, stateDir: join(root, 'failing'), fs, kernelLocks: false, logger: silent, maxLeadMs: 200, reservationMs: 200, resetState: true });
+    failing = true;
+    const buf = new Uint8Array(8);
+    let refusal: number | undefined;
+    const until = Date.now() + 5000;
+    while (refusal === undefined && Date.now() < until) {
+      const n = node.tryFill(buf, 0, 1);
+      if (n < 0) refusal = n;
+      else await new Promise((r) => setTimeout(r, 5));
+    }
+    expect(refusal).toBeDefined();
+    expect(node.refusalReason(refusal!)).toBe('storage');
+    expect(node.status().refusals.reservation).toBe(0);
+    expect(node.status().refusals.storage).toBeGreaterThan(0);
+    await node.close();
+  });
+});
