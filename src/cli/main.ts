@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The hailstone command: serve, get, inspect, keygen.
 //
-// Exit codes: 0 success (and --help), 1 a runtime failure — one line, "hailstone: CODE:
+// Exit codes: 0 success (and --help, --version), 1 a runtime failure — one line, "hailstone: CODE:
 // message", never a stack trace — and 2 bad usage. Each command's action sets
 // process.exitCode.
 
@@ -12,12 +12,14 @@ import { getProgram } from './get.js';
 import { inspectProgram } from './inspect.js';
 import { keygenProgram } from './keygen.js';
 import { runServe, serveProgram } from './serve.js';
+import { VERSION } from '../version.js';
 
 const output = { outputError: (text: string, write: (s: string) => void) => write(`hailstone: ${text.replace(/^error: /, '')}`) };
 
 function program(): Command {
   const root = new Command('hailstone')
     .description('64-bit, time-ordered, globally unique ids.')
+    .version(VERSION, '-V, --version', 'print the version of hailstone')
     .addHelpText('after', "\nRun `hailstone <command> --help` for a command's options.")
     .exitOverride()
     .configureOutput(output);

@@ -13,6 +13,7 @@ import { type Claim, DEFAULT_LEASE_TTL_S, claimNodeId } from './claim.js';
 import { type ClaimInfo, type EtcdOptions, checkCluster, connectEtcd, etcdUnreachable } from './etcd.js';
 import { CombinedStore, type ClaimRef, EtcdStore, claimRefOf } from './etcd-store.js';
 import { LatencyHistogram } from './latency.js';
+import { VERSION } from '../version.js';
 
 export interface FleetOptions {
   etcd: EtcdOptions;
@@ -47,8 +48,6 @@ export interface FleetStats {
   claiming: boolean;
   etcdLatency: ReturnType<LatencyHistogram['snapshot']>;
 }
-
-const VERSION = '0.1.0';
 
 export class FleetMember {
   readonly cluster: string;
