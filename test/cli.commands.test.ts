@@ -45,3 +45,22 @@ describe('--version', () => {
     expect(await runCli(['-V'])).toMatchObject({ code: 0, stdout: `${version}\n` });
   });
 });
+
+describe('a library argument the command line passed on is named by its flag', () => {
+  it.each([
+    [['serve', '--allow', 'nonsense', '--port', '0'], /^hailstone: --allow: "nonsense" is not a CIDR/],
+    // Each worker parses its options: its bad usage comes back through the primary, still exit 2.
+    [['serve', '--workers', '2', '--allow', '10.0.0.0/8,nonsense', '--port', '0', '--max-lead-ms', '100', '--log-level', 'silent'], /^hailstone: --allow: "nonsense" is not a CIDR/],
+    [['get', '--server', 'bad::x'], /^hailstone: --server: "bad::x" is not host:port/],
+    [['get', '--etcd', 'https://127.0.0.1:2379'], /^hailstone: --etcd: "https:\/\/127\.0\.0\.1:2379": use http:\/\/HOST:PORT/],
+    [['serve', '--rate-limit', '0'], /argument '0' is invalid\. "0" is not RPS or RPS:BURST/],
+  ])('%j: exit 2, the flag named, no argument name, no stack', async (args, message) => {
+    const dir = mkdtempSync(join(root, 'usage-'));
+    const r = await runCli(args[0] === 'serve' ? [...args, '--state-dir', dir] : args);
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(message);
+    expect(r.stderr).not.toMatch(/(?<!-)\b(allow|servers|etcd\.endpoints|rateLimit): /);
+    expect(r.stderr).not.toMatch(/\n\s+at |INTERNAL/);
+  });
+});

@@ -7,7 +7,7 @@
 
 import { Command, CommanderError } from 'commander';
 import { InvalidArgumentError } from '../errors.js';
-import { ReportedFailure, UsageError, failureLine, failureOf } from './failure.js';
+import { ReportedFailure, USAGE, UsageError, failureLine, failureOf, usageErrorOf } from './failure.js';
 import { getProgram } from './get.js';
 import { inspectProgram } from './inspect.js';
 import { keygenProgram } from './keygen.js';
@@ -42,8 +42,11 @@ const root = program();
       process.exitCode = error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.exitCode === 0 ? 0 : 2;
       return;
     }
-    if (error instanceof UsageError || error instanceof InvalidArgumentError) {
-      process.stderr.write(`hailstone: ${error.message}\n`);
+    // A worker's bad usage comes back from the primary as a reported failure: exit 2 all the same.
+    const usage =
+      error instanceof InvalidArgumentError ? usageErrorOf(error) : error instanceof ReportedFailure && error.failure.code === USAGE ? new UsageError(error.failure.message) : error;
+    if (usage instanceof UsageError) {
+      process.stderr.write(`hailstone: ${usage.message}\n`);
       if (argv.length === 0) process.stderr.write(root.helpInformation());
       process.exitCode = 2;
       return;

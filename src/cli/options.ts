@@ -6,7 +6,8 @@
 import { readFileSync } from 'node:fs';
 import { InvalidArgumentError as OptionValueError, Option } from 'commander';
 import { parseKey } from '../protocol/auth.js';
-import { UsageError } from './failure.js';
+import { InvalidArgumentError } from '../errors.js';
+import { UsageError, detailOf } from './failure.js';
 
 /** An integer flag in [min, max]; negative values may follow the flag as a separate argument. */
 export function intOption(flags: string, description: string, env: string, range: { min: number; max: number; default?: number }): Option {
@@ -34,7 +35,8 @@ export function parsedOption<T>(flags: string, description: string, env: string,
     try {
       return parse(text);
     } catch (error) {
-      throw new OptionValueError((error as Error).message);
+      // commander names the flag; the library's argument name would only confuse.
+      throw new OptionValueError(error instanceof InvalidArgumentError ? detailOf(error) : (error as Error).message);
     }
   });
 }

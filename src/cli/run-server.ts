@@ -11,7 +11,7 @@ import { type MetricsServer, type NodeSnapshot, type WorkerSnapshot, serveMetric
 import type { RateLimitOptions } from '../server/rate-limit.js';
 import type { TransportChoice } from '../server/select-transport.js';
 import { type Server, serve } from '../server/server.js';
-import { UsageError } from './failure.js';
+import { usageErrorOf } from './failure.js';
 
 export interface ServeConfig {
   /** Undefined in fleet mode without --node-id: claim a free one. */
@@ -118,7 +118,7 @@ export class ServingProcess {
       this.ready = true;
       return server;
     } catch (error) {
-      if (error instanceof InvalidArgumentError) throw new UsageError(error.message);
+      if (error instanceof InvalidArgumentError) throw usageErrorOf(error);
       throw error;
     }
   }
