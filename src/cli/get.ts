@@ -4,7 +4,8 @@ import { Command, Option } from 'commander';
 import { createClient } from '../client/client.js';
 import { describeConflict } from '../client/conflicts.js';
 import { DEFAULT_HOST, DEFAULT_PORT } from '../server/server.js';
-import { choiceOption, intOption, listOption, readKeyFile } from './options.js';
+import { readKeyFile } from '../protocol/auth.js';
+import { choiceOption, intOption, listOption } from './options.js';
 
 interface GetFlags {
   count: number;

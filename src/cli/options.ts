@@ -3,9 +3,7 @@
 // from the same declarations, so the help, the parser and the variables cannot drift apart.
 // A value commander rejects names the flag the user typed; the process exits 2.
 
-import { readFileSync } from 'node:fs';
 import { InvalidArgumentError as OptionValueError, Option } from 'commander';
-import { parseKey } from '../protocol/auth.js';
 import { InvalidArgumentError } from '../errors.js';
 import { UsageError, detailOf } from './failure.js';
 
@@ -64,16 +62,4 @@ export function booleanWithEnv(flag: boolean | undefined, env: string): boolean 
   if (TRUE.includes(lower)) return true;
   if (FALSE.includes(lower)) return false;
   throw new UsageError(`${env} must be 1 or 0 (true/false, yes/no), got ${JSON.stringify(text)}`);
-}
-
-export function readKeyFile(path: string): Uint8Array {
-  let content: Buffer;
-  try {
-    content = readFileSync(path);
-  } catch (error) {
-    throw new UsageError(`cannot read the key file ${path}: ${(error as Error).message}`);
-  }
-  const key = parseKey(content);
-  if (key.length < 16) throw new UsageError(`the key in ${path} is ${key.length} bytes; at least 16 are needed (make one with \`hailstone keygen\`)`);
-  return key;
 }
