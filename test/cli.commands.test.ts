@@ -3,12 +3,16 @@
 // once, key files kept private, and inspect for other layouts. Real processes, real
 // sockets, real files.
 
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { readKeyFile } from '../src/protocol/auth.js';
+import { serve } from '../src/server/server.js';
 import { collectText, exited, runCli, spawnTracked } from './support/child.js';
+import { startServe } from './support/serve-process.js';
+import { silent } from './support/udp.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const root = mkdtempSync(join(tmpdir(), 'hailstone-cmd-'));
@@ -62,5 +66,91 @@ describe('a library argument the command line passed on is named by its flag', (
     expect(r.stderr).toMatch(message);
     expect(r.stderr).not.toMatch(/(?<!-)\b(allow|servers|etcd\.endpoints|rateLimit): /);
     expect(r.stderr).not.toMatch(/\n\s+at |INTERNAL/);
+  });
+});
+
+/** Runs the command from the sources under `umask MASK` (a shell sets it, as an operator's would). */
+async function runCliWithUmask(mask: string, args: string[]): Promise<{ code: number | string; stdout: string; stderr: string }> {
+  const quoted = args.map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(' ');
+  const child = spawnTracked('sh', ['-c', `umask ${mask} && exec '${process.execPath}' --import tsx src/cli/main.ts ${quoted}`]);
+  const out = collectText(child.stdout!);
+  const err = collectText(child.stderr!);
+  const code = await exited(child);
+  return { code, stdout: out.text(), stderr: err.text() };
+}
+
+const modeOf = (file: string) => statSync(file).mode & 0o777;
+
+describe('keygen --out: a key file only its owner can read', () => {
+  it('creates the file with mode 600 whatever the umask, prints nothing, and the key reads back', async () => {
+    const file = join(root, 'new.key');
+    const r = await runCliWithUmask('000', ['keygen', '--out', file]);
+    expect(r).toMatchObject({ code: 0, stdout: '', stderr: '' });
+    expect(modeOf(file).toString(8)).toBe('600');
+    expect(readFileSync(file, 'utf8')).toMatch(/^[0-9a-f]{64}\n$/);
+    expect(readKeyFile(file)).toHaveLength(32);
+  });
+
+  it('refuses to replace an existing file (exit 2, the file untouched) unless --force, which leaves mode 600', async () => {
+    const file = join(root, 'existing.key');
+    writeFileSync(file, 'the old key, in use\n', { mode: 0o644 });
+    chmodSync(file, 0o644);
+    const refused = await runCli(['keygen', '--out', file]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/already exists: .*pass --force to replace it/);
+    expect(readFileSync(file, 'utf8')).toBe('the old key, in use\n');
+    expect(modeOf(file).toString(8)).toBe('644');
+
+    const forced = await runCliWithUmask('000', ['keygen', '--out', file, '--force']);
+    expect(forced).toMatchObject({ code: 0, stdout: '' });
+    expect(readFileSync(file, 'utf8')).toMatch(/^[0-9a-f]{64}\n$/);
+    expect(modeOf(file).toString(8)).toBe('600');
+  });
+
+  it('--force without --out is bad usage; plain keygen still prints a key', async () => {
+    expect(await runCli(['keygen', '--force'])).toMatchObject({ code: 2, stdout: '' });
+    expect((await runCli(['keygen'])).stdout).toMatch(/^[0-9a-f]{64}\n$/);
+  });
+});
+
+describe('a key file others can read is warned about', () => {
+  it('get prints one warning line for mode 640 and 604, none for 600, and still gets its ids', async () => {
+    const file = join(root, 'get.key');
+    expect((await runCli(['keygen', '--out', file])).code).toBe(0);
+    const server = await serve({ nodeId: 2, stateDir: mkdtempSync(join(root, 'get-key-')), port: 0, key: readKeyFile(file), maxLeadMs: 100, reservationMs: 100, logger: silent });
+    try {
+      const args = ['get', '--key-file', file, '--server', `127.0.0.1:${server.address.port}`, '--timeout-ms', '10000'];
+      const quiet = await runCli(args);
+      expect(quiet).toMatchObject({ code: 0, stderr: '' });
+      for (const [mode, who] of [[0o640, 'its group'], [0o604, 'every user']] as const) {
+        chmodSync(file, mode);
+        const warned = await runCli(args);
+        expect(warned.code).toBe(0);
+        expect(warned.stdout).toMatch(/^\d+\n$/);
+        expect(warned.stderr).toBe(`hailstone: warning: the key file ${file} is open to ${who} (mode ${mode.toString(8)}): whoever reads the key can forge replies; chmod 600 ${file}\n`);
+      }
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('serve logs one warning for a group-readable key file, none for mode 600', async () => {
+    const file = join(root, 'serve.key');
+    expect((await runCli(['keygen', '--out', file])).code).toBe(0);
+    const args = ['--port', '0', '--key-file', file, '--max-lead-ms', '100'];
+    const warnings = (stderr: string) => stderr.split('\n').filter((l) => l.includes('chmod 600'));
+
+    const quiet = await startServe([...args, '--state-dir', mkdtempSync(join(root, 'serve-key-'))]);
+    quiet.child.kill('SIGTERM');
+    expect(await quiet.done).toBe(0);
+    expect(warnings(quiet.stderr())).toEqual([]);
+
+    chmodSync(file, 0o640);
+    const warned = await startServe([...args, '--state-dir', mkdtempSync(join(root, 'serve-key-'))]);
+    warned.child.kill('SIGTERM');
+    expect(await warned.done).toBe(0);
+    const lines = warnings(warned.stderr());
+    expect(lines).toHaveLength(1);
+    expect(JSON.parse(lines[0]!)).toMatchObject({ level: 40, keyFile: file, msg: expect.stringMatching(/is open to its group \(mode 640\)/) });
   });
 });

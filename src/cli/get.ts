@@ -5,7 +5,7 @@ import { createClient } from '../client/client.js';
 import { describeConflict } from '../client/conflicts.js';
 import { DEFAULT_HOST, DEFAULT_PORT } from '../server/server.js';
 import { readKeyFile } from '../protocol/auth.js';
-import { choiceOption, intOption, listOption } from './options.js';
+import { choiceOption, intOption, keyFileExposure, listOption } from './options.js';
 
 interface GetFlags {
   count: number;
@@ -35,6 +35,8 @@ export function getProgram(): Command {
 
 async function getIds(flags: GetFlags): Promise<number> {
   const key = flags.keyFile === undefined ? undefined : readKeyFile(flags.keyFile);
+  const exposure = flags.keyFile === undefined ? undefined : keyFileExposure(flags.keyFile);
+  if (exposure !== undefined) process.stderr.write(`hailstone: warning: ${exposure}\n`);
   const client = createClient({
     ...(flags.etcd.length > 0
       ? { etcd: { endpoints: flags.etcd }, cluster: flags.cluster, ...(flags.server.length > 0 ? { servers: flags.server } : {}) }

@@ -3,6 +3,7 @@
 // from the same declarations, so the help, the parser and the variables cannot drift apart.
 // A value commander rejects names the flag the user typed; the process exits 2.
 
+import { statSync } from 'node:fs';
 import { InvalidArgumentError as OptionValueError, Option } from 'commander';
 import { InvalidArgumentError } from '../errors.js';
 import { UsageError, detailOf } from './failure.js';
@@ -62,4 +63,21 @@ export function booleanWithEnv(flag: boolean | undefined, env: string): boolean 
   if (TRUE.includes(lower)) return true;
   if (FALSE.includes(lower)) return false;
   throw new UsageError(`${env} must be 1 or 0 (true/false, yes/no), got ${JSON.stringify(text)}`);
+}
+
+/**
+ * Why a key file is exposed, when users other than its owner may read (or change) it:
+ * whoever has the key can forge replies that hand out ids already issued. Undefined when
+ * its mode is 600 or stricter, or when it cannot be looked at (reading it then says why).
+ */
+export function keyFileExposure(path: string): string | undefined {
+  let mode: number;
+  try {
+    mode = statSync(path).mode & 0o777;
+  } catch {
+    return undefined;
+  }
+  if ((mode & 0o077) === 0) return undefined;
+  const who = (mode & 0o007) !== 0 ? 'every user' : 'its group';
+  return `the key file ${path} is open to ${who} (mode ${mode.toString(8).padStart(3, '0')}): whoever reads the key can forge replies; chmod 600 ${path}`;
 }

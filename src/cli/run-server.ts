@@ -23,6 +23,8 @@ export interface ServeConfig {
   workers: number;
   transport: TransportChoice;
   keys: Uint8Array[];
+  /** Key files others may read, and why that matters: logged once, by the process that starts the server. */
+  keyFileWarnings: { keyFile: string; message: string }[];
   allow: string[];
   rateLimit: RateLimitOptions | undefined;
   metrics: { host: string; port: number } | undefined;
@@ -42,6 +44,11 @@ export interface ServeConfig {
   etcdWaitMs: number;
   /** A worker of a fleet server: the primary's claim, which it writes under. */
   fleetClaim?: ClaimRef;
+}
+
+/** Logs what is wrong with the key files (mode): once per server, not once per worker. */
+export function warnAboutKeyFiles(config: ServeConfig, logger: Logger): void {
+  for (const { keyFile, message } of config.keyFileWarnings) logger.warn({ keyFile }, message);
 }
 
 /** JSON lines on stderr; stdout carries only the ready and stopped lines. */

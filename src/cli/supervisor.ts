@@ -23,7 +23,7 @@ import { resolveTransport } from '../server/select-transport.js';
 import { hostPort } from '../server/server.js';
 import { FleetMember } from '../fleet/member.js';
 import { type Failure, ReportedFailure } from './failure.js';
-import { type ServeConfig, makeLogger, onStopSignal, readyLine, say, startMetrics } from './run-server.js';
+import { type ServeConfig, makeLogger, onStopSignal, readyLine, say, startMetrics, warnAboutKeyFiles } from './run-server.js';
 
 const MAX_CRASHES = 5;
 const CRASH_WINDOW_MS = 60_000;
@@ -265,6 +265,7 @@ class Supervisor {
 
 export async function servePrimary(config: ServeConfig): Promise<number> {
   const logger = makeLogger(config);
+  warnAboutKeyFiles(config, logger);
   // Decided once, here: the fallback (if any) is logged once for the whole node.
   const transport = resolveTransport(config.transport, logger);
   // Fleet mode: one claim for the whole server, held here; the workers write their stripes under it.
