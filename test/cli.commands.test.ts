@@ -8,6 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { compose, parseId } from '../src/codec.js';
+import { defineLayout } from '../src/layout.js';
 import { readKeyFile } from '../src/protocol/auth.js';
 import { serve } from '../src/server/server.js';
 import { collectText, exited, runCli, spawnTracked } from './support/child.js';
@@ -152,5 +154,61 @@ describe('a key file others can read is warned about', () => {
     const lines = warnings(warned.stderr());
     expect(lines).toHaveLength(1);
     expect(JSON.parse(lines[0]!)).toMatchObject({ level: 40, keyFile: file, msg: expect.stringMatching(/is open to its group \(mode 640\)/) });
+  });
+});
+
+describe('inspect: other layouts, and the library\'s id parser', () => {
+  async function inspect(args: string[]): Promise<Record<string, unknown>> {
+    const r = await runCli(['inspect', ...args]);
+    expect(r.code, r.stderr).toBe(0);
+    return JSON.parse(r.stdout) as Record<string, unknown>;
+  }
+
+  it('--layout T,N,S with --epoch as ms or an ISO date decodes an id of that layout', async () => {
+    const epoch = Date.UTC(2020, 0, 1);
+    const layout = defineLayout({ timeBits: 40, nodeBits: 12, sequenceBits: 11, epoch });
+    const timestamp = Date.UTC(2023, 6, 4, 12, 30, 15, 250);
+    const id = compose({ timestamp, nodeId: 3001, sequence: 2001 }, layout);
+    const expected = { id: id.toString(), time: '2023-07-04T12:30:15.250Z', timestamp, nodeId: 3001, sequence: 2001 };
+    expect(await inspect([id.toString(), '--layout', '40,12,11', '--epoch', '2020-01-01'])).toMatchObject(expected);
+    expect(await inspect([id.toString(), '--layout', '40,12,11', '--epoch', String(epoch)])).toMatchObject(expected);
+    // Read with the default layout the same id is something else: the flags were used.
+    expect(await inspect([id.toString()])).not.toMatchObject({ nodeId: 3001, sequence: 2001 });
+  });
+
+  it('--layout time=…,node=…,seq=…,tick=… with an ISO epoch carrying an offset', async () => {
+    const layout = defineLayout({ timeBits: 39, nodeBits: 8, sequenceBits: 10, tickMs: 10, epoch: Date.UTC(2020, 0, 1) });
+    const id = compose({ timestamp: Date.UTC(2024, 1, 29, 23, 59, 59, 999), nodeId: 200, sequence: 1000 }, layout);
+    expect(await inspect([`0x${id.toString(16)}`, '--layout', 'seq=10,time=39,node=8,tick=10', '--epoch', '2020-01-01T01:00:00+01:00'])).toMatchObject({
+      id: id.toString(),
+      time: '2024-02-29T23:59:59.990Z', // the start of its 10 ms tick
+      nodeId: 200,
+      sequence: 1000,
+    });
+  });
+
+  it.each([
+    [['--layout', '70,10,12'], /^hailstone: --layout time: must be an integer from 1 to 61, got 70$/m],
+    [['--layout', '41,10,13'], /^hailstone: --layout: timeBits \+ nodeBits \+ sequenceBits is 64, at most 63 fit/m],
+    [['--layout', 'time=41,bogus=1'], /"bogus=1" is not a field of a layout: give "TIME,NODE,SEQ" bits/],
+    [['--layout', 'time=41,time=40'], /time is given twice/],
+    [['--epoch', '2025-01-01T00:00:00'], /add Z \(UTC\) or an offset/],
+    [['--epoch', 'yesterday'], /give ms since the Unix epoch .* or an ISO date/],
+  ])('inspect 1 %j: exit 2 naming the flag', async (flags, message) => {
+    const r = await runCli(['inspect', '1', ...flags]);
+    expect(r).toMatchObject({ code: 2, stdout: '' });
+    expect(r.stderr).toMatch(message);
+  });
+
+  it('reads an id exactly as the library\'s parseId does: leading zeros, 0X, and the same refusals', async () => {
+    for (const text of ['000000123', '0X7B', '0x00000000000007b']) {
+      expect((await inspect([text])).id, text).toBe(parseId(text).toString());
+    }
+    for (const text of ['1e3', '+1']) {
+      expect(() => parseId(text)).toThrow(/is not an id/);
+      const r = await runCli(['inspect', text]);
+      expect(r.code, text).toBe(2);
+      expect(r.stderr).toContain(`hailstone: ${JSON.stringify(text)} is not an id: give it in decimal digits or hex (0x…)`);
+    }
   });
 });
