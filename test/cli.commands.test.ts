@@ -14,7 +14,7 @@ import { readKeyFile } from '../src/protocol/auth.js';
 import { serve } from '../src/server/server.js';
 import { collectText, exited, runCli, spawnTracked } from './support/child.js';
 import { startServe } from './support/serve-process.js';
-import { silent } from './support/udp.js';
+import { closedPort, silent } from './support/udp.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const root = mkdtempSync(join(tmpdir(), 'hailstone-cmd-'));
@@ -210,5 +210,19 @@ describe('inspect: other layouts, and the library\'s id parser', () => {
       expect(r.code, text).toBe(2);
       expect(r.stderr).toContain(`hailstone: ${JSON.stringify(text)} is not an id: give it in decimal digits or hex (0x…)`);
     }
+  });
+});
+
+describe('get against a port with nothing listening', () => {
+  it('says so at once: UNREACHABLE naming the address, exit 1, far within a 30 s timeout', async () => {
+    const port = await closedPort();
+    const started = Date.now();
+    const r = await runCli(['get', '--server', `127.0.0.1:${port}`, '--timeout-ms', '30000']);
+    const ms = Date.now() - started;
+    expect(r).toMatchObject({ code: 1, stdout: '' });
+    expect(r.stderr).toMatch(new RegExp(`^hailstone: UNREACHABLE: nothing listening on 127\\.0\\.0\\.1:${port} \\(ICMP port unreachable\\): start the server`));
+    expect(r.stderr.split('\n').filter((l) => l !== '')).toHaveLength(1);
+    // Starting the process is most of it; the call itself takes milliseconds.
+    expect(ms).toBeLessThan(10_000);
   });
 });
