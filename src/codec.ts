@@ -23,21 +23,32 @@ export interface DecodeOptions {
   workers?: number;
 }
 
-const DECIMAL = /^(?:0|[1-9][0-9]*)$/;
+const DECIMAL = /^[0-9]+$/;
+const HEX = /^0[xX][0-9a-fA-F]+$/;
+/** Longer text is refused before it is read: 20 digits plus room for zero padding. */
+const MAX_ID_TEXT = 64;
 
 function totalBits(layout: Layout): number {
   return layout.timeBits + layout.nodeBits + layout.sequenceBits;
 }
 
-/** Parses and range-checks an id given as a bigint or a decimal string. */
+/**
+ * Parses and range-checks an id: a bigint, decimal digits (leading zeros allowed, as in a
+ * zero-padded column) or 0x-prefixed hex (as `hailstone get --format hex` prints it). The
+ * one parser of ids: the command line's `inspect` reads ids with it too.
+ */
 export function parseId(id: bigint | string, layout: Layout = DEFAULT_LAYOUT): bigint {
   let value: bigint;
   if (typeof id === 'bigint') {
     value = id;
-  } else if (typeof id === 'string' && id.length <= 20 && DECIMAL.test(id)) {
+  } else if (typeof id === 'string') {
+    if (id.length > MAX_ID_TEXT || !(DECIMAL.test(id) || HEX.test(id))) {
+      throw new InvalidArgumentError('id', `${describe(id)} is not an id: give it in decimal digits or hex (0x…)`);
+    }
     value = BigInt(id);
   } else {
-    throw new InvalidArgumentError('id', `must be a bigint or a decimal string of digits, got ${describe(id)}`);
+    // A Number above 2^53 is already rounded: it may name another id.
+    throw new InvalidArgumentError('id', `must be a bigint or a string (decimal digits or 0x… hex), got ${describe(id)}`);
   }
   const limit = 1n << BigInt(totalBits(layout));
   if (value < 0n || value >= limit) {

@@ -32,6 +32,8 @@ export type HailstoneErrorCode =
   | 'TIMEOUT'
   /** The service answered that it cannot issue ids now (client). Retry after retryAfterMs. */
   | 'UNAVAILABLE'
+  /** Nothing listens at any of the servers' addresses: ICMP port unreachable (client). Start one, or fix the address. */
+  | 'UNREACHABLE'
   /** A reply broke the protocol's rules (client). */
   | 'BAD_REPLY'
   /** The native UDP transport was asked for where its addon is not built or does not load (server). */

@@ -6,6 +6,6 @@
 // given `etcd`.
 
 export * from './entry/generator.js';
-export { createClient, parseKey, MAX_IDS_PER_REQUEST } from './entry/client.js';
+export { createClient, parseKey, readKeyFile, MIN_KEY_BYTES, MAX_IDS_PER_REQUEST } from './entry/client.js';
 export type { Client, ClientOptions, ClientStats, NodeIdConflict, PoolOptions, PoolStats } from './entry/client.js';
 export * from './entry/server.js';

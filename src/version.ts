@@ -1,9 +1,7 @@
-// The package's version, read from package.json when the process starts, so that
-// /metrics (hailstone_build_info) and the fleet's claim keys always say what is running.
-// src/ and dist/ both sit one level below package.json.
+// The package's version, read from its package.json at run time: one source for
+// `hailstone --version` and what a fleet member advertises, so a release cannot ship
+// with a stale copy. Two levels up from src/ (sources) and from dist/ (built) alike.
 
-import { createRequire } from 'node:module';
+import { readFileSync } from 'node:fs';
 
-const require = createRequire(import.meta.url);
-
-export const VERSION: string = (require('../package.json') as { version: string }).version;
+export const VERSION: string = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;

@@ -1,12 +1,35 @@
 // Two servers started with one node id (a configuration error local mode cannot prevent):
-// the client notices from the ids, counts it and says so once per pair; a node id that
-// moved from one server to another is not a conflict.
+// the client notices from the ids, counts it and says so once per pair, and `hailstone get`
+// fails; a node id that moved from one server to another is not a conflict.
 
 import { describe, expect, it } from 'vitest';
 import { createClient, type NodeIdConflict } from '../src/index.js';
 import { NodeIdConflictDetector } from '../src/client/conflicts.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openNode } from '../src/node/node.js';
+import { serve } from '../src/server/server.js';
 import { runCli } from './support/child.js';
-import { startServer } from './support/udp.js';
+import { ManualClock } from './support/clock.js';
+import { silent, startServer } from './support/udp.js';
+
+/** A server of node id 0 with its own state dir, whose clock stands still at `start`. */
+async function frozenServer(start: number): Promise<{ endpoint: string; stop: () => Promise<void> }> {
+  const clock = new ManualClock(start);
+  const stateDir = mkdtempSync(join(tmpdir(), 'hailstone-frozen-'));
+  // The first start's wait moves this clock only: both servers come out of it at one moment.
+  const node = await openNode({ nodeId: 0, stateDir, clock: clock.read, sleep: async (ms) => clock.advance(ms), maxLeadMs: 1000, reservationMs: 1000, logger: silent });
+  const server = await serve({ node, port: 0, logger: silent });
+  return {
+    endpoint: `127.0.0.1:${server.address.port}`,
+    stop: async () => {
+      await server.close();
+      await node.close();
+      rmSync(stateDir, { recursive: true, force: true });
+    },
+  };
+}
 
 describe('the node id conflict detector', () => {
   const collect = () => {
@@ -101,15 +124,35 @@ describe('a client talking to two servers', () => {
     }
   });
 
-  it('hailstone get against two servers with one node id prints a warning on stderr, and the ids', async () => {
-    const a = await startServer({ nodeId: 5 });
-    const b = await startServer({ nodeId: 5 });
+  it('hailstone get against two servers with one node id: the duplicates printed once, one NODE_ID_CONFLICT line, exit 1', async () => {
+    // Two servers of node id 0, each on a clock frozen at the same moment: both issue the
+    // same ids in the same order, so duplicates are certain, not a matter of timing.
+    const start = Date.now();
+    const servers = await Promise.all([0, 1].map(() => frozenServer(start)));
     try {
-      // Enough ids for many requests across both servers.
-      const r = await runCli(['get', '-n', '20000', '--server', a.endpoint, '--server', b.endpoint]);
-      expect(r.code).toBe(0);
-      expect(r.stdout.trim().split('\n')).toHaveLength(20000);
-      expect(r.stderr).toMatch(/^hailstone: warning: NODE_ID_CONFLICT: servers .* both issued ids with node id 5 /m);
+      const [a, b] = servers.map((s) => s.endpoint);
+      const r = await runCli(['get', '-n', '3000', '--server', a!, '--server', b!, '--timeout-ms', '10000']);
+      expect(r.code).toBe(1);
+      const lines = r.stdout.trim().split('\n');
+      expect(lines.every((l) => /^\d+$/.test(l))).toBe(true);
+      expect(new Set(lines).size).toBe(lines.length); // each id once
+      expect(lines.length).toBeLessThan(3000); // some arrived twice
+      const duplicates = 3000 - lines.length;
+      expect(r.stderr.split('\n').filter((l) => l !== '')).toEqual([
+        expect.stringMatching(new RegExp(`^hailstone: NODE_ID_CONFLICT: servers .* both issued ids with node id 0 .*Give every server its own --node-id; ${duplicates} id\\(s\\) arrived twice and were printed once$`)),
+      ]);
+    } finally {
+      for (const s of servers) await s.stop();
+    }
+  });
+
+  it('hailstone get against two servers with distinct node ids: exit 0, no warning', async () => {
+    const a = await startServer({ nodeId: 0 });
+    const b = await startServer({ nodeId: 1 });
+    try {
+      const r = await runCli(['get', '-n', '3000', '--server', a.endpoint, '--server', b.endpoint, '--timeout-ms', '10000']);
+      expect(r).toMatchObject({ code: 0, stderr: '' });
+      expect(new Set(r.stdout.trim().split('\n')).size).toBe(3000);
     } finally {
       await a.stop();
       await b.stop();

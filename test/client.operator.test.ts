@@ -1,12 +1,13 @@
 // What an application meets first with the client: servers named by host name, servers
-// that ask it to wait, and servers whose key does not match — each with a real socket.
+// that ask it to wait, ports with nothing listening, and servers whose key does not match
+// — each with a real socket.
 
 import { randomBytes } from 'node:crypto';
 import { type Socket, createSocket } from 'node:dgram';
 import { describe, expect, it } from 'vitest';
 import { HailstoneError, createClient } from '../src/index.js';
 import { HEADER_SIZE, STATUS_UNAVAILABLE, writeReplyHeader } from '../src/protocol/wire.js';
-import { startServer } from './support/udp.js';
+import { Probe, closedPort, startServer } from './support/udp.js';
 
 /** A server that answers every request UNAVAILABLE with the given retry-after, and counts them. */
 async function refusingServer(retryAfterMs: number): Promise<{ endpoint: string; requests: () => number; close: () => Promise<void> }> {
@@ -50,9 +51,10 @@ describe('servers named by host name', () => {
 
   it('every address of a name is tried: a dead first address, then the live one; the name is resolved again after the loss', async () => {
     const s = await startServer();
+    // 127.0.0.2 takes the datagram and answers nothing (a hung server); 127.0.0.1 serves.
+    const hung = await Probe.open(s.port, '127.0.0.2');
     let lookups = 0;
     try {
-      // 127.0.0.2 answers nothing (no server there); 127.0.0.1 serves.
       const client = createClient({
         servers: [`ids.hailstone.test:${s.port}`],
         timeoutMs: 100,
@@ -64,6 +66,22 @@ describe('servers named by host name', () => {
       expect(await client.nextIds(3)).toHaveLength(3);
       expect(client.stats().timeouts).toBe(1);
       expect(lookups).toBe(2);
+      await client.close();
+    } finally {
+      await hung.close();
+      await s.stop();
+    }
+  });
+
+  it('an address of a name with nothing listening is passed over at once, for the next address', async () => {
+    const s = await startServer();
+    try {
+      // Nothing is bound to 127.0.0.2 at that port: the kernel answers ICMP port unreachable.
+      const client = createClient({ servers: [`ids.hailstone.test:${s.port}`], timeoutMs: 5000, deadlineMs: 10_000, lookup: async () => ['127.0.0.2', '127.0.0.1'] });
+      const started = Date.now();
+      expect(await client.nextIds(3)).toHaveLength(3);
+      expect(Date.now() - started).toBeLessThan(1000); // not after the 5 s reply timeout
+      expect(client.stats().timeouts).toBe(0);
       await client.close();
     } finally {
       await s.stop();
@@ -131,6 +149,72 @@ describe('servers that ask to wait', () => {
     } finally {
       await a.close();
       await s.stop();
+    }
+  });
+});
+
+describe('a port with nothing listening', () => {
+  /** The call's outcome and how long it took. */
+  async function timed<T>(call: Promise<T>): Promise<{ result: T | unknown; ms: number }> {
+    const started = Date.now();
+    const result = await call.catch((e: unknown) => e);
+    return { result, ms: Date.now() - started };
+  }
+
+  it('the only server: UNREACHABLE at once, naming it, far within a 10 s deadline', async () => {
+    const port = await closedPort();
+    const client = createClient({ servers: [`127.0.0.1:${port}`], deadlineMs: 10_000 });
+    try {
+      const { result, ms } = await timed(client.nextIds(5));
+      expect(result).toBeInstanceOf(HailstoneError);
+      expect(result).toMatchObject({ code: 'UNREACHABLE', message: expect.stringContaining(`nothing listening on 127.0.0.1:${port} (ICMP port unreachable)`) });
+      expect(ms).toBeLessThan(1000);
+      expect(client.stats().timeouts).toBe(0);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('every server: UNREACHABLE at once, naming them all', async () => {
+    const ports = [await closedPort(), await closedPort()];
+    const client = createClient({ servers: ports.map((p) => `127.0.0.1:${p}`), deadlineMs: 10_000 });
+    try {
+      const { result, ms } = await timed(client.nextId());
+      expect(result).toMatchObject({ code: 'UNREACHABLE', message: expect.stringContaining(`nothing listening on 127.0.0.1:${ports[0]}, 127.0.0.1:${ports[1]} (ICMP port unreachable)`) });
+      expect(ms).toBeLessThan(1000);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('one of two servers: it is skipped and the other serves every call at once', async () => {
+    const s = await startServer();
+    const port = await closedPort();
+    // Either order: calls start at either server in turn.
+    const client = createClient({ servers: [`127.0.0.1:${port}`, s.endpoint], timeoutMs: 5000, deadlineMs: 10_000 });
+    try {
+      const { result, ms } = await timed(Promise.all(Array.from({ length: 6 }, () => client.nextIds(10))));
+      expect((result as bigint[][]).flat()).toHaveLength(60);
+      expect(ms).toBeLessThan(2000);
+      expect(client.stats().timeouts).toBe(0);
+    } finally {
+      await client.close();
+      await s.stop();
+    }
+  });
+
+  it('one server with nothing listening and one that does not answer: not UNREACHABLE, a TIMEOUT that names both', async () => {
+    const port = await closedPort();
+    const hung = await Probe.open();
+    const client = createClient({ servers: [`127.0.0.1:${port}`, `127.0.0.1:${hung.port}`], timeoutMs: 100, retries: 2, deadlineMs: 10_000 });
+    try {
+      const { result } = await timed(client.nextId());
+      expect(result).toMatchObject({ code: 'TIMEOUT', message: expect.stringContaining(`nothing listening on 127.0.0.1:${port} (ICMP port unreachable)`) });
+      expect((result as Error).message).toContain(`no reply from 127.0.0.1:${hung.port}`);
+      expect(hung.replies.length).toBeGreaterThan(0); // the hung server was asked
+    } finally {
+      await client.close();
+      await hung.close();
     }
   });
 });

@@ -78,14 +78,17 @@ describe.each(TRANSPORTS)('%s transport', (transport) => {
       ];
       for (const f of forged) await f.from.send(f.msg, clientPort);
       await new Promise((r) => setTimeout(r, 100));
-      expect(client.stats().rejectedReplies).toBe(forged.length);
+      // The client's socket is connected to the server it asked: the kernel drops what
+      // another sender sends it, so only the rest reach the client to be rejected.
+      const delivered = forged.filter((f) => f.from !== forger).length;
+      expect(client.stats().rejectedReplies).toBe(delivered);
       const genuine = reply(good);
       await fakeServer.send(genuine, clientPort);
       expect(await pending).toEqual(good);
       // The same reply again (a duplicate): its nonce is retired.
       await fakeServer.send(genuine, clientPort);
       await new Promise((r) => setTimeout(r, 50));
-      expect(client.stats().rejectedReplies).toBe(forged.length + 1);
+      expect(client.stats().rejectedReplies).toBe(delivered + 1);
       await client.close();
       await fakeServer.close();
       await forger.close();

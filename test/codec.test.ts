@@ -46,11 +46,28 @@ describe('compose and decode', () => {
   });
 
   it('rejects anything that is not an id of the layout', () => {
-    for (const bad of ['', '01', '-1', '1e3', ' 1', '1 ', '0x10', '9223372036854775808', '99999999999999999999999', 12, null, -1n, 2n ** 63n]) {
+    for (const bad of ['', '-1', '1e3', ' 1', '1 ', '+1', '0x', '0x-1', '0b11', '1_000', 'x10', '9223372036854775808', '0x8000000000000000', '99999999999999999999999', `${'0'.repeat(64)}1`, 12, 2 ** 60, null, -1n, 2n ** 63n]) {
       expect(() => decode(bad as string)).toThrow(InvalidArgumentError);
     }
     expect(() => parseId(2n ** 8n, defineLayout({ timeBits: 2, nodeBits: 3, sequenceBits: 3 }))).toThrow(/from 0 to 255/);
     expect(parseId('9223372036854775807')).toBe(2n ** 63n - 1n);
+  });
+
+  it('parseId reads an id as the command line takes it: bigint, decimal with leading zeros, 0x hex in either case', () => {
+    const id = compose({ timestamp: DEFAULT_LAYOUT.epoch + 123_456_789, nodeId: 607, sequence: 1543 });
+    const hex = id.toString(16).padStart(16, '0');
+    for (const text of [id.toString(), `000${id}`, `0x${hex}`, `0X${hex.toUpperCase()}`, `0x${id.toString(16)}`]) {
+      expect(parseId(text), text).toBe(id);
+      expect(decode(text).id, text).toBe(id);
+    }
+    expect(parseId('01')).toBe(1n);
+    expect(parseId('0x10')).toBe(16n);
+    expect(parseId('0')).toBe(0n);
+    expect(parseId(`${'0'.repeat(44)}9223372036854775807`)).toBe(2n ** 63n - 1n);
+    expect(parseId('0x7fffffffffffffff')).toBe(2n ** 63n - 1n);
+    // The message says what is accepted; a Number is refused for the precision it lost.
+    expect(() => parseId('zz')).toThrow(/^id: "zz" is not an id: give it in decimal digits or hex \(0x…\)$/);
+    expect(() => parseId(2 ** 60 as unknown as string)).toThrow(/must be a bigint or a string/);
   });
 
   it('compose rejects out-of-range fields naming them', () => {

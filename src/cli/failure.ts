@@ -13,8 +13,67 @@ export interface Failure {
 /** Bad command-line usage: exit code 2. */
 export class UsageError extends Error {}
 
+/** The code a worker process reports a UsageError under, so the primary exits 2 too. */
+export const USAGE = 'USAGE';
+
+/**
+ * The flag that sets each library argument. The library names its arguments (`allow:`,
+ * `servers:`); the operator typed flags, and a message must name what they can change.
+ */
+const FLAG_OF: Readonly<Record<string, string>> = {
+  allow: '--allow',
+  backend: '--backend',
+  claimWaitMs: '--claim-wait-ms',
+  clockSkewMs: '--clock-skew-ms',
+  cluster: '--cluster',
+  coordinatorWaitMs: '--etcd-wait-ms',
+  count: '--count',
+  deadlineMs: '--timeout-ms',
+  'etcd.endpoints': '--etcd',
+  host: '--host',
+  key: '--key-file',
+  keyFile: '--key-file',
+  keys: '--key-file',
+  layout: '--layout',
+  'layout.epoch': '--epoch',
+  'layout.nodeBits': '--layout node',
+  'layout.sequenceBits': '--layout seq',
+  'layout.tickMs': '--layout tick',
+  'layout.timeBits': '--layout time',
+  leaseTtlS: '--lease-ttl-s',
+  maxLeadMs: '--max-lead-ms',
+  maxStartupWaitMs: '--max-startup-wait-ms',
+  nodeId: '--node-id',
+  port: '--port',
+  rateLimit: '--rate-limit',
+  'rateLimit.burst': '--rate-limit',
+  'rateLimit.perSecond': '--rate-limit',
+  replayWindowMs: '--replay-window-ms',
+  reservationMs: '--reservation-ms',
+  servers: '--server',
+  stateDir: '--state-dir',
+  transport: '--transport',
+  'worker.count': '--workers',
+};
+
+/**
+ * A library's InvalidArgumentError as bad usage of the command: "--allow: …" rather than
+ * "allow: …". An argument no flag sets keeps the library's wording.
+ */
+export function usageErrorOf(error: InvalidArgumentError): UsageError {
+  const flag = FLAG_OF[error.argument];
+  return new UsageError(flag === undefined ? error.message : `${flag}: ${detailOf(error)}`);
+}
+
+/** What is wrong, without the argument's name: for a message that names the flag itself. */
+export function detailOf(error: InvalidArgumentError): string {
+  const prefix = `${error.argument}: `;
+  return error.message.startsWith(prefix) ? error.message.slice(prefix.length) : error.message;
+}
+
 /** The code and one-line message of any error. */
 export function failureOf(error: unknown): Failure {
+  if (error instanceof UsageError) return { code: USAGE, message: firstLine(error.message) };
   if (error instanceof HailstoneError) return { code: error.code, message: firstLine(error.message) };
   if (error instanceof InvalidArgumentError) return { code: error.code, message: firstLine(error.message) };
   if (error instanceof OwnershipLostError) return { code: 'OWNERSHIP_LOST', message: firstLine(error.message) };

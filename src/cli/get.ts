@@ -2,9 +2,10 @@
 
 import { Command, Option } from 'commander';
 import { createClient } from '../client/client.js';
-import { describeConflict } from '../client/conflicts.js';
+import { type NodeIdConflict, describeConflict } from '../client/conflicts.js';
 import { DEFAULT_HOST, DEFAULT_PORT } from '../server/server.js';
-import { choiceOption, intOption, listOption, readKeyFile } from './options.js';
+import { readKeyFile } from '../protocol/auth.js';
+import { choiceOption, intOption, keyFileExposure, listOption } from './options.js';
 
 interface GetFlags {
   count: number;
@@ -26,7 +27,11 @@ export function getProgram(): Command {
     .addOption(listOption('--etcd <url>', 'fleet mode: ask the live servers listed in etcd (with --server: those too)', 'HAILSTONE_ETCD', 'off'))
     .addOption(new Option('--cluster <name>', "fleet mode: the cluster's name").env('HAILSTONE_CLUSTER').default('default'))
     .addOption(intOption('--timeout-ms <ms>', 'give up after this long', 'HAILSTONE_TIMEOUT_MS', { min: 1, max: 3_600_000, default: 3000 }))
-    .addHelpText('after', '\nExit codes: 0 ids printed, 1 no ids (unreachable, unavailable, timeout), 2 bad usage.')
+    .addHelpText(
+      'after',
+      '\nExit codes: 0 ids printed, 1 no ids (unreachable, unavailable, timeout) or ids from two servers with one node id\n' +
+        '(NODE_ID_CONFLICT: printed once each, and not to be trusted), 2 bad usage.',
+    )
     .action(async (flags: GetFlags) => {
       process.exitCode = await getIds(flags);
     });
@@ -34,24 +39,40 @@ export function getProgram(): Command {
 
 async function getIds(flags: GetFlags): Promise<number> {
   const key = flags.keyFile === undefined ? undefined : readKeyFile(flags.keyFile);
+  const exposure = flags.keyFile === undefined ? undefined : keyFileExposure(flags.keyFile);
+  if (exposure !== undefined) process.stderr.write(`hailstone: warning: ${exposure}\n`);
+  const conflicts: NodeIdConflict[] = [];
   const client = createClient({
     ...(flags.etcd.length > 0
       ? { etcd: { endpoints: flags.etcd }, cluster: flags.cluster, ...(flags.server.length > 0 ? { servers: flags.server } : {}) }
       : { servers: flags.server.length > 0 ? flags.server : [`${DEFAULT_HOST}:${DEFAULT_PORT}`] }),
     ...(key === undefined ? {} : { key }),
     deadlineMs: flags.timeoutMs,
-    // Printed, not thrown: the ids themselves are fine to use only if the operator fixes this.
-    onNodeIdConflict: (c) => process.stderr.write(`hailstone: warning: NODE_ID_CONFLICT: ${describeConflict(c)}\n`),
+    onNodeIdConflict: (c) => conflicts.push(c),
   });
   try {
     const ids = await client.nextIds(flags.count);
+    // An id that arrived twice was issued twice: print it once, and fail below.
+    const unique = [...new Set(ids)];
     const text =
       flags.format === 'json'
-        ? JSON.stringify(ids.map((id) => id.toString()))
-        : ids.map((id) => (flags.format === 'hex' ? `0x${id.toString(16).padStart(16, '0')}` : id.toString())).join('\n');
+        ? JSON.stringify(unique.map((id) => id.toString()))
+        : unique.map((id) => (flags.format === 'hex' ? `0x${id.toString(16).padStart(16, '0')}` : id.toString())).join('\n');
     process.stdout.write(`${text}\n`);
-    return 0;
+    const duplicates = ids.length - unique.length;
+    if (conflicts.length === 0 && duplicates === 0) return 0;
+    // Exit 1: these ids may also be someone else's, and a script must not take them as fine.
+    process.stderr.write(`hailstone: NODE_ID_CONFLICT: ${conflictSummary(conflicts, duplicates)}\n`);
+    return 1;
   } finally {
     await client.close();
   }
+}
+
+/** One line: the first pair of servers, how many more, and how many ids arrived twice. */
+function conflictSummary(conflicts: NodeIdConflict[], duplicates: number): string {
+  const twice = duplicates === 0 ? '' : `; ${duplicates} id(s) arrived twice and were printed once`;
+  if (conflicts.length === 0) return `${duplicates} id(s) arrived twice and were printed once: two servers issue under one node id. Give every server its own --node-id`;
+  const more = conflicts.length === 1 ? '' : ` (and ${conflicts.length - 1} more pair(s) of servers)`;
+  return `${describeConflict(conflicts[0]!)}${more}${twice}`;
 }

@@ -1,23 +1,25 @@
 #!/usr/bin/env node
 // The hailstone command: serve, get, inspect, keygen.
 //
-// Exit codes: 0 success (and --help), 1 a runtime failure — one line, "hailstone: CODE:
+// Exit codes: 0 success (and --help, --version), 1 a runtime failure — one line, "hailstone: CODE:
 // message", never a stack trace — and 2 bad usage. Each command's action sets
 // process.exitCode.
 
 import { Command, CommanderError } from 'commander';
 import { InvalidArgumentError } from '../errors.js';
-import { ReportedFailure, UsageError, failureLine, failureOf } from './failure.js';
+import { ReportedFailure, USAGE, UsageError, failureLine, failureOf, usageErrorOf } from './failure.js';
 import { getProgram } from './get.js';
 import { inspectProgram } from './inspect.js';
 import { keygenProgram } from './keygen.js';
 import { runServe, serveProgram } from './serve.js';
+import { VERSION } from '../version.js';
 
 const output = { outputError: (text: string, write: (s: string) => void) => write(`hailstone: ${text.replace(/^error: /, '')}`) };
 
 function program(): Command {
   const root = new Command('hailstone')
     .description('64-bit, time-ordered, globally unique ids.')
+    .version(VERSION, '-V, --version', 'print the version of hailstone')
     .addHelpText('after', "\nRun `hailstone <command> --help` for a command's options.")
     .exitOverride()
     .configureOutput(output);
@@ -40,8 +42,11 @@ const root = program();
       process.exitCode = error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.exitCode === 0 ? 0 : 2;
       return;
     }
-    if (error instanceof UsageError || error instanceof InvalidArgumentError) {
-      process.stderr.write(`hailstone: ${error.message}\n`);
+    // A worker's bad usage comes back from the primary as a reported failure: exit 2 all the same.
+    const usage =
+      error instanceof InvalidArgumentError ? usageErrorOf(error) : error instanceof ReportedFailure && error.failure.code === USAGE ? new UsageError(error.failure.message) : error;
+    if (usage instanceof UsageError) {
+      process.stderr.write(`hailstone: ${usage.message}\n`);
       if (argv.length === 0) process.stderr.write(root.helpInformation());
       process.exitCode = 2;
       return;

@@ -3,10 +3,10 @@
 // from the same declarations, so the help, the parser and the variables cannot drift apart.
 // A value commander rejects names the flag the user typed; the process exits 2.
 
-import { readFileSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { InvalidArgumentError as OptionValueError, Option } from 'commander';
-import { parseKey } from '../protocol/auth.js';
-import { UsageError } from './failure.js';
+import { InvalidArgumentError } from '../errors.js';
+import { UsageError, detailOf } from './failure.js';
 
 /** An integer flag in [min, max]; negative values may follow the flag as a separate argument. */
 export function intOption(flags: string, description: string, env: string, range: { min: number; max: number; default?: number }): Option {
@@ -34,7 +34,8 @@ export function parsedOption<T>(flags: string, description: string, env: string,
     try {
       return parse(text);
     } catch (error) {
-      throw new OptionValueError((error as Error).message);
+      // commander names the flag; the library's argument name would only confuse.
+      throw new OptionValueError(error instanceof InvalidArgumentError ? detailOf(error) : (error as Error).message);
     }
   });
 }
@@ -64,14 +65,19 @@ export function booleanWithEnv(flag: boolean | undefined, env: string): boolean 
   throw new UsageError(`${env} must be 1 or 0 (true/false, yes/no), got ${JSON.stringify(text)}`);
 }
 
-export function readKeyFile(path: string): Uint8Array {
-  let content: Buffer;
+/**
+ * Why a key file is exposed, when users other than its owner may read (or change) it:
+ * whoever has the key can forge replies that hand out ids already issued. Undefined when
+ * its mode is 600 or stricter, or when it cannot be looked at (reading it then says why).
+ */
+export function keyFileExposure(path: string): string | undefined {
+  let mode: number;
   try {
-    content = readFileSync(path);
-  } catch (error) {
-    throw new UsageError(`cannot read the key file ${path}: ${(error as Error).message}`);
+    mode = statSync(path).mode & 0o777;
+  } catch {
+    return undefined;
   }
-  const key = parseKey(content);
-  if (key.length < 16) throw new UsageError(`the key in ${path} is ${key.length} bytes; at least 16 are needed (make one with \`hailstone keygen\`)`);
-  return key;
+  if ((mode & 0o077) === 0) return undefined;
+  const who = (mode & 0o007) !== 0 ? 'every user' : 'its group';
+  return `the key file ${path} is open to ${who} (mode ${mode.toString(8).padStart(3, '0')}): whoever reads the key can forge replies; chmod 600 ${path}`;
 }

@@ -11,7 +11,7 @@ import { type MetricsServer, type NodeSnapshot, type WorkerSnapshot, serveMetric
 import type { RateLimitOptions } from '../server/rate-limit.js';
 import type { TransportChoice } from '../server/select-transport.js';
 import { type ServeOptions, type Server, serve } from '../server/server.js';
-import { UsageError } from './failure.js';
+import { usageErrorOf } from './failure.js';
 
 export interface ServeConfig {
   /** Undefined in fleet mode without --node-id: claim a free one. */
@@ -23,6 +23,8 @@ export interface ServeConfig {
   workers: number;
   transport: TransportChoice;
   keys: Uint8Array[];
+  /** Key files others may read, and why that matters: logged once, by the process that starts the server. */
+  keyFileWarnings: { keyFile: string; message: string }[];
   allow: string[];
   rateLimit: RateLimitOptions | undefined;
   metrics: { host: string; port: number } | undefined;
@@ -42,6 +44,11 @@ export interface ServeConfig {
   etcdWaitMs: number;
   /** A worker of a fleet server: the primary's claim, which it writes under. */
   fleetClaim?: ClaimRef;
+}
+
+/** Logs what is wrong with the key files (mode): once per server, not once per worker. */
+export function warnAboutKeyFiles(config: ServeConfig, logger: Logger): void {
+  for (const { keyFile, message } of config.keyFileWarnings) logger.warn({ keyFile }, message);
 }
 
 /** JSON lines on stderr; stdout carries only the ready and stopped lines. */
@@ -137,7 +144,7 @@ export class ServingProcess {
       this.ready = true;
       return server;
     } catch (error) {
-      if (error instanceof InvalidArgumentError) throw new UsageError(error.message);
+      if (error instanceof InvalidArgumentError) throw usageErrorOf(error);
       throw error;
     }
   }

@@ -11,14 +11,15 @@
 import cluster from 'node:cluster';
 import { Command, Option } from 'commander';
 import { MIN_RESERVATION_MS } from '../node/node.js';
+import { readKeyFile } from '../protocol/auth.js';
 import { parseListenAddress } from '../server/metrics.js';
 import { type RateLimitOptions, parseRateLimit } from '../server/rate-limit.js';
 import { TRANSPORT_CHOICES, type TransportChoice } from '../server/select-transport.js';
 import { DEFAULT_HOST, DEFAULT_PORT, DEFAULT_REPLAY_WINDOW_MS, type Server } from '../server/server.js';
 import { type Backend, DEFAULT_MAX_LEAD_MS, MAX_LEAD_MS_LIMIT } from '../generator.js';
 import { UsageError } from './failure.js';
-import { booleanWithEnv, choiceOption, intOption, listOption, parsedOption, readKeyFile } from './options.js';
-import { type ServeConfig, ServingProcess, makeLogger, onStopSignal, readyLine, say, startMetrics } from './run-server.js';
+import { booleanWithEnv, choiceOption, intOption, keyFileExposure, listOption, parsedOption } from './options.js';
+import { type ServeConfig, ServingProcess, makeLogger, onStopSignal, readyLine, say, startMetrics, warnAboutKeyFiles } from './run-server.js';
 import { servePrimary } from './supervisor.js';
 import { serveWorker } from './worker.js';
 
@@ -107,7 +108,11 @@ function configOf(flags: ServeFlags): ServeConfig {
     stateDir: fleet ? flags.stateDir : (flags.stateDir ?? './data'),
     workers: flags.workers,
     transport: flags.transport,
-    keys: flags.keyFile.map(readKeyFile),
+    keys: flags.keyFile.map((file) => readKeyFile(file)),
+    keyFileWarnings: flags.keyFile.flatMap((keyFile) => {
+      const message = keyFileExposure(keyFile);
+      return message === undefined ? [] : [{ keyFile, message }];
+    }),
     allow: flags.allow,
     rateLimit: flags.rateLimit,
     metrics: flags.metrics,
@@ -129,6 +134,7 @@ function configOf(flags: ServeFlags): ServeConfig {
 
 async function serveSingle(config: ServeConfig): Promise<number> {
   const logger = makeLogger(config);
+  warnAboutKeyFiles(config, logger);
   const proc = new ServingProcess(0);
   // Bound before the node opens, like the UDP port: a taken port fails at once.
   const metrics = await startMetrics(

@@ -26,7 +26,7 @@ import { hostPort, resolveHost } from '../address.js';
 import { reservePortForWorkers } from '../server/port-guard.js';
 import type { FleetMember } from '../fleet/member.js';
 import { type Failure, ReportedFailure } from './failure.js';
-import { type ServeConfig, makeLogger, onStopSignal, readyLine, say, startMetrics } from './run-server.js';
+import { type ServeConfig, makeLogger, onStopSignal, readyLine, say, startMetrics, warnAboutKeyFiles } from './run-server.js';
 
 const MAX_CRASHES = 5;
 const CRASH_WINDOW_MS = 60_000;
@@ -263,6 +263,7 @@ class Supervisor {
 
 export async function servePrimary(config: ServeConfig): Promise<number> {
   const logger = makeLogger(config);
+  warnAboutKeyFiles(config, logger);
   // Decided once, here: the fallback (if any) is logged once for the whole node.
   const transport = resolveTransport(config.transport, logger);
   // One server per port, before anything else happens: the port is guarded and free

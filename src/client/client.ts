@@ -8,7 +8,13 @@
 //
 // Servers may be named by host name: a name is resolved (all its addresses, IPv4 first),
 // replies are accepted from any of them, and it is resolved again after a request to it
-// got no reply. A server that answered UNAVAILABLE is not asked again before its
+// got no reply.
+//
+// Each server address gets its own connected socket: Linux reports an ICMP port
+// unreachable only to a connected UDP socket (as ECONNREFUSED), so a server address with
+// nothing listening is known at once instead of after a timeout. Such a server is skipped
+// for the rest of the batch; when every server has refused, the call fails with
+// UNREACHABLE at once. A server that answered UNAVAILABLE is not asked again before its
 // retry-after; when every server has asked to wait, the call waits (with jitter) for the
 // first of them, and one batch sends at most `maxAttempts` requests that bring no ids.
 
@@ -107,10 +113,21 @@ type Outcome =
   | { kind: 'ok'; ids: bigint[] }
   | { kind: 'unavailable'; retryAfterMs: number }
   | { kind: 'bad_request' }
+  /** ICMP port unreachable: nothing listens at that address and port. */
+  | { kind: 'refused'; address: string }
   | { kind: 'timeout'; rejected?: string };
+
+/** A socket connected to one server address. */
+interface Peer {
+  socket: Socket;
+  /** Settles once connect() did: requests are sent after it. */
+  connected: Promise<void>;
+}
 
 interface Pending {
   endpoint: Endpoint;
+  /** The peer (see peerKey) the request went to. */
+  peer: string;
   count: number;
   /** Why a reply to this request was dropped, if one was: said when the request times out. */
   rejected?: string;
@@ -140,6 +157,15 @@ function plainAddress(address: string): string {
 /** Requests one nextIds() call keeps outstanding at most. */
 const MAX_IN_FLIGHT = 16;
 
+/** What an UNREACHABLE error says: the servers that answered with ICMP port unreachable. */
+function nothingListening(endpoints: Endpoint[]): string {
+  return `nothing listening on ${endpoints.map((e) => e.text).join(', ')} (ICMP port unreachable)`;
+}
+
+function peerKey(address: string, port: number): string {
+  return `${address} ${port}`;
+}
+
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -156,14 +182,20 @@ class IdClient implements Client {
   private readonly maxFutureMs: number;
   private readonly maxAttempts: number;
   private readonly lookup: (hostname: string) => Promise<string[]>;
-  private readonly sockets = new Map<'udp4' | 'udp6', Socket>();
+  private readonly peers = new Map<string, Peer>();
   private readonly pending = new Map<bigint, Pending>();
   private readonly counters = { requests: 0, timeouts: 0, unavailable: 0, rejectedReplies: 0 };
   private readonly conflicts: NodeIdConflictDetector;
   private next = 0;
   private closed = false;
+  /** Resolves when close() is called: a request waiting for its socket to connect stops waiting. */
+  private readonly whenClosed: Promise<void>;
+  private markClosed: () => void = () => undefined;
 
   constructor(options: ClientOptions) {
+    this.whenClosed = new Promise((resolve) => {
+      this.markClosed = resolve;
+    });
     if (options?.etcd === undefined && (!Array.isArray(options?.servers) || options.servers.length === 0)) {
       throw new InvalidArgumentError('servers', 'must list at least one "host:port" (or give etcd to find the servers of a fleet)');
     }
@@ -226,6 +258,14 @@ class IdClient implements Client {
   private setServers(list: string[]): void {
     const byText = new Map(this.endpoints.map((e) => [e.text, e]));
     this.endpoints = list.map((text) => byText.get(text) ?? parseEndpoint(text));
+    // Servers that left the fleet: their sockets go too, once nothing waits on them.
+    const listed = new Set(this.endpoints.flatMap((e) => (e.addresses ?? []).map((a) => peerKey(a, e.port))));
+    const waiting = new Set([...this.pending.values()].map((p) => p.peer));
+    for (const [key, peer] of this.peers) {
+      if (listed.has(key) || waiting.has(key)) continue;
+      this.peers.delete(key);
+      peer.socket.close();
+    }
   }
 
   private async discovered(deadline: number): Promise<void> {
@@ -249,11 +289,12 @@ class IdClient implements Client {
     if (this.closed) return;
     this.pool?.close();
     this.closed = true;
+    this.markClosed();
     await this.discovery?.close();
     for (const p of this.pending.values()) p.settle({ kind: 'timeout' });
     this.pending.clear();
-    await Promise.all([...this.sockets.values()].map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
-    this.sockets.clear();
+    await Promise.all([...this.peers.values()].map((p) => new Promise<void>((resolve) => p.socket.close(() => resolve()))));
+    this.peers.clear();
   }
 
   /** `count` ids, asking again for what a reply left short, until the deadline. */
@@ -263,30 +304,45 @@ class IdClient implements Client {
     let lost = 0; // of them, the ones that got no reply at all: bounded by `retries`
     let waits = 0; // times every server had asked to wait
     let last = 'no reply';
+    // Server addresses with nothing listening (ICMP port unreachable), per server.
+    const refused = new Map<Endpoint, Set<string>>();
+    const isRefused = (e: Endpoint) => {
+      const dead = refused.get(e);
+      return dead !== undefined && e.addresses !== undefined && e.addresses.every((a) => dead.has(a));
+    };
     // Which server this batch asks first (round robin over calls); the list may change under
     // fleet discovery, so it is taken modulo its length at each use.
     let server = this.next++;
     while (ids.length < count) {
       if (this.closed) throw new HailstoneError('CLOSED', 'the client was closed');
-      if (Date.now() >= deadline || lost > this.retries || attempts >= this.maxAttempts) throw this.givingUp(attempts, last);
+      if (Date.now() >= deadline || lost > this.retries || attempts >= this.maxAttempts) throw this.givingUp(attempts, last, refused);
       if (this.endpoints.length === 0) {
         // A fleet whose servers all went away: wait for one to claim.
         last = 'no live servers in the fleet';
         await sleep(Math.min(50, Math.max(1, deadline - Date.now())));
         continue;
       }
-      // The next server that has not asked to wait; if all have, wait for the first of them.
+      const live = this.endpoints.filter((e) => !isRefused(e));
+      if (live.length === 0) {
+        // Nothing listens at any server: with a fixed list, waiting out the deadline cannot
+        // help. A fleet's list follows etcd: a dead server's claim goes, a new one comes.
+        if (this.discovery === undefined || Date.now() + 50 >= deadline) throw this.unreachable(refused);
+        last = nothingListening([...refused.keys()]);
+        await sleep(50);
+        continue;
+      }
+      // The next server that has not refused or asked to wait; if all have asked, wait for the first of them.
       const now = Date.now();
       let endpoint: Endpoint | undefined;
       for (let i = 0; i < this.endpoints.length && endpoint === undefined; i++) {
         const candidate = this.endpoints[(server + i) % this.endpoints.length]!;
-        if (candidate.notBefore <= now) {
+        if (candidate.notBefore <= now && !isRefused(candidate)) {
           endpoint = candidate;
           server += i;
         }
       }
       if (endpoint === undefined) {
-        const soonest = Math.min(...this.endpoints.map((e) => e.notBefore));
+        const soonest = Math.min(...live.map((e) => e.notBefore));
         // Exponential backoff with jitter on top of what the servers asked, so clients that
         // were all refused at once do not all come back in the same millisecond.
         const wait = soonest - now + Math.random() * Math.min(1000, 5 * 2 ** waits++);
@@ -303,6 +359,14 @@ class IdClient implements Client {
         continue;
       }
       attempts++;
+      if (outcome.kind === 'refused') {
+        // The next request to this server goes to its next address, if it has one.
+        let addresses = refused.get(endpoint);
+        if (addresses === undefined) refused.set(endpoint, (addresses = new Set()));
+        addresses.add(outcome.address);
+        server++;
+        continue;
+      }
       if (outcome.kind === 'bad_request') {
         throw new HailstoneError('BAD_REPLY', `${endpoint.text} answered BAD_REQUEST: it does not speak this client's protocol version or limits`);
       }
@@ -326,11 +390,16 @@ class IdClient implements Client {
     return ids;
   }
 
-  private givingUp(attempts: number, last: string): HailstoneError {
+  private givingUp(attempts: number, last: string, refused: Map<Endpoint, Set<string>>): HailstoneError {
     const hint = this.auth
       ? 'check that the servers run and share this key'
       : 'check that the servers run; a server that requires a key drops requests without one (pass --key-file / key)';
-    return new HailstoneError('TIMEOUT', `no ids from ${this.endpoints.map((e) => e.text).join(', ')} after ${attempts} attempt(s) (last: ${last}); ${hint}`);
+    const dead = refused.size === 0 ? '' : `; ${nothingListening([...refused.keys()])}`;
+    return new HailstoneError('TIMEOUT', `no ids from ${this.endpoints.map((e) => e.text).join(', ')} after ${attempts} attempt(s) (last: ${last}${dead}); ${hint}`);
+  }
+
+  private unreachable(refused: Map<Endpoint, Set<string>>): HailstoneError {
+    return new HailstoneError('UNREACHABLE', `${nothingListening([...refused.keys()])}: start the server, or check its address and port (--server / servers)`);
   }
 
   /** The endpoint's addresses, resolving its name when needed; an error says why it cannot. */
@@ -349,17 +418,34 @@ class IdClient implements Client {
     return endpoint.addresses;
   }
 
-  private socketFor(address: string): Socket {
-    const type = isIPv6(address) ? 'udp6' : 'udp4';
-    let socket = this.sockets.get(type);
-    if (socket === undefined) {
-      socket = createSocket(type);
+  /** The socket connected to this server address, made on first use. */
+  private peerFor(address: string, port: number): Peer {
+    const key = peerKey(address, port);
+    let peer = this.peers.get(key);
+    if (peer === undefined) {
+      const socket = createSocket(isIPv6(address) ? 'udp6' : 'udp4');
       socket.on('message', (msg, rinfo) => this.onReply(msg, rinfo.address, rinfo.port));
-      socket.on('error', () => undefined); // ICMP errors: the attempt times out and is retried
+      socket.on('error', (error: NodeJS.ErrnoException) => {
+        // ICMP port unreachable, reported to a connected socket: nothing listens there, so
+        // no request to it will be answered. Other errors: those attempts time out and are retried.
+        if (error.code === 'ECONNREFUSED') this.refuse(key, address);
+      });
       socket.unref();
-      this.sockets.set(type, socket);
+      const connected = new Promise<void>((resolve, reject) => socket.connect(port, address, (error?: Error) => (error ? reject(error) : resolve())));
+      connected.catch(() => undefined); // seen by the request that waits on it, if one still does
+      peer = { socket, connected };
+      this.peers.set(key, peer);
     }
-    return socket;
+    return peer;
+  }
+
+  /** Every request outstanding to this peer ends now: nothing listens there. */
+  private refuse(key: string, address: string): void {
+    for (const [nonce, p] of this.pending) {
+      if (p.peer !== key) continue;
+      this.pending.delete(nonce);
+      p.settle({ kind: 'refused', address });
+    }
   }
 
   private async exchange(endpoint: Endpoint, count: number, timeoutMs: number): Promise<Outcome> {
@@ -376,12 +462,23 @@ class IdClient implements Client {
     const nonce = randomFillSync(Buffer.allocUnsafe(8));
     const key = nonce.readBigUInt64BE(0);
     if (this.pending.has(key)) return { kind: 'timeout' }; // 2^-64: just try again
+    const peer = this.peerFor(address, endpoint.port);
+    try {
+      // A socket closed while connecting never says so: close() ends the wait instead.
+      await Promise.race([peer.connected, this.whenClosed]);
+    } catch (error) {
+      this.peers.delete(peerKey(address, endpoint.port));
+      peer.socket.close();
+      return { kind: 'timeout', rejected: `cannot send to ${address}:${endpoint.port}: ${(error as Error).message}` };
+    }
+    if (this.closed) return { kind: 'timeout' };
     writeRequestHeader(buf, count, nonce, Date.now(), tagged);
     if (tagged) this.auth!.sign(buf, size);
     this.counters.requests++;
     return new Promise<Outcome>((resolve) => {
       const pending: Pending = {
         endpoint,
+        peer: peerKey(address, endpoint.port),
         count,
         settle: (outcome) => {
           clearTimeout(timer);
@@ -394,7 +491,14 @@ class IdClient implements Client {
         resolve(pending.rejected === undefined ? { kind: 'timeout' } : { kind: 'timeout', rejected: `replies from ${endpoint.text} were rejected: ${pending.rejected}` });
       }, timeoutMs);
       this.pending.set(key, pending);
-      this.socketFor(address).send(buf, endpoint.port, address);
+      try {
+        peer.socket.send(buf, (error) => {
+          // An ICMP error already queued on the socket can surface here instead of as 'error'.
+          if ((error as NodeJS.ErrnoException | null)?.code === 'ECONNREFUSED') this.refuse(pending.peer, address);
+        });
+      } catch {
+        // The socket was closed meanwhile (the client, or the server left the fleet): this attempt times out.
+      }
     });
   }
 

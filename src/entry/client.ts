@@ -5,7 +5,7 @@ export { createClient } from '../client/client.js';
 export type { Client, ClientOptions, ClientStats, NodeIdConflict } from '../client/client.js';
 export type { PoolOptions, PoolStats } from '../client/pool.js';
 export type { EtcdOptions } from '../fleet/etcd.js';
-export { parseKey } from '../protocol/auth.js';
+export { parseKey, readKeyFile, MIN_KEY_BYTES } from '../protocol/auth.js';
 export { MAX_IDS_PER_REQUEST } from '../protocol/wire.js';
 export { compose, decode, parseId, readId, readIds } from '../codec.js';
 export type { DecodedId, DecodeOptions, IdFields } from '../codec.js';

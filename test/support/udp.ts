@@ -38,6 +38,15 @@ export async function startServer(options: Partial<ServeOptions> = {}): Promise<
   };
 }
 
+/** A loopback UDP port that was just bound and closed again: nothing listens there. */
+export async function closedPort(): Promise<number> {
+  const socket = createSocket('udp4');
+  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', () => resolve()));
+  const port = socket.address().port;
+  await new Promise<void>((resolve) => socket.close(() => resolve()));
+  return port;
+}
+
 /** A plain UDP socket: send arbitrary datagrams, collect whatever arrives. */
 export class Probe {
   readonly replies: { msg: Buffer; port: number; address: string }[] = [];
@@ -48,9 +57,9 @@ export class Probe {
     socket.on('message', (msg, rinfo) => this.replies.push({ msg, port: rinfo.port, address: rinfo.address }));
   }
 
-  static async open(): Promise<Probe> {
+  static async open(port = 0, address = '127.0.0.1'): Promise<Probe> {
     const socket = createSocket('udp4');
-    await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', () => resolve()));
+    await new Promise<void>((resolve) => socket.bind(port, address, () => resolve()));
     return new Probe(socket);
   }
 
