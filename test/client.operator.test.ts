@@ -154,6 +154,31 @@ describe('servers that ask to wait', () => {
 });
 
 describe('a port with nothing listening', () => {
+  it('callers that retry UNREACHABLE at once still let timers run: the loop a load test writes stops when told', async () => {
+    const port = await closedPort();
+    const client = createClient({ servers: [`127.0.0.1:${port}`], timeoutMs: 50, deadlineMs: 500 });
+    let stop = false;
+    let failures = 0;
+    const timer = setTimeout(() => (stop = true), 300);
+    const started = Date.now();
+    await Promise.all(
+      Array.from({ length: 4 }, async () => {
+        // Bounded, so a regression fails this test instead of hanging the run.
+        while (!stop && failures < 200_000) {
+          await client.nextIds(5).catch((e: unknown) => {
+            if (!(e instanceof HailstoneError)) throw e;
+            failures++;
+          });
+        }
+      }),
+    );
+    clearTimeout(timer);
+    await client.close();
+    expect(stop).toBe(true);
+    expect(failures).toBeGreaterThan(0);
+    expect(Date.now() - started).toBeLessThan(10_000);
+  });
+
   /** The call's outcome and how long it took. */
   async function timed<T>(call: Promise<T>): Promise<{ result: T | unknown; ms: number }> {
     const started = Date.now();

@@ -493,8 +493,10 @@ class IdClient implements Client {
       this.pending.set(key, pending);
       try {
         peer.socket.send(buf, (error) => {
-          // An ICMP error already queued on the socket can surface here instead of as 'error'.
-          if ((error as NodeJS.ErrnoException | null)?.code === 'ECONNREFUSED') this.refuse(pending.peer, address);
+          // An ICMP error already queued on the socket can surface here instead of as 'error' —
+          // synchronously, on the next tick. Settled from setImmediate: a caller that retries
+          // at once must still let timers and I/O run between attempts, never spin.
+          if ((error as NodeJS.ErrnoException | null)?.code === 'ECONNREFUSED') setImmediate(() => this.refuse(pending.peer, address));
         });
       } catch {
         // The socket was closed meanwhile (the client, or the server left the fleet): this attempt times out.
