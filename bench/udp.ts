@@ -18,16 +18,15 @@
 // kernel's accounting of the server processes (/proc/PID/stat), so it does not depend on
 // the load generator sharing the machine.
 
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { nativeAvailability } from '../src/server/native-addon.js';
+import { type Etcd, type Started, ROOT, buildC, startEtcd, startProcess } from './harness.js';
 import { describeMachine, machine } from './machine.js';
 
-const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const quick = process.env.HAILSTONE_BENCH_QUICK === '1';
 const output = process.env.HAILSTONE_BENCH_OUTPUT ?? join(ROOT, 'bench/results/udp.json');
 const soakRequests = Number(process.env.HAILSTONE_BENCH_SOAK_REQUESTS ?? '0');
@@ -36,43 +35,9 @@ const warmupMs = quick ? 200 : 1000;
 // HAILSTONE_BENCH_PIN=1: servers on CPU 0, the C load generator on CPU 1 (taskset), so the
 // two do not share a core. Cluster workers inherit the server's CPU.
 const pin = process.env.HAILSTONE_BENCH_PIN === '1';
+/** taskset to one CPU when pinning, else nothing. */
+const pinTo = (cpu: number): string[] => (pin ? ['taskset', '-c', String(cpu)] : []);
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
-
-interface Started {
-  child: ChildProcess;
-  port: number;
-  stop(): Promise<void>;
-}
-
-/** Starts a server process and resolves once it prints its port. */
-function startProcess(command: string, args: string[], portPattern: RegExp, cleanup?: () => void): Promise<Started> {
-  const child = pin
-    ? spawn('taskset', ['-c', '0', command, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
-    : spawn(command, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  return new Promise((resolve, reject) => {
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = portPattern.exec(out);
-      if (m)
-        resolve({
-          child,
-          port: Number(m[1]),
-          stop: () =>
-            new Promise((done) => {
-              child.once('exit', () => {
-                cleanup?.();
-                done();
-              });
-              child.kill('SIGTERM');
-            }),
-        });
-    });
-    child.once('exit', (code) => reject(new Error(`${command} ${args.join(' ')} exited (${code}): ${err}`)));
-  });
-}
 
 type HailstoneTransport = 'dgram' | 'native';
 
@@ -86,89 +51,17 @@ function startHailstone(workers: number, transport: HailstoneTransport, etcdEndp
     // at most 200 ms worth to a 5 s run), and a new state directory's first start waits 200 ms.
     ['dist/cli/main.js', 'serve', '--port', '0', ...where, '--workers', String(workers), '--max-lead-ms', '200', '--reservation-ms', '200', '--transport', transport],
     /listening on udp:\/\/[^ ]+:(\d+)/,
-    () => rmSync(dir, { recursive: true, force: true }),
+    { cleanup: () => rmSync(dir, { recursive: true, force: true }), wrap: pinTo(0) },
   );
 }
 
-/** A throwaway etcd on free loopback ports (fleet rows); undefined (and says why) where there is none. */
-async function startEtcd(): Promise<{ endpoint: string; txns: () => Promise<number>; stop: () => Promise<void> } | undefined> {
-  const free = async () => {
-    const { createServer } = await import('node:net');
-    const server = createServer();
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-    const port = (server.address() as { port: number }).port;
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-    return port;
-  };
-  const [client, peer] = [await free(), await free()];
-  const dir = mkdtempSync(join(tmpdir(), 'hailstone-bench-etcd-'));
-  const endpoint = `http://127.0.0.1:${client}`;
-  const child = spawn('etcd', ['--data-dir', dir, '--listen-client-urls', endpoint, '--advertise-client-urls', endpoint,
-    '--listen-peer-urls', `http://127.0.0.1:${peer}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${peer}`,
-    '--initial-cluster', `default=http://127.0.0.1:${peer}`, '--log-level', 'error'], { stdio: 'ignore' });
-  const failed = await new Promise<string | undefined>((resolve) => {
-    child.once('error', (error) => resolve(error.message));
-    const poll = async (left: number): Promise<void> => {
-      try {
-        if ((await fetch(`${endpoint}/health`)).ok) return resolve(undefined);
-      } catch {
-        // not yet
-      }
-      if (left <= 0) return resolve('etcd did not answer within 10 s');
-      setTimeout(() => void poll(left - 1), 100);
-    };
-    void poll(100);
-  });
-  const stop = () =>
-    new Promise<void>((resolve) => {
-      if (child.exitCode !== null || child.signalCode !== null) return resolve();
-      child.once('exit', () => resolve());
-      child.kill('SIGKILL');
-    }).then(() => rmSync(dir, { recursive: true, force: true }));
-  if (failed !== undefined) {
-    await stop();
-    console.log(`(no fleet rows: ${failed})`);
-    return undefined;
-  }
-  const txns = async () => Number(/^etcd_mvcc_txn_total (\d+)/m.exec(await (await fetch(`${endpoint}/metrics`)).text())?.[1] ?? NaN);
-  return { endpoint, txns, stop };
-}
-
-let etcd: Awaited<ReturnType<typeof startEtcd>>;
+let etcd: Etcd | undefined;
 
 function startEcho(workers: number): Promise<Started> {
-  return startProcess(process.execPath, ['bench/echo-server.mjs', '--workers', String(workers)], /echo listening on (\d+)/);
-}
-
-/** Compiles bench/mmsg-echo.c; undefined (and says why) where there is no C compiler. */
-function buildMmsgEcho(): string | undefined {
-  const dir = mkdtempSync(join(tmpdir(), 'hailstone-mmsg-echo-'));
-  const binary = join(dir, 'mmsg-echo');
-  try {
-    execFileSync('cc', ['-O2', '-o', binary, join(ROOT, 'bench/mmsg-echo.c')], { stdio: 'pipe' });
-    return binary;
-  } catch (error) {
-    console.log(`(no C echo baseline: ${(error as Error).message.split('\n')[0]})`);
-    return undefined;
-  }
+  return startProcess(process.execPath, ['bench/echo-server.mjs', '--workers', String(workers)], /echo listening on (\d+)/, { wrap: pinTo(0) });
 }
 
 let mmsgEcho: string | undefined;
-
-/** Compiles bench/mmsg-load.c; undefined (and says why) where there is no C compiler or Node load is asked for. */
-function buildMmsgLoad(): string | undefined {
-  if (process.env.HAILSTONE_BENCH_LOAD === 'node') return undefined;
-  const dir = mkdtempSync(join(tmpdir(), 'hailstone-mmsg-load-'));
-  const binary = join(dir, 'mmsg-load');
-  try {
-    execFileSync('cc', ['-O2', '-o', binary, join(ROOT, 'bench/mmsg-load.c')], { stdio: 'pipe' });
-    return binary;
-  } catch (error) {
-    console.log(`(no C load generator, using the Node one: ${(error as Error).message.split('\n')[0]})`);
-    return undefined;
-  }
-}
-
 let mmsgLoad: string | undefined;
 
 /** What the C generator prints: a LoadResult, and what only it checks. */
@@ -350,7 +243,7 @@ async function scenario(
       ? await startHailstone(workers, transport, fleet ? etcd!.endpoint : undefined)
       : server === 'echo'
         ? await startEcho(workers)
-        : await startProcess(mmsgEcho!, [], /echo listening on (\d+)/);
+        : await startProcess(mmsgEcho!, [], /echo listening on (\d+)/, { wrap: pinTo(0) });
   const pid = started.child.pid!;
   let cpuStart = 0;
   let rssStart = 0;
@@ -433,8 +326,8 @@ async function main(): Promise<void> {
     [1, 128, `batch of 128 (1048 B), ${rate / 1000}k req/s`, rate],
     [2, 1, 'single id (32 B), max'],
   ];
-  mmsgEcho = buildMmsgEcho();
-  mmsgLoad = buildMmsgLoad();
+  mmsgEcho = buildC('mmsg-echo', 'no C echo baseline');
+  mmsgLoad = process.env.HAILSTONE_BENCH_LOAD === 'node' ? undefined : buildC('mmsg-load', 'no C load generator, using the Node one');
   const native = nativeAvailability();
   if (!native.available) console.log(`(no native transport rows: ${native.reason})`);
   // Each mode: the dgram echo, hailstone over dgram, hailstone over the native transport,

@@ -1,0 +1,154 @@
+// What the server benchmarks share: starting a server process and reading its port,
+// compiling the C helpers, and a throwaway etcd on free loopback ports. Every process is
+// stopped by the benchmark that started it.
+
+import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+export const ROOT = fileURLToPath(new URL('../', import.meta.url));
+
+export interface Started {
+  child: ChildProcess;
+  port: number;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts a server process and resolves once it prints its port. `wrap` runs it under
+ * another command (taskset to pin it, strace to slow its fsyncs).
+ */
+export function startProcess(command: string, args: string[], portPattern: RegExp, options: { cleanup?: () => void; wrap?: string[] } = {}): Promise<Started> {
+  const wrap = options.wrap ?? [];
+  const child = spawn(wrap[0] ?? command, [...wrap.slice(1), ...(wrap.length > 0 ? [command] : []), ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  return new Promise((resolve, reject) => {
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = portPattern.exec(out);
+      if (m)
+        resolve({
+          child,
+          port: Number(m[1]),
+          stop: () =>
+            new Promise((done) => {
+              if (child.exitCode !== null || child.signalCode !== null) {
+                options.cleanup?.();
+                return done();
+              }
+              child.once('exit', () => {
+                options.cleanup?.();
+                done();
+              });
+              child.kill('SIGTERM');
+            }),
+        });
+    });
+    child.once('exit', (code) => reject(new Error(`${command} ${args.join(' ')} exited (${code}): ${err}`)));
+  });
+}
+
+/** Compiles bench/NAME.c with cc -O2; undefined (and says why) where it cannot. */
+export function buildC(name: string, purpose: string): string | undefined {
+  const dir = mkdtempSync(join(tmpdir(), `hailstone-${name}-`));
+  const binary = join(dir, name);
+  try {
+    execFileSync('cc', ['-O2', '-o', binary, join(ROOT, `bench/${name}.c`)], { stdio: 'pipe' });
+    return binary;
+  } catch (error) {
+    console.log(`(${purpose}: ${(error as Error).message.split('\n')[0]})`);
+    return undefined;
+  }
+}
+
+export interface Etcd {
+  endpoint: string;
+  /** etcd's own count of transactions so far. */
+  txns: () => Promise<number>;
+  stop: () => Promise<void>;
+}
+
+/** A throwaway etcd on free loopback ports (fleet rows); undefined (and says why) where there is none. */
+export async function startEtcd(wrap: string[] = []): Promise<Etcd | undefined> {
+  const free = async () => {
+    const { createServer } = await import('node:net');
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+    const port = (server.address() as { port: number }).port;
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    return port;
+  };
+  const [client, peer] = [await free(), await free()];
+  const dir = mkdtempSync(join(tmpdir(), 'hailstone-bench-etcd-'));
+  const endpoint = `http://127.0.0.1:${client}`;
+  const etcdArgs = ['--data-dir', dir, '--listen-client-urls', endpoint, '--advertise-client-urls', endpoint,
+    '--listen-peer-urls', `http://127.0.0.1:${peer}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${peer}`,
+    '--initial-cluster', `default=http://127.0.0.1:${peer}`, '--log-level', 'error'];
+  const child = spawn(wrap[0] ?? 'etcd', [...wrap.slice(1), ...(wrap.length > 0 ? ['etcd'] : []), ...etcdArgs], { stdio: 'ignore' });
+  const failed = await new Promise<string | undefined>((resolve) => {
+    child.once('error', (error) => resolve(error.message));
+    const poll = async (left: number): Promise<void> => {
+      try {
+        if ((await fetch(`${endpoint}/health`)).ok) return resolve(undefined);
+      } catch {
+        // not yet
+      }
+      if (left <= 0) return resolve('etcd did not answer within 10 s');
+      setTimeout(() => void poll(left - 1), 100);
+    };
+    void poll(100);
+  });
+  const stop = () =>
+    new Promise<void>((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) return resolve();
+      child.once('exit', () => resolve());
+      child.kill('SIGKILL');
+    }).then(() => rmSync(dir, { recursive: true, force: true }));
+  if (failed !== undefined) {
+    await stop();
+    console.log(`(no fleet rows: ${failed})`);
+    return undefined;
+  }
+  const txns = async () => Number(/^etcd_mvcc_txn_total (\d+)/m.exec(await (await fetch(`${endpoint}/metrics`)).text())?.[1] ?? NaN);
+  return { endpoint, txns, stop };
+}
+
+
+/** What bench/open-load.c prints. */
+export interface OpenLoadResult {
+  rate: number;
+  seconds: number;
+  requests: number;
+  replies: number;
+  unavailable: number;
+  invalid: number;
+  lost: number;
+  idsChecked: number;
+  duplicates: number;
+  p50us: number;
+  p99us: number;
+  p999us: number;
+  maxUs: number;
+  sendLagP99us: number;
+  sendLagMaxUs: number;
+}
+
+/** Runs the open-loop generator against PORT at RATE for `ms` after a 1 s warmup. */
+export async function openLoad(binary: string, port: number, rate: number, ms: number, echo = false): Promise<OpenLoadResult> {
+  const { stdout } = await promisify(execFile)(binary, [String(port), String(rate), '1000', String(ms), ...(echo ? ['echo'] : [])], { maxBuffer: 1 << 20 });
+  return JSON.parse(stdout) as OpenLoadResult;
+}
+
+export function startHailstoneNative(extra: string[] = [], wrap: string[] = []): Promise<Started> {
+  const dir = mkdtempSync(join(tmpdir(), 'hailstone-bench-'));
+  return startProcess(process.execPath, ['dist/cli/main.js', 'serve', '--port', '0', '--state-dir', dir, '--transport', 'native', ...extra], /listening on udp:\/\/[^ ]+:(\d+)/, {
+    cleanup: () => rmSync(dir, { recursive: true, force: true }),
+    wrap,
+  });
+}
+
