@@ -151,7 +151,9 @@ describe('a paused holder, and files put back or copied behind its back', () => 
     await waitFor(() => /lost its state lock/.test(a.stderr()), { what: 'the paused holder to notice', child: a.child });
     expect(a.stderr()).toMatch(/the state file .* was written by another process/);
     if (when === 'over') {
-      await loadB.more(500).catch(() => undefined); // B may itself find its lock replaced and stop
+      // B serves on, or finds its own lock replaced (by A's, put back over it) and stops.
+      const target = loadB.ids.length + 500;
+      await waitFor(() => loadB.ids.length >= target || /lost its state lock/.test(b.stderr()), { what: 'the newcomer to serve on or stop', child: b.child });
       idsB = await loadB.stop();
     }
     const idsA = await loadA.stop();

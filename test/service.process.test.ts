@@ -70,7 +70,7 @@ describe('hailstone command', () => {
       [['serve', '--node-id', '1024'], /'--node-id <n>' argument '1024' is invalid\. It must be an integer from 0 to 1023/],
       [['serve', '--workers', '0'], /'--workers <n>' argument '0' is invalid\. It must be an integer/],
       [['serve', '--bogus'], /unknown option '--bogus'/],
-      [['serve', '--host', 'example.com', '--state-dir', join(root, 'bad')], /host: must be an IPv4 or IPv6 address/],
+      [['serve', '--host', 'no-such-host.invalid', '--state-dir', join(root, 'bad')], /--host: "no-such-host.invalid" does not resolve to an address/],
       [['serve', '--allow', '10.0.0.0/99', '--port', '0', '--state-dir', join(root, 'bad')], /not a CIDR/],
       [['serve', '--key-file', join(root, 'missing')], /cannot read the key file/],
       [['serve', '--transport', 'tcp'], /'--transport <t>' argument 'tcp' is invalid\. Allowed choices are auto, native, dgram/],
