@@ -38,7 +38,8 @@ function metric(text: string, name: string): number {
 
 describe('metrics and health', () => {
   it('/metrics counts requests, ids, replies and drops after traffic, plus process metrics', async () => {
-    const s = await startServer();
+    // A 1 s lead: a renewal delayed by a loaded machine must not make the node unhealthy here.
+    const s = await startServer({ maxLeadMs: 1000, reservationMs: 1000 });
     const metrics = await serveMetrics('127.0.0.1', 0, async () => ({
       workers: [{ index: 0, stats: s.server.stats(), node: s.server.node.status() }],
       workerRestarts: 0,
@@ -66,9 +67,9 @@ describe('metrics and health', () => {
     expect(metric(body, 'hailstone_receive_batches_total')).toBeGreaterThanOrEqual(1);
     expect(metric(body, 'hailstone_receive_batches_total')).toBeLessThanOrEqual(7);
     expect(metric(body, `hailstone_transport_info{transport="${s.server.stats().transport.name}"}`)).toBe(1);
-    // Durations in seconds: the reservation reaches at most 300 ms past the clock here.
+    // Durations in seconds: the reservation reaches at most 1000 ms past the clock here.
     expect(metric(body, 'hailstone_reservation_remaining_seconds')).toBeGreaterThan(0);
-    expect(metric(body, 'hailstone_reservation_remaining_seconds')).toBeLessThanOrEqual(0.3);
+    expect(metric(body, 'hailstone_reservation_remaining_seconds')).toBeLessThanOrEqual(1);
     expect(metric(body, 'hailstone_clock_lead_seconds')).toBeGreaterThanOrEqual(0);
     expect(body).not.toMatch(/^hailstone_\w+_ms[ {]/m);
     expect(metric(body, 'hailstone_healthy')).toBe(1);

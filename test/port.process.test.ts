@@ -58,8 +58,10 @@ describe.runIf(process.platform === 'linux').each(TRANSPORTS)('one server per po
   });
 
   it('a --workers 2 server on a live single-process server\'s port is refused naming it', async () => {
-    const first = await startServe(['--transport', transport, '--port', '0', '--state-dir', join(root, `${transport}-single`), ...FAST]);
-    const second = await runCli(['serve', '--workers', '2', '--transport', transport, '--port', String(first.port), '--state-dir', join(root, `${transport}-single-b`), ...FAST]);
+    // By host name: resolved to its IPv4 address, in the ready line and the guard alike.
+    const first = await startServe(['--host', 'localhost', '--transport', transport, '--port', '0', '--state-dir', join(root, `${transport}-single`), ...FAST]);
+    expect(first.stdout()).toMatch(/^hailstone listening on udp:\/\/127\.0\.0\.1:/);
+    const second = await runCli(['serve', '--host', 'localhost', '--workers', '2', '--transport', transport, '--port', String(first.port), '--state-dir', join(root, `${transport}-single-b`), ...FAST]);
     expect(second.code).toBe(1);
     expect(refusal(second.stderr)).toEqual([expect.stringContaining(`UDP port ${first.port} is held by the hailstone server with pid ${first.pid} (serving 127.0.0.1:${first.port} as node 0, 1 worker)`)]);
     first.child.kill('SIGTERM');
