@@ -3,7 +3,7 @@
 // stopped by the benchmark that started it.
 
 import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -41,16 +41,41 @@ export function startProcess(command: string, args: string[], portPattern: RegEx
                 options.cleanup?.();
                 return done();
               }
+              // A wrapper that forks (strace) ignores SIGTERM while it traces: stop the
+              // program it runs, and the wrapper ends with it. SIGKILL both after 10 s.
+              const targets = wrap.length > 0 && childrenOf(child.pid!).length > 0 ? childrenOf(child.pid!) : [child.pid!];
+              const killer = setTimeout(() => {
+                for (const pid of [...targets, child.pid!]) signal(pid, 'SIGKILL');
+              }, 10_000);
               child.once('exit', () => {
+                clearTimeout(killer);
                 options.cleanup?.();
                 done();
               });
-              child.kill('SIGTERM');
+              for (const pid of targets) signal(pid, 'SIGTERM');
             }),
         });
     });
     child.once('exit', (code) => reject(new Error(`${command} ${args.join(' ')} exited (${code}): ${err}`)));
   });
+}
+
+/** The direct children of a process (Linux). */
+function childrenOf(pid: number): number[] {
+  try {
+    const text = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim();
+    return text === '' ? [] : text.split(/\s+/).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+function signal(pid: number, name: NodeJS.Signals): void {
+  try {
+    process.kill(pid, name);
+  } catch {
+    // already gone
+  }
 }
 
 /** Compiles bench/NAME.c with cc -O2; undefined (and says why) where it cannot. */
@@ -107,7 +132,8 @@ export async function startEtcd(wrap: string[] = []): Promise<Etcd | undefined> 
     new Promise<void>((resolve) => {
       if (child.exitCode !== null || child.signalCode !== null) return resolve();
       child.once('exit', () => resolve());
-      child.kill('SIGKILL');
+      // etcd itself, and a wrapper (strace) around it.
+      for (const pid of [...childrenOf(child.pid!), child.pid!]) signal(pid, 'SIGKILL');
     }).then(() => rmSync(dir, { recursive: true, force: true }));
   if (failed !== undefined) {
     await stop();

@@ -143,6 +143,7 @@ const conditions: { name: string; key: string; start: (metricsPort: number) => P
 
 const rows: (ClosedLoopResult & { condition: string; server: Awaited<ReturnType<typeof scrape>> })[] = [];
 for (const c of conditions.filter((c) => only === undefined || only.includes(c.key))) {
+  console.log(`${c.name} …`);
   const metricsPort = await freeTcpPort();
   const { server, extra } = await c.start(metricsPort);
   try {
