@@ -2,7 +2,7 @@
 // not tests, so nothing here asserts a time — only that every task produced a result,
 // that the real-clock runs found no duplicate in hailstone, and that the charts render.
 
-import { execFile } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +10,8 @@ import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { nativeAvailability } from '../src/server/native-addon.js';
 import { etcdInstalled } from './support/etcd.js';
+
+const straceInstalled = spawnSync('strace', ['-V']).status === 0;
 
 const run = promisify(execFile);
 const dir = mkdtempSync(join(tmpdir(), 'hailstone-bench-'));
@@ -47,6 +49,32 @@ describe('benchmarks (smoke run)', () => {
       expect(r.p90Ms).toBeGreaterThanOrEqual(r.medianMs);
       expect(r.etcdModules).toBe(0);
     }
+  });
+
+  it('steady-load and fixed-rate benchmarks: every row, every id checked, none twice', { timeout: 120_000 }, async () => {
+    const steady = join(dir, 'steady.json');
+    // Condition (b) alone where strace is (it slows the server's fsyncs); (a) otherwise.
+    await tsx('bench/steady.ts', { HAILSTONE_BENCH_OUTPUT: steady, HAILSTONE_BENCH_CONDITIONS: straceInstalled ? 'b' : 'a' });
+    const s = JSON.parse(readFileSync(steady, 'utf8'));
+    expect(s.results).toHaveLength(1);
+    for (const r of s.results) {
+      expect(r.replies).toBeGreaterThan(0);
+      expect(r.idsChecked).toBe(r.replies);
+      expect(r.duplicates).toBe(0);
+      expect(r.server.renewals).toBeGreaterThan(0);
+    }
+    const latency = join(dir, 'latency.json');
+    await tsx('bench/latency.ts', { HAILSTONE_BENCH_OUTPUT: latency });
+    const l = JSON.parse(readFileSync(latency, 'utf8'));
+    expect(l.results.map((r: { server: string }) => r.server)).toEqual(['hailstone native', 'C mmsg echo']);
+    for (const r of l.results) {
+      // Open loop: every scheduled request is accounted for, answered or lost.
+      expect(r.replies + r.unavailable + r.badRequest + r.lost).toBe(r.requests);
+      expect(r.p50us).toBeGreaterThan(0);
+      expect(r.p99us).toBeGreaterThanOrEqual(r.p50us);
+    }
+    expect(l.results[0].duplicates).toBe(0);
+    expect(l.results[0].idsChecked).toBe(l.results[0].replies);
   });
 
   it('UDP benchmark against the echo server, and the charts', { timeout: 180_000 }, async () => {
