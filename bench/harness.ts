@@ -4,6 +4,7 @@
 
 import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -98,17 +99,18 @@ export interface Etcd {
   stop: () => Promise<void>;
 }
 
+/** A TCP port on 127.0.0.1 that is free right now. */
+export async function freeTcpPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  const port = (server.address() as { port: number }).port;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
 /** A throwaway etcd on free loopback ports (fleet rows); undefined (and says why) where there is none. */
 export async function startEtcd(wrap: string[] = []): Promise<Etcd | undefined> {
-  const free = async () => {
-    const { createServer } = await import('node:net');
-    const server = createServer();
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-    const port = (server.address() as { port: number }).port;
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-    return port;
-  };
-  const [client, peer] = [await free(), await free()];
+  const [client, peer] = [await freeTcpPort(), await freeTcpPort()];
   const dir = mkdtempSync(join(tmpdir(), 'hailstone-bench-etcd-'));
   const endpoint = `http://127.0.0.1:${client}`;
   const etcdArgs = ['--data-dir', dir, '--listen-client-urls', endpoint, '--advertise-client-urls', endpoint,

@@ -30,23 +30,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "load-common.h"
+
 #define BATCH 64
 #define MAX_WINDOW 1024
 #define TIMEOUT_NS 200000000LL
 #define MAX_IDS (48u * 1024u * 1024u)
 #define MAX_SAMPLES (16u * 1024u * 1024u)
-
-static int64_t now_ns(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (int64_t)t.tv_sec * 1000000000LL + t.tv_nsec;
-}
-
-static void put_u16(uint8_t *p, uint16_t v) { p[0] = v >> 8; p[1] = v; }
-static void put_u32(uint8_t *p, uint32_t v) { p[0] = v >> 24; p[1] = v >> 16; p[2] = v >> 8; p[3] = v; }
-static uint16_t get_u16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
-static uint32_t get_u32(const uint8_t *p) { return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]; }
-static uint64_t get_u64(const uint8_t *p) { return (uint64_t)get_u32(p) << 32 | get_u32(p + 4); }
 
 struct sock {
   int fd;
@@ -130,16 +120,6 @@ static void on_reply(struct sock *s, const uint8_t *buf, int len, uint32_t *rese
     if (samples_kept < MAX_SAMPLES) samples[samples_kept++] = (float)((now_ns() - s->sent_at[slot]) / 1000.0);
   }
   if (status != 1) resend[(*nresend)++] = slot;
-}
-
-static int cmp_u64(const void *a, const void *b) {
-  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-  return x < y ? -1 : x > y;
-}
-
-static int cmp_float(const void *a, const void *b) {
-  float x = *(const float *)a, y = *(const float *)b;
-  return x < y ? -1 : x > y;
 }
 
 int main(int argc, char **argv) {

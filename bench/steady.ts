@@ -14,13 +14,12 @@
 //   npm run bench:steady             60 s per condition; writes bench/results/steady.json
 //   HAILSTONE_BENCH_QUICK=1 npm run bench:steady      3 s per condition
 
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { execFile } from 'node:child_process';
-import { ROOT, type Started, buildC, startEtcd, startProcess } from './harness.js';
+import { ROOT, type Started, buildC, freeTcpPort, startEtcd, startProcess } from './harness.js';
 import { describeMachine, machine } from './machine.js';
 
 const quick = process.env.HAILSTONE_BENCH_QUICK === '1';
@@ -77,14 +76,6 @@ async function scrape(port: number): Promise<{ refusals: Record<string, number>;
   };
 }
 
-async function freeTcpPort(): Promise<number> {
-  const { createServer } = await import('node:net');
-  const s = createServer();
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', () => resolve()));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
-}
 
 const m = machine();
 console.log(`hailstone steady load — ${describeMachine(m)}${quick ? ' (quick)' : ''}; ${seconds} s per condition after 1 s warmup, C closed loop 4 × 64`);
