@@ -147,20 +147,26 @@ export async function startEtcd(wrap: string[] = []): Promise<Etcd | undefined> 
 }
 
 
-/** What bench/open-load.c prints. */
-export interface OpenLoadResult {
-  rate: number;
-  seconds: number;
+/** What both C load generators count (bench/mmsg-load.c, bench/open-load.c). */
+export interface LoadCounts {
   requests: number;
+  /** OK replies. */
   replies: number;
   unavailable: number;
-  invalid: number;
   lost: number;
   idsChecked: number;
   duplicates: number;
   p50us: number;
   p99us: number;
   p999us: number;
+}
+
+/** What bench/open-load.c prints. */
+export interface OpenLoadResult extends LoadCounts {
+  rate: number;
+  seconds: number;
+  badRequest: number;
+  invalid: number;
   maxUs: number;
   sendLagP99us: number;
   sendLagMaxUs: number;

@@ -19,7 +19,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { ROOT, type Started, buildC, freeTcpPort, startEtcd, startProcess } from './harness.js';
+import { type LoadCounts, ROOT, type Started, buildC, freeTcpPort, startEtcd, startProcess } from './harness.js';
 import { describeMachine, machine } from './machine.js';
 
 const quick = process.env.HAILSTONE_BENCH_QUICK === '1';
@@ -27,18 +27,6 @@ const output = process.env.HAILSTONE_BENCH_OUTPUT ?? join(ROOT, 'bench/results/s
 const seconds = Number(process.env.HAILSTONE_BENCH_SECONDS ?? (quick ? '3' : '60'));
 const only = process.env.HAILSTONE_BENCH_CONDITIONS?.split(',');
 const SLOW_FSYNC = ['strace', '-f', '-qq', '-o', '/dev/null', '--seccomp-bpf', '-e', 'trace=fsync,fdatasync', '-e', 'inject=fsync,fdatasync:delay_exit=100000'];
-
-interface ClosedLoopResult {
-  requests: number;
-  replies: number;
-  unavailable: number;
-  lost: number;
-  idsChecked: number;
-  duplicates: number;
-  p50us: number;
-  p99us: number;
-  p999us: number;
-}
 
 function hasStrace(): boolean {
   try {
@@ -132,14 +120,14 @@ const conditions: { name: string; key: string; start: (metricsPort: number) => P
     : []),
 ];
 
-const rows: (ClosedLoopResult & { condition: string; server: Awaited<ReturnType<typeof scrape>> })[] = [];
+const rows: (LoadCounts & { condition: string; server: Awaited<ReturnType<typeof scrape>> })[] = [];
 for (const c of conditions.filter((c) => only === undefined || only.includes(c.key))) {
   console.log(`${c.name} …`);
   const metricsPort = await freeTcpPort();
   const { server, extra } = await c.start(metricsPort);
   try {
     const { stdout } = await promisify(execFile)(loader, [String(server.port), '1', '4', '64', '1000', String(seconds * 1000)], { maxBuffer: 1 << 20 });
-    const result = JSON.parse(stdout) as ClosedLoopResult;
+    const result = JSON.parse(stdout) as LoadCounts;
     rows.push({ condition: c.name, ...result, server: await scrape(metricsPort) });
   } finally {
     await server.stop();
