@@ -205,8 +205,6 @@ class Node implements HailstoneNode {
   private readonly firstStart: boolean;
   private reservedUntil: number;
   private writing: Promise<void> | undefined;
-  /** What `writing` is: a renewal must never wait behind a verification for a timer tick. */
-  private writingKind: 'renewal' | 'verification' | undefined;
   private readonly planner: RenewalPlanner;
   private readonly writeLatency = new LatencyHistogram();
   private readonly refusals: Record<RefusalReason, number> = { reservation: 0, storage: 0, coordinator: 0, ownership: 0, clock_behind: 0, clock: 0, closed: 0 };
@@ -251,10 +249,10 @@ class Node implements HailstoneNode {
     this.reservedUntil = init.reservedUntil;
     this.firstStart = init.firstStart;
     this.storageEpisode = new FailureEpisode(this.logger, { what: 'durable reservation writes', fields: { nodeId: this.nodeId, worker: this.worker.index } });
-    // Check often enough that a renewal starts with half a window still reserved, and that
-    // a lost lock is noticed within VERIFY_EVERY_MS even when renewals are seconds apart.
-    // Checked often, so that a renewal starts within a few ms of being due: polling is cheap,
-    // a renewal that starts a tick late is not (see renewal.ts).
+    // Checked often, so that a renewal starts within a few ms of being due (polling is cheap,
+    // a renewal that starts a tick late is not: see renewal.ts) and a lost lock is noticed
+    // within VERIFY_EVERY_MS even when renewals are seconds apart. The timer's lateness is
+    // the event loop's lag, which the renewal margin allows for.
     const period = Math.max(5, Math.min(CHECK_EVERY_MS, Math.floor(this.reservationMs / 8)));
     this.planner = new RenewalPlanner(this.reservationMs, this.maxLeadMs, period);
     this.planner.noteWrite(init.firstWriteMs);
@@ -457,7 +455,6 @@ class Node implements HailstoneNode {
     if (this.store.verify === undefined || this.closed || this.ownershipLost !== undefined || this.writing !== undefined) return;
     if (Date.now() - this.lastVerified < VERIFY_EVERY_MS) return;
     this.lastVerified = Date.now();
-    this.writingKind = 'verification';
     this.writing = this.store
       .verify()
       .catch((error: unknown) => {
@@ -466,8 +463,7 @@ class Node implements HailstoneNode {
       })
       .finally(() => {
         this.writing = undefined;
-        this.writingKind = undefined;
-        // A renewal that fell due meanwhile starts now, not at the next tick.
+        // A renewal never waits behind a verification for a tick: one that fell due meanwhile starts now.
         this.maybeRenew();
       });
   }
@@ -481,14 +477,12 @@ class Node implements HailstoneNode {
     if (plan.target <= this.reservedUntil) return;
     // The store proves ownership before it writes: this counts as the periodic proof.
     this.lastVerified = Date.now();
-    this.writingKind = 'renewal';
     const started = Date.now();
     this.writing = this.persist(plan.target).finally(() => {
       const ms = Date.now() - started;
       this.planner.noteWrite(ms);
       this.writeLatency.observe(ms / 1000);
       this.writing = undefined;
-      this.writingKind = undefined;
     });
   }
 
