@@ -3,6 +3,7 @@
 // for /metrics and /healthz.
 
 import { destination, pino, type Logger } from 'pino';
+import { hostPort } from '../address.js';
 import { InvalidArgumentError } from '../errors.js';
 import type { ClaimRef } from '../fleet/etcd-store.js';
 import type { Backend } from '../generator.js';
@@ -151,8 +152,7 @@ export class ServingProcess {
 }
 
 export function readyLine(config: ServeConfig, host: string, port: number, transport: string, nodeId = config.nodeId): string {
-  const shown = host.includes(':') ? `[${host}]` : host;
-  return `hailstone listening on udp://${shown}:${port} node=${nodeId} workers=${config.workers} transport=${transport}\n`;
+  return `hailstone listening on udp://${hostPort(host, port)} node=${nodeId} workers=${config.workers} transport=${transport}\n`;
 }
 
 /** Calls `stop` on the first SIGTERM or SIGINT. */

@@ -22,6 +22,7 @@ import { randomFillSync } from 'node:crypto';
 import { type Socket, createSocket } from 'node:dgram';
 import { lookup as dnsLookup } from 'node:dns/promises';
 import { isIP, isIPv6 } from 'node:net';
+import { hostPort } from '../address.js';
 import { HailstoneError, InvalidArgumentError, checkInteger, describe } from '../errors.js';
 import { DEFAULT_LAYOUT, type Layout } from '../layout.js';
 import { Authenticator } from '../protocol/auth.js';
@@ -536,8 +537,7 @@ class IdClient implements Client {
     const l = this.layout;
     const shift = BigInt(l.nodeBits + l.sequenceBits);
     const nodeId = Number((ids[0]! >> BigInt(l.sequenceBits)) & ((1n << BigInt(l.nodeBits)) - 1n));
-    const host = address.startsWith('::ffff:') ? address.slice(7) : address;
-    const origin = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+    const origin = hostPort(plainAddress(address), port);
     this.conflicts.observe(origin, nodeId, Number(ids[0]! >> shift), Number(ids[ids.length - 1]! >> shift));
   }
 

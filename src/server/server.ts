@@ -302,7 +302,6 @@ class IdServer implements Server {
   }
 }
 
-export { hostPort };
 
 /** A bind failure as a HailstoneError saying what to do; other errors as they are. */
 async function bindError(error: unknown, host: string, port: number): Promise<unknown> {
