@@ -6,7 +6,7 @@
 
 import { spawnSync } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, linkSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -188,6 +188,32 @@ describe('a paused holder, and files put back or copied behind its back', () => 
     for (const s of [a, b]) s.child.kill('SIGTERM');
     await a.done;
     await b.done;
+  });
+
+  it('the state dir swapped for one holding hard links to its lock and state file: the server stops (only the directory check can tell), a newcomer is refused, 0 duplicates', async () => {
+    const dir = join(root, 'hardlinked');
+    // A state file first, then a 10 s reservation: no renewal rewrites the state file during the swap.
+    const before = await startServe(['--port', '0', '--state-dir', dir, '--max-lead-ms', '100']);
+    before.child.kill('SIGTERM');
+    expect(await before.done).toBe(0);
+    const a = await startServe(['--port', '0', '--state-dir', dir, '--max-lead-ms', '10000', '--reservation-ms', '10000']);
+    const load = new Load([`127.0.0.1:${a.port}`]);
+    await load.more(500);
+    mkdirSync(`${dir}.new`);
+    for (const name of ['node-0.w0-1.state.lock', 'node-0.w0-1.state']) linkSync(join(dir, name), join(`${dir}.new`, name));
+    renameSync(dir, `${dir}.old`);
+    renameSync(`${dir}.new`, dir);
+    await waitFor(() => /lost its state lock/.test(a.stderr()), { what: 'the server to notice its dir was swapped', child: a.child });
+    expect(a.stderr()).toMatch(/the state directory .* was removed or replaced/);
+    // The lock in the new dir is still the running server's: a newcomer there is refused.
+    const newcomer = spawnServe(['--port', '0', '--state-dir', dir, '--max-lead-ms', '100']);
+    expect(await newcomer.done).toBe(1);
+    expect(plainLines(newcomer.stderr())).toEqual([expect.stringMatching(/^hailstone: STATE_LOCKED: /)]);
+    const ids = await load.stop();
+    expect(ids.length).toBeGreaterThanOrEqual(500);
+    expect(duplicatesIn(ids)).toEqual([]);
+    a.child.kill('SIGTERM');
+    await a.done;
   });
 
   it('a copy of a live state dir (cp -a), started with the same node id: refused while the original runs', async () => {

@@ -3,7 +3,7 @@
 // a second node starts in the gap; two configurations opened at once; owners told apart
 // by pid, start time and boot; the kernel lock and the portable lock side by side.
 
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { linkSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -16,6 +16,15 @@ import { prng, testSeed } from './support/seed.js';
 import { SimProcesses, SimulatedFs, gatedFs } from './support/sim-fs.js';
 
 const silent: NodeLogger = { info() {}, warn() {}, error() {} };
+
+/** Polls `check` every 5 ms until it holds, or fails after `ms`. */
+async function waitUntil(check: () => boolean, ms: number): Promise<void> {
+  const until = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > until) throw new Error(`not within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
 
 async function settle(turns = 4): Promise<void> {
   for (let i = 0; i < turns; i++) await new Promise((resolve) => setImmediate(resolve));
@@ -183,6 +192,27 @@ describe('the lock on real files', () => {
     const refused = results.find((r) => r.status === 'rejected') as PromiseRejectedResult;
     expect(refused.reason).toMatchObject({ code: 'STATE_LOCKED', message: expect.stringMatching(/node 4 is running as worker 0 of [12] in .*stop it before/) });
     await (opened[0] as PromiseFulfilledResult<HailstoneNode>).value.close();
+  });
+
+  it('the state dir swapped for one holding hard links to its lock and state file (same inodes, same bytes): only the directory check can tell, and the node stops', async () => {
+    // A state file first: a first start with a 10 s lead would wait 10 s.
+    await (await openNode(base())).close();
+    // A 10 s reservation: no renewal rewrites the state file while the dir is swapped.
+    const node = await openNode(base({ maxLeadMs: 10_000, reservationMs: 10_000 }));
+    const before = await issue(node);
+    const lock = 'node-4.w0-1.state.lock';
+    const state = 'node-4.w0-1.state';
+    mkdirSync(`${dir}.new`);
+    linkSync(join(dir, lock), join(`${dir}.new`, lock));
+    linkSync(join(dir, state), join(`${dir}.new`, state));
+    renameSync(dir, `${dir}.old`);
+    renameSync(`${dir}.new`, dir);
+    await waitUntil(() => node.status().ownershipLost !== undefined, 5000);
+    expect(node.status().ownershipLost).toMatch(/the state directory .* was removed or replaced/);
+    expect(() => node.nextId()).toThrow(expect.objectContaining({ code: 'OWNERSHIP_LOST' }));
+    expect(before > 0n).toBe(true);
+    await node.close();
+    rmSync(`${dir}.old`, { recursive: true, force: true });
   });
 
   it('a lock file deleted under an open node: the node stops at its next renewal and never recreates it; a new node resumes above it', async () => {
