@@ -13,6 +13,7 @@ import { HailstoneError, createClient, openNode, serve } from '../src/index.js';
 import { serveProgram } from '../src/cli/serve.js';
 import { serveMetrics, type NodeSnapshot } from '../src/server/metrics.js';
 import { childPids, collectText, exited, readyPort, runCli, spawnFixture, spawnTracked, waitFor } from './support/child.js';
+import { requirePrerequisite } from './support/prerequisite.js';
 import { ManualClock } from './support/clock.js';
 import { spawnServe, startServe } from './support/serve-process.js';
 import { silent } from './support/udp.js';
@@ -161,6 +162,7 @@ describe('startup failures: one line, exit 1, at once', () => {
   });
 
   const mountNamespaces = process.platform === 'linux' && spawnSync('unshare', ['--mount', 'true']).status === 0;
+  requirePrerequisite(mountNamespaces, 'mount namespaces (unshare --mount, as root) to mount a read-only volume over a state dir');
   it.skipIf(!mountNamespaces)('read-only storage: STATE_DIR_UNUSABLE at startup (EROFS); a read-only volume mounted over it under a running server: SIGTERM still stops it cleanly', async () => {
     const dir = join(root, 'ro');
     mkdirSync(dir, { recursive: true });

@@ -1,3 +1,4 @@
+
 // A random schedule of what a fleet meets — holders SIGKILLed and restarted (with their
 // node id, or any), holders SIGSTOPped past their lease while another claims their id,
 // etcd killed and restarted on its data, restarts with a skewed clock — under load, every
@@ -8,6 +9,7 @@
 import { describe, expect, it } from 'vitest';
 import { decode } from '../src/index.js';
 import { TestEtcd, etcdInstalled } from './support/etcd.js';
+import { requirePrerequisite } from './support/prerequisite.js';
 import { Load, type ServeProcess, duplicatesIn, startServe } from './support/serve-process.js';
 import { prng, testSeed } from './support/seed.js';
 
@@ -18,6 +20,8 @@ interface Running {
   proc: ServeProcess;
   load: Load;
 }
+
+requirePrerequisite(etcdInstalled, 'etcd (Debian package etcd-server) for fleet mode against a real etcd');
 
 describe.skipIf(!etcdInstalled)('fleet chaos', () => {
   it(`${EVENTS} random events against 3 servers and etcd: 0 duplicates`, async () => {

@@ -1,3 +1,4 @@
+
 // What an operator meets when etcd goes away under a fleet server: /healthz names the node
 // and blames the coordinator, the log tells each episode once (with its end), and nothing
 // speaks the library's language. A real `hailstone serve`, a real etcd killed and restarted.
@@ -5,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from './support/child.js';
 import { TestEtcd, etcdInstalled } from './support/etcd.js';
+import { requirePrerequisite } from './support/prerequisite.js';
 import { Load, startServe } from './support/serve-process.js';
 
 interface Healthz {
@@ -25,6 +27,8 @@ function lines(stderr: string, message: RegExp): Record<string, unknown>[] {
     .map((l) => JSON.parse(l) as Record<string, unknown>)
     .filter((l) => message.test(String(l.msg)));
 }
+
+requirePrerequisite(etcdInstalled, 'etcd (Debian package etcd-server) for fleet mode against a real etcd');
 
 describe.skipIf(!etcdInstalled)('fleet mode: etcd down, as an operator sees it (real etcd, real server)', () => {
   let etcd: TestEtcd;

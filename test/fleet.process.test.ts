@@ -1,3 +1,4 @@
+
 // Fleet mode with real processes, a real etcd and real UDP: every id of every reply is
 // collected and checked for duplicates while holders are killed, paused past their lease,
 // run with skewed clocks, cut off from etcd, and while etcd itself is killed.
@@ -7,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decode } from '../src/index.js';
 import { exited, waitFor } from './support/child.js';
 import { TestEtcd, etcdInstalled } from './support/etcd.js';
+import { requirePrerequisite } from './support/prerequisite.js';
 import { Load, type ServeProcess, duplicatesIn, spawnServe, startServe } from './support/serve-process.js';
 
 const TTL = '3';
@@ -80,6 +82,8 @@ class BlackholeProxy {
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 }
+
+requirePrerequisite(etcdInstalled, 'etcd (Debian package etcd-server) for fleet mode against a real etcd');
 
 describe.skipIf(!etcdInstalled)('fleet mode: real servers, real etcd, every id checked', () => {
   let etcd: TestEtcd;

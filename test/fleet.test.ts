@@ -1,3 +1,4 @@
+
 // Fleet mode in process, against a real etcd: claims, the reservation rule (written only
 // under the claim, never lowered), fencing when the claim goes, discovery by clients.
 
@@ -8,10 +9,13 @@ import { claimKey, connectEtcd, formatReservation, reservationKey } from '../src
 import type { NodeLogger } from '../src/node/node.js';
 import { waitFor } from './support/child.js';
 import { TestEtcd, etcdInstalled } from './support/etcd.js';
+import { requirePrerequisite } from './support/prerequisite.js';
 import { issue } from './support/issue.js';
 
 const silent: NodeLogger = { info() {}, warn() {}, error() {} };
 const info = (i: number) => ({ instance: `t${i}`, host: 'test', udp: `127.0.0.1:${10000 + i}`, pid: process.pid, version: 'test', startedAt: new Date().toISOString() });
+
+requirePrerequisite(etcdInstalled, 'etcd (Debian package etcd-server) for fleet mode against a real etcd');
 
 describe.skipIf(!etcdInstalled)('fleet mode in process (real etcd)', () => {
   let etcd: TestEtcd;

@@ -13,6 +13,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { decode } from '../src/index.js';
 import { kernelLockAvailability } from '../src/node/kernel-lock.js';
 import { childPids, collectText, exited, readyPort, spawnTracked, waitFor } from './support/child.js';
+import { requirePrerequisite } from './support/prerequisite.js';
 import { Load, duplicatesIn, spawnServe, startServe } from './support/serve-process.js';
 import { TRANSPORTS } from './support/udp.js';
 
@@ -229,6 +230,7 @@ describe('a paused holder, and files put back or copied behind its back', () => 
 });
 
 const unshareWorks = process.platform === 'linux' && spawnSync('unshare', ['--pid', '--fork', '--mount-proc', 'true']).status === 0;
+requirePrerequisite(unshareWorks, 'PID namespaces (unshare --pid --fork --mount-proc, as root) to restart a server as pid 1');
 
 describe('a restart in a new PID namespace gets the same pid', () => {
   // With the kernel lock, and with the portable lock file alone (the addon not found), where

@@ -14,6 +14,7 @@ import { ManualClock } from './support/clock.js';
 import { issue } from './support/issue.js';
 import { prng, testSeed } from './support/seed.js';
 import { SimProcesses, SimulatedFs, gatedFs } from './support/sim-fs.js';
+import { requirePrerequisite } from './support/prerequisite.js';
 
 const silent: NodeLogger = { info() {}, warn() {}, error() {} };
 
@@ -244,6 +245,7 @@ describe('the lock on real files', () => {
     await second.close();
   });
 
+  requirePrerequisite(kernelLockAvailability().available, 'the kernel-lock addon (npm install builds it; a C compiler and make)');
   it.runIf(kernelLockAvailability().available)('the kernel lock and the portable lock respect each other', async () => {
     const withKernel = await openNode(base());
     const lock = JSON.parse(readFileSync(join(dir, 'node-4.w0-1.state.lock'), 'utf8'));

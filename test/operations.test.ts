@@ -1,3 +1,4 @@
+
 // Operating the service: metrics, health, rate limiting, key rotation, junk floods.
 
 import { randomBytes } from 'node:crypto';
@@ -11,6 +12,7 @@ import { realStorage } from '../src/node/storage.js';
 import { requestSize, writeRequestHeader } from '../src/protocol/wire.js';
 import { collectText, exited, readyPort, sleep, spawnCli, spawnFixture } from './support/child.js';
 import { TestEtcd, etcdInstalled } from './support/etcd.js';
+import { requirePrerequisite } from './support/prerequisite.js';
 import { prng, testSeed } from './support/seed.js';
 import { Probe, silent, startServer } from './support/udp.js';
 
@@ -242,6 +244,8 @@ describe('metrics across workers', () => {
     expect(await done).toBe(0);
   });
 });
+
+requirePrerequisite(etcdInstalled, 'etcd (Debian package etcd-server) for fleet mode against a real etcd');
 
 describe.skipIf(!etcdInstalled)('metrics in fleet mode (real etcd)', () => {
   let etcd: TestEtcd;
