@@ -55,10 +55,18 @@ describe('state file', () => {
     const warnings: string[] = [];
     const logger: NodeLogger = { ...silent, warn: (_, message) => warnings.push(message) };
     const t = Date.now();
-    const first = await openNode(base({ logger }));
+    // The waiting itself, seen through the node's sleep: it must add up to the lead window.
+    const slept: number[] = [];
+    const sleep = async (ms: number) => {
+      slept.push(ms);
+      await new Promise((resolve) => setTimeout(resolve, ms));
+    };
+    const first = await openNode(base({ logger, sleep }));
     expect(warnings.join('\n')).toMatch(/no state: first start of node 4 .*; waiting \d+ ms before issuing/);
+    expect(slept.reduce((x, y) => x + y, 0)).toBeGreaterThanOrEqual(195);
     expect(first.status()).toMatchObject({ firstStart: true, healthy: true });
-    const a = await issue(first);
+    // Waited out, so the first id is issued at once: no refusal to retry past.
+    const a = first.nextId();
     expect(decode(a).timestamp).toBeGreaterThan(t + 200);
     await first.close();
     const record = decodeRecord(readFileSync(statePath()));
