@@ -34,24 +34,38 @@ function fakeClock(idsPerRead: number): () => number {
   return () => start + Math.floor(reads++ / readsPerMs);
 }
 
-function gen(backend: Backend, clock?: () => number): Generator {
-  return createGenerator({ nodeId: 7, backend, ...(clock ? { clock } : {}) });
+function gen(backend: Backend, clock?: () => number, maxLeadMs?: number): Generator {
+  return createGenerator({ nodeId: 7, backend, ...(clock ? { clock } : {}), ...(maxLeadMs === undefined ? {} : { maxLeadMs }) });
 }
 
 interface Row {
   task: string;
   clock: 'fake' | 'real';
+  /** Per id issued: a refused call costs its time but is not an id. */
   nsPerId: number;
   idsPerSec: number;
   rme: number;
   samples: number;
+  /** Real clock: every call made (warmup included), the ids it issued, the calls refused. */
+  calls?: number;
+  issued?: number;
+  refused?: number;
+}
+
+/** What a real-clock task did: calls made, ids issued, calls refused. */
+interface Tally {
+  calls: number;
+  issued: number;
+  refused: number;
 }
 
 interface Case {
   task: string;
   clock: 'fake' | 'real';
+  /** Calls per iteration (each makes one id, unless a real-clock call is refused: see tally). */
   idsPerIteration: number;
   fn: () => void;
+  tally?: Tally;
 }
 
 type Group = 'wasm' | 'ts' | 'peers';
@@ -87,19 +101,25 @@ function cases(group: Group): Case[] {
     }
   }
   for (const backend of group === 'peers' ? [] : [group]) {
-    // Real clock: past 4096 ids in a ms the generator borrows ticks, then refuses; a refused
-    // call still costs its time, and is not an id, so ns/id grows when the cap is hit.
-    const g = gen(backend);
+    // Real clock: past 4096 ids in a ms the generator refuses (no lead to borrow from here,
+    // so ids/s cannot pass the layout's cap); a refused call still costs its time and is not
+    // an id, so ns per issued id grows when the cap is hit.
+    const g = gen(backend, undefined, 0);
+    const tally: Tally = { calls: 0, issued: 0, refused: 0 };
     list.push({
       task: `hailstone ${backend} nextId()`,
       clock: 'real',
       idsPerIteration: 1000,
+      tally,
       fn: () => {
         for (let i = 0; i < 1000; i++) {
+          tally.calls++;
           try {
             sink = g.nextId();
+            tally.issued++;
           } catch (error) {
             if (!(error instanceof HailstoneError)) throw error;
+            tally.refused++;
           }
         }
       },
@@ -107,16 +127,21 @@ function cases(group: Group): Case[] {
   }
   for (const peer of group === 'peers' ? loadPeers() : []) {
     const n = peer.name.startsWith('snowflake-id') ? 20 : 1000;
+    const tally: Tally = { calls: 0, issued: 0, refused: 0 };
     list.push({
       task: peer.name,
       clock: 'real',
       idsPerIteration: n,
+      tally,
       fn: () => {
         for (let i = 0; i < n; i++) {
+          tally.calls++;
           try {
             sink = peer.next();
+            tally.issued++;
           } catch {
             // flake-idgen throws when a ms's sequence is used up: a call that made no id.
+            tally.refused++;
           }
         }
       },
@@ -134,8 +159,18 @@ async function costPerId(group: Group): Promise<Row[]> {
   return bench.tasks.map((t, i) => {
     const c = all[i]!;
     const r = t.result as unknown as { latency: { mean: number; rme: number; samplesCount: number } };
-    const nsPerId = (r.latency.mean * 1e6) / c.idsPerIteration;
-    return { task: c.task, clock: c.clock, nsPerId, idsPerSec: 1e9 / nsPerId, rme: r.latency.rme, samples: r.latency.samplesCount };
+    // Real clock: only the calls that issued an id count as ids.
+    const issuedShare = c.tally === undefined || c.tally.calls === 0 ? 1 : c.tally.issued / c.tally.calls;
+    const nsPerId = (r.latency.mean * 1e6) / (c.idsPerIteration * issuedShare);
+    return {
+      task: c.task,
+      clock: c.clock,
+      nsPerId,
+      idsPerSec: 1e9 / nsPerId,
+      rme: r.latency.rme,
+      samples: r.latency.samplesCount,
+      ...(c.tally === undefined ? {} : { calls: c.tally.calls, issued: c.tally.issued, refused: c.tally.refused }),
+    };
   });
 }
 

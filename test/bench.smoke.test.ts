@@ -36,6 +36,16 @@ describe('benchmarks (smoke run)', () => {
       expect(r.samples).toBeGreaterThan(0);
     }
     for (const c of data.realClock.filter((c: { task: string }) => c.task.startsWith('hailstone'))) expect(c.duplicates).toBe(0);
+    // Accounting: real-clock rows count ids issued, not calls made, and cannot beat the clock.
+    const CAP_PER_MS = 4096;
+    for (const r of data.results.filter((r: { clock: string }) => r.clock === 'real')) {
+      expect(r.issued + r.refused, r.task).toBe(r.calls);
+      if (r.task.startsWith('hailstone')) expect(r.idsPerSec, r.task).toBeLessThanOrEqual(CAP_PER_MS * 1000 * 1.25);
+    }
+    for (const c of data.realClock.filter((c: { task: string }) => c.task.startsWith('hailstone'))) {
+      // At most the cap over the run, plus the 5 ms of lead it may borrow and a ms of rounding.
+      expect(c.ids, c.task).toBeLessThanOrEqual(CAP_PER_MS * (c.seconds * 1000 + 6));
+    }
   });
 
   it('import benchmark: every entry point and the peer, none of hailstone\'s loading etcd or gRPC', { timeout: 60_000 }, async () => {
