@@ -37,8 +37,11 @@ describe('RenewalPlanner', () => {
 
   it('never reserves past now + maxLeadMs, and never asks for more margin than most of the lead', () => {
     const p = new RenewalPlanner(1000, 2000, 50);
+    expect(p.tooSlowForLead).toBe(false);
     p.noteWrite(5000);
     expect(p.marginMs()).toBe(1800);
+    // The writes need more than the lead allows: refusals then are the store's slowness, not a late renewal.
+    expect(p.tooSlowForLead).toBe(true);
     const plan = p.plan(T, T, T + 100);
     expect(plan).toMatchObject({ due: true, target: T + 2000 });
     // Already as far as the lead allows: nothing to write.
@@ -105,12 +108,30 @@ describe('a healthy node on slow storage with a busy event loop', () => {
     });
     const status = node.status();
     await node.close();
-    expect({ refused, refusals: status.refusals }).toEqual({ refused: 0, refusals: { reservation: 0, storage: 0, coordinator: 0, ownership: 0, clock_behind: 0, clock: 0, closed: 0 } });
+    expect({ refused, refusals: status.refusals }).toEqual({ refused: 0, refusals: { reservation: 0, slow_storage: 0, storage: 0, coordinator: 0, ownership: 0, clock_behind: 0, clock: 0, closed: 0 } });
     expect(ids).toBeGreaterThan(10_000);
     // It renewed all along, each write taking what the slow store made it take.
     expect(status.renewals).toBeGreaterThanOrEqual(8);
     expect(status.reservationWrites.sum / status.reservationWrites.count).toBeGreaterThan(0.28);
     expect(status.storageErrors).toBe(0);
+  });
+
+  it('writes slower than a short lead can cover: refusals counted as slow_storage, never as a late renewal, and said once in the log', { timeout: 20_000 }, async () => {
+    const warnings: string[] = [];
+    const logger = { ...silent, warn: (_: object, message: string) => warnings.push(message) };
+    // Each write ≈ 2 × 60 ms against a 100 ms lead.
+    const node = await openNode({ nodeId: 3, stateDir: join(root, 'short-lead'), fs: slowStorage(60), kernelLocks: false, logger, maxLeadMs: 100, reservationMs: 100, resetState: true });
+    const buf = new Uint8Array(8);
+    const until = Date.now() + 2000;
+    while (Date.now() < until && node.status().refusals.slow_storage === 0) {
+      node.tryFill(buf, 0, 1);
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    const { refusals } = node.status();
+    await node.close();
+    expect(refusals.slow_storage).toBeGreaterThan(0);
+    expect(refusals.reservation).toBe(0);
+    expect(warnings.filter((w) => /more than a 100 ms lead allows: expect refusals under load; raise maxLeadMs/.test(w))).toHaveLength(1);
   });
 
   it('storage that really fails still refuses, counted as storage, not as a late renewal', { timeout: 20_000 }, async () => {

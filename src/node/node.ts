@@ -93,12 +93,14 @@ export interface NodeOptions {
 
 /**
  * Why a node refused. `reservation` means nothing was failing and a renewal was still late:
- * a healthy node should never count one. `storage`/`coordinator`: the store's writes are
- * failing. `ownership`: the node lost its node id. `clock_behind`: logical time would run
+ * a healthy node should never count one. `slow_storage`: the store's writes (with the event
+ * loop's lag) take longer than the lead can cover, so renewals cannot keep ahead however
+ * early they start — raise maxLeadMs or use faster storage. `storage`/`coordinator`: the
+ * store's writes are failing. `ownership`: the node lost its node id. `clock_behind`: logical time would run
  * too far ahead of the clock (a clock step back, or demand beyond the layout's rate).
  * `clock`: the clock is unusable (before the epoch, past the layout, invalid). `closed`.
  */
-export type RefusalReason = 'reservation' | 'storage' | 'coordinator' | 'ownership' | 'clock_behind' | 'clock' | 'closed';
+export type RefusalReason = 'reservation' | 'slow_storage' | 'storage' | 'coordinator' | 'ownership' | 'clock_behind' | 'clock' | 'closed';
 
 export interface NodeStatus {
   nodeId: number;
@@ -207,10 +209,11 @@ class Node implements HailstoneNode {
   private writing: Promise<void> | undefined;
   private readonly planner: RenewalPlanner;
   private readonly writeLatency = new LatencyHistogram();
-  private readonly refusals: Record<RefusalReason, number> = { reservation: 0, storage: 0, coordinator: 0, ownership: 0, clock_behind: 0, clock: 0, closed: 0 };
+  private readonly refusals: Record<RefusalReason, number> = { reservation: 0, slow_storage: 0, storage: 0, coordinator: 0, ownership: 0, clock_behind: 0, clock: 0, closed: 0 };
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
   private clockRegressionsLogged = 0;
+  private tooSlowLogged = false;
   private renewals = 0;
   private storageErrors = 0;
   private failingSince: number | undefined;
@@ -316,8 +319,9 @@ class Node implements HailstoneNode {
       case STATUS_LIMIT_REACHED:
         if (this.ownershipLost !== undefined) return 'ownership';
         if (this.failingSince !== undefined) return this.failingKind?.startsWith('coordinator') === true ? 'coordinator' : 'storage';
-        // Nothing failing, and still the reservation ran out: a renewal was late.
-        return 'reservation';
+        // Nothing failing: either the writes are too slow for the lead (no rule can keep up),
+        // or a renewal was late, which is never expected.
+        return this.planner.tooSlowForLead ? 'slow_storage' : 'reservation';
       case STATUS_CLOCK_BEHIND:
         return 'clock_behind';
       default:
@@ -438,6 +442,21 @@ class Node implements HailstoneNode {
     );
   }
 
+  /** Says once, and again when it passes, that the store is too slow for the lead. */
+  private watchWriteSpeed(): void {
+    const slow = this.planner.tooSlowForLead;
+    if (slow === this.tooSlowLogged) return;
+    this.tooSlowLogged = slow;
+    const fields = { nodeId: this.nodeId, worker: this.worker.index, slowestWriteMs: this.planner.slowestWriteMs, neededMarginMs: Math.round(this.planner.wantedMarginMs()), maxLeadMs: this.maxLeadMs };
+    if (slow) {
+      this.logger.warn(
+        fields,
+        `reservation writes (slowest recent: ${this.planner.slowestWriteMs} ms) and event-loop lag need ${Math.round(this.planner.wantedMarginMs())} ms of reservation left at each renewal, ` +
+          `more than a ${this.maxLeadMs} ms lead allows: expect refusals under load; raise maxLeadMs (--max-lead-ms) or put the state on faster storage`,
+      );
+    } else this.logger.info(fields, 'reservation writes fit the lead again');
+  }
+
   /** Logs each new episode of the clock stepping back (seen by the generator on its calls). */
   private watchClock(): void {
     const { clockRegressions } = this.gen.counters();
@@ -482,6 +501,7 @@ class Node implements HailstoneNode {
       const ms = Date.now() - started;
       this.planner.noteWrite(ms);
       this.writeLatency.observe(ms / 1000);
+      this.watchWriteSpeed();
       this.writing = undefined;
     });
   }

@@ -58,14 +58,26 @@ export class RenewalPlanner {
     return Math.max(0, ...this.writes);
   }
 
-  /** How much of the reservation must be left when a renewal starts. */
-  marginMs(inFlightMs = 0): number {
-    const write = Math.max(this.slowestWriteMs, inFlightMs);
+  /** The margin the writes and lag seen call for, before the lead caps it. */
+  wantedMarginMs(): number {
     const lag = Math.max(0, ...this.lags);
-    const wanted = Math.max(this.reservationMs / 2, 2 * write + lag + this.checkEveryMs);
+    return Math.max(this.reservationMs / 2, 2 * this.slowestWriteMs + lag + this.checkEveryMs);
+  }
+
+  /** How much of the reservation must be left when a renewal starts. */
+  marginMs(): number {
     // Never more than most of the lead: beyond that no rule helps, and renewing without pause
     // would only load the store further.
-    return Math.min(wanted, this.maxLeadMs * 0.9);
+    return Math.min(this.wantedMarginMs(), this.maxLeadMs * 0.9);
+  }
+
+  /**
+   * True when the writes and lag seen need more margin than the lead allows: the store (or
+   * the event loop) is too slow for this --max-lead-ms, and the reservation can run out
+   * however early renewals start.
+   */
+  get tooSlowForLead(): boolean {
+    return this.wantedMarginMs() > this.maxLeadMs * 0.9;
   }
 
   /**

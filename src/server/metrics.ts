@@ -171,10 +171,10 @@ export function metricsRegistry(current: () => NodeSnapshot): Registry {
   });
   counter(
     'hailstone_refusals_total',
-    'UNAVAILABLE answers by reason: reservation (a renewal was late while nothing failed: never expected), storage, coordinator, ownership, clock_behind, clock, closed, starting',
+    'UNAVAILABLE answers by reason: reservation (a renewal was late while nothing failed: never expected), slow_storage (writes slower than the lead can cover), storage, coordinator, ownership, clock_behind, clock, closed, starting',
     ['reason'],
     (s) => {
-      const out: Record<string, number> = { reservation: 0, storage: 0, coordinator: 0, ownership: 0, clock_behind: 0, clock: 0, closed: 0, starting: 0 };
+      const out: Record<string, number> = { reservation: 0, slow_storage: 0, storage: 0, coordinator: 0, ownership: 0, clock_behind: 0, clock: 0, closed: 0, starting: 0 };
       for (const w of s.workers) {
         out.starting! += w.stats.replies.unavailableStarting;
         for (const [reason, n] of Object.entries(w.node?.refusals ?? {})) out[reason] = (out[reason] ?? 0) + n;
