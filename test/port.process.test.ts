@@ -68,7 +68,7 @@ describe.runIf(process.platform === 'linux').each(TRANSPORTS)('one server per po
     expect(await first.done).toBe(0);
   });
 
-  it('restarted on its own port after SIGTERM, after SIGKILL of the whole tree and after SIGKILL of the primary alone: it serves at once; ids unique across all runs', async () => {
+  it('restarted on its own port after SIGTERM, after SIGKILL of the whole tree and after SIGKILL of the primary alone: it serves at once; a stopped orphaned worker is named; ids unique across all runs', { timeout: 90_000 }, async () => {
     const dir = join(root, `${transport}-restart`);
     const args = (port: string) => ['--workers', '2', '--transport', transport, '--port', port, '--state-dir', dir, ...FAST];
     const all: bigint[] = [];
@@ -92,8 +92,32 @@ describe.runIf(process.platform === 'linux').each(TRANSPORTS)('one server per po
     s = await startServe(args(String(port)));
     await collect();
 
+    // A worker stopped (SIGSTOP) when its primary is SIGKILLed keeps the port: the next
+    // server is refused, naming that worker; once it is gone, the port is free again.
+    s.child.kill('SIGTERM');
+    expect(await s.done).toBe(0);
+    s = await startServe(args(String(port)), {}, { keepGroupAfterExit: true });
+    {
+      const [first, second] = childPids(s.pid);
+      process.kill(second!, 'SIGSTOP');
+      process.kill(s.pid, 'SIGKILL');
+      await s.done;
+      const refused = await runCli(['serve', '--workers', '2', '--transport', transport, '--port', String(port), '--state-dir', join(root, `${transport}-orphan`), ...FAST]);
+      expect(refused.code).toBe(1);
+      expect(refusal(refused.stderr)).toEqual([
+        expect.stringMatching(new RegExp(`^hailstone: PORT_IN_USE: UDP port ${port} on 127\\.0\\.0\\.1 is still bound by worker [01] \\(pid ${second}\\) of a hailstone server whose primary is gone`)),
+      ]);
+      process.kill(second!, 'SIGKILL');
+      await waitFor(() => ![first, second].some((pid) => isRunning(pid!)), { what: 'the orphaned workers to end', timeoutMs: 5000 });
+      s = await startServe(args(String(port)));
+      await collect();
+    }
+
     // The primary alone: its workers notice it is gone and stop; the next server waits for
     // them to let go of the port, no longer.
+    s.child.kill('SIGTERM');
+    expect(await s.done).toBe(0);
+    s = await startServe(args(String(port)), {}, { keepGroupAfterExit: true });
     const workers = childPids(s.pid);
     expect(workers).toHaveLength(2);
     process.kill(s.pid, 'SIGKILL');

@@ -10,6 +10,7 @@
 // claim is lost, stop issuing now). The primary stops a worker with SIGTERM.
 
 import type { ClaimRef } from '../fleet/etcd-store.js';
+import { holdWorkerGuard } from '../server/port-guard.js';
 import type { TransportChoice } from '../server/select-transport.js';
 import { failureOf } from './failure.js';
 import { type ServeConfig, ServingProcess, makeLogger, onStopSignal } from './run-server.js';
@@ -41,6 +42,9 @@ export async function serveWorker(config: ServeConfig): Promise<number> {
   const port = process.env.HAILSTONE_WORKER_PORT === undefined ? config.port : Number(process.env.HAILSTONE_WORKER_PORT);
   const host = process.env.HAILSTONE_WORKER_HOST ?? config.host;
   const proc = new ServingProcess(index);
+  // Held while it serves: if its primary dies while this worker is stopped, the next server
+  // on the port can say which hailstone worker still has it.
+  const workerGuard = await holdWorkerGuard(port, index, process.ppid);
   const claimText = process.env.HAILSTONE_FLEET_CLAIM;
   const fleetClaim: ClaimRef | undefined =
     claimText === undefined ? undefined : { ...(JSON.parse(claimText) as ClaimRef), lose: (reason) => void tell({ type: 'claim-lost', reason }) };
@@ -74,6 +78,7 @@ export async function serveWorker(config: ServeConfig): Promise<number> {
   await tell({ type: 'listening', index, host: server.address.host, port: server.address.port, transport: server.stats().transport.name });
   await stopped;
   await server.close();
+  await workerGuard?.close();
   // The IPC channel to the primary would keep this process alive.
   if (process.connected) process.disconnect();
   return 0;

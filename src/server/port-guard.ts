@@ -22,6 +22,7 @@
 // Linux-only; dgram workers share one exclusively bound socket): the guard is a no-op.
 
 import { type Socket as DgramSocket, createSocket } from 'node:dgram';
+import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { type Server as NetServer, type Socket, createConnection, createServer, isIPv6 } from 'node:net';
 import { hostPort } from '../address.js';
 import { HailstoneError } from '../errors.js';
@@ -66,12 +67,21 @@ export async function holdPort(port: number, self: Omit<PortHolder, 'pid'>): Pro
     socket.end(line);
   });
   server.on('error', () => undefined);
-  try {
-    await listen(server, guardName(port));
-  } catch (error) {
-    server.close();
-    if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw error;
-    throw portHeldError(port, await askHolder(port));
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await listen(server, guardName(port));
+      break;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE') {
+        server.close();
+        throw error;
+      }
+      const holding = await whoHolds(port);
+      // Gone meanwhile (its process just ended): try again, once.
+      if (holding.kind === 'none' && attempt === 1) continue;
+      server.close();
+      throw portHeldError(port, holding.kind === 'none' ? { kind: 'silent', pid: undefined } : holding);
+    }
   }
   // The guard must never keep a process alive by itself.
   server.unref();
@@ -84,19 +94,29 @@ export async function holdPort(port: number, self: Omit<PortHolder, 'pid'>): Pro
 
 /** Who holds the guard of `port`: the holder's own words, or undefined when nobody answers in time. */
 export async function askHolder(port: number): Promise<PortHolder | undefined> {
-  if (!PORT_GUARD_ENFORCED) return undefined;
+  const answer = await ask(guardName(port));
+  return answer.kind === 'answered' ? answer.holder : undefined;
+}
+
+/** What is behind a guard's name: a holder that answered, one that is bound but silent, or nobody. */
+type Answer = { kind: 'answered'; holder: PortHolder } | { kind: 'silent' } | { kind: 'none' };
+
+function ask(name: string): Promise<Answer> {
+  if (!PORT_GUARD_ENFORCED) return Promise.resolve({ kind: 'none' });
   return new Promise((resolve) => {
     let text = '';
+    let connected = false;
     let socket: Socket | undefined;
     const done = (holder: PortHolder | undefined): void => {
       clearTimeout(timer);
       socket?.destroy();
-      resolve(holder);
+      resolve(holder !== undefined ? { kind: 'answered', holder } : connected ? { kind: 'silent' } : { kind: 'none' });
     };
     // A holder stopped with SIGSTOP accepts (the kernel does) but never answers.
     const timer = setTimeout(() => done(undefined), ASK_TIMEOUT_MS);
-    socket = createConnection({ path: guardName(port) });
+    socket = createConnection({ path: name });
     socket.setEncoding('utf8');
+    socket.on('connect', () => (connected = true));
     socket.on('data', (chunk: string) => {
       text += chunk;
       if (text.includes('\n')) done(parseHolder(text.slice(0, text.indexOf('\n'))));
@@ -106,22 +126,110 @@ export async function askHolder(port: number): Promise<PortHolder | undefined> {
   });
 }
 
+/** Who holds `port`, as far as can be told: its own words, or (stopped, busy) the pid the kernel knows. */
+export type Holding = { kind: 'answered'; holder: PortHolder } | { kind: 'silent'; pid: number | undefined } | { kind: 'none' };
+
+export async function whoHolds(port: number): Promise<Holding> {
+  const answer = await ask(guardName(port));
+  return answer.kind === 'silent' ? { kind: 'silent', pid: pidBehind(guardName(port)) } : answer;
+}
+
+/**
+ * The process that has the abstract socket `name` bound, from /proc (what `ss -xlp` reads):
+ * its inode in /proc/net/unix, then the process with a descriptor on that inode. Undefined
+ * when it cannot be told (another user's process, no /proc).
+ */
+function pidBehind(name: string): number | undefined {
+  try {
+    const shown = `@${name.slice(1)}`;
+    const inodes = new Set<string>();
+    for (const line of readFileSync('/proc/net/unix', 'utf8').split('\n')) {
+      const fields = line.trim().split(/\s+/);
+      // Node binds abstract names padded with NULs to the full address length; /proc shows them as '@'.
+      if (fields[7]?.replace(/@+$/, '') === shown) inodes.add(`socket:[${fields[6]}]`);
+    }
+    if (inodes.size === 0) return undefined;
+    for (const entry of readdirSync('/proc')) {
+      if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+      let fds: string[];
+      try {
+        fds = readdirSync(`/proc/${entry}/fd`);
+      } catch {
+        continue;
+      }
+      for (const fd of fds) {
+        try {
+          if (inodes.has(readlinkSync(`/proc/${entry}/fd/${fd}`))) return Number(entry);
+        } catch {
+          // closed meanwhile
+        }
+      }
+    }
+  } catch {
+    // no /proc: say what is known without it
+  }
+  return undefined;
+}
+
 function parseHolder(text: string): PortHolder | undefined {
   try {
     const value = JSON.parse(text) as Partial<PortHolder>;
-    return Number.isInteger(value.pid) && typeof value.address === 'string' ? (value as PortHolder) : undefined;
+    return Number.isInteger(value.pid) ? (value as PortHolder) : undefined;
   } catch {
     return undefined;
   }
 }
 
-/** PORT_IN_USE for a port another hailstone server holds. */
-export function portHeldError(port: number, holder: PortHolder | undefined): HailstoneError {
+/** PORT_IN_USE for a port another hailstone server holds (answered or silent). */
+export function portHeldError(port: number, holding: Exclude<Holding, { kind: 'none' }>): HailstoneError {
   const who =
-    holder === undefined
-      ? 'another hailstone server (it did not say which: it may be stopped or busy)'
-      : `the hailstone server with pid ${holder.pid} (serving ${holder.address}${holder.nodeId === undefined ? '' : ` as node ${holder.nodeId}`}, ${holder.workers} worker${holder.workers === 1 ? '' : 's'})`;
+    holding.kind === 'silent'
+      ? `the hailstone server with pid ${holding.pid ?? '(unknown)'}, which does not answer (stopped with SIGSTOP, or frozen)`
+      : `the hailstone server with pid ${holding.holder.pid} (serving ${holding.holder.address}${holding.holder.nodeId === undefined ? '' : ` as node ${holding.holder.nodeId}`}, ${holding.holder.workers} worker${holding.holder.workers === 1 ? '' : 's'})`;
   return new HailstoneError('PORT_IN_USE', `UDP port ${port} is held by ${who}: stop it, or choose another port (--port)`, { retryAfterMs: 1000 });
+}
+
+/** The name a worker of a --workers server holds while it serves `port`, so it can be named if its primary is gone. */
+export function workerGuardName(port: number, index: number): string {
+  return `${guardName(port)}/worker/${index}`;
+}
+
+/** The most workers a server runs (the --workers limit): how many worker names to look for. */
+const MAX_WORKERS = 64;
+
+/**
+ * For a worker: holds its name while it serves, answering with its pid and its primary's.
+ * Best effort — a name still held by an exiting predecessor is not a reason to fail.
+ */
+export async function holdWorkerGuard(port: number, index: number, primaryPid: number): Promise<PortGuard | undefined> {
+  if (!PORT_GUARD_ENFORCED) return undefined;
+  const line = `${JSON.stringify({ pid: process.pid, primaryPid, worker: index })}\n`;
+  const server = createServer((socket) => {
+    socket.on('error', () => undefined);
+    socket.end(line);
+  });
+  server.on('error', () => undefined);
+  try {
+    await listen(server, workerGuardName(port, index));
+  } catch {
+    server.close();
+    return undefined;
+  }
+  server.unref();
+  return { port, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+}
+
+/** Workers of some hailstone server still bound to `port`: their pids as far as can be told. */
+async function workersOn(port: number): Promise<{ worker: number; pid: number | undefined; primaryPid?: number }[]> {
+  const found: { worker: number; pid: number | undefined; primaryPid?: number }[] = [];
+  for (let index = 0; index < MAX_WORKERS; index++) {
+    const name = workerGuardName(port, index);
+    const answer = await ask(name);
+    if (answer.kind === 'none') continue;
+    const said = answer.kind === 'answered' ? (answer.holder as unknown as { pid: number; primaryPid: number }) : undefined;
+    found.push({ worker: index, pid: said?.pid ?? pidBehind(name), ...(said === undefined ? {} : { primaryPid: said.primaryPid }) });
+  }
+  return found;
 }
 
 function listen(server: NetServer, path: string): Promise<void> {
@@ -168,10 +276,18 @@ export async function reservePortForWorkers(host: string, port: number, self: Om
         continue;
       }
       await guard.close();
-      if (code === 'EADDRINUSE') {
-        throw new HailstoneError('PORT_IN_USE', `UDP port ${port} on ${host} is in use by another process that is not a running hailstone server (see: ss -ulpn sport = :${port}): stop it, or choose another port (--port)`, { cause: error });
+      if (code !== 'EADDRINUSE') throw error;
+      // Workers of a server whose primary is gone (killed while a worker was stopped)?
+      const orphans = await workersOn(port);
+      if (orphans.length > 0) {
+        const pids = orphans.map((o) => `worker ${o.worker} (pid ${o.pid ?? 'unknown'})`).join(', ');
+        throw new HailstoneError(
+          'PORT_IN_USE',
+          `UDP port ${port} on ${host} is still bound by ${pids} of a hailstone server whose primary is gone: it is stopped or exiting; kill it, or choose another port (--port)`,
+          { cause: error, retryAfterMs: 1000 },
+        );
       }
-      throw error;
+      throw new HailstoneError('PORT_IN_USE', `UDP port ${port} on ${host} is in use by another process that is not a running hailstone server (see: ss -ulpn sport = :${port}): stop it, or choose another port (--port)`, { cause: error });
     }
   }
 }

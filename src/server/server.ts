@@ -28,7 +28,7 @@ import {
   parseRequest,
   writeReplyOverRequest,
 } from '../protocol/wire.js';
-import { type PortGuard, askHolder, holdPort, portHeldError } from './port-guard.js';
+import { type PortGuard, holdPort, portHeldError, whoHolds } from './port-guard.js';
 import { type RateLimitOptions, RateLimiter } from './rate-limit.js';
 import { type TransportChoice, createTransport } from './select-transport.js';
 import type { DatagramSource, Transport, TransportName, TransportStats } from './transport.js';
@@ -307,9 +307,9 @@ class IdServer implements Server {
 async function bindError(error: unknown, host: string, port: number): Promise<unknown> {
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
   if (code === 'EADDRINUSE') {
-    // A hailstone server holds it: name it. Otherwise some other program does.
-    const holder = port === 0 ? undefined : await askHolder(port);
-    if (holder !== undefined) return portHeldError(port, holder);
+    // A hailstone server holds it (answering, or stopped): name it. Otherwise some other program does.
+    const holding = port === 0 ? undefined : await whoHolds(port);
+    if (holding !== undefined && holding.kind !== 'none') return portHeldError(port, holding);
     return new HailstoneError('PORT_IN_USE', `UDP port ${port} on ${host} is in use by another process: stop it, or choose another port (--port)`, { cause: error });
   }
   if (code === 'EACCES' || code === 'EADDRNOTAVAIL') {

@@ -14,12 +14,14 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const running = new Set<ChildProcess>();
 /** Children that serve a whole test file (an etcd started in beforeAll): killed after the file, not after each test. */
 const fileScoped = new Set<ChildProcess>();
+/** Process groups whose leader exited but whose members a test still uses (orphaned workers). */
+const orphanGroups = new Set<number>();
 
 /** Starts a process in its own process group and tracks it until it exits. */
 export function spawnTracked(
   command: string,
   args: string[],
-  options: { env?: Record<string, string>; cwd?: string; scope?: 'test' | 'file' } = {},
+  options: { env?: Record<string, string>; cwd?: string; scope?: 'test' | 'file'; keepGroupAfterExit?: boolean } = {},
 ): ChildProcess {
   const child = spawn(command, args, {
     cwd: options.cwd ?? ROOT,
@@ -30,8 +32,11 @@ export function spawnTracked(
   running.add(child);
   if (options.scope === 'file') fileScoped.add(child);
   child.once('exit', () => {
-    // The leader is gone; its group may not be (workers of a killed primary).
-    killGroup(child, 'SIGKILL');
+    // The leader is gone; its group may not be (workers of a killed primary). A test that
+    // attacks those orphans keeps the group: killAllChildren still ends it after the test.
+    if (options.keepGroupAfterExit === true) {
+      orphanGroups.add(child.pid!);
+    } else killGroup(child, 'SIGKILL');
     running.delete(child);
     fileScoped.delete(child);
   });
@@ -56,6 +61,14 @@ function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
  * file-scoped ones), and waits until the leaders exited.
  */
 export async function killAllChildren(scope: 'test' | 'file' = 'file'): Promise<number> {
+  for (const pgid of orphanGroups) {
+    try {
+      process.kill(-pgid, 'SIGKILL');
+    } catch {
+      // gone
+    }
+  }
+  orphanGroups.clear();
   const alive = [...running].filter((child) => scope === 'file' || !fileScoped.has(child));
   for (const child of alive) killGroup(child, 'SIGKILL');
   await Promise.all(alive.map((child) => exited(child)));
@@ -72,8 +85,8 @@ export function spawnFixture(fixture: string, args: string[], env: Record<string
 }
 
 /** The hailstone command, from the sources. */
-export function spawnCli(args: string[], env: Record<string, string> = {}): ChildProcess {
-  return spawnTs('src/cli/main.ts', args, env);
+export function spawnCli(args: string[], env: Record<string, string> = {}, options: { keepGroupAfterExit?: boolean } = {}): ChildProcess {
+  return spawnTracked(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { env, ...options });
 }
 
 /** Runs the command to completion: exit code, stdout, stderr. */

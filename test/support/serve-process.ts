@@ -14,15 +14,15 @@ export interface ServeProcess {
 }
 
 /** Starts `hailstone serve ARGS`; resolves once it printed its ready line. */
-export async function startServe(args: string[], env: Record<string, string> = {}): Promise<ServeProcess> {
-  const s = spawnServe(args, env);
+export async function startServe(args: string[], env: Record<string, string> = {}, options: { keepGroupAfterExit?: boolean } = {}): Promise<ServeProcess> {
+  const s = spawnServe(args, env, options);
   const port = await readyPort(s.child, { text: s.stdout }, { text: s.stderr });
   return { ...s, port };
 }
 
 /** Starts `hailstone serve ARGS` without waiting for it to be ready. */
-export function spawnServe(args: string[], env: Record<string, string> = {}): Omit<ServeProcess, 'port'> {
-  const child = spawnCli(['serve', ...args], env);
+export function spawnServe(args: string[], env: Record<string, string> = {}, options: { keepGroupAfterExit?: boolean } = {}): Omit<ServeProcess, 'port'> {
+  const child = spawnCli(['serve', ...args], env, options);
   const out = collectText(child.stdout!);
   const err = collectText(child.stderr!);
   return { child, pid: child.pid!, stdout: out.text, stderr: err.text, done: exited(child) };
