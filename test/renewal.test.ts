@@ -39,7 +39,7 @@ describe('RenewalPlanner', () => {
     const p = new RenewalPlanner(1000, 2000, 50);
     expect(p.tooSlowForLead).toBe(false);
     p.noteWrite(5000);
-    expect(p.marginMs()).toBe(1800);
+    expect(p.marginMs()).toBe(1500);
     // The writes need more than the lead allows: refusals then are the store's slowness, not a late renewal.
     expect(p.tooSlowForLead).toBe(true);
     const plan = p.plan(T, T, T + 100);

@@ -8,7 +8,7 @@
 // for the check interval itself:
 //
 //   margin = 2 × (slowest recent write) + (latest recent timer lag) + check interval
-//   start  when  R − reference < max(reservationMs / 2, margin)
+//   start  when  R − reference < max(reservationMs / 2, margin), margin at most ¾ of maxLeadMs
 //   reach  reference + max(reservationMs, margin + reservationMs / 2), never past now + maxLeadMs
 //
 // On a healthy disk (writes of a few ms) this is the old rule: renew at half the
@@ -22,6 +22,8 @@
 
 /** How many recent writes and timer lags the margin remembers. */
 const WINDOW = 16;
+/** The most of the lead the margin may take (see marginMs). */
+const MAX_MARGIN_SHARE = 0.75;
 
 export interface RenewalPlan {
   /** Start a write now. */
@@ -66,9 +68,9 @@ export class RenewalPlanner {
 
   /** How much of the reservation must be left when a renewal starts. */
   marginMs(): number {
-    // Never more than most of the lead: beyond that no rule helps, and renewing without pause
-    // would only load the store further.
-    return Math.min(this.wantedMarginMs(), this.maxLeadMs * 0.9);
+    // Never more than three quarters of the lead: each renewal must still buy a quarter of it,
+    // or renewals would run back to back, each buying a few ms while loading the store further.
+    return Math.min(this.wantedMarginMs(), this.maxLeadMs * MAX_MARGIN_SHARE);
   }
 
   /**
@@ -77,7 +79,7 @@ export class RenewalPlanner {
    * however early renewals start.
    */
   get tooSlowForLead(): boolean {
-    return this.wantedMarginMs() > this.maxLeadMs * 0.9;
+    return this.wantedMarginMs() > this.maxLeadMs * MAX_MARGIN_SHARE;
   }
 
   /**
