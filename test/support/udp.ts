@@ -27,6 +27,10 @@ export interface TestServer {
 export async function startServer(options: Partial<ServeOptions> = {}): Promise<TestServer> {
   const stateDir = mkdtempSync(join(tmpdir(), 'hailstone-srv-'));
   const server = await serve({ nodeId: 3, stateDir, port: 0, maxLeadMs: 300, reservationMs: 300, logger: silent, ...options });
+  // Ready means able to issue: on a loaded machine the startup's write can take longer than a
+  // 300 ms reservation, and the node then refuses until its first renewal lands.
+  const until = Date.now() + 10_000;
+  while (!server.node.status().healthy && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
   return {
     server,
     port: server.address.port,
