@@ -62,34 +62,38 @@ export async function holdPort(port: number, self: Omit<PortHolder, 'pid'>): Pro
   if (!Number.isInteger(port) || port <= 0 || port > 65535) throw new RangeError(`holdPort needs a port from 1 to 65535, got ${port}`);
   if (!PORT_GUARD_ENFORCED) return { port, close: () => Promise.resolve() };
   const line = `${JSON.stringify({ ...self, pid: process.pid } satisfies PortHolder)}\n`;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return { port, close: await answerOn(guardName(port), line) };
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw error;
+      const holding = await whoHolds(port);
+      // Gone meanwhile (its process just ended): try again, once.
+      if (holding.kind === 'none' && attempt === 1) continue;
+      throw portHeldError(port, holding.kind === 'none' ? { kind: 'silent', pid: undefined } : holding);
+    }
+  }
+}
+
+/**
+ * Binds the abstract socket `name` and answers every connection with `line`; resolves with
+ * what releases it, rejects with the bind's error. It never keeps the process alive.
+ */
+async function answerOn(name: string, line: string): Promise<() => Promise<void>> {
   const server = createServer((socket) => {
     socket.on('error', () => undefined);
     socket.end(line);
   });
   server.on('error', () => undefined);
-  for (let attempt = 1; ; attempt++) {
-    try {
-      await listen(server, guardName(port));
-      break;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE') {
-        server.close();
-        throw error;
-      }
-      const holding = await whoHolds(port);
-      // Gone meanwhile (its process just ended): try again, once.
-      if (holding.kind === 'none' && attempt === 1) continue;
-      server.close();
-      throw portHeldError(port, holding.kind === 'none' ? { kind: 'silent', pid: undefined } : holding);
-    }
+  try {
+    await listen(server, name);
+  } catch (error) {
+    server.close();
+    throw error;
   }
-  // The guard must never keep a process alive by itself.
   server.unref();
   let closing: Promise<void> | undefined;
-  return {
-    port,
-    close: () => (closing ??= new Promise<void>((resolve) => server.close(() => resolve()))),
-  };
+  return () => (closing ??= new Promise<void>((resolve) => server.close(() => resolve())));
 }
 
 /** Who holds the guard of `port`: the holder's own words, or undefined when nobody answers in time. */
@@ -130,8 +134,9 @@ function ask(name: string): Promise<Answer> {
 export type Holding = { kind: 'answered'; holder: PortHolder } | { kind: 'silent'; pid: number | undefined } | { kind: 'none' };
 
 export async function whoHolds(port: number): Promise<Holding> {
-  const answer = await ask(guardName(port));
-  return answer.kind === 'silent' ? { kind: 'silent', pid: pidBehind(guardName(port)) } : answer;
+  const name = guardName(port);
+  const answer = await ask(name);
+  return answer.kind === 'silent' ? { kind: 'silent', pid: pidBehind(name) } : answer;
 }
 
 /**
@@ -204,19 +209,11 @@ const MAX_WORKERS = 64;
 export async function holdWorkerGuard(port: number, index: number, primaryPid: number): Promise<PortGuard | undefined> {
   if (!PORT_GUARD_ENFORCED) return undefined;
   const line = `${JSON.stringify({ pid: process.pid, primaryPid, worker: index })}\n`;
-  const server = createServer((socket) => {
-    socket.on('error', () => undefined);
-    socket.end(line);
-  });
-  server.on('error', () => undefined);
   try {
-    await listen(server, workerGuardName(port, index));
+    return { port, close: await answerOn(workerGuardName(port, index), line) };
   } catch {
-    server.close();
     return undefined;
   }
-  server.unref();
-  return { port, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
 }
 
 /** Workers of some hailstone server still bound to `port`: their pids as far as can be told. */
