@@ -8,8 +8,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { decode } from '../src/index.js';
-import { TestEtcd, etcdInstalled } from './support/etcd.js';
-import { requirePrerequisite } from './support/prerequisite.js';
+import { TestEtcd, etcdInstalled, requireEtcd } from './support/etcd.js';
 import { Load, type ServeProcess, duplicatesIn, startServe } from './support/serve-process.js';
 import { prng, testSeed } from './support/seed.js';
 
@@ -21,7 +20,7 @@ interface Running {
   load: Load;
 }
 
-requirePrerequisite(etcdInstalled, 'etcd (Debian package etcd-server) for fleet mode against a real etcd');
+requireEtcd();
 
 describe.skipIf(!etcdInstalled)('fleet chaos', () => {
   it(`${EVENTS} random events against 3 servers and etcd: 0 duplicates`, async () => {

@@ -5,8 +5,7 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from './support/child.js';
-import { TestEtcd, etcdInstalled } from './support/etcd.js';
-import { requirePrerequisite } from './support/prerequisite.js';
+import { TestEtcd, etcdInstalled, requireEtcd } from './support/etcd.js';
 import { Load, startServe } from './support/serve-process.js';
 
 interface Healthz {
@@ -28,7 +27,7 @@ function lines(stderr: string, message: RegExp): Record<string, unknown>[] {
     .filter((l) => message.test(String(l.msg)));
 }
 
-requirePrerequisite(etcdInstalled, 'etcd (Debian package etcd-server) for fleet mode against a real etcd');
+requireEtcd();
 
 describe.skipIf(!etcdInstalled)('fleet mode: etcd down, as an operator sees it (real etcd, real server)', () => {
   let etcd: TestEtcd;

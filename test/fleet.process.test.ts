@@ -7,8 +7,7 @@ import { type Server as NetServer, Socket, createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decode } from '../src/index.js';
 import { exited, waitFor } from './support/child.js';
-import { TestEtcd, etcdInstalled } from './support/etcd.js';
-import { requirePrerequisite } from './support/prerequisite.js';
+import { TestEtcd, etcdInstalled, requireEtcd } from './support/etcd.js';
 import { Load, type ServeProcess, duplicatesIn, spawnServe, startServe } from './support/serve-process.js';
 
 const TTL = '3';
@@ -83,7 +82,7 @@ class BlackholeProxy {
   }
 }
 
-requirePrerequisite(etcdInstalled, 'etcd (Debian package etcd-server) for fleet mode against a real etcd');
+requireEtcd();
 
 describe.skipIf(!etcdInstalled)('fleet mode: real servers, real etcd, every id checked', () => {
   let etcd: TestEtcd;

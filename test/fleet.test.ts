@@ -8,14 +8,13 @@ import { type Claim, claimNodeId } from '../src/fleet/claim.js';
 import { claimKey, connectEtcd, formatReservation, reservationKey } from '../src/fleet/etcd.js';
 import type { NodeLogger } from '../src/node/node.js';
 import { waitFor } from './support/child.js';
-import { TestEtcd, etcdInstalled } from './support/etcd.js';
-import { requirePrerequisite } from './support/prerequisite.js';
+import { TestEtcd, etcdInstalled, requireEtcd } from './support/etcd.js';
 import { issue } from './support/issue.js';
 
 const silent: NodeLogger = { info() {}, warn() {}, error() {} };
 const info = (i: number) => ({ instance: `t${i}`, host: 'test', udp: `127.0.0.1:${10000 + i}`, pid: process.pid, version: 'test', startedAt: new Date().toISOString() });
 
-requirePrerequisite(etcdInstalled, 'etcd (Debian package etcd-server) for fleet mode against a real etcd');
+requireEtcd();
 
 describe.skipIf(!etcdInstalled)('fleet mode in process (real etcd)', () => {
   let etcd: TestEtcd;

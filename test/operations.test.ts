@@ -11,8 +11,7 @@ import { serveMetrics, type NodeSnapshot } from '../src/server/metrics.js';
 import { realStorage } from '../src/node/storage.js';
 import { requestSize, writeRequestHeader } from '../src/protocol/wire.js';
 import { collectText, exited, readyPort, sleep, spawnCli, spawnFixture } from './support/child.js';
-import { TestEtcd, etcdInstalled } from './support/etcd.js';
-import { requirePrerequisite } from './support/prerequisite.js';
+import { TestEtcd, etcdInstalled, requireEtcd } from './support/etcd.js';
 import { prng, testSeed } from './support/seed.js';
 import { Probe, silent, startServer } from './support/udp.js';
 
@@ -245,7 +244,7 @@ describe('metrics across workers', () => {
   });
 });
 
-requirePrerequisite(etcdInstalled, 'etcd (Debian package etcd-server) for fleet mode against a real etcd');
+requireEtcd();
 
 describe.skipIf(!etcdInstalled)('metrics in fleet mode (real etcd)', () => {
   let etcd: TestEtcd;

@@ -9,8 +9,14 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { collectText, exited, spawnTracked, waitFor } from './child.js';
+import { requirePrerequisite } from './prerequisite.js';
 
 export const etcdInstalled = spawnSync('etcd', ['--version']).status === 0;
+
+/** Fleet tests skip without etcd on a developer's machine; under CI its absence fails, named. */
+export function requireEtcd(): void {
+  requirePrerequisite(etcdInstalled, 'etcd (Debian package etcd-server) for fleet mode against a real etcd');
+}
 
 async function freePort(): Promise<number> {
   const server = createServer();
