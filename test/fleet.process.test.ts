@@ -199,7 +199,8 @@ describe.skipIf(!etcdInstalled)('fleet mode: real servers, real etcd, every id c
   it('--workers 2 under one claim: one node id for both workers; when the claim goes, both stop and start again under a new claim', async () => {
     const s = await startServe(fleetArgs(etcd.endpoint, 'w', ['--workers', '2']));
     const k = nodeOf(s);
-    const load = new Load([`127.0.0.1:${s.port}`], { concurrency: 8 });
+    // 16 sockets: the kernel spreads them over both workers' sockets by their source ports.
+    const load = new Load([`127.0.0.1:${s.port}`], { concurrency: 16 });
     await load.more(2000);
     // Take the claim away (as an operator deleting the key would): a worker's write fails,
     // the primary fences and re-claims, the workers restart under the new claim.
@@ -208,7 +209,12 @@ describe.skipIf(!etcdInstalled)('fleet mode: real servers, real etcd, every id c
     await client.delete().key(claimKey('w', k));
     client.close();
     await waitFor(() => /re-claimed/.test(s.stderr()), { what: 'the server to claim again', child: s.child });
+    const afterReclaim = load.ids.length;
     await load.more(2000);
+    // Both workers serve again under the new claim: wait for that state, however slowly a
+    // loaded machine lets the second one get its first renewal through etcd.
+    const workersOf = (from: number) => new Set(load.ids.slice(from).map((id) => decode(id, { workers: 2 }).worker));
+    await waitFor(() => workersOf(afterReclaim).size === 2, { what: 'ids from both workers after the re-claim', child: s.child, timeoutMs: 20_000 });
     const ids = await load.stop();
     expect(duplicatesIn(ids)).toEqual([]);
     expect(new Set(ids.map((id) => decode(id, { workers: 2 }).worker))).toEqual(new Set([0, 1]));
