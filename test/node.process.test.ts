@@ -22,6 +22,7 @@ interface Incarnation {
   done: Promise<number | string>;
   kill: () => void;
   ready: Promise<void>;
+  opening: Promise<void>;
 }
 
 function start(stateDir: string, skewMs: number, env: Record<string, string> = {}): Incarnation {
@@ -35,11 +36,12 @@ function start(stateDir: string, skewMs: number, env: Record<string, string> = {
     pending = pending.subarray(whole);
   });
   const stderr = collectText(child.stderr!);
-  const ready = new Promise<void>((resolve) => {
-    const check = () => (stderr.text().includes('READY') ? resolve() : setTimeout(check, 5));
-    check();
-  });
-  return { ids, stderr: stderr.text, done: exited(child), kill: () => child.kill('SIGKILL'), ready };
+  const line = (text: string) =>
+    new Promise<void>((resolve) => {
+      const check = () => (stderr.text().includes(text) ? resolve() : setTimeout(check, 1));
+      check();
+    });
+  return { ids, stderr: stderr.text, done: exited(child), kill: () => child.kill('SIGKILL'), ready: line('READY'), opening: line('OPENING') };
 }
 
 describe('SIGKILL and restart with the clock stepped back', () => {
@@ -48,15 +50,27 @@ describe('SIGKILL and restart with the clock stepped back', () => {
     const seen = new Set<bigint>();
     let maxSoFar = -1n;
     let total = 0;
+    // How long the last openNode took (OPENING to READY): startup kills land inside it.
+    let lastOpenMs = 20;
+    let killedWhileOpening = 0;
+    let startupKills = 0;
     for (let k = 0; k < KILLS; k++) {
       const skew = -Math.floor(random() * 5000);
       const life = start(dir, skew);
       const mode = random();
       if (mode < 0.15) {
-        // Kill during startup, before or while the first reservation is written.
-        await sleep(Math.floor(random() * 400));
+        // Kill during startup, while openNode reads, waits for the clock or writes the first
+        // reservation — timed from the child's OPENING line, not from spawn, so the kill does
+        // not land while the runtime is still loading code.
+        startupKills++;
+        await Promise.race([life.opening, life.done]);
+        await sleep(Math.floor(random() * lastOpenMs));
+        if (!life.stderr().includes('READY')) killedWhileOpening++;
       } else {
+        await Promise.race([life.opening, life.done]);
+        const opened = Date.now();
         await Promise.race([life.ready, life.done]);
+        lastOpenMs = Math.max(5, Date.now() - opened);
         // Some restarts are immediate: killed right after it started serving.
         await sleep(mode < 0.4 ? 0 : 20 + Math.floor(random() * 200));
       }
@@ -72,6 +86,9 @@ describe('SIGKILL and restart with the clock stepped back', () => {
     }
     expect(seen.size).toBe(total);
     expect(total).toBeGreaterThan(KILLS * 100);
+    console.log(`[startup kills] ${killedWhileOpening} of ${startupKills} landed between OPENING and READY`);
+    // The startup row is exercised: most startup kills hit openNode itself.
+    if (startupKills >= 3) expect(killedWhileOpening, `${killedWhileOpening} of ${startupKills} startup kills landed before READY`).toBeGreaterThan(0);
   });
 
   it('a restart with the clock an hour behind refuses with a clear message', async () => {
