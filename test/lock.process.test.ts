@@ -248,6 +248,15 @@ describe('a restart in a new PID namespace gets the same pid', () => {
       const port = await readyPort(child, out, err);
       const lock = JSON.parse(readFileSync(join(dir, 'node-0.w0-1.state.lock'), 'utf8'));
       expect(lock.pid).toBe(1);
+      if (round > 0) {
+        // "At once": from opening the node to serving, measured by the server's own log
+        // times — no stale-mutex timeout (10 s) or first-start wait was served.
+        const lines = err.text().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { time: number; msg: string; firstStart?: boolean });
+        const opening = lines.find((l) => l.msg.startsWith('socket bound; opening the node'));
+        const started = lines.find((l) => l.msg === 'node started');
+        expect(started?.firstStart).toBe(false);
+        expect(started!.time - opening!.time, err.text()).toBeLessThan(2000);
+      }
       expect(lock.flock).toBe(lockName === 'the kernel lock' && kernelLockAvailability().available);
       const load = new Load([`127.0.0.1:${port}`]);
       await load.more(200);
