@@ -5,6 +5,7 @@
 
 import { type Server as NetServer, Socket, createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectEtcd, parseReservation, reservationsPrefix } from '../src/fleet/etcd.js';
 import { decode } from '../src/index.js';
 import { exited, waitFor } from './support/child.js';
 import { TestEtcd, etcdInstalled, requireEtcd } from './support/etcd.js';
@@ -38,6 +39,18 @@ function maxOf(ids: bigint[]): bigint {
 
 function minOf(ids: bigint[]): bigint {
   return ids.reduce((a, b) => (b < a ? b : a), ids[0]!);
+}
+
+/** The metrics port a server with `--metrics 127.0.0.1:0` logged. */
+async function metricsPortOf(s: Omit<ServeProcess, 'port'>): Promise<number> {
+  return Number((await waitFor(() => /"metrics":"http:\/\/127\.0\.0\.1:(\d+)"/.exec(s.stderr()) ?? undefined, { what: 'the metrics port', child: s.child }))[1]);
+}
+
+/** One sample of a metric (without labels), or undefined where the server does not export it. */
+async function metricOf(port: number, name: string): Promise<number | undefined> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
+  return m === null ? undefined : Number(m[1]);
 }
 
 async function stopServe(s: Omit<ServeProcess, 'port'>): Promise<void> {
@@ -234,18 +247,30 @@ describe.skipIf(!etcdInstalled)('fleet mode: claims that have to wait', () => {
   it('--workers 2 waiting for a held id with a 2 s lease: when the holder stops it claims, serves and does not fence itself', async () => {
     const holder = await startServe(fleetArgs(etcd.endpoint, 'wait2', ['--lease-ttl-s', '2']));
     const k = nodeOf(holder);
-    const waiting = spawnServe(fleetArgs(etcd.endpoint, 'wait2', ['--node-id', String(k), '--claim-wait-ms', '30000', '--lease-ttl-s', '2', '--workers', '2']));
-    await new Promise((r) => setTimeout(r, 3000)); // several keepalive periods of waiting
+    const waiting = spawnServe(fleetArgs(etcd.endpoint, 'wait2', ['--node-id', String(k), '--claim-wait-ms', '30000', '--lease-ttl-s', '2', '--workers', '2', '--metrics', '127.0.0.1:0']));
+    // Waiting for the held id, as /healthz says (a loaded machine may still be loading the
+    // command) — then for longer than its own 2 s lease, which it must keep alive meanwhile,
+    // or the claim it makes would be fenced the moment it is made. The time is what is tested.
+    const metrics = await metricsPortOf(waiting);
+    await waitFor(async () => /claiming a node id/.test(((await (await fetch(`http://127.0.0.1:${metrics}/healthz`)).json()) as { reason?: string }).reason ?? '') || undefined, {
+      what: '/healthz to say it is claiming',
+      child: waiting.child,
+    });
+    await new Promise((r) => setTimeout(r, 3000));
+    expect(waiting.stdout()).not.toMatch(/listening/);
     holder.child.kill('SIGTERM');
     expect(await holder.done).toBe(0);
     const m = await waitFor(() => /listening on udp:\/\/127\.0\.0\.1:(\d+) node=(\d+)/.exec(waiting.stdout()) ?? undefined, { what: 'the waiting server to serve', child: waiting.child });
     expect(Number(m[2])).toBe(k);
     const load = new Load([`127.0.0.1:${m[1]}`], { concurrency: 8 });
     await load.more(2000);
-    await new Promise((r) => setTimeout(r, 2500));
+    // Serving for more than a TTL (4 more keepalives, each confirmed) with load on.
+    const renewed = (await metricOf(metrics, 'hailstone_fleet_lease_renewals_total')) ?? 0;
+    await waitFor(async () => ((await metricOf(metrics, 'hailstone_fleet_lease_renewals_total')) ?? 0) >= renewed + 4 || undefined, { what: '4 more keepalives while serving', child: waiting.child });
     await load.more(1000);
     expect(duplicatesIn(await load.stop())).toEqual([]);
     expect(waiting.stderr()).not.toMatch(/fenced/);
+    expect(await metricOf(metrics, 'hailstone_fleet_fences_total')).toBe(0);
     await stopServe(waiting);
   });
 
@@ -296,9 +321,25 @@ describe.skipIf(!etcdInstalled)('fleet mode: etcd itself killed', () => {
       await etcd.kill();
       // Past the reservation (300 ms): the server refuses instead of issuing past what etcd acknowledged.
       await waitFor(() => (load.refusals.get('UNAVAILABLE') ?? 0) > 0 || undefined, { what: 'UNAVAILABLE answers', child: s.child });
-      await new Promise((r) => setTimeout(r, 2000));
+      const refusedAt = load.refusals.get('UNAVAILABLE')!;
+      await waitFor(() => load.refusals.get('UNAVAILABLE')! >= refusedAt + 50 || undefined, { what: 'refusals to go on while etcd is down', child: s.child });
+      // Paused while etcd comes back, so the R etcd holds is still the last one it acknowledged
+      // before it died: nothing issued up to now may lie past it.
+      s.child.kill('SIGSTOP');
+      const issuedWhileUp = load.ids.length;
       const back = Date.now();
       await etcd.run();
+      const etcdClient = connectEtcd({ endpoints: [etcd.endpoint] });
+      let acknowledged = -Infinity;
+      try {
+        const stored = await etcdClient.getAll().prefix(reservationsPrefix('f', nodeOf(s))).strings();
+        for (const value of Object.values(stored)) acknowledged = Math.max(acknowledged, parseReservation(value)!);
+      } finally {
+        etcdClient.close();
+        s.child.kill('SIGCONT');
+      }
+      const latest = load.ids.slice(0, issuedWhileUp).reduce((a, id) => Math.max(a, decode(id).timestamp), -Infinity);
+      expect(latest, `an id issued at ${latest} lies past the acknowledged R ${acknowledged}`).toBeLessThanOrEqual(acknowledged);
       await load.more(500, 5000 + (Date.now() - back));
       const ids = await load.stop();
       expect(duplicatesIn(ids)).toEqual([]);
