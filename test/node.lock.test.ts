@@ -175,6 +175,50 @@ describe('the lock lost at every step of a running node (simulated disk)', () =>
   }
 });
 
+describe('the state dir swapped for hard links to its files at every step (simulated disk)', () => {
+  // The lock file keeps its inode and bytes, so the lock check passes: only the state dir's
+  // identity tells the node that its directory is not the one it opened.
+  const DIR = '/state';
+  const T0 = DEFAULT_LAYOUT.epoch + 700_000_000;
+  const STEPS = 40;
+  it(`before each of a node's next ${STEPS} disk operations: the node stops, and issues nothing after it says so`, async () => {
+    const base = testSeed('dir-swap-links');
+    for (let step = 0; step < STEPS; step++) {
+      const random = prng(base + step);
+      const fs = new SimulatedFs(random);
+      const clock = new ManualClock(T0);
+      let armed = false;
+      let ops = 0;
+      const node = await openNode({
+        nodeId: 5,
+        stateDir: DIR,
+        clock: clock.read,
+        sleep: async (ms) => clock.advance(ms),
+        logger: silent,
+        maxLeadMs: 2000,
+        reservationMs: 400,
+        processes: new SimProcesses().spawn().probe,
+        fs: gatedFs(fs, async () => {
+          if (armed && ops++ === step) fs.swapDirKeepingLinks(DIR);
+        }),
+      });
+      const ids = (await drive(node, clock, random, 5)).ids;
+      armed = true;
+      for (let round = 0; round < 200 && node.status().ownershipLost === undefined; round++) {
+        ids.push(...(await drive(node, clock, random, 1)).ids);
+        if (round % 20 === 19) await new Promise((r) => setTimeout(r, 20)); // a failed renewal's real-time backoff
+      }
+      const context = `seed ${base + step} step ${step}`;
+      expect(node.status().ownershipLost ?? 'the node is still issuing', context).toMatch(/the state directory .* was removed or replaced/);
+      expect(new Set(ids).size, context).toBe(ids.length);
+      const after = await drive(node, clock, random, 10);
+      expect(after.ids, context).toEqual([]);
+      expect(new Set(after.refusals), context).toEqual(new Set(['OWNERSHIP_LOST']));
+      await node.close();
+    }
+  });
+});
+
 describe('the lock on real files', () => {
   let dir: string;
   beforeEach(() => {

@@ -126,6 +126,15 @@ export class SimulatedFs implements StorageFs {
     this.dirs.set(dir, this.nextIno++);
   }
 
+  /**
+   * `mv dir dir.old; mkdir dir; ln dir.old/* dir/`: a new directory under the same name whose
+   * entries are hard links to the old files — same inodes, same bytes. Only the directory's
+   * own identity has changed.
+   */
+  swapDirKeepingLinks(dir: string): void {
+    this.dirs.set(dir, this.nextIno++);
+  }
+
   peek(path: string): Uint8Array | undefined {
     return this.live.get(path)?.data;
   }
