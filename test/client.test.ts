@@ -77,17 +77,24 @@ describe.each(TRANSPORTS)('%s transport', (transport) => {
         { from: fakeServer, msg: reply([compose({ timestamp: t + 10 * 86_400_000, nodeId: 1, sequence: 1 })]) }, // far future
       ];
       for (const f of forged) await f.from.send(f.msg, clientPort);
-      await new Promise((r) => setTimeout(r, 100));
+      // The genuine reply after them, from the same sender: the client reads its socket in
+      // order, so once it accepts this one, every forgery before it was already handled —
+      // while the nonce was still outstanding, so each was refused for what it is.
+      const genuine = reply(good);
+      await fakeServer.send(genuine, clientPort);
+      expect(await pending).toEqual(good);
       // The client's socket is connected to the server it asked: the kernel drops what
       // another sender sends it, so only the rest reach the client to be rejected.
       const delivered = forged.filter((f) => f.from !== forger).length;
       expect(client.stats().rejectedReplies).toBe(delivered);
-      const genuine = reply(good);
-      await fakeServer.send(genuine, clientPort);
-      expect(await pending).toEqual(good);
       // The same reply again (a duplicate): its nonce is retired.
       await fakeServer.send(genuine, clientPort);
-      await new Promise((r) => setTimeout(r, 50));
+      // Then a second exchange: once its reply is accepted, the duplicate before it was handled.
+      const next = client.nextIds(1);
+      const { msg: request2 } = (await fakeServer.waitFor(2, 2000))[1]!;
+      const more = [compose({ timestamp: t, nodeId: 1, sequence: 7 })];
+      await fakeServer.send(reply(more, { nonceFrom: request2 }), clientPort);
+      expect(await next).toEqual(more);
       expect(client.stats().rejectedReplies).toBe(delivered + 1);
       await client.close();
       await fakeServer.close();

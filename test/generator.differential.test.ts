@@ -143,7 +143,9 @@ describe('WASM and TypeScript backends agree on random clock traces', () => {
               : d.worker !== worker.index ? 'wrong worker stripe'
               : d.timestamp - clockTickStart > leadLimit ? 'more than maxLeadMs ahead of the clock'
               : d.timestamp > limit ? 'past the limit'
-              : d.timestamp <= floor - layout.tickMs ? 'at or before the resumeAfter floor'
+              // resumeAfter(ms): no id timestamped at or before ms. A timestamp is its tick's first ms, so
+              // this also rules out the floor's own tick.
+              : d.timestamp <= floor ? 'at or before the resumeAfter floor'
               : undefined;
             if (broken !== undefined) throw new Error(`id ${id} ${broken}: ${JSON.stringify({ ...d, id: String(id) })}`);
             last = id;

@@ -82,6 +82,23 @@ export class Probe {
     return this.replies;
   }
 
+  /**
+   * Waits for the reply echoing `request`'s nonce (bytes 8..15); throws after `ms`. Sent
+   * last, a valid request is a marker: a server handles its socket's datagrams in order, so
+   * once the marker is answered, everything this socket sent it before was handled, and
+   * any reply to those arrived before the marker's.
+   */
+  async replyTo(request: Uint8Array, ms = 2000): Promise<Probe['replies'][number]> {
+    const nonce = request.subarray(8, 16);
+    const until = Date.now() + ms;
+    for (;;) {
+      const reply = this.replies.find((r) => r.msg.subarray(8, 16).equals(nonce));
+      if (reply !== undefined) return reply;
+      if (Date.now() > until) throw new Error(`no reply to the request with nonce ${Buffer.from(nonce).toString('hex')} within ${ms} ms`);
+      await new Promise((r) => setTimeout(r, 2));
+    }
+  }
+
   close(): Promise<void> {
     return new Promise((resolve) => this.socket.close(() => resolve()));
   }
