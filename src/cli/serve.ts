@@ -20,6 +20,7 @@ import { type Backend, DEFAULT_MAX_LEAD_MS, MAX_LEAD_MS_LIMIT } from '../generat
 import { UsageError } from './failure.js';
 import { booleanWithEnv, choiceOption, intOption, keyFileExposure, listOption, parsedOption } from './options.js';
 import { type ServeConfig, ServingProcess, makeLogger, onStopSignal, readyLine, say, startMetrics, warnAboutKeyFiles } from './run-server.js';
+import { defaultClaimWaitMs } from '../fleet/claim.js';
 import { servePrimary } from './supervisor.js';
 import { serveWorker } from './worker.js';
 
@@ -75,7 +76,7 @@ export function serveProgram(run: (config: ServeConfig) => Promise<number>): Com
     .addOption(intOption('--clock-skew-ms <ms>', 'shift the clock, to rehearse clock steps (negative: behind)', 'HAILSTONE_CLOCK_SKEW_MS', { min: -365 * DAY, max: 365 * DAY, default: 0 }))
     .addOption(listOption('--etcd <url>', 'fleet mode: etcd endpoints (repeat or comma-separate); node ids and reservations are granted by etcd', 'HAILSTONE_ETCD', 'off: local mode'))
     .addOption(new Option('--cluster <name>', 'fleet mode: node ids are unique within this cluster').env('HAILSTONE_CLUSTER').default('default'))
-    .addOption(intOption('--claim-wait-ms <ms>', 'fleet mode with --node-id: wait this long for its holder to go away, then NODE_ID_TAKEN', 'HAILSTONE_CLAIM_WAIT_MS', { min: 0, max: DAY, default: 0 }))
+    .addOption(intOption('--claim-wait-ms <ms>', 'fleet mode with --node-id: wait this long for its holder to go away, then NODE_ID_TAKEN (default: the lease TTL + 1 s)', 'HAILSTONE_CLAIM_WAIT_MS', { min: 0, max: DAY }))
     .addOption(intOption('--lease-ttl-s <s>', 'fleet mode: lease TTL; a dead holder\'s node id can move after this long', 'HAILSTONE_LEASE_TTL_S', { min: 2, max: 3600, default: 10 }))
     .addOption(intOption('--etcd-wait-ms <ms>', 'fleet mode: at startup, wait this long for etcd, then COORDINATOR_UNAVAILABLE', 'HAILSTONE_ETCD_WAIT_MS', { min: 0, max: DAY, default: 30_000 }))
     .addOption(new Option('--reset-state', 'start over from a damaged state file, as a first start (env HAILSTONE_RESET_STATE=1)'))
@@ -100,7 +101,7 @@ function configOf(flags: ServeFlags): ServeConfig {
   }
   if (maxLeadMs > MAX_LEAD_MS_LIMIT) throw new UsageError(`--max-lead-ms must be at most ${MAX_LEAD_MS_LIMIT}`);
   const fleet = flags.etcd.length > 0;
-  if (!fleet && flags.claimWaitMs > 0) throw new UsageError('--claim-wait-ms needs --etcd (fleet mode)');
+  if (!fleet && flags.claimWaitMs !== undefined) throw new UsageError('--claim-wait-ms needs --etcd (fleet mode)');
   return {
     nodeId: fleet ? flags.nodeId : (flags.nodeId ?? 0),
     host: flags.host,
@@ -126,7 +127,7 @@ function configOf(flags: ServeFlags): ServeConfig {
     resetState: booleanWithEnv(flags.resetState, 'HAILSTONE_RESET_STATE'),
     etcd: fleet ? flags.etcd : undefined,
     cluster: flags.cluster,
-    claimWaitMs: flags.claimWaitMs,
+    claimWaitMs: flags.claimWaitMs ?? defaultClaimWaitMs(fleet && flags.nodeId !== undefined, flags.leaseTtlS),
     leaseTtlS: flags.leaseTtlS,
     etcdWaitMs: flags.etcdWaitMs,
   };
@@ -167,7 +168,12 @@ async function serveSingle(config: ServeConfig): Promise<number> {
   const transport = server.stats().transport.name;
   logger.info({ address: server.address, workers: 1, transport, metricsPort: metrics?.address.port }, 'listening');
   say(readyLine(config, server.address.host, server.address.port, transport, server.node.status().nodeId));
-  await stopped;
+  const failure = await Promise.race([stopped.then(() => undefined), server.failed]);
+  if (failure !== undefined) {
+    await server.close();
+    await metrics?.close();
+    throw failure;
+  }
   logger.info({}, 'stopping: no longer receiving');
   await server.close();
   await metrics?.close();

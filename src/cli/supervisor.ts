@@ -319,6 +319,8 @@ export async function servePrimary(config: ServeConfig): Promise<number> {
   }
   started = true;
   supervisor.start();
+  // A given node id taken by another instance while fenced: stop every worker, exit 1.
+  void fleet?.gaveUp.then((error) => supervisor.stop({ code: error.code, message: error.message }));
   await supervisor.finished;
   await fleet?.close();
   await metrics?.close();

@@ -16,9 +16,50 @@ import type { Etcd3, Lease } from 'etcd3';
 import { HailstoneError } from '../errors.js';
 import { FailureEpisode } from '../log-episode.js';
 import type { NodeLogger } from '../node/node.js';
-import { type ClaimInfo, ETCD_REQUEST_TIMEOUT_MS, claimKey, claimsPrefix, etcdUnreachable } from './etcd.js';
+import { type ClaimInfo, ETCD_REQUEST_TIMEOUT_MS, claimKey, claimsPrefix, etcdUnreachable, leaseGone, parseReservation, reservationsRoot } from './etcd.js';
 
 export const DEFAULT_LEASE_TTL_S = 10;
+
+/**
+ * How long a claim for a given node id waits for its holder by default: past the holder's
+ * lease, so a server restarted right after a crash takes its id back once the dead
+ * predecessor's lease has run out, instead of failing with NODE_ID_TAKEN naming itself.
+ * A free claim never waits.
+ */
+export function defaultClaimWaitMs(nodeIdGiven: boolean, leaseTtlS: number): number {
+  return nodeIdGiven ? leaseTtlS * 1000 + 1000 : 0;
+}
+
+/**
+ * The lease a claimant or holder was keeping alive is gone (revoked, or expired while the
+ * process could not renew it): a new claim needs a new lease.
+ */
+export class LeaseGoneError extends Error {
+  override readonly name = 'LeaseGoneError';
+}
+
+/**
+ * One keepalive for a lease, sent again at once through another member when one fails or
+ * stalls, until `budgetMs` is spent. Resolves with the send time of the attempt etcd
+ * confirmed (etcd extends the lease after it, so the lease lives at least TTL past it).
+ */
+export async function keepLeaseAlive(lease: Lease, budgetMs: number, observe: (seconds: number) => void): Promise<number> {
+  const until = performance.now() + budgetMs;
+  for (;;) {
+    const sentAt = performance.now();
+    try {
+      // Each attempt gets what is left of the budget, at most a third of it: a stalled member
+      // must leave time for two more.
+      const res = await lease.keepaliveOnce({ deadline: Date.now() + Math.max(100, Math.min(until - sentAt, budgetMs / 3)) });
+      observe((performance.now() - sentAt) / 1000);
+      if (Number(res.TTL) <= 0) throw new LeaseGoneError('etcd says the lease expired');
+      return sentAt;
+    } catch (error) {
+      if (leaseGone(error)) throw new LeaseGoneError(`etcd says the lease is gone (${(error as Error).message})`);
+      if (error instanceof LeaseGoneError || !etcdUnreachable(error) || performance.now() >= until) throw error;
+    }
+  }
+}
 
 export interface ClaimOptions {
   etcd: Etcd3;
@@ -38,6 +79,12 @@ export interface ClaimOptions {
   logger: NodeLogger;
   /** Observes every etcd request's duration, seconds (for the latency histogram). */
   observe?: (seconds: number) => void;
+  /**
+   * Free claims only: ids whose stored reservation lies past this (ms on the claimant's own
+   * clock: now plus its lead) are passed over — a predecessor whose clock ran fast left them,
+   * and taking one would mean waiting out that skew — unless no other id is free.
+   */
+  reservationLimit?: () => number;
   /** Gives up (with CLOSED) once this says the caller no longer wants the claim. */
   cancelled?: () => boolean;
   /** Told of each attempt that found etcd unreachable (the caller reports it, e.g. on /healthz). */
@@ -60,6 +107,9 @@ export class Claim {
   private released = false;
   /** Failed keepalives are logged once per run of failures. */
   private readonly keepaliveEpisode: FailureEpisode;
+  /** One keepalive (with its retries through other members) at a time. */
+  private keepaliveInFlight = false;
+  private readonly keepaliveEveryMs: number;
   /** Keepalives confirmed, and failed. */
   renewals = 0;
   renewalFailures = 0;
@@ -83,6 +133,7 @@ export class Claim {
     // Three keepalives per valid window (TTL minus the margin), the first one now: the claim
     // may have been made with a lease last confirmed a while ago (after a wait).
     const every = (ttlS * 1000 - safetyMarginMs(ttlS)) / 3;
+    this.keepaliveEveryMs = every;
     this.keepaliveTimer = setInterval(() => void this.keepalive(), every);
     this.keepaliveTimer.unref();
     void this.keepalive();
@@ -151,16 +202,12 @@ export class Claim {
   }
 
   private async keepalive(): Promise<void> {
-    if (this.lostReason !== undefined) return;
-    const sentAt = performance.now();
+    if (this.lostReason !== undefined || this.keepaliveInFlight) return;
+    this.keepaliveInFlight = true;
     try {
-      const res = await this.lease.keepaliveOnce({ deadline: Date.now() + (this.ttlS * 1000) / 3 });
-      this.observe((performance.now() - sentAt) / 1000);
+      // Tried through every member that answers, for up to a keepalive period.
+      const sentAt = await keepLeaseAlive(this.lease, this.keepaliveEveryMs, this.observe);
       if (this.lostReason !== undefined) return;
-      if (Number(res.TTL) <= 0) {
-        this.lose(`etcd says the lease of node id ${this.nodeId} expired`);
-        return;
-      }
       this.renewals++;
       if (sentAt > this.confirmedSentAt) this.confirmedSentAt = sentAt;
       this.armFence();
@@ -169,17 +216,56 @@ export class Claim {
       this.renewalFailures++;
       // Answered after the claim was lost or released: nothing left to keep alive.
       if (this.lostReason !== undefined) return;
-      if ((error as Error).name === 'EtcdLeaseInvalidError') {
-        this.lose(`etcd says the lease of node id ${this.nodeId} is gone`);
+      if (error instanceof LeaseGoneError) {
+        this.lose(`${error.message}: node id ${this.nodeId} may be given to another instance`);
         return;
       }
       this.keepaliveEpisode.failed(`lease keepalive failed (${(error as Error).message}); retrying`, {
         err: (error as Error).message,
         sinceConfirmedMs: Math.round(this.sinceConfirmedMs),
       });
+    } finally {
+      this.keepaliveInFlight = false;
     }
   }
 }
+
+/**
+ * Orders free ids so that those whose stored reservation lies past the claimant's clock plus
+ * its lead come last (they would keep it waiting, or refuse, for as long as their
+ * predecessor's clock ran ahead), and says once which ids it passed over and why.
+ */
+async function passOverFarAhead(options: ClaimOptions, candidates: number[], timed: <T>(request: Promise<T>) => Promise<T>): Promise<number[]> {
+  const prefix = reservationsRoot(options.cluster);
+  const stored = await timed(options.etcd.getAll().prefix(prefix).strings());
+  const highest = new Map<number, number>();
+  for (const [key, value] of Object.entries(stored)) {
+    const nodeId = Number(key.slice(prefix.length).split('/')[0]);
+    const r = parseReservation(value);
+    // A damaged record is the node's own problem (STATE_CORRUPT when claimed): pass it over too.
+    highest.set(nodeId, Math.max(highest.get(nodeId) ?? -Infinity, r ?? Infinity));
+  }
+  const limit = options.reservationLimit!();
+  const ahead = candidates.filter((id) => (highest.get(id) ?? -Infinity) > limit);
+  if (ahead.length === 0) return candidates;
+  const key = ahead.join(',');
+  if (key !== lastPassedOver.get(options.info.instance)) {
+    lastPassedOver.set(options.info.instance, key);
+    options.logger.warn(
+      {
+        cluster: options.cluster,
+        passedOver: ahead.slice(0, 16).map((id) => ({ nodeId: id, aheadMs: Math.round(highest.get(id)! - limit) })),
+        count: ahead.length,
+      },
+      `passing over ${ahead.length} free node id(s) (${ahead.slice(0, 8).join(', ')}${ahead.length > 8 ? ', …' : ''}) whose stored reservation lies past this clock plus its lead: an earlier holder's clock ran ahead; claiming another free id`,
+    );
+  }
+  const set = new Set(ahead);
+  return [...candidates.filter((id) => !set.has(id)), ...ahead];
+}
+
+/** The ids passed over last, per instance: logged again only when they change. */
+const lastPassedOver = new Map<string, string>();
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
@@ -225,6 +311,12 @@ export async function claimNodeId(options: ClaimOptions): Promise<Claim> {
       unreachable.recovered();
       return claim;
     } catch (error) {
+      if (error instanceof LeaseGoneError) {
+        // The lease ran out while the claimant waited (a paused process, an etcd that lost
+        // it): nothing was claimed with it; claim again with a new one.
+        logger.warn({ cluster, err: error.message }, `the lease for claiming expired while waiting (${error.message}); claiming again with a new lease`);
+        continue;
+      }
       if (!etcdUnreachable(error)) {
         unreachable.recovered();
         throw error;
@@ -277,10 +369,7 @@ async function claimOnce(options: ClaimOptions, ttlS: number, claimWaitMs: numbe
   // fresh lease, or it would be fenced the moment it is made.
   const refresh = async () => {
     if (performance.now() - grantSentAt < (ttlS * 1000) / 3) return;
-    const sentAt = performance.now();
-    const res = await timed(lease.keepaliveOnce());
-    if (Number(res.TTL) <= 0) throw new Error('the lease expired while waiting');
-    grantSentAt = sentAt;
+    grantSentAt = await keepLeaseAlive(lease, (ttlS * 1000 - safetyMarginMs(ttlS)) / 3, observe);
   };
   try {
     for (;;) {
@@ -300,6 +389,7 @@ async function claimOnce(options: ClaimOptions, ttlS: number, claimWaitMs: numbe
         const prefer = options.preferNodeId;
         if (prefer !== undefined && prefer <= options.maxNodeId && !taken.has(prefer)) candidates.push(prefer);
         for (let id = 0; id <= options.maxNodeId; id++) if (!taken.has(id) && id !== prefer) candidates.push(id);
+        if (options.reservationLimit !== undefined && candidates.length > 0) candidates = await passOverFarAhead(options, candidates, timed);
         if (candidates.length === 0) {
           throw new HailstoneError(
             'NO_FREE_NODE_ID',

@@ -12,6 +12,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Etcd3 } from 'etcd3';
 import type { WorkerStripe } from '../layout.js';
+import { HailstoneError } from '../errors.js';
 import { OwnershipLostError, type ReservationStore, type StoredFloor } from '../node/store.js';
 import type { Claim } from './claim.js';
 import { etcdUnreachable, formatReservation, parseReservation, reservationKey, reservationsPrefix } from './etcd.js';
@@ -34,6 +35,7 @@ export class EtcdStore implements ReservationStore {
   readonly ownership = 'etcd claim';
   readonly afterLoss = 'the server claims a node id again by itself (perhaps another one); ask another server meanwhile';
   readonly lostRetryAfterMs = 1000;
+  readonly farAheadAdvice = 'Check that instance\'s clock and this one\'s (NTP/chrony); leave out --node-id to claim another free node id';
   private readonly key: string;
   /** Mod revision of the reservation key as this holder last saw or wrote it ('0': absent). */
   private modRevision = '0';
@@ -58,7 +60,12 @@ export class EtcdStore implements ReservationStore {
     let floor: number | undefined;
     for (const kv of all.kvs) {
       const value = parseReservation(kv.value.toString());
-      if (value === undefined) throw new Error(`etcd key ${kv.key.toString()} holds ${JSON.stringify(kv.value.toString())}, not a reservation: fix or delete it`);
+      if (value === undefined) {
+        throw new HailstoneError(
+          'STATE_CORRUPT',
+          `etcd key ${kv.key.toString()} holds ${JSON.stringify(kv.value.toString())}, not a reservation. Nothing will be issued for node id ${this.claim.nodeId} until it is fixed: put the highest R any holder used (ms since the Unix epoch, 16 digits) or, if unknown, a time safely past every id issued`,
+        );
+      }
       floor = Math.max(floor ?? -Infinity, value);
       if (kv.key.toString() === this.key) this.modRevision = kv.mod_revision;
     }
@@ -74,12 +81,29 @@ export class EtcdStore implements ReservationStore {
       .then(this.etcd.put(this.key).value(formatReservation(reservedUntil)))
       .commit();
     this.observe((performance.now() - started) / 1000);
+    if (!result.succeeded && (await this.landedEarlier(reservedUntil))) return;
     if (!result.succeeded) {
       const reason = `the reservation write to ${this.key} was refused: the claim ${this.claim.key} (revision ${this.claim.createRevision}) is gone or another writer changed the reservation`;
       this.claim.lose?.(reason);
       throw new OwnershipLostError(reason);
     }
     this.modRevision = result.header.revision;
+  }
+
+  /**
+   * A write retried through another member after its first attempt stalled may find that
+   * first attempt applied: the compare then fails on our own write. It counts as stored when
+   * the key holds exactly this R and the claim is still ours — the write that put it there
+   * compared the claim like any other, and no later holder's R can equal it (a new holder
+   * starts strictly above every stored R).
+   */
+  private async landedEarlier(reservedUntil: number): Promise<boolean> {
+    const [claim, reservation] = await Promise.all([this.etcd.get(this.claim.key).exec(), this.etcd.get(this.key).exec()]);
+    const current = reservation.kvs[0];
+    if (claim.kvs[0]?.create_revision !== this.claim.createRevision || current === undefined) return false;
+    if (parseReservation(current.value.toString()) !== reservedUntil) return false;
+    this.modRevision = current.mod_revision;
+    return true;
   }
 
   describeFailure(error: unknown): string {
@@ -111,6 +135,7 @@ export class CombinedStore implements ReservationStore {
   readonly ownership: string;
   readonly afterLoss?: string;
   readonly lostRetryAfterMs?: number;
+  readonly farAheadAdvice?: string;
   /** The store whose save failed last: it names the failure. */
   private failed: ReservationStore | undefined;
 
@@ -121,6 +146,7 @@ export class CombinedStore implements ReservationStore {
     this.where = `${primary.where} and ${extra.where}`;
     this.ownership = `${primary.ownership} and ${extra.ownership}`;
     this.afterLoss = primary.afterLoss;
+    this.farAheadAdvice = primary.farAheadAdvice;
     this.lostRetryAfterMs = primary.lostRetryAfterMs;
   }
 

@@ -8,8 +8,11 @@
 //                                      in ms since the Unix epoch, zero-padded decimal; no
 //                                      lease: it outlives every instance
 //
-// Requests carry a deadline and are not retried by the client library: the callers retry
-// with their own backoff, and a request that hangs must not hold up a renewal forever.
+// Requests carry a deadline per attempt. With one endpoint they are not retried by the
+// client library: the callers retry with their own backoff. With several (the members of a
+// cluster), a request that fails or stalls on one member is sent at once to the next, and a
+// member that failed is passed over until a probe finds it healthy again — so one dead or
+// hung member out of three costs a request at most one attempt's deadline, not an outage.
 
 import { createRequire } from 'node:module';
 import type { Etcd3, IOptions } from 'etcd3';
@@ -21,8 +24,16 @@ import { InvalidArgumentError, describe } from '../errors.js';
 const load = createRequire(import.meta.url);
 
 export const DEFAULT_CLUSTER = 'default';
-/** Each etcd request's deadline. */
+/** Each etcd request's deadline with one endpoint (nowhere else to go: wait longer). */
 export const ETCD_REQUEST_TIMEOUT_MS = 2000;
+/**
+ * Each attempt's deadline with several endpoints: a healthy member answers a transaction in
+ * milliseconds, so an attempt this slow means a stalled member — try the next one.
+ */
+export const ETCD_ATTEMPT_TIMEOUT_MS = 750;
+/** A member that failed is passed over for this long at first, doubling up to the max while it keeps failing. */
+const MEMBER_PROBE_AFTER_MS = 250;
+const MEMBER_PROBE_MAX_MS = 2000;
 
 export interface EtcdOptions {
   /** etcd client URLs, e.g. ["http://10.0.0.1:2379"]. */
@@ -53,27 +64,82 @@ export function checkCluster(cluster: string | undefined): string {
   return name;
 }
 
-export function connectEtcd(options: EtcdOptions): Etcd3 {
-  const hosts = parseEtcdEndpoints(options.endpoints);
-  const { Etcd3 } = load('etcd3') as typeof import('etcd3');
-  const { noop } = load('cockatiel') as typeof import('cockatiel');
-  const config: IOptions = {
-    hosts,
-    dialTimeout: ETCD_REQUEST_TIMEOUT_MS,
-    // No circuit breaker or retries inside the client: after an outage the next renewal
-    // must reach etcd at once, and every caller retries on its own schedule.
-    faultHandling: { host: () => noop, global: noop },
-    // Reconnect within a second of etcd's return (gRPC's default backoff grows to 2 minutes).
-    grpcOptions: { 'grpc.initial_reconnect_backoff_ms': 100, 'grpc.max_reconnect_backoff_ms': 1000 },
-    defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + ETCD_REQUEST_TIMEOUT_MS }),
-  };
-  return new Etcd3(config);
+/** The per-attempt deadline for a client of these endpoints. */
+export function attemptTimeoutMs(endpoints: string[]): number {
+  return endpoints.length > 1 ? ETCD_ATTEMPT_TIMEOUT_MS : ETCD_REQUEST_TIMEOUT_MS;
 }
 
-/** Whether an etcd request failed because etcd could not be reached in time (worth retrying). */
+/** Whether each member was answering at its last request (true) or is being passed over (false). */
+export type EndpointHealth = Map<string, boolean>;
+
+/** An etcd client and what it knows of its members' health. */
+export interface EtcdConnection {
+  etcd: Etcd3;
+  endpoints: string[];
+  health: EndpointHealth;
+}
+
+export function connectEtcd(options: EtcdOptions): Etcd3 {
+  return openEtcd(options).etcd;
+}
+
+export function openEtcd(options: EtcdOptions): EtcdConnection {
+  const hosts = parseEtcdEndpoints(options.endpoints);
+  const { Etcd3, isRecoverableError } = load('etcd3') as typeof import('etcd3');
+  const { noop, circuitBreaker, retry, handleWhen, ConsecutiveBreaker, ExponentialBackoff, ConstantBackoff } = load('cockatiel') as typeof import('cockatiel');
+  const health: EndpointHealth = new Map(hosts.map((h) => [h, true]));
+  const attemptMs = attemptTimeoutMs(hosts);
+  const several = hosts.length > 1;
+  const config: IOptions = {
+    hosts,
+    dialTimeout: attemptMs,
+    faultHandling: several
+      ? {
+          // One failure (unreachable, stalled past the attempt deadline) and the member is
+          // passed over; the first request after the pause probes it.
+          host: (host) => {
+            const breaker = circuitBreaker(handleWhen(isRecoverableError), {
+              halfOpenAfter: new ExponentialBackoff({ initialDelay: MEMBER_PROBE_AFTER_MS, maxDelay: MEMBER_PROBE_MAX_MS }),
+              breaker: new ConsecutiveBreaker(1),
+            });
+            breaker.onBreak(() => health.set(host, false));
+            breaker.onReset(() => health.set(host, true));
+            return breaker;
+          },
+          // A failed attempt goes at once to the next member (the pool hands each retry the
+          // next host). Writes are retried too: EtcdStore resolves a write whose first
+          // attempt may have landed by reading it back.
+          global: retry(handleWhen(isRecoverableError), { maxAttempts: hosts.length - 1, backoff: new ConstantBackoff(0) }),
+        }
+      : // One endpoint: no circuit breaker or retries inside the client — after an outage the
+        // next renewal must reach etcd at once, and every caller retries on its own schedule.
+        { host: () => noop, global: noop },
+    // Reconnect within a second of etcd's return (gRPC's default backoff grows to 2 minutes).
+    grpcOptions: { 'grpc.initial_reconnect_backoff_ms': 100, 'grpc.max_reconnect_backoff_ms': 1000 },
+    defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + attemptMs }),
+  };
+  return { etcd: new Etcd3(config), endpoints: hosts, health };
+}
+
+/**
+ * Whether an etcd request failed because etcd could not be reached in time (worth retrying):
+ * the client's own recoverable errors (unavailable, deadline exceeded, cancelled…), every
+ * member passed over, or — for errors raised before the client could type them — the
+ * connection failures gRPC reports in its message.
+ */
 export function etcdUnreachable(error: unknown): boolean {
-  const name = (error as Error)?.name ?? '';
-  return /GRPC|Unavailable|Deadline|Connect|Timeout|Cancel/i.test(name) || /UNAVAILABLE|DEADLINE|ECONNREFUSED|No connection|timed out/i.test((error as Error)?.message ?? '');
+  if (!(error instanceof Error)) return false;
+  const etcd3 = load('etcd3') as typeof import('etcd3');
+  const cockatiel = load('cockatiel') as typeof import('cockatiel');
+  if (etcd3.isRecoverableError(error) || cockatiel.isBrokenCircuitError(error)) return true;
+  if (error instanceof etcd3.EtcdError || error instanceof etcd3.EtcdLeaseInvalidError || error instanceof etcd3.EtcdPermissionDeniedError) return false;
+  return /\b(UNAVAILABLE|DEADLINE_EXCEEDED)\b|ECONNREFUSED|ECONNRESET|No connection established|Failed to connect/.test(error.message);
+}
+
+/** Whether etcd says the lease is gone (revoked, or expired): keeping it alive cannot help. */
+export function leaseGone(error: unknown): boolean {
+  const etcd3 = load('etcd3') as typeof import('etcd3');
+  return error instanceof etcd3.EtcdLeaseInvalidError;
 }
 
 export function claimsPrefix(cluster: string): string {
@@ -84,8 +150,13 @@ export function claimKey(cluster: string, nodeId: number): string {
   return `${claimsPrefix(cluster)}${nodeId}`;
 }
 
+/** Every node id's reservations. */
+export function reservationsRoot(cluster: string): string {
+  return `hailstone/${cluster}/reservations/`;
+}
+
 export function reservationsPrefix(cluster: string, nodeId: number): string {
-  return `hailstone/${cluster}/reservations/${nodeId}/`;
+  return `${reservationsRoot(cluster)}${nodeId}/`;
 }
 
 export function reservationKey(cluster: string, nodeId: number, worker: { index: number; count: number }): string {

@@ -8,10 +8,10 @@ import type { Etcd3 } from 'etcd3';
 import { HailstoneError, InvalidArgumentError } from '../errors.js';
 import { DEFAULT_LAYOUT } from '../layout.js';
 import { FailureEpisode } from '../log-episode.js';
-import { type HailstoneNode, type NodeLogger, type NodeOptions, checkNodeRules, fileStoreOf, startNode } from '../node/node.js';
+import { type HailstoneNode, type NodeLogger, type NodeOptions, checkNodeRules, checkReservationMs, fileStoreOf, startNode } from '../node/node.js';
 import { OwnershipLostError, type ReservationStore } from '../node/store.js';
-import { type Claim, DEFAULT_LEASE_TTL_S, claimNodeId } from './claim.js';
-import { type ClaimInfo, type EtcdOptions, checkCluster, connectEtcd, etcdUnreachable } from './etcd.js';
+import { type Claim, DEFAULT_LEASE_TTL_S, LeaseGoneError, claimNodeId, defaultClaimWaitMs } from './claim.js';
+import { type ClaimInfo, type EtcdOptions, checkCluster, connectEtcd, etcdUnreachable, leaseGone } from './etcd.js';
 import { CombinedStore, type ClaimRef, EtcdStore, claimRefOf } from './etcd-store.js';
 import { LatencyHistogram } from '../latency.js';
 import { VERSION } from '../version.js';
@@ -25,7 +25,7 @@ export interface FleetOptions {
   fleetClaim?: ClaimRef;
   /** Default "default". Node ids are unique within a cluster. */
   cluster?: string;
-  /** With a nodeId: how long to wait for its holder to go away before NODE_ID_TAKEN. Default 0. */
+  /** With a nodeId: how long to wait for its holder to go away before NODE_ID_TAKEN. Default the lease TTL plus 1 s. */
   claimWaitMs?: number;
   /** Lease TTL in seconds: how long after a holder dies its node id can move. Default 10. */
   leaseTtlS?: number;
@@ -78,6 +78,17 @@ export class FleetMember {
   private givenNodeId: number | undefined;
   private lastNodeId: number | undefined;
   private closing: Promise<void> | undefined;
+  /**
+   * Resolves when this member can no longer serve and will not try again: a node id given
+   * with nodeId was taken by another live instance while this one was fenced. The server
+   * stops and says why (an orchestrator then sees the exit), rather than answer UNAVAILABLE
+   * forever or quietly move to another id the operator did not give it.
+   */
+  readonly gaveUp: Promise<HailstoneError>;
+  private giveUp: (error: HailstoneError) => void = () => undefined;
+  /** The node's clock and lead, for passing over node ids left far ahead of it. */
+  private readonly clock: () => number;
+  private readonly maxLeadMs: number;
   /** Failed attempts to claim (at startup, or again after a fence), logged once per run of failures. */
   private readonly claimEpisode: FailureEpisode;
 
@@ -102,6 +113,14 @@ export class FleetMember {
       throw new InvalidArgumentError('leaseTtlS', `must be an integer from 2 to 3600, got ${this.leaseTtlS}`);
     }
     this.etcd = connectEtcd(options.etcd);
+    this.gaveUp = new Promise((resolve) => {
+      this.giveUp = resolve;
+    });
+    const { maxLeadMs } = checkReservationMs(options.maxLeadMs, options.reservationMs);
+    this.maxLeadMs = maxLeadMs;
+    const skew = options.clockSkewMs ?? 0;
+    const base = options.clock ?? Date.now;
+    this.clock = () => base() + skew;
     this.claimEpisode = new FailureEpisode(logger, { what: 'claiming a node id', level: 'warn', fields: { cluster: this.cluster } });
   }
 
@@ -199,12 +218,14 @@ export class FleetMember {
         // Without a fixed id, take the last one back when it is free (or our own stale claim).
         preferNodeId: this.lastNodeId,
         maxNodeId: layout.maxNodeId,
-        claimWaitMs: this.options.claimWaitMs ?? 0,
+        claimWaitMs: this.options.claimWaitMs ?? defaultClaimWaitMs(this.options.nodeId !== undefined, this.leaseTtlS),
         leaseTtlS: this.leaseTtlS,
         coordinatorWaitMs,
         info: this.info(),
         logger: this.logger,
         observe: (s) => this.latency.observe(s),
+        // Free claims pass over ids a fast-clocked predecessor left far ahead of this clock.
+        ...(this.options.nodeId === undefined ? { reservationLimit: () => this.clock() + this.maxLeadMs } : {}),
         cancelled: () => this.closed,
         onUnreachable: (error) => {
           this.problem = `unreachable (${(error as Error)?.message ?? String(error)})`;
@@ -272,6 +293,16 @@ export class FleetMember {
         this.hooks.onClaim?.(claimRefOf(this.claim!));
         return;
       } catch (error) {
+        if (this.options.nodeId !== undefined && error instanceof HailstoneError && error.code === 'NODE_ID_TAKEN') {
+          const reason =
+            `node id ${this.options.nodeId} was taken by another instance while this server was fenced (${old.lost ?? 'claim lost'}), ` +
+            `and it is the id this server was given (--node-id): this server stops. ${error.message}`;
+          this.problem = 'gave up: the given node id is held by another instance';
+          this.claimEpisode.abandoned('the given node id is held by another instance');
+          this.logger.error({ nodeId: this.options.nodeId, cluster: this.cluster }, reason);
+          this.giveUp(new HailstoneError('NODE_ID_TAKEN', reason, { retryAfterMs: this.leaseTtlS * 1000 }));
+          return;
+        }
         this.problem = `claiming again failed (${(error as Error).message})`;
         this.claimEpisode.failed(`claiming a node id again failed (${(error as Error).message}); retrying`, { err: (error as Error).message, retryInMs: backoff });
         await new Promise((resolve) => setTimeout(resolve, backoff * (0.5 + Math.random())));
@@ -287,7 +318,7 @@ function retryable(error: unknown): boolean {
   if (error instanceof OwnershipLostError) return true;
   if (error instanceof HailstoneError) return error.code === 'OWNERSHIP_LOST' || error.code === 'COORDINATOR_UNAVAILABLE';
   // A lease that expired while the claim was being made: claim again with a new one.
-  return etcdUnreachable(error) || /Lease/i.test((error as Error)?.name ?? '');
+  return etcdUnreachable(error) || error instanceof LeaseGoneError || leaseGone(error);
 }
 
 /** Opens a node over etcd under a claim (and over its state dir too, when one is given). */

@@ -649,12 +649,16 @@ export async function startNode(store: ReservationStore, options: NodeRules, rul
     const wait = waitUntil - now;
     if (wait > 0) {
       if (!firstStart && wait > maxStartupWaitMs) {
+        const waitAdvice = `let the node wait for it with maxStartupWaitMs (--max-startup-wait-ms) of at least ${Math.ceil(wait)}`;
         throw new HailstoneError(
           'CLOCK_FAR_BEHIND',
-          `the clock (${iso(now)}) is ${floor - now} ms behind the reservation in ${store.where} (${iso(floor)}): ` +
-            `ids up to then may already have been issued, and the node may only run ${maxLeadMs} ms ahead of its clock. ` +
-            'Fix the system clock (check NTP/chrony), or let the node wait for it with maxStartupWaitMs ' +
-            `(--max-startup-wait-ms) of at least ${Math.ceil(wait)}`,
+          store.farAheadAdvice !== undefined
+            ? `node ${nodeId}'s reservation in ${store.where} (${iso(floor)}) lies ${floor - now} ms past this clock (${iso(now)}): ` +
+                `it was set by an instance whose clock ran about ${Math.round((floor - now - maxLeadMs) / 1000)} s ahead of this one, and ids up to then may have been issued. ` +
+                `${store.farAheadAdvice}; or ${waitAdvice}`
+            : `the clock (${iso(now)}) is ${floor - now} ms behind the reservation in ${store.where} (${iso(floor)}): ` +
+                `ids up to then may already have been issued, and the node may only run ${maxLeadMs} ms ahead of its clock. ` +
+                `Fix the system clock (check NTP/chrony), or ${waitAdvice}`,
           { retryAfterMs: Math.ceil(wait) },
         );
       }

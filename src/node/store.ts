@@ -31,6 +31,12 @@ export interface ReservationStore {
   /** Once ownership is lost: the retry-after clients get (default 60 s: ask another server). */
   readonly lostRetryAfterMs?: number;
   /**
+   * Where a stored reservation far ahead of the clock can come from besides this machine's
+   * own clock, and what to do about it (etcd: another holder of the node id whose clock ran
+   * fast). Absent: the reservation was this machine's, so its clock stepped back.
+   */
+  readonly farAheadAdvice?: string;
+  /**
    * How a failed save reads to an operator when the cause is not the local disk, e.g.
    * "coordinator (etcd) unreachable". Undefined (or absent): storage errors.
    */

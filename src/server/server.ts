@@ -124,6 +124,12 @@ export interface Server {
   stats(): ServerStats;
   /** Fleet mode: the claim, fencing and etcd figures; undefined in local mode. */
   fleetStats(): FleetStats | undefined;
+  /**
+   * Settles only if the server can no longer serve and will not recover by itself — in fleet
+   * mode, a node id given with `nodeId` taken by another instance while this one was fenced.
+   * The server keeps answering UNAVAILABLE until closed; a program should close it and exit.
+   */
+  readonly failed: Promise<HailstoneError>;
   /** Stops receiving, then closes the node (releasing its lock) if the server opened it. */
   close(): Promise<void>;
 }
@@ -159,6 +165,7 @@ class IdServer implements Server {
   private readonly header: RequestHeader = { tagged: false, count: 0, nonceHigh: 0, nonceLow: 0, clientTimeMs: 0 };
   private closing: Promise<void> | undefined;
   fleet: FleetMember | undefined;
+  failed: Promise<HailstoneError> = new Promise(() => undefined);
   /** One server per port: held from the bind until the socket is closed. */
   guard: PortGuard | undefined;
   // Refusals are logged as episodes: at most one line per 10 s, with how many were refused.
@@ -375,6 +382,7 @@ export async function serve(options: ServeOptions): Promise<Server> {
         () => hostPort(server.address.host, server.address.port),
         (node) => server.started(node),
       );
+      server.failed = server.fleet.gaveUp;
       const node = await server.fleet.start();
       if (node === undefined) throw new Error('a fleet server opens a node');
       server.started(node);
