@@ -18,6 +18,8 @@ const TTL_S = 3;
 interface Running {
   proc: ServeProcess;
   load: Load;
+  /** Started with --node-id. */
+  fixed: boolean;
 }
 
 requireEtcd();
@@ -33,7 +35,7 @@ describe.skipIf(!etcdInstalled)('fleet chaos', () => {
     const args = (extra: string[] = []) => ['--etcd', etcd.endpoint, '--cluster', 'chaos', '--port', '0', '--max-lead-ms', '300', '--lease-ttl-s', String(TTL_S), ...extra];
     const start = async (extra: string[] = []) => {
       const proc = await startServe(args(extra));
-      const r = { proc, load: new Load([`127.0.0.1:${proc.port}`], { concurrency: 2 }) };
+      const r = { proc, load: new Load([`127.0.0.1:${proc.port}`], { concurrency: 2 }), fixed: extra.includes('--node-id') };
       running.push(r);
       return r;
     };
@@ -60,8 +62,19 @@ describe.skipIf(!etcdInstalled)('fleet chaos', () => {
           const usurper = await start(['--node-id', String(k), '--claim-wait-ms', '30000']);
           await usurper.load.more(100, 30_000);
           process.kill(victim.proc.pid, 'SIGCONT');
-          // The old holder fences itself and claims another id; keep the fleet at three.
-          await retire(victim, 'SIGTERM');
+          if (victim.fixed) {
+            // Its given id is held by the usurper: after the claim wait it stops, exit 1,
+            // saying so — an orchestrator sees it.
+            expect(await victim.proc.done, victim.proc.stderr()).toBe(1);
+            expect(victim.proc.stderr()).toMatch(/hailstone: NODE_ID_TAKEN: node id \d+ was taken by another instance while this server was fenced/);
+            running.splice(running.indexOf(victim), 1);
+            for (const id of await victim.load.stop()) collected.push(id);
+          } else {
+            // It fences itself, claims another id and serves again — under load the whole
+            // time; then it leaves, to keep the fleet at three.
+            await victim.load.more(100, 30_000);
+            await retire(victim, 'SIGTERM');
+          }
         } else if (kind === 'etcd') {
           await etcd.kill();
           await new Promise((r) => setTimeout(r, 500 + random() * 2000));
