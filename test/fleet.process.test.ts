@@ -141,6 +141,20 @@ describe.skipIf(!etcdInstalled)('fleet mode: real servers, real etcd, every id c
     await stopServe(next);
   });
 
+  it('c2. the holder SIGKILLed and restarted at once with its --node-id and no --claim-wait-ms: it waits out the dead holder\'s lease by default and serves', async () => {
+    const old = await startServe(fleetArgs(etcd.endpoint, 'c2'));
+    const k = nodeOf(old);
+    old.child.kill('SIGKILL');
+    await old.done;
+    const again = await startServe(fleetArgs(etcd.endpoint, 'c2', ['--node-id', String(k)]));
+    expect(nodeOf(again)).toBe(k);
+    expect(again.stderr()).not.toMatch(/NODE_ID_TAKEN/);
+    const load = new Load([`127.0.0.1:${again.port}`]);
+    await load.more(500);
+    expect(duplicatesIn(await load.stop())).toEqual([]);
+    await stopServe(again);
+  });
+
   it('d. the holder ran 8 s ahead (--clock-skew-ms 8000) and is killed; a new instance without skew and without local state refuses (CLOCK_FAR_BEHIND), or waits and issues above it', async () => {
     const old = await startServe(fleetArgs(etcd.endpoint, 'd', ['--clock-skew-ms', '8000']));
     const k = nodeOf(old);
@@ -183,6 +197,61 @@ describe.skipIf(!etcdInstalled)('fleet mode: real servers, real etcd, every id c
     expect(duplicatesIn(ids)).toEqual([]);
     await stopServe(old);
     await stopServe(usurper);
+  });
+
+  it.each([['one process', []], ['--workers 2', ['--workers', '2']]] as const)(
+    'e2. the same with the old holder given --node-id (%s): after SIGCONT it stops with NODE_ID_TAKEN, exit 1, once the claim wait is over; 0 duplicates',
+    async (_, extra) => {
+      const cluster = `e2${extra.length}`;
+      const first = await startServe(fleetArgs(etcd.endpoint, cluster));
+      const k = nodeOf(first);
+      await stopServe(first);
+      const old = await startServe(fleetArgs(etcd.endpoint, cluster, ['--node-id', String(k), '--claim-wait-ms', '1000', ...extra]));
+      const loadOld = new Load([`127.0.0.1:${old.port}`]);
+      await loadOld.more(1000);
+      process.kill(-old.pid, 'SIGSTOP');
+      const usurper = await startServe(fleetArgs(etcd.endpoint, cluster, ['--node-id', String(k), '--claim-wait-ms', '20000']));
+      const loadNew = new Load([`127.0.0.1:${usurper.port}`]);
+      await loadNew.more(1000);
+      process.kill(-old.pid, 'SIGCONT');
+      expect(await old.done).toBe(1);
+      const lines = old.stderr().split('\n').filter((l) => l.startsWith('hailstone:'));
+      expect(lines).toEqual([expect.stringMatching(new RegExp(`^hailstone: NODE_ID_TAKEN: node id ${k} was taken by another instance while this server was fenced .* this server stops\\. node id ${k} of cluster ${cluster} is held by instance`))]);
+      expect(old.stderr()).not.toMatch(/\n\s+at /);
+      await loadNew.more(500);
+      const ids = [...(await loadOld.stop()), ...(await loadNew.stop())];
+      expect(duplicatesIn(ids)).toEqual([]);
+      await stopServe(usurper);
+    },
+  );
+
+  it('i. a holder whose clock ran 60 s ahead dies: a free claimer with a correct clock passes over its id at once and serves; one given that id names the skew', async () => {
+    const fast = await startServe(fleetArgs(etcd.endpoint, 'i', ['--clock-skew-ms', '60000']));
+    const k = nodeOf(fast);
+    const load = new Load([`127.0.0.1:${fast.port}`]);
+    await load.more(1000);
+    fast.child.kill('SIGKILL');
+    await fast.done;
+    const before = await load.stop();
+    // The dead holder's lease still runs: wait until its claim is gone, so the id is free.
+    const etcdClient = connectEtcd({ endpoints: [etcd.endpoint] });
+    try {
+      await waitFor(async () => (await etcdClient.get(`hailstone/i/claims/${k}`).string()) === null || undefined, { what: 'the dead holder\'s claim to expire', timeoutMs: 20_000 });
+    } finally {
+      etcdClient.close();
+    }
+    const started = Date.now();
+    const free = await startServe(fleetArgs(etcd.endpoint, 'i'));
+    expect(nodeOf(free)).not.toBe(k);
+    expect(Date.now() - started).toBeLessThan(15_000);
+    expect(free.stderr()).toMatch(new RegExp(`passing over 1 free node id\\(s\\) \\(${k}\\) whose stored reservation lies past this clock plus its lead`));
+    const load2 = new Load([`127.0.0.1:${free.port}`]);
+    await load2.more(1000);
+    const given = spawnServe(fleetArgs(etcd.endpoint, 'i', ['--node-id', String(k)]));
+    expect(await given.done).toBe(1);
+    expect(given.stderr()).toMatch(new RegExp(`hailstone: CLOCK_FAR_BEHIND: node ${k}'s reservation in etcd key hailstone/i/reservations/${k}/0-1 .* was set by an instance whose clock ran at least \\d+ s ahead of this one.* leave out --node-id to claim another free node id; or let the node wait`));
+    expect(duplicatesIn([...before, ...(await load2.stop())])).toEqual([]);
+    await stopServe(free);
   });
 
   it('h. a partition between a server and etcd: it fences itself before its lease could expire, and another instance takes its id', async () => {

@@ -4,8 +4,9 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HailstoneError, createClient, serve } from '../src/index.js';
-import { type Claim, claimNodeId } from '../src/fleet/claim.js';
-import { claimKey, connectEtcd, formatReservation, reservationKey } from '../src/fleet/etcd.js';
+import { type Claim, LeaseGoneError, claimNodeId, keepLeaseAlive } from '../src/fleet/claim.js';
+import { claimKey, connectEtcd, etcdUnreachable, formatReservation, leaseGone, reservationKey } from '../src/fleet/etcd.js';
+import { EtcdStore, claimRefOf } from '../src/fleet/etcd-store.js';
 import type { NodeLogger } from '../src/node/node.js';
 import { waitFor } from './support/child.js';
 import { TestEtcd, etcdInstalled, requireEtcd } from './support/etcd.js';
@@ -139,5 +140,77 @@ describe.skipIf(!etcdInstalled)('fleet mode in process (real etcd)', () => {
     } finally {
       await client.close();
     }
+  });
+
+  describe('etcd errors, classified by type against a real etcd', () => {
+    it('a revoked lease: EtcdLeaseInvalidError is "lease gone", not "unreachable"; a keepalive says LeaseGoneError', async () => {
+      const client = connectEtcd({ endpoints: [etcd.endpoint] });
+      try {
+        const lease = client.lease(30, { autoKeepAlive: false });
+        lease.on('lost', () => undefined);
+        await lease.grant();
+        await lease.revoke();
+        const raw = await client.put('hailstone/errors/x').value('1').lease(await lease.grant()).exec().catch((e: unknown) => e);
+        expect(leaseGone(raw)).toBe(true);
+        expect(etcdUnreachable(raw)).toBe(false);
+        expect((raw as Error).name).toBe('Error'); // why a name test never matched
+        const again = client.lease(30, { autoKeepAlive: false });
+        again.on('lost', () => undefined);
+        await again.grant();
+        await again.revoke();
+        await expect(keepLeaseAlive(again, 1000, () => undefined)).rejects.toBeInstanceOf(LeaseGoneError);
+      } finally {
+        client.close();
+      }
+    });
+
+    it('a held claim whose lease is revoked: the holder fences at once on its next keepalive, saying the lease is gone', async () => {
+      const client = connectEtcd({ endpoints: [etcd.endpoint] });
+      try {
+        // TTL 3 s: keepalives every ~670 ms, the fence timer at 2 s — the keepalive must be first.
+        const claim = await claimNodeId({ etcd: client, cluster: 'revoked', nodeId: undefined, maxNodeId: 1023, leaseTtlS: 3, info: info(1), logger: silent });
+        const revoker = connectEtcd({ endpoints: [etcd.endpoint] });
+        await (revoker as unknown as { leaseClient: { leaseRevoke(req: { ID: string }): Promise<unknown> } }).leaseClient.leaseRevoke({ ID: claim.leaseId });
+        revoker.close();
+        await waitFor(() => claim.lost, { what: 'the claim to be lost', timeoutMs: 5000 });
+        expect(claim.lost).toMatch(/etcd says the lease is gone/);
+      } finally {
+        client.close();
+      }
+    });
+
+    it('etcd down: the errors are "unreachable"; a message-only gRPC error too; an etcd error is not', async () => {
+      const down = await TestEtcd.start();
+      const client = connectEtcd({ endpoints: [down.endpoint] });
+      try {
+        await client.put('hailstone/errors/y').value('1');
+        await down.kill();
+        const error = await client.get('hailstone/errors/y').exec().catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(Error);
+        expect(etcdUnreachable(error)).toBe(true);
+        // Errors raised before the client could type them: only the message tells.
+        expect(etcdUnreachable(new Error('14 UNAVAILABLE: No connection established. Last error: connect ECONNREFUSED 127.0.0.1:2379'))).toBe(true);
+        expect(etcdUnreachable(new Error('etcdserver: permission denied'))).toBe(false);
+        expect(etcdUnreachable('not an error')).toBe(false);
+      } finally {
+        client.close();
+        await down.stop();
+      }
+    });
+
+    it('a damaged reservation key: STATE_CORRUPT naming the key and what to put there, not INTERNAL', async () => {
+      const client = connectEtcd({ endpoints: [etcd.endpoint] });
+      try {
+        const claim = await claimNodeId({ etcd: client, cluster: 'damaged', nodeId: 7, maxNodeId: 1023, leaseTtlS: 30, info: info(2), logger: silent });
+        await client.put(reservationKey('damaged', 7, { index: 0, count: 1 })).value('not a number');
+        const store = new EtcdStore(client, 'damaged', claimRefOf(claim), { index: 0, count: 1 } as never);
+        const error = await store.open().catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(HailstoneError);
+        expect(error).toMatchObject({ code: 'STATE_CORRUPT', message: expect.stringMatching(/etcd key hailstone\/damaged\/reservations\/7\/0-1 holds "not a number", not a reservation.*16 digits/) });
+        await claim.release();
+      } finally {
+        client.close();
+      }
+    });
   });
 });

@@ -654,7 +654,7 @@ export async function startNode(store: ReservationStore, options: NodeRules, rul
           'CLOCK_FAR_BEHIND',
           store.farAheadAdvice !== undefined
             ? `node ${nodeId}'s reservation in ${store.where} (${iso(floor)}) lies ${floor - now} ms past this clock (${iso(now)}): ` +
-                `it was set by an instance whose clock ran about ${Math.round((floor - now - maxLeadMs) / 1000)} s ahead of this one, and ids up to then may have been issued. ` +
+                `it was set by an instance whose clock ran at least ${Math.max(0, Math.floor((floor - now - maxLeadMs) / 1000))} s ahead of this one, and ids up to then may have been issued. ` +
                 `${store.farAheadAdvice}; or ${waitAdvice}`
             : `the clock (${iso(now)}) is ${floor - now} ms behind the reservation in ${store.where} (${iso(floor)}): ` +
                 `ids up to then may already have been issued, and the node may only run ${maxLeadMs} ms ahead of its clock. ` +
