@@ -83,7 +83,11 @@ export function connectEtcd(options: EtcdOptions): Etcd3 {
   return openEtcd(options).etcd;
 }
 
-export function openEtcd(options: EtcdOptions): EtcdConnection {
+/**
+ * An etcd client over every endpoint given. `onHealth` is told when a member starts being
+ * passed over (it failed or stalled) and when a probe finds it answering again.
+ */
+export function openEtcd(options: EtcdOptions, onHealth?: (endpoint: string, up: boolean) => void): EtcdConnection {
   const hosts = parseEtcdEndpoints(options.endpoints);
   const { Etcd3, isRecoverableError } = load('etcd3') as typeof import('etcd3');
   const { noop, circuitBreaker, retry, handleWhen, ConsecutiveBreaker, ExponentialBackoff, ConstantBackoff } = load('cockatiel') as typeof import('cockatiel');
@@ -102,8 +106,14 @@ export function openEtcd(options: EtcdOptions): EtcdConnection {
               halfOpenAfter: new ExponentialBackoff({ initialDelay: MEMBER_PROBE_AFTER_MS, maxDelay: MEMBER_PROBE_MAX_MS }),
               breaker: new ConsecutiveBreaker(1),
             });
-            breaker.onBreak(() => health.set(host, false));
-            breaker.onReset(() => health.set(host, true));
+            breaker.onBreak(() => {
+              health.set(host, false);
+              onHealth?.(host, false);
+            });
+            breaker.onReset(() => {
+              health.set(host, true);
+              onHealth?.(host, true);
+            });
             return breaker;
           },
           // A failed attempt goes at once to the next member (the pool hands each retry the

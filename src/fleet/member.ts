@@ -11,7 +11,7 @@ import { FailureEpisode } from '../log-episode.js';
 import { type HailstoneNode, type NodeLogger, type NodeOptions, checkNodeRules, checkReservationMs, fileStoreOf, startNode } from '../node/node.js';
 import { OwnershipLostError, type ReservationStore } from '../node/store.js';
 import { type Claim, DEFAULT_LEASE_TTL_S, LeaseGoneError, claimNodeId, defaultClaimWaitMs } from './claim.js';
-import { type ClaimInfo, type EtcdOptions, checkCluster, connectEtcd, etcdUnreachable, leaseGone } from './etcd.js';
+import { type ClaimInfo, type EndpointHealth, type EtcdOptions, checkCluster, etcdUnreachable, leaseGone, openEtcd } from './etcd.js';
 import { CombinedStore, type ClaimRef, EtcdStore, claimRefOf } from './etcd-store.js';
 import { LatencyHistogram } from '../latency.js';
 import { VERSION } from '../version.js';
@@ -53,6 +53,11 @@ export interface FleetStats {
    */
   problem: string | undefined;
   etcdLatency: ReturnType<LatencyHistogram['snapshot']>;
+  /**
+   * Each etcd endpoint ("host:port"): true while it answers, false while requests pass it
+   * over after it failed or stalled (it is probed again after 250 ms, doubling to 2 s).
+   */
+  endpoints: Record<string, boolean>;
 }
 
 export class FleetMember {
@@ -86,6 +91,8 @@ export class FleetMember {
    */
   readonly gaveUp: Promise<HailstoneError>;
   private giveUp: (error: HailstoneError) => void = () => undefined;
+  /** Whether each etcd endpoint answered its last request. */
+  private readonly endpointHealth: EndpointHealth;
   /** The node's clock and lead, for passing over node ids left far ahead of it. */
   private readonly clock: () => number;
   private readonly maxLeadMs: number;
@@ -112,7 +119,12 @@ export class FleetMember {
     if (!Number.isInteger(this.leaseTtlS) || this.leaseTtlS < 2 || this.leaseTtlS > 3600) {
       throw new InvalidArgumentError('leaseTtlS', `must be an integer from 2 to 3600, got ${this.leaseTtlS}`);
     }
-    this.etcd = connectEtcd(options.etcd);
+    const connection = openEtcd(options.etcd, (endpoint, up) => {
+      if (up) logger.info({ endpoint, cluster: this.cluster }, `etcd member ${endpoint} answers again`);
+      else logger.warn({ endpoint, cluster: this.cluster }, `etcd member ${endpoint} failed or stalled; requests go to the other members while it is probed`);
+    });
+    this.etcd = connection.etcd;
+    this.endpointHealth = connection.health;
     this.gaveUp = new Promise((resolve) => {
       this.giveUp = resolve;
     });
@@ -188,6 +200,7 @@ export class FleetMember {
       claiming: this.claiming,
       problem: this.fencedBy === undefined && this.problem === undefined ? undefined : [this.fencedBy, this.problem].filter((p) => p !== undefined).join('; '),
       etcdLatency: this.latency.snapshot(),
+      endpoints: Object.fromEntries(this.endpointHealth),
     };
   }
 

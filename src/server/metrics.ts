@@ -237,6 +237,8 @@ export function fleetRegistry(f: FleetStats): Registry {
     f.sinceKeepaliveMs === undefined ? undefined : f.sinceKeepaliveMs / 1000,
   );
   gauge('hailstone_fleet_lease_ttl_seconds', 'The lease TTL', f.leaseTtlS);
+  const up = new Gauge({ name: 'hailstone_etcd_endpoint_up', help: 'Each etcd endpoint: 1 while it answers, 0 while requests pass it over after it failed or stalled', labelNames: ['endpoint'], registers: [registry] });
+  for (const [endpoint, answering] of Object.entries(f.endpoints)) up.set({ endpoint }, answering ? 1 : 0);
   return registry;
 }
 
