@@ -15,8 +15,11 @@ export interface StoredFloor {
    */
   floor: number | undefined;
   /**
-   * Nothing is stored for this very stripe: it never ran here, or its record was lost.
-   * The node then also waits out one lead window (node.ts).
+   * The floor may be missing what an earlier run issued: a record that could have been
+   * lost is absent. The node then also waits out one lead window (node.ts). A state file
+   * says so whenever this very stripe has no file (it never ran here, or its file was
+   * deleted). etcd keeps every R it acknowledged, and no id is issued past one, so the
+   * etcd store says so only when nothing at all is stored for the node id.
    */
   firstStart: boolean;
 }

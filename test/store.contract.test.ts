@@ -1,0 +1,204 @@
+// One contract for every place a node keeps its reservation R: the state file (on the
+// simulated disk), the etcd key (against a real etcd) and the two combined (fleet mode with
+// a state dir). node.ts relies on exactly these rules and nothing else, so a store that
+// passes them can stand under a node.
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { HailstoneError } from '../src/errors.js';
+import { type Claim, claimNodeId } from '../src/fleet/claim.js';
+import { CombinedStore, EtcdStore, claimRefOf } from '../src/fleet/etcd-store.js';
+import { claimKey, connectEtcd, reservationKey } from '../src/fleet/etcd.js';
+import { DEFAULT_LAYOUT } from '../src/layout.js';
+import type { Etcd3 } from 'etcd3';
+import { type NodeLogger, checkNodeRules, fileStoreOf } from '../src/node/node.js';
+import { OwnershipLostError, type ReservationStore } from '../src/node/store.js';
+import { TestEtcd, etcdInstalled, requireEtcd } from './support/etcd.js';
+import { SimProcesses, SimulatedFs } from './support/sim-fs.js';
+import { prng } from './support/seed.js';
+
+const silent: NodeLogger = { info() {}, warn() {}, error() {} };
+const NODE = 6;
+const T = DEFAULT_LAYOUT.epoch + 800_000_000;
+type Stripe = { index: number; count: number };
+
+/** A place to keep reservations, and the attacks the contract needs on it. */
+interface Subject {
+  /** A store for the node id and stripe (each call: a new process, as after a restart). */
+  store(worker: Stripe): Promise<ReservationStore>;
+  /** Takes ownership away from an open store behind its back (a lock file deleted, a claim key deleted). */
+  loseOwnership(worker: Stripe): Promise<void>;
+  /** Damages the stored record of this stripe. */
+  damage(worker: Stripe): Promise<void>;
+  /**
+   * Whether a stripe without a record of its own, under a node id that has others, counts
+   * as a first start: a state file can be deleted (the node must wait a lead window), an
+   * acknowledged etcd key cannot.
+   */
+  ownRecordCanBeLost: boolean;
+  done(): Promise<void>;
+}
+
+function fileSubject(fs = new SimulatedFs(prng(1))): Subject {
+  const procs = new SimProcesses();
+  const rules = (worker: Stripe) => checkNodeRules({ nodeId: NODE, stateDir: '/state', worker, logger: silent });
+  const file = (worker: Stripe) => `/state/node-${NODE}.w${worker.index}-${worker.count}.state`;
+  return {
+    store: async (worker) =>
+      fileStoreOf({ nodeId: NODE, stateDir: '/state', worker, fs, processes: procs.spawn().probe, kernelLocks: false, logger: silent }, rules(worker)),
+    loseOwnership: async (worker) => fs.unlink(`${file(worker)}.lock`),
+    damage: async (worker) => {
+      const bytes = fs.peek(file(worker))!.slice();
+      bytes[bytes.length - 1]! ^= 0xff;
+      fs.overwrite(file(worker), bytes);
+    },
+    ownRecordCanBeLost: true,
+    done: async () => undefined,
+  };
+}
+
+function etcdSubject(endpoint: string, cluster: string, withFile: boolean): Subject {
+  const client: Etcd3 = connectEtcd({ endpoints: [endpoint] });
+  const files = fileSubject();
+  let claim: Claim | undefined;
+  let instance = 0;
+  const claimed = async (): Promise<Claim> => {
+    if (claim === undefined || claim.lost !== undefined) {
+      claim = await claimNodeId({
+        etcd: client,
+        cluster,
+        nodeId: NODE,
+        maxNodeId: 1023,
+        leaseTtlS: 30,
+        claimWaitMs: 10_000,
+        info: { instance: `contract-${instance++}`, host: 'test', udp: '', pid: process.pid, version: 'test', startedAt: '' },
+        logger: silent,
+      });
+    }
+    return claim;
+  };
+  return {
+    store: async (worker) => {
+      const etcdStore = new EtcdStore(client, cluster, claimRefOf(await claimed()), worker as never);
+      return withFile ? new CombinedStore(etcdStore, await files.store(worker)) : etcdStore;
+    },
+    loseOwnership: async () => {
+      await client.delete().key(claimKey(cluster, NODE));
+    },
+    damage: async (worker) => {
+      await client.put(reservationKey(cluster, NODE, worker)).value('damaged');
+    },
+    // Combined: etcd has every R it acknowledged, so a missing state file loses nothing.
+    ownRecordCanBeLost: false,
+    done: async () => {
+      await claim?.release();
+      client.close();
+    },
+  };
+}
+
+requireEtcd();
+
+describe.skipIf(!etcdInstalled)('the ReservationStore contract', () => {
+  let etcd: TestEtcd;
+  let n = 0;
+  beforeAll(async () => {
+    etcd = await TestEtcd.start();
+  });
+  afterAll(async () => {
+    await etcd?.stop();
+  });
+
+  const subjects: [string, () => Subject][] = [
+    ['the state file (simulated disk)', () => fileSubject()],
+    ['the etcd key (real etcd)', () => etcdSubject(etcd.endpoint, `contract${n++}`, false)],
+    ['etcd and a state file combined', () => etcdSubject(etcd.endpoint, `contract${n++}`, true)],
+  ];
+
+  describe.each(subjects)('%s', (_, make) => {
+    const one = { index: 0, count: 1 };
+
+    it('a first start: no floor, firstStart', async () => {
+      const subject = make();
+      try {
+        const store = await subject.store(one);
+        expect(await store.open()).toEqual({ floor: undefined, firstStart: true });
+        await store.close();
+      } finally {
+        await subject.done();
+      }
+    });
+
+    it('what was saved is the floor after a restart, and R only rises over saves', async () => {
+      const subject = make();
+      try {
+        const a = await subject.store(one);
+        await a.open();
+        await a.save(T + 1000, T);
+        await a.save(T + 2000, T + 1000);
+        await a.close();
+        const b = await subject.store(one);
+        expect(await b.open()).toEqual({ floor: T + 2000, firstStart: false });
+        await b.close();
+      } finally {
+        await subject.done();
+      }
+    });
+
+    it('the floor covers every stripe of every worker count stored for the node id', async () => {
+      const subject = make();
+      try {
+        const single = await subject.store(one);
+        await single.open();
+        await single.save(T + 5000, T);
+        await single.close();
+        // Worker 1 of 2 never ran: nothing of its own, but it starts above what worker 0 of 1 stored.
+        const striped = await subject.store({ index: 1, count: 2 });
+        const opened = await striped.open();
+        expect(opened.floor).toBe(T + 5000);
+        expect(opened.firstStart).toBe(subject.ownRecordCanBeLost);
+        await striped.save(T + 6000, T + 1000);
+        await striped.close();
+        const again = await subject.store(one);
+        expect((await again.open()).floor).toBe(T + 6000);
+        await again.close();
+      } finally {
+        await subject.done();
+      }
+    });
+
+    it('a save after ownership was taken away rejects with OwnershipLostError, and the stored R stays', async () => {
+      const subject = make();
+      try {
+        const store = await subject.store(one);
+        await store.open();
+        await store.save(T + 1000, T);
+        await subject.loseOwnership(one);
+        await expect(store.save(T + 2000, T + 1000)).rejects.toBeInstanceOf(OwnershipLostError);
+        await store.close();
+        const next = await subject.store(one);
+        expect((await next.open()).floor).toBe(T + 1000);
+        await next.close();
+      } finally {
+        await subject.done();
+      }
+    });
+
+    it('a damaged record: open() refuses with STATE_CORRUPT', async () => {
+      const subject = make();
+      try {
+        const store = await subject.store(one);
+        await store.open();
+        await store.save(T + 1000, T);
+        await store.close();
+        await subject.damage(one);
+        const next = await subject.store(one);
+        const error = await next.open().catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(HailstoneError);
+        expect(error).toMatchObject({ code: 'STATE_CORRUPT' });
+        await next.close().catch(() => undefined);
+      } finally {
+        await subject.done();
+      }
+    });
+  });
+});
