@@ -40,7 +40,7 @@ interface Subject {
 
 function fileSubject(fs = new SimulatedFs(prng(1))): Subject {
   const procs = new SimProcesses();
-  const rules = (worker: Stripe) => checkNodeRules({ nodeId: NODE, stateDir: '/state', worker, logger: silent });
+  const rules = (worker: Stripe) => checkNodeRules({ nodeId: NODE, worker, logger: silent });
   const file = (worker: Stripe) => `/state/node-${NODE}.w${worker.index}-${worker.count}.state`;
   return {
     store: async (worker) =>
