@@ -8,8 +8,9 @@
 
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type OpenLoadResult, ROOT, buildC, openLoad, startHailstoneNative, startProcess } from './harness.js';
-import { describeMachine, machine } from './machine.js';
+import { ROOT, buildC, openLoad, startHailstoneNative, startProcess } from './harness.js';
+import { command, describeMachine, machine } from './machine.js';
+import type { LatencyResults, LatencyRow } from './results.js';
 
 const quick = process.env.HAILSTONE_BENCH_QUICK === '1';
 const output = process.env.HAILSTONE_BENCH_OUTPUT ?? join(ROOT, 'bench/results/latency.json');
@@ -21,7 +22,7 @@ console.log(`hailstone latency at a fixed rate (open loop) — ${describeMachine
 const load = buildC('open-load', 'no open-loop generator');
 const echo = buildC('mmsg-echo', 'no C echo baseline');
 if (load === undefined || echo === undefined) throw new Error('bench:latency needs a C compiler (cc) for its load generator and baseline');
-const rows: (OpenLoadResult & { server: string })[] = [];
+const rows: LatencyRow[] = [];
 for (const rate of rates) {
   // Interleaved: each rate runs hailstone, then the echo, back to back.
   for (const server of ['hailstone native', 'C mmsg echo'] as const) {
@@ -41,4 +42,5 @@ for (const r of rows) {
     `| ${r.rate.toLocaleString('en-US')} | ${r.server} | ${r.replies.toLocaleString('en-US')} | ${r.unavailable} | ${r.lost} | ${r.server === 'C mmsg echo' ? '—' : r.duplicates} | ${us(r.p50us)} | ${us(r.p99us)} | ${us(r.p999us)} | ${us(r.maxUs)} | ${us(r.sendLagP99us)} |`,
   );
 }
-writeFileSync(output, `${JSON.stringify({ machine: m, command: 'npm run bench:latency', quick, seconds, results: rows }, null, 2)}\n`);
+const data: LatencyResults = { machine: m, command: command('bench:latency'), quick, seconds, results: rows };
+writeFileSync(output, `${JSON.stringify(data, null, 2)}\n`);

@@ -20,7 +20,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { type LoadCounts, ROOT, type Started, buildC, freeTcpPort, startEtcd, startProcess } from './harness.js';
-import { describeMachine, machine } from './machine.js';
+import { command, describeMachine, machine } from './machine.js';
+import type { ServerView, SteadyResults, SteadyRow } from './results.js';
 
 const quick = process.env.HAILSTONE_BENCH_QUICK === '1';
 const output = process.env.HAILSTONE_BENCH_OUTPUT ?? join(ROOT, 'bench/results/steady.json');
@@ -48,7 +49,7 @@ function cpuBurner(): ChildProcess {
 }
 
 /** The server's own view, from its /metrics. */
-async function scrape(port: number): Promise<{ refusals: Record<string, number>; loopLagP99Ms: number; loopLagMaxMs: number; renewalMeanMs: number; renewals: number }> {
+async function scrape(port: number): Promise<ServerView> {
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
   const value = (re: RegExp) => Number(re.exec(text)?.[1] ?? NaN);
   const refusals: Record<string, number> = {};
@@ -120,7 +121,7 @@ const conditions: { name: string; key: string; start: (metricsPort: number) => P
     : []),
 ];
 
-const rows: (LoadCounts & { condition: string; server: Awaited<ReturnType<typeof scrape>> })[] = [];
+const rows: SteadyRow[] = [];
 for (const c of conditions.filter((c) => only === undefined || only.includes(c.key))) {
   console.log(`${c.name} …`);
   const metricsPort = await freeTcpPort();
@@ -146,4 +147,5 @@ for (const r of rows) {
     `| ${r.condition} | ${r.replies.toLocaleString('en-US')} | ${r.unavailable}${why === '' ? '' : ` (${why})`} | ${r.duplicates} of ${r.idsChecked.toLocaleString('en-US')} | ${ms(r.p50us)} | ${ms(r.p99us)} | ${ms(r.p999us)} | ${r.server.loopLagP99Ms.toFixed(1)} / ${r.server.loopLagMaxMs.toFixed(1)} ms | ${r.server.renewalMeanMs.toFixed(0)} ms (${r.server.renewals}) |`,
   );
 }
-writeFileSync(output, `${JSON.stringify({ machine: m, command: 'npm run bench:steady', quick, seconds, results: rows }, null, 2)}\n`);
+const data: SteadyResults = { machine: m, command: command('bench:steady'), quick, seconds, results: rows };
+writeFileSync(output, `${JSON.stringify(data, null, 2)}\n`);
