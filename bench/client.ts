@@ -1,7 +1,8 @@
 // Client benchmark: ids per second one Node process gets through createClient from a
 // hailstone server in another process (loopback), and the client's CPU per id.
 //
-//   npm run bench:client          about 20 s; writes bench/results/client.json
+//   npm run bench:client          about 20 s; writes bench/results/client.json, then the
+//                                 docs from it (npm run bench:report)
 //
 // Modes, same run, same server: sequential nextId() (one round trip per id), 64 concurrent
 // nextId(), nextIds(1490) (ten full requests per call), pooled nextId() and pooled takeId()

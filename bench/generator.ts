@@ -1,7 +1,8 @@
 // Generator benchmark: hailstone's WASM and TypeScript backends and the npm peers, side by
 // side in one run.
 //
-//   npm run bench                      full run (about a minute), writes bench/results/generator.json
+//   npm run bench                      full run (about a minute), writes bench/results/generator.json,
+//                                      then the docs from it (npm run bench:report)
 //   HAILSTONE_BENCH_QUICK=1 npm run bench   a few ms per task: proves the benchmark still works
 //
 // Part 1 (tinybench): cost per id. Each iteration makes thousands of ids so the timer's

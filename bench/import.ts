@@ -3,7 +3,8 @@
 // a peer (@sapphire/snowflake) in the same run. Not a tinybench task: a cold import
 // happens once per process, so each sample is a new process.
 //
-//   npm run bench:import     (after npm run build:ts; writes bench/results/import.json)
+//   npm run bench:import     (after npm run build:ts; writes bench/results/import.json, then the
+//                            docs from it: npm run bench:report)
 
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';

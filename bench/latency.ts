@@ -3,7 +3,8 @@
 // 100k single-id requests per second. Latency counts from each request's scheduled send
 // time, so queueing anywhere — server, kernel, generator — is in the figure, not hidden.
 //
-//   npm run bench:latency                 about a minute; writes bench/results/latency.json
+//   npm run bench:latency                 about a minute; writes bench/results/latency.json, then
+//                                         the docs from it (npm run bench:report)
 //   HAILSTONE_BENCH_QUICK=1 npm run bench:latency     a short smoke run
 
 import { writeFileSync } from 'node:fs';

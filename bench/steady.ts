@@ -11,7 +11,8 @@
 // RTT p50/p99/p99.9 (from the generator), the event loop's lag and the renewal writes'
 // mean time (from /metrics). Target: 0 UNAVAILABLE and 0 duplicates in all three.
 //
-//   npm run bench:steady             60 s per condition; writes bench/results/steady.json
+//   npm run bench:steady             60 s per condition; writes bench/results/steady.json, then
+//                                    the docs from it (npm run bench:report)
 //   HAILSTONE_BENCH_QUICK=1 npm run bench:steady      3 s per condition
 
 import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';

@@ -4,9 +4,11 @@
 // C with recvmmsg/sendmmsg (bench/mmsg-echo.c, compiled here with cc when there is one) —
 // the floor of a batched server on this machine, with no Node and no id logic.
 //
-//   npm run bench:udp                 about a minute; writes bench/results/udp.json
+//   npm run bench:udp                 about a minute; writes bench/results/udp.json, then the
+//                                     docs from it (npm run bench:report)
 //   HAILSTONE_BENCH_QUICK=1 npm run bench:udp        a short smoke run
-//   HAILSTONE_BENCH_SOAK_REQUESTS=10000000 npm run bench:udp   adds a memory soak run
+//   HAILSTONE_BENCH_SOAK_REQUESTS=10000000 HAILSTONE_BENCH_OUTPUT=bench/results/udp-soak.json npm run bench:udp
+//                                     adds a memory soak run (the docs' soak table reads udp-soak.json)
 //
 // The closed-loop ("max") rows are loaded by a C load generator (bench/mmsg-load.c,
 // compiled here: 4 sockets × 64 requests outstanding, sendmmsg/recvmmsg), which validates
