@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { command, describeMachine, machine } from './machine.js';
 import type { ImportResults, ImportRow } from './results.js';
+import { importTable } from './tables.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const quick = process.env.HAILSTONE_BENCH_QUICK === '1';
@@ -53,7 +54,6 @@ const results = targets.map((t): ImportRow => {
   const ms = s.map((x) => x.ms).sort((a, b) => a - b);
   return { task: t.what, specifier: t.specifier, medianMs: quantile(ms, 0.5), p90Ms: quantile(ms, 0.9), cjsModules: s[0]!.cjs, etcdModules: s[0]!.etcd };
 });
-console.log('| import | median | p90 | CommonJS modules | etcd/gRPC modules |\n|---|---:|---:|---:|---:|');
-for (const r of results) console.log(`| \`${r.task}\` | ${r.medianMs.toFixed(1)} ms | ${r.p90Ms.toFixed(1)} ms | ${r.cjsModules} | ${r.etcdModules} |`);
 const data: ImportResults = { machine: m, command: command('bench:import'), runs: RUNS, results };
+console.log(importTable({ 'import.json': data }));
 writeFileSync(output, `${JSON.stringify(data, null, 2)}\n`);

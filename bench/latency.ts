@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { ROOT, buildC, openLoad, startHailstoneNative, startProcess } from './harness.js';
 import { command, describeMachine, machine } from './machine.js';
 import type { LatencyResults, LatencyRow } from './results.js';
+import { latencyTable } from './tables.js';
 
 const quick = process.env.HAILSTONE_BENCH_QUICK === '1';
 const output = process.env.HAILSTONE_BENCH_OUTPUT ?? join(ROOT, 'bench/results/latency.json');
@@ -35,13 +36,6 @@ for (const rate of rates) {
     }
   }
 }
-console.log('| rate (req/s) | server | replies | UNAVAILABLE | lost | duplicates | p50 | p99 | p99.9 | max | generator send lag p99 |');
-console.log('|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
-const us = (v: number) => (v >= 1000 ? `${(v / 1000).toFixed(2)} ms` : `${v.toFixed(0)} µs`);
-for (const r of rows) {
-  console.log(
-    `| ${r.rate.toLocaleString('en-US')} | ${r.server} | ${r.replies.toLocaleString('en-US')} | ${r.unavailable} | ${r.lost} | ${r.server === 'C mmsg echo' ? '—' : r.duplicates} | ${us(r.p50us)} | ${us(r.p99us)} | ${us(r.p999us)} | ${us(r.maxUs)} | ${us(r.sendLagP99us)} |`,
-  );
-}
 const data: LatencyResults = { machine: m, command: command('bench:latency'), quick, seconds, results: rows };
+console.log(latencyTable({ 'latency.json': data }));
 writeFileSync(output, `${JSON.stringify(data, null, 2)}\n`);

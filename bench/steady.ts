@@ -23,6 +23,7 @@ import { promisify } from 'node:util';
 import { type LoadCounts, ROOT, type Started, buildC, freeTcpPort, startEtcd, startProcess } from './harness.js';
 import { command, describeMachine, machine } from './machine.js';
 import type { ServerView, SteadyResults, SteadyRow } from './results.js';
+import { steadyTable } from './tables.js';
 
 const quick = process.env.HAILSTONE_BENCH_QUICK === '1';
 const output = process.env.HAILSTONE_BENCH_OUTPUT ?? join(ROOT, 'bench/results/steady.json');
@@ -139,14 +140,6 @@ for (const c of conditions.filter((c) => only === undefined || only.includes(c.k
   }
 }
 
-console.log('| condition | replies | UNAVAILABLE | duplicates | RTT p50 | p99 | p99.9 | event loop lag p99 / max | renewal write, mean |');
-console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
-const ms = (us: number) => `${(us / 1000).toFixed(2)} ms`;
-for (const r of rows) {
-  const why = Object.entries(r.server.refusals).map(([k, v]) => `${k} ${v}`).join(', ');
-  console.log(
-    `| ${r.condition} | ${r.replies.toLocaleString('en-US')} | ${r.unavailable}${why === '' ? '' : ` (${why})`} | ${r.duplicates} of ${r.idsChecked.toLocaleString('en-US')} | ${ms(r.p50us)} | ${ms(r.p99us)} | ${ms(r.p999us)} | ${r.server.loopLagP99Ms.toFixed(1)} / ${r.server.loopLagMaxMs.toFixed(1)} ms | ${r.server.renewalMeanMs.toFixed(0)} ms (${r.server.renewals}) |`,
-  );
-}
 const data: SteadyResults = { machine: m, command: command('bench:steady'), quick, seconds, results: rows };
+console.log(steadyTable({ 'steady.json': data }));
 writeFileSync(output, `${JSON.stringify(data, null, 2)}\n`);
