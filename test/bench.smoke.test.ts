@@ -1,7 +1,8 @@
 // The benchmarks still run: each once, tiny, into a temporary directory. Benchmarks are
 // not tests, so nothing here asserts a time — only that every task produced a result,
 // that the real-clock runs found no duplicate in hailstone, and that the report renders
-// the charts and every generated region of the docs from what they wrote.
+// the charts and every generated region of the docs from what they wrote. And the docs
+// as committed are what the committed results render to, so neither changes alone.
 
 import { execFile, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -180,6 +181,24 @@ describe('benchmarks (smoke run)', () => {
         expect(found.content, `${doc}: ${found.id}`).toBe(renderRegion(region, results));
         expect(region.sources.some((f) => found.content.includes(results[f].machine.date)), `${doc}: ${found.id}`).toBe(true);
       }
+    }
+  });
+});
+
+describe('docs/benchmarks.md and the README against bench/results', () => {
+  it('npm run bench:report on the committed results leaves the docs and charts as committed', { timeout: 60_000 }, async () => {
+    const out = mkdtempSync(join(tmpdir(), 'hailstone-bench-report-'));
+    try {
+      const docs = copyDocs(join(out, 'repo'));
+      // Into copies: a failing run leaves the working tree as it was, and the diff to read.
+      await run('npm', ['run', 'bench:report'], {
+        cwd: ROOT,
+        env: { ...process.env, HAILSTONE_BENCH_RESULTS: join(ROOT, 'bench/results'), HAILSTONE_BENCH_CHARTS: out, HAILSTONE_BENCH_DOCS: docs },
+      });
+      for (const doc of DOCS) expect(readFileSync(join(docs, doc), 'utf8'), `${doc} is not what npm run bench:report renders: run it`).toBe(readFileSync(join(ROOT, doc), 'utf8'));
+      for (const chart of CHARTS) expect(readFileSync(join(out, chart), 'utf8'), `docs/${chart}`).toBe(readFileSync(join(ROOT, 'docs', chart), 'utf8'));
+    } finally {
+      rmSync(out, { recursive: true, force: true });
     }
   });
 });
