@@ -1,7 +1,8 @@
 // Client benchmark: ids per second one Node process gets through createClient from a
 // hailstone server in another process (loopback), and the client's CPU per id.
 //
-//   npm run bench:client          about 20 s; writes bench/results/client.json
+//   npm run bench:client          about 20 s; writes bench/results/client.json, then the
+//                                 docs from it (npm run bench:report)
 //
 // Modes, same run, same server: sequential nextId() (one round trip per id), 64 concurrent
 // nextId(), nextIds(1490) (ten full requests per call), pooled nextId() and pooled takeId()
@@ -13,7 +14,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Client, createClient } from '../src/index.js';
-import { describeMachine, machine } from './machine.js';
+import { command, describeMachine, machine } from './machine.js';
+import type { ClientResults, ClientRow } from './results.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const seconds = Number(process.env.HAILSTONE_BENCH_SECONDS ?? '3');
@@ -37,17 +39,8 @@ async function startServer(): Promise<{ child: ChildProcess; port: number; dir: 
   return { child, port, dir };
 }
 
-interface Row {
-  mode: string;
-  ids: number;
-  seconds: number;
-  idsPerSec: number;
-  clientCpuNsPerId: number;
-  requests: number;
-}
-
 /** Runs `step` (which returns how many ids it got) until `seconds` pass; counts ids and the client's CPU. */
-async function measure(mode: string, client: Client, step: () => Promise<number>, parallel = 1): Promise<Row> {
+async function measure(mode: string, client: Client, step: () => Promise<number>, parallel = 1): Promise<ClientRow> {
   const requestsBefore = client.stats().requests;
   const cpuBefore = process.cpuUsage();
   const started = performance.now();
@@ -82,7 +75,7 @@ async function main(): Promise<void> {
   console.log(`hailstone client benchmark — ${describeMachine(m)}; ${seconds} s per mode, server in another process (native transport)\n`);
   const server = await startServer();
   const endpoint = `127.0.0.1:${server.port}`;
-  const rows: Row[] = [];
+  const rows: ClientRow[] = [];
   try {
     const plain = createClient({ servers: [endpoint] });
     await plain.nextIds(1000); // warm up both sides
@@ -125,7 +118,8 @@ async function main(): Promise<void> {
       'requests sent': fmt(r.requests),
     })),
   );
-  writeFileSync(output, `${JSON.stringify({ machine: m, seconds, results: rows }, null, 2)}\n`);
+  const data: ClientResults = { machine: m, command: command('bench:client'), seconds, results: rows };
+  writeFileSync(output, `${JSON.stringify(data, null, 2)}\n`);
   console.log(`\nwrote ${output}`);
 }
 

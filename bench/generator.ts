@@ -1,7 +1,8 @@
 // Generator benchmark: hailstone's WASM and TypeScript backends and the npm peers, side by
 // side in one run.
 //
-//   npm run bench                      full run (about a minute), writes bench/results/generator.json
+//   npm run bench                      full run (about a minute), writes bench/results/generator.json,
+//                                      then the docs from it (npm run bench:report)
 //   HAILSTONE_BENCH_QUICK=1 npm run bench   a few ms per task: proves the benchmark still works
 //
 // Part 1 (tinybench): cost per id. Each iteration makes thousands of ids so the timer's
@@ -20,8 +21,9 @@ import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Bench } from 'tinybench';
 import { HailstoneError, createGenerator, type Backend, type Generator } from '../src/index.js';
-import { describeMachine, machine } from './machine.js';
+import { command, describeMachine, machine } from './machine.js';
 import { loadPeers } from './peers.js';
+import type { CapRow, GeneratorResults, GeneratorRow } from './results.js';
 
 const quick = process.env.HAILSTONE_BENCH_QUICK === '1';
 const output = process.env.HAILSTONE_BENCH_OUTPUT ?? new URL('./results/generator.json', import.meta.url).pathname;
@@ -36,20 +38,6 @@ function fakeClock(idsPerRead: number): () => number {
 
 function gen(backend: Backend, clock?: () => number, maxLeadMs?: number): Generator {
   return createGenerator({ nodeId: 7, backend, ...(clock ? { clock } : {}), ...(maxLeadMs === undefined ? {} : { maxLeadMs }) });
-}
-
-interface Row {
-  task: string;
-  clock: 'fake' | 'real';
-  /** Per id issued: a refused call costs its time but is not an id. */
-  nsPerId: number;
-  idsPerSec: number;
-  rme: number;
-  samples: number;
-  /** Real clock: every call made (warmup included), the ids it issued, the calls refused. */
-  calls?: number;
-  issued?: number;
-  refused?: number;
 }
 
 /** What a real-clock task did: calls made, ids issued, calls refused. */
@@ -151,7 +139,7 @@ function cases(group: Group): Case[] {
   return list;
 }
 
-async function costPerId(group: Group): Promise<Row[]> {
+async function costPerId(group: Group): Promise<GeneratorRow[]> {
   const bench = new Bench({ time: quick ? 10 : 1000, warmupTime: quick ? 5 : 250 });
   const all = cases(group);
   for (const c of all) bench.add(`${c.task} [${c.clock}]`, c.fn);
@@ -172,16 +160,6 @@ async function costPerId(group: Group): Promise<Row[]> {
       ...(c.tally === undefined ? {} : { calls: c.tally.calls, issued: c.tally.issued, refused: c.tally.refused }),
     };
   });
-}
-
-interface CapRow {
-  task: string;
-  ids: number;
-  seconds: number;
-  idsPerSec: number;
-  shareOfCap: number;
-  duplicates: number;
-  refusals: number;
 }
 
 /** As many ids as possible with the real clock, for at least `minMs` and up to `count` ids. */
@@ -237,15 +215,15 @@ async function runGroup(group: Group): Promise<void> {
 }
 
 /** Runs every group in a child process of its own, in turn. */
-function runAllGroups(): { rows: Row[]; caps: CapRow[] } {
-  const rows: Row[] = [];
+function runAllGroups(): { rows: GeneratorRow[]; caps: CapRow[] } {
+  const rows: GeneratorRow[] = [];
   const caps: CapRow[] = [];
   for (const group of GROUPS) {
     const out = execFileSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--group', group], {
       env: process.env,
       maxBuffer: 16 * 1024 * 1024,
     });
-    const result = JSON.parse(out.toString()) as { rows: Row[]; caps: CapRow[] };
+    const result = JSON.parse(out.toString()) as { rows: GeneratorRow[]; caps: CapRow[] };
     rows.push(...result.rows);
     caps.push(...result.caps);
   }
@@ -283,7 +261,8 @@ async function main(): Promise<void> {
       refusals: c.refusals,
     })),
   );
-  writeFileSync(output, `${JSON.stringify({ machine: m, quick, results: rows, realClock: caps }, null, 2)}\n`);
+  const data: GeneratorResults = { machine: m, command: command('bench'), quick, results: rows, realClock: caps };
+  writeFileSync(output, `${JSON.stringify(data, null, 2)}\n`);
   console.log(`\nwrote ${output}`);
 }
 

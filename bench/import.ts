@@ -3,13 +3,16 @@
 // a peer (@sapphire/snowflake) in the same run. Not a tinybench task: a cold import
 // happens once per process, so each sample is a new process.
 //
-//   npm run bench:import     (after npm run build:ts; writes bench/results/import.json)
+//   npm run bench:import     (after npm run build:ts; writes bench/results/import.json, then the
+//                            docs from it: npm run bench:report)
 
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { describeMachine, machine } from './machine.js';
+import { command, describeMachine, machine } from './machine.js';
+import type { ImportResults, ImportRow } from './results.js';
+import { importTable } from './tables.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const quick = process.env.HAILSTONE_BENCH_QUICK === '1';
@@ -46,11 +49,11 @@ for (let i = 0; i < RUNS; i++) {
     samples.get(t.specifier)!.push(JSON.parse(out));
   }
 }
-const results = targets.map((t) => {
+const results = targets.map((t): ImportRow => {
   const s = samples.get(t.specifier)!;
   const ms = s.map((x) => x.ms).sort((a, b) => a - b);
   return { task: t.what, specifier: t.specifier, medianMs: quantile(ms, 0.5), p90Ms: quantile(ms, 0.9), cjsModules: s[0]!.cjs, etcdModules: s[0]!.etcd };
 });
-console.log('| import | median | p90 | CommonJS modules | etcd/gRPC modules |\n|---|---:|---:|---:|---:|');
-for (const r of results) console.log(`| \`${r.task}\` | ${r.medianMs.toFixed(1)} ms | ${r.p90Ms.toFixed(1)} ms | ${r.cjsModules} | ${r.etcdModules} |`);
-writeFileSync(output, `${JSON.stringify({ machine: m, command: 'npm run bench:import', runs: RUNS, results }, null, 2)}\n`);
+const data: ImportResults = { machine: m, command: command('bench:import'), runs: RUNS, results };
+console.log(importTable({ 'import.json': data }));
+writeFileSync(output, `${JSON.stringify(data, null, 2)}\n`);

@@ -3,13 +3,16 @@
 // 100k single-id requests per second. Latency counts from each request's scheduled send
 // time, so queueing anywhere — server, kernel, generator — is in the figure, not hidden.
 //
-//   npm run bench:latency                 about a minute; writes bench/results/latency.json
+//   npm run bench:latency                 about a minute; writes bench/results/latency.json, then
+//                                         the docs from it (npm run bench:report)
 //   HAILSTONE_BENCH_QUICK=1 npm run bench:latency     a short smoke run
 
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type OpenLoadResult, ROOT, buildC, openLoad, startHailstoneNative, startProcess } from './harness.js';
-import { describeMachine, machine } from './machine.js';
+import { ROOT, buildC, openLoad, startHailstoneNative, startProcess } from './harness.js';
+import { command, describeMachine, machine } from './machine.js';
+import type { LatencyResults, LatencyRow } from './results.js';
+import { latencyTable } from './tables.js';
 
 const quick = process.env.HAILSTONE_BENCH_QUICK === '1';
 const output = process.env.HAILSTONE_BENCH_OUTPUT ?? join(ROOT, 'bench/results/latency.json');
@@ -21,7 +24,7 @@ console.log(`hailstone latency at a fixed rate (open loop) — ${describeMachine
 const load = buildC('open-load', 'no open-loop generator');
 const echo = buildC('mmsg-echo', 'no C echo baseline');
 if (load === undefined || echo === undefined) throw new Error('bench:latency needs a C compiler (cc) for its load generator and baseline');
-const rows: (OpenLoadResult & { server: string })[] = [];
+const rows: LatencyRow[] = [];
 for (const rate of rates) {
   // Interleaved: each rate runs hailstone, then the echo, back to back.
   for (const server of ['hailstone native', 'C mmsg echo'] as const) {
@@ -33,12 +36,6 @@ for (const rate of rates) {
     }
   }
 }
-console.log('| rate (req/s) | server | replies | UNAVAILABLE | lost | duplicates | p50 | p99 | p99.9 | max | generator send lag p99 |');
-console.log('|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
-const us = (v: number) => (v >= 1000 ? `${(v / 1000).toFixed(2)} ms` : `${v.toFixed(0)} µs`);
-for (const r of rows) {
-  console.log(
-    `| ${r.rate.toLocaleString('en-US')} | ${r.server} | ${r.replies.toLocaleString('en-US')} | ${r.unavailable} | ${r.lost} | ${r.server === 'C mmsg echo' ? '—' : r.duplicates} | ${us(r.p50us)} | ${us(r.p99us)} | ${us(r.p999us)} | ${us(r.maxUs)} | ${us(r.sendLagP99us)} |`,
-  );
-}
-writeFileSync(output, `${JSON.stringify({ machine: m, command: 'npm run bench:latency', quick, seconds, results: rows }, null, 2)}\n`);
+const data: LatencyResults = { machine: m, command: command('bench:latency'), quick, seconds, results: rows };
+console.log(latencyTable({ 'latency.json': data }));
+writeFileSync(output, `${JSON.stringify(data, null, 2)}\n`);

@@ -11,7 +11,8 @@
 // RTT p50/p99/p99.9 (from the generator), the event loop's lag and the renewal writes'
 // mean time (from /metrics). Target: 0 UNAVAILABLE and 0 duplicates in all three.
 //
-//   npm run bench:steady             60 s per condition; writes bench/results/steady.json
+//   npm run bench:steady             60 s per condition; writes bench/results/steady.json, then
+//                                    the docs from it (npm run bench:report)
 //   HAILSTONE_BENCH_QUICK=1 npm run bench:steady      3 s per condition
 
 import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
@@ -20,7 +21,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { type LoadCounts, ROOT, type Started, buildC, freeTcpPort, startEtcd, startProcess } from './harness.js';
-import { describeMachine, machine } from './machine.js';
+import { command, describeMachine, machine } from './machine.js';
+import type { ServerView, SteadyResults, SteadyRow } from './results.js';
+import { steadyTable } from './tables.js';
 
 const quick = process.env.HAILSTONE_BENCH_QUICK === '1';
 const output = process.env.HAILSTONE_BENCH_OUTPUT ?? join(ROOT, 'bench/results/steady.json');
@@ -48,7 +51,7 @@ function cpuBurner(): ChildProcess {
 }
 
 /** The server's own view, from its /metrics. */
-async function scrape(port: number): Promise<{ refusals: Record<string, number>; loopLagP99Ms: number; loopLagMaxMs: number; renewalMeanMs: number; renewals: number }> {
+async function scrape(port: number): Promise<ServerView> {
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
   const value = (re: RegExp) => Number(re.exec(text)?.[1] ?? NaN);
   const refusals: Record<string, number> = {};
@@ -120,7 +123,7 @@ const conditions: { name: string; key: string; start: (metricsPort: number) => P
     : []),
 ];
 
-const rows: (LoadCounts & { condition: string; server: Awaited<ReturnType<typeof scrape>> })[] = [];
+const rows: SteadyRow[] = [];
 for (const c of conditions.filter((c) => only === undefined || only.includes(c.key))) {
   console.log(`${c.name} …`);
   const metricsPort = await freeTcpPort();
@@ -137,13 +140,6 @@ for (const c of conditions.filter((c) => only === undefined || only.includes(c.k
   }
 }
 
-console.log('| condition | replies | UNAVAILABLE | duplicates | RTT p50 | p99 | p99.9 | event loop lag p99 / max | renewal write, mean |');
-console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
-const ms = (us: number) => `${(us / 1000).toFixed(2)} ms`;
-for (const r of rows) {
-  const why = Object.entries(r.server.refusals).map(([k, v]) => `${k} ${v}`).join(', ');
-  console.log(
-    `| ${r.condition} | ${r.replies.toLocaleString('en-US')} | ${r.unavailable}${why === '' ? '' : ` (${why})`} | ${r.duplicates} of ${r.idsChecked.toLocaleString('en-US')} | ${ms(r.p50us)} | ${ms(r.p99us)} | ${ms(r.p999us)} | ${r.server.loopLagP99Ms.toFixed(1)} / ${r.server.loopLagMaxMs.toFixed(1)} ms | ${r.server.renewalMeanMs.toFixed(0)} ms (${r.server.renewals}) |`,
-  );
-}
-writeFileSync(output, `${JSON.stringify({ machine: m, command: 'npm run bench:steady', quick, seconds, results: rows }, null, 2)}\n`);
+const data: SteadyResults = { machine: m, command: command('bench:steady'), quick, seconds, results: rows };
+console.log(steadyTable({ 'steady.json': data }));
+writeFileSync(output, `${JSON.stringify(data, null, 2)}\n`);

@@ -4,9 +4,11 @@
 // C with recvmmsg/sendmmsg (bench/mmsg-echo.c, compiled here with cc when there is one) —
 // the floor of a batched server on this machine, with no Node and no id logic.
 //
-//   npm run bench:udp                 about a minute; writes bench/results/udp.json
+//   npm run bench:udp                 about a minute; writes bench/results/udp.json, then the
+//                                     docs from it (npm run bench:report)
 //   HAILSTONE_BENCH_QUICK=1 npm run bench:udp        a short smoke run
-//   HAILSTONE_BENCH_SOAK_REQUESTS=10000000 npm run bench:udp   adds a memory soak run
+//   HAILSTONE_BENCH_SOAK_REQUESTS=10000000 HAILSTONE_BENCH_OUTPUT=bench/results/udp-soak.json npm run bench:udp
+//                                     adds a memory soak run (the docs' soak table reads udp-soak.json)
 //
 // The closed-loop ("max") rows are loaded by a C load generator (bench/mmsg-load.c,
 // compiled here: 4 sockets × 64 requests outstanding, sendmmsg/recvmmsg), which validates
@@ -25,7 +27,8 @@ import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { nativeAvailability } from '../src/server/native-addon.js';
 import { type Etcd, type Started, ROOT, buildC, startEtcd, startProcess } from './harness.js';
-import { describeMachine, machine } from './machine.js';
+import { command, describeMachine, machine } from './machine.js';
+import type { HailstoneTransport, ServerKind, UdpResults, UdpRow } from './results.js';
 
 const quick = process.env.HAILSTONE_BENCH_QUICK === '1';
 const output = process.env.HAILSTONE_BENCH_OUTPUT ?? join(ROOT, 'bench/results/udp.json');
@@ -38,8 +41,6 @@ const pin = process.env.HAILSTONE_BENCH_PIN === '1';
 /** taskset to one CPU when pinning, else nothing. */
 const pinTo = (cpu: number): string[] => (pin ? ['taskset', '-c', String(cpu)] : []);
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
-
-type HailstoneTransport = 'dgram' | 'native';
 
 function startHailstone(workers: number, transport: HailstoneTransport, etcdEndpoint?: string): Promise<Started> {
   const dir = mkdtempSync(join(tmpdir(), 'hailstone-bench-'));
@@ -196,38 +197,6 @@ async function load(
   };
 }
 
-type ServerKind = 'hailstone' | 'echo' | 'mmsg-echo';
-
-interface Row {
-  server: ServerKind;
-  /** Which load generator produced the row. */
-  loadGenerator: 'C' | 'node';
-  /** Closed loop with the C generator: duplicates among every id received, and how many ids it checked. */
-  duplicates?: number;
-  idsChecked?: number;
-  invalidReplies?: number;
-  /** C generator: UNAVAILABLE replies in the window (the slot then waits for its retry-after). */
-  unavailableReplies?: number;
-  /** hailstone in fleet mode (node id and reservations in etcd). */
-  fleet?: boolean;
-  /** Fleet rows: etcd transactions per second during the measured window (reservation writes). */
-  etcdTxnsPerSec?: number;
-  /** hailstone's transport; the dgram echo uses dgram, the C echo recvmmsg/sendmmsg ('native'). */
-  transport: HailstoneTransport;
-  mode: string;
-  workers: number;
-  requestsPerSec: number;
-  idsPerSec: number;
-  lossPercent: number;
-  p50us: number;
-  p99us: number;
-  p999us: number;
-  serverCpuUsPerRequest: number;
-  rssStartMiB: number;
-  rssEndMiB: number;
-  replies: number;
-}
-
 async function scenario(
   server: ServerKind,
   transport: HailstoneTransport,
@@ -237,7 +206,7 @@ async function scenario(
   maxReplies?: number,
   rate?: number,
   fleet = false,
-): Promise<Row> {
+): Promise<UdpRow> {
   const started =
     server === 'hailstone'
       ? await startHailstone(workers, transport, fleet ? etcd!.endpoint : undefined)
@@ -297,7 +266,7 @@ async function scenario(
   }
 }
 
-function nameOf(row: Row): string {
+function nameOf(row: UdpRow): string {
   return row.server === 'echo' ? 'dgram echo' : row.server === 'mmsg-echo' ? 'C mmsg echo' : `hailstone ${row.transport}${row.fleet ? ' (fleet)' : ''}`;
 }
 
@@ -313,7 +282,7 @@ async function main(): Promise<void> {
       `${process.env.HAILSTONE_BENCH_LOAD === 'node' ? 'the Node thread, 4 sockets × 32' : 'the C generator (bench/mmsg-load.c) where it builds, 4 sockets × 64'}; ` +
       `${durationMs / 1000} s per run after ${warmupMs / 1000} s warmup\n`,
   );
-  const rows: Row[] = [];
+  const rows: UdpRow[] = [];
   // Closed loop (every reply sends the next request) measures the most each server answers;
   // a fixed rate (open loop) loads both servers alike, which is what makes their CPU per
   // request comparable: under a closed loop, a server's latency changes how many datagrams
@@ -354,13 +323,13 @@ async function main(): Promise<void> {
       const mode = 'single id (32 B), max';
       // Run-to-run noise on a small VM is larger than the difference sought: interleave three
       // pairs and keep the median run of each (by requests/s).
-      const locals: Row[] = [];
-      const fleets: Row[] = [];
+      const locals: UdpRow[] = [];
+      const fleets: UdpRow[] = [];
       for (let i = 0; i < (quick ? 1 : 3); i++) {
         locals.push(await scenario('hailstone', transport, 1, 1, `${mode}, local vs fleet`));
         fleets.push(await scenario('hailstone', transport, 1, 1, `${mode}, local vs fleet`, undefined, undefined, true));
       }
-      const median = (list: Row[]) => [...list].sort((a, b) => a.requestsPerSec - b.requestsPerSec)[Math.floor(list.length / 2)]!;
+      const median = (list: UdpRow[]) => [...list].sort((a, b) => a.requestsPerSec - b.requestsPerSec)[Math.floor(list.length / 2)]!;
       const local = median(locals);
       const fleetRow = median(fleets);
       rows.push(local, fleetRow);
@@ -404,7 +373,8 @@ async function main(): Promise<void> {
       dups: r.duplicates === undefined ? '' : `${r.duplicates} / ${fmt(r.idsChecked ?? 0, 0)}`,
     })),
   );
-  writeFileSync(output, `${JSON.stringify({ machine: m, quick, pinned: pin, durationMs, results: rows }, null, 2)}\n`);
+  const data: UdpResults = { machine: m, command: command('bench:udp'), quick, pinned: pin, durationMs, results: rows };
+  writeFileSync(output, `${JSON.stringify(data, null, 2)}\n`);
   console.log(`\nwrote ${output}`);
 }
 

@@ -1,15 +1,25 @@
 // The benchmarks still run: each once, tiny, into a temporary directory. Benchmarks are
 // not tests, so nothing here asserts a time — only that every task produced a result,
-// that the real-clock runs found no duplicate in hailstone, and that the charts render.
+// that the real-clock runs found no duplicate in hailstone, and that the report renders
+// the charts and every generated region of the docs from what they wrote. And the docs
+// as committed are what the committed results render to, so neither changes alone.
 
 import { execFile, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
+import { findRegions } from '../bench/regions.js';
+import { readResults } from '../bench/results.js';
+import { REGIONS, renderRegion } from '../bench/tables.js';
 import { nativeAvailability } from '../src/server/native-addon.js';
 import { etcdInstalled } from './support/etcd.js';
+
+const ROOT = fileURLToPath(new URL('../', import.meta.url));
+const DOCS = [...new Set(REGIONS.map((r) => r.doc))];
+const CHARTS = ['bench-generator.svg', 'bench-udp.svg', 'bench-udp-rate.svg'];
 
 const straceInstalled = spawnSync('strace', ['-V']).status === 0;
 
@@ -19,6 +29,24 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const env = { ...process.env, HAILSTONE_BENCH_QUICK: '1' };
 const tsx = (script: string, extra: Record<string, string>) =>
   run(process.execPath, ['--import', 'tsx', script], { env: { ...env, ...extra }, maxBuffer: 8 * 1024 * 1024 });
+
+/** A doc's hand-written text: everything outside its generated regions, with each region's name in its place. */
+function handWritten(text: string, file: string): string {
+  let out = '';
+  let from = 0;
+  for (const r of findRegions(text, file)) {
+    out += `${text.slice(from, r.start)}[${r.id}]`;
+    from = r.end;
+  }
+  return out + text.slice(from);
+}
+
+/** Copies of the docs the report fills, in a directory standing in for the repository root. */
+function copyDocs(into: string): string {
+  mkdirSync(join(into, 'docs'), { recursive: true });
+  for (const doc of DOCS) copyFileSync(join(ROOT, doc), join(into, doc));
+  return into;
+}
 
 describe('benchmarks (smoke run)', () => {
   it('generator benchmark: every task, both backends and every peer, with a machine record', { timeout: 120_000 }, async () => {
@@ -88,10 +116,19 @@ describe('benchmarks (smoke run)', () => {
     expect(l.results[0].idsChecked).toBe(l.results[0].replies);
   });
 
-  it('UDP benchmark against the echo server, and the charts', { timeout: 180_000 }, async () => {
+  it('client benchmark: every mode got ids', { timeout: 60_000 }, async () => {
+    const output = join(dir, 'client.json');
+    await tsx('bench/client.ts', { HAILSTONE_BENCH_OUTPUT: output, HAILSTONE_BENCH_SECONDS: '0.2' });
+    const data = JSON.parse(readFileSync(output, 'utf8'));
+    expect(data.machine).toMatchObject({ node: process.version });
+    expect(data.results.map((r: { mode: string }) => r.mode)).toEqual(['sequential nextId()', '64 concurrent nextId()', 'nextIds(1490)', 'pooled nextId()', 'pooled takeId()']);
+    for (const r of data.results) expect(r.ids).toBeGreaterThan(0);
+  });
+
+  it('UDP benchmark against the echo server, with a short soak', { timeout: 180_000 }, async () => {
     expect(existsSync('dist/cli/main.js')).toBe(true); // built by npm install
     const output = join(dir, 'udp.json');
-    await tsx('bench/udp.ts', { HAILSTONE_BENCH_OUTPUT: output, HAILSTONE_BENCH_SECONDS: '0.3', HAILSTONE_BENCH_RATE: '2000' });
+    await tsx('bench/udp.ts', { HAILSTONE_BENCH_OUTPUT: output, HAILSTONE_BENCH_SECONDS: '0.3', HAILSTONE_BENCH_RATE: '2000', HAILSTONE_BENCH_SOAK_REQUESTS: '2000' });
     const data = JSON.parse(readFileSync(output, 'utf8'));
     const servers = data.results.map((r: { server: string; transport: string; workers: number }) => `${r.server}-${r.transport}/${r.workers}`);
     // The C echo baseline runs where cc is (these machines have it), one process only.
@@ -105,8 +142,10 @@ describe('benchmarks (smoke run)', () => {
     ];
     // Fleet mode next to local mode (one process each), where etcd is installed.
     const fleetPair = etcdInstalled ? [`hailstone-${native[0] ?? 'dgram'}/1`, `hailstone-${native[0] ?? 'dgram'}/1`] : [];
-    expect(servers).toEqual([...each(1), ...each(1), ...each(1), ...each(1), ...each(2), ...fleetPair]);
-    if (etcdInstalled) expect(data.results.at(-1)).toMatchObject({ fleet: true, etcdTxnsPerSec: expect.any(Number) });
+    // The soak: each transport alone, last.
+    const soak = ['hailstone-dgram/1', ...native.map((t) => `hailstone-${t}/1`)];
+    expect(servers).toEqual([...each(1), ...each(1), ...each(1), ...each(1), ...each(2), ...fleetPair, ...soak]);
+    if (etcdInstalled) expect(data.results.at(-1 - soak.length)).toMatchObject({ fleet: true, etcdTxnsPerSec: expect.any(Number) });
     for (const r of data.results) {
       expect(r.requestsPerSec).toBeGreaterThan(0);
       // The C load generator checks every id it received for duplicates.
@@ -117,9 +156,49 @@ describe('benchmarks (smoke run)', () => {
       // The kernel counts CPU in 10 ms ticks: a short smoke run of the C echo can use less.
       expect(r.serverCpuUsPerRequest).toBeGreaterThanOrEqual(r.server === 'mmsg-echo' ? 0 : Number.MIN_VALUE);
     }
-    await tsx('bench/report.ts', { HAILSTONE_BENCH_RESULTS: dir, HAILSTONE_BENCH_CHARTS: dir });
-    for (const chart of ['bench-generator.svg', 'bench-udp.svg', 'bench-udp-rate.svg']) {
-      expect(readFileSync(join(dir, chart), 'utf8')).toMatch(/^<svg [^>]*>[\s\S]*<\/svg>\n$/);
+  });
+
+  it('the report renders the charts and every generated region of the docs from these results', { timeout: 60_000 }, async () => {
+    // The pinned and soak tables read files of their own. Pinning needs a second run of the
+    // whole UDP benchmark; the file has the same shape, and this run's has soak rows.
+    copyFileSync(join(dir, 'udp.json'), join(dir, 'udp-pinned.json'));
+    copyFileSync(join(dir, 'udp.json'), join(dir, 'udp-soak.json'));
+    const docs = copyDocs(join(dir, 'repo'));
+    await tsx('bench/report.ts', { HAILSTONE_BENCH_RESULTS: dir, HAILSTONE_BENCH_CHARTS: dir, HAILSTONE_BENCH_DOCS: docs });
+    for (const chart of CHARTS) expect(readFileSync(join(dir, chart), 'utf8')).toMatch(/^<svg [^>]*>[\s\S]*<\/svg>\n$/);
+    const results = readResults(dir);
+    for (const doc of DOCS) {
+      const committed = readFileSync(join(ROOT, doc), 'utf8');
+      const rendered = readFileSync(join(docs, doc), 'utf8');
+      expect(handWritten(rendered, doc), `${doc}: text outside the generated regions`).toBe(handWritten(committed, doc));
+      const regions = findRegions(rendered, doc);
+      const expected = REGIONS.filter((r) => r.doc === doc);
+      // None missing, none unknown, none twice.
+      expect(regions.map((r) => r.id).sort()).toEqual(expected.map((r) => r.id).sort());
+      // None stale: each holds what this run's results render to, dated by this run.
+      for (const found of regions) {
+        const region = expected.find((r) => r.id === found.id)!;
+        expect(found.content, `${doc}: ${found.id}`).toBe(renderRegion(region, results));
+        expect(region.sources.some((f) => found.content.includes(results[f].machine.date)), `${doc}: ${found.id}`).toBe(true);
+      }
+    }
+  });
+});
+
+describe('docs/benchmarks.md and the README against bench/results', () => {
+  it('npm run bench:report on the committed results leaves the docs and charts as committed', { timeout: 60_000 }, async () => {
+    const out = mkdtempSync(join(tmpdir(), 'hailstone-bench-report-'));
+    try {
+      const docs = copyDocs(join(out, 'repo'));
+      // Into copies: a failing run leaves the working tree as it was, and the diff to read.
+      await run('npm', ['run', 'bench:report'], {
+        cwd: ROOT,
+        env: { ...process.env, HAILSTONE_BENCH_RESULTS: join(ROOT, 'bench/results'), HAILSTONE_BENCH_CHARTS: out, HAILSTONE_BENCH_DOCS: docs },
+      });
+      for (const doc of DOCS) expect(readFileSync(join(docs, doc), 'utf8'), `${doc} is not what npm run bench:report renders: run it`).toBe(readFileSync(join(ROOT, doc), 'utf8'));
+      for (const chart of CHARTS) expect(readFileSync(join(out, chart), 'utf8'), `docs/${chart}`).toBe(readFileSync(join(ROOT, 'docs', chart), 'utf8'));
+    } finally {
+      rmSync(out, { recursive: true, force: true });
     }
   });
 });
