@@ -53,7 +53,9 @@ const root = program();
     }
     const failure = error instanceof ReportedFailure ? error.failure : failureOf(error);
     process.stderr.write(failureLine(failure));
-    if (failure.code === 'INTERNAL') process.stderr.write(`${(error as Error)?.stack ?? String(error)}\n`);
+    // A bug of this process: the stack helps. A worker's failure reported by the primary has
+    // none worth showing (the worker logged its own): one line.
+    if (failure.code === 'INTERNAL' && !(error instanceof ReportedFailure)) process.stderr.write(`${(error as Error)?.stack ?? String(error)}\n`);
     // Nothing left to do: sockets, timers and a cluster's IPC channel must not keep it alive.
     process.exit(1);
   },

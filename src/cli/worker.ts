@@ -36,6 +36,14 @@ function tell(message: object): Promise<void> {
 export async function serveWorker(config: ServeConfig): Promise<number> {
   const index = Number(process.env.HAILSTONE_WORKER_INDEX);
   const logger = makeLogger(config, index);
+  // A crash is one JSON log line (with the stack as a field), not a stack trace on the
+  // server's terminal; the primary restarts the worker and reports a crash loop in one line.
+  const crash = (error: unknown) => {
+    logger.error({ worker: index, err: (error as Error)?.stack ?? String(error) }, 'worker crashed');
+    process.exit(1);
+  };
+  process.on('uncaughtException', crash);
+  process.on('unhandledRejection', crash);
   // The primary decided the transport (and said why, once) and, for native workers, the port.
   const transport = (process.env.HAILSTONE_WORKER_TRANSPORT as TransportChoice | undefined) ?? config.transport;
   // The primary reserved the port (and resolved the host) for all of them.
@@ -66,8 +74,11 @@ export async function serveWorker(config: ServeConfig): Promise<number> {
   try {
     server = await Promise.race([starting, stopped.then(() => undefined)]);
   } catch (error) {
-    // The primary prints it, once for the whole server.
-    await tell({ type: 'failed', index, failure: failureOf(error) });
+    // The primary prints it, once for the whole server; an unexpected error's stack goes to
+    // this worker's log (one JSON line), not to the operator's terminal.
+    const failure = failureOf(error);
+    if (failure.code === 'INTERNAL') logger.error({ worker: index, err: (error as Error)?.stack ?? String(error) }, 'worker failed with an unexpected error');
+    await tell({ type: 'failed', index, failure });
     process.exit(1);
   }
   if (server === undefined) {
