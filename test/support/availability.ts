@@ -23,6 +23,12 @@ export interface ServerAvailability {
   /** When that gap began and ended, in ms from the window's start. */
   longestGapFromMs: number;
   longestGapToMs: number;
+  /**
+   * The longest time one client (one socket) went without an OK reply. With --workers the
+   * kernel ties each socket to one worker, so a worker that stalls shows here even while
+   * the others keep the server's own gap short.
+   */
+  worstClientGapMs: number;
 }
 
 interface Tracked {
@@ -35,6 +41,9 @@ interface Tracked {
   longestGapMs: number;
   longestGapFromMs: number;
   longestGapToMs: number;
+  /** Per client: its last OK reply, and its longest gap. */
+  clientLastOkAt: number[];
+  worstClientGapMs: number;
   calls: number;
   clients: Client[];
 }
@@ -88,6 +97,8 @@ export class Availability {
       longestGapMs: 0,
       longestGapFromMs: 0,
       longestGapToMs: 0,
+      clientLastOkAt: [],
+      worstClientGapMs: 0,
       calls: 0,
       // One server per client: a refusal must not be hidden by failing over to another server.
       clients: Array.from({ length: options.concurrency ?? this.options.concurrency ?? 2 }, () =>
@@ -96,12 +107,13 @@ export class Availability {
     };
     this.servers.push(s);
     const maxCalls = this.options.maxCalls ?? 2_000_000;
-    for (const client of s.clients) {
+    for (const [c, client] of s.clients.entries()) {
+      s.clientLastOkAt[c] = s.lastOkAt;
       this.loops.push(
         (async () => {
           while (this.stoppedAt === undefined && s.calls++ < maxCalls) {
             try {
-              this.ok(s, await client.nextIds(this.options.batch ?? 10));
+              this.ok(s, c, await client.nextIds(this.options.batch ?? 10));
             } catch (error) {
               if (!(error instanceof HailstoneError)) throw error;
               s.refusals.set(error.code, (s.refusals.get(error.code) ?? 0) + 1);
@@ -114,12 +126,14 @@ export class Availability {
     }
   }
 
-  private ok(s: Tracked, ids: bigint[]): void {
+  private ok(s: Tracked, client: number, ids: bigint[]): void {
     // Ids of a reply that came in after the stop are kept (they were issued), its time is not.
     for (const id of ids) s.ids.push(id);
     if (this.stoppedAt !== undefined) return;
     const now = Date.now();
     this.gap(s, now);
+    s.worstClientGapMs = Math.max(s.worstClientGapMs, now - s.clientLastOkAt[client]!);
+    s.clientLastOkAt[client] = now;
     s.lastOkAt = now;
     s.okReplies++;
   }
@@ -136,7 +150,10 @@ export class Availability {
   private halt(): void {
     if (this.stoppedAt !== undefined) return;
     this.stoppedAt = Date.now();
-    for (const s of this.servers) this.gap(s, this.stoppedAt);
+    for (const s of this.servers) {
+      this.gap(s, this.stoppedAt);
+      for (const at of s.clientLastOkAt) s.worstClientGapMs = Math.max(s.worstClientGapMs, this.stoppedAt - at);
+    }
   }
 
   /**
@@ -152,7 +169,8 @@ export class Availability {
     this.windowStart = Date.now();
     for (const s of this.servers) {
       s.lastOkAt = this.windowStart;
-      s.longestGapMs = s.longestGapFromMs = s.longestGapToMs = 0;
+      s.clientLastOkAt.fill(this.windowStart);
+      s.longestGapMs = s.longestGapFromMs = s.longestGapToMs = s.worstClientGapMs = 0;
       s.refusals.clear();
     }
   }
@@ -198,6 +216,7 @@ export class Availability {
         longestGapMs: longer ? open : s.longestGapMs,
         longestGapFromMs: longer ? s.lastOkAt - this.windowStart : s.longestGapFromMs,
         longestGapToMs: longer ? now - this.windowStart : s.longestGapToMs,
+        worstClientGapMs: Math.max(s.worstClientGapMs, ...s.clientLastOkAt.map((at) => now - at)),
       };
     });
   }
@@ -212,7 +231,7 @@ export class Availability {
     const events = this.marks.map((m) => `${m.what} @${m.at - this.windowStart}ms`).join(', ');
     const lines = this.report().map(
       (s) =>
-        `${s.name}: longest gap ${s.longestGapMs} ms (${s.longestGapFromMs}..${s.longestGapToMs} ms), ${s.okReplies} OK replies, ${s.ids.length} ids, refusals ${JSON.stringify(s.refusals)}`,
+        `${s.name}: longest gap ${s.longestGapMs} ms (${s.longestGapFromMs}..${s.longestGapToMs} ms; one client's worst ${s.worstClientGapMs} ms), ${s.okReplies} OK replies, ${s.ids.length} ids, refusals ${JSON.stringify(s.refusals)}`,
     );
     return [...lines, `events: ${events || 'none'}`].join('\n');
   }
