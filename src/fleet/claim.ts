@@ -201,6 +201,25 @@ export class Claim {
     this.fenceTimer.unref();
   }
 
+  /**
+   * Whether the claim key is gone, by a linearizable read (answered only through the
+   * current leader). A member that was paused and still thinks it leads can answer a
+   * keepalive with "lease not found" from its stale view while the cluster's lease lives;
+   * the key is attached to the lease, so it is there exactly while the lease is. Unknown
+   * (etcd unreachable) counts as not gone: the fence timer decides then.
+   */
+  private async claimKeyGone(): Promise<boolean> {
+    try {
+      const kv = await this.etcd.get(this.key).exec();
+      const current = kv.kvs[0];
+      const gone = current === undefined || current.create_revision !== this.createRevision;
+      if (!gone) this.logger.warn({ nodeId: this.nodeId }, `an etcd member said the lease of node id ${this.nodeId} is gone, but its claim key is there: a stale member; keeping the claim`);
+      return gone;
+    } catch {
+      return false;
+    }
+  }
+
   private async keepalive(): Promise<void> {
     if (this.lostReason !== undefined || this.keepaliveInFlight) return;
     this.keepaliveInFlight = true;
@@ -216,7 +235,7 @@ export class Claim {
       this.renewalFailures++;
       // Answered after the claim was lost or released: nothing left to keep alive.
       if (this.lostReason !== undefined) return;
-      if (error instanceof LeaseGoneError) {
+      if (error instanceof LeaseGoneError && (await this.claimKeyGone())) {
         this.lose(`${error.message}: node id ${this.nodeId} may be given to another instance`);
         return;
       }
