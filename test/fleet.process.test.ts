@@ -7,7 +7,7 @@ import { type Server as NetServer, Socket, createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectEtcd, parseReservation, reservationsPrefix } from '../src/fleet/etcd.js';
 import { decode } from '../src/index.js';
-import { exited, waitFor } from './support/child.js';
+import { childPids, exited, waitFor } from './support/child.js';
 import { TestEtcd, etcdInstalled, requireEtcd } from './support/etcd.js';
 import { Load, type ServeProcess, duplicatesIn, spawnServe, startServe } from './support/serve-process.js';
 
@@ -278,9 +278,11 @@ describe.skipIf(!etcdInstalled)('fleet mode: real servers, real etcd, every id c
     }
   });
 
-  it('--workers 2 under one claim: one node id for both workers; when the claim goes, both stop and start again under a new claim', async () => {
+  it('--workers 2 under one claim: one node id for both workers; when the claim goes, the same workers serve under the new claim on their sockets (never UNREACHABLE)', async () => {
     const s = await startServe(fleetArgs(etcd.endpoint, 'w', ['--workers', '2']));
     const k = nodeOf(s);
+    const workers = childPids(s.pid);
+    expect(workers).toHaveLength(2);
     // 16 sockets: the kernel spreads them over both workers' sockets by their source ports.
     const load = new Load([`127.0.0.1:${s.port}`], { concurrency: 16 });
     await load.more(2000);
@@ -300,6 +302,9 @@ describe.skipIf(!etcdInstalled)('fleet mode: real servers, real etcd, every id c
     const ids = await load.stop();
     expect(duplicatesIn(ids)).toEqual([]);
     expect(new Set(ids.map((id) => decode(id, { workers: 2 }).worker))).toEqual(new Set([0, 1]));
+    // The port never went unanswered: the workers kept their sockets through the re-claim.
+    expect(childPids(s.pid).sort()).toEqual(workers.sort());
+    expect(load.refusals.get('UNREACHABLE') ?? 0).toBe(0);
     await stopServe(s);
   });
 });

@@ -24,6 +24,7 @@ import type { NodeSnapshot, WorkerSnapshot } from '../server/metrics.js';
 import { resolveTransport } from '../server/select-transport.js';
 import { hostPort, resolveHost } from '../address.js';
 import { reservePortForWorkers } from '../server/port-guard.js';
+import type { ClaimRef } from '../fleet/etcd-store.js';
 import type { FleetMember } from '../fleet/member.js';
 import { type Failure, ReportedFailure } from './failure.js';
 import { type ServeConfig, makeLogger, onStopSignal, readyLine, say, startMetrics, warnAboutKeyFiles } from './run-server.js';
@@ -98,12 +99,18 @@ class Supervisor {
     for (const slot of this.slots.values()) this.send(slot.worker, { type: 'fence', reason });
   }
 
-  /** Fleet mode: a new claim; every worker is started again under it, one after another. */
-  replaceAll(): void {
+  /**
+   * Fleet mode: a new claim (perhaps of another node id). Serving workers switch to it on the
+   * sockets they hold, so the port keeps answering (UNAVAILABLE until each has stored its
+   * first reservation under the new claim); the others are started again under it.
+   */
+  adoptAll(claim: ClaimRef): void {
     if (this.stopping) return;
     for (const index of this.awaitingClaim) this.fork(index);
     this.awaitingClaim.clear();
+    const message = { type: 'claim', claim: { nodeId: claim.nodeId, key: claim.key, createRevision: claim.createRevision } };
     for (const slot of this.slots.values()) {
+      if (slot.listening && this.send(slot.worker, message)) continue;
       slot.replacing = true;
       slot.worker.process.kill('SIGTERM');
     }
@@ -287,7 +294,7 @@ export async function servePrimary(config: ServeConfig): Promise<number> {
           logger,
           (): string => supervisor.udpAddress,
           () => undefined,
-          { claimOnly: true, onFence: (reason) => supervisor.fence(reason), onClaim: () => supervisor.replaceAll() },
+          { claimOnly: true, onFence: (reason) => supervisor.fence(reason), onClaim: (claim) => supervisor.adoptAll(claim) },
         );
   const supervisor: Supervisor = new Supervisor({ ...config, host }, logger, transport, guard.port, fleet);
   const metrics = await startMetrics(config, async () => ({ ...(await supervisor.snapshot()), ...(fleet === undefined ? {} : { fleet: fleet.stats() }) }), logger);

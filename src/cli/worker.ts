@@ -7,10 +7,12 @@
 //                            { type: 'snapshot', id, snapshot }
 //                            { type: 'claim-lost', reason }   (fleet: a write found the claim gone)
 // Messages from the primary: { type: 'snapshot', id }, { type: 'fence', reason } (fleet: the
-// claim is lost, stop issuing now). The primary stops a worker with SIGTERM.
+// claim is lost, stop issuing now), { type: 'claim', claim } (fleet: serve under this new
+// claim). The primary stops a worker with SIGTERM.
 
 import type { ClaimRef } from '../fleet/etcd-store.js';
 import { holdWorkerGuard } from '../server/port-guard.js';
+import { fleetMemberOf } from '../server/server.js';
 import type { TransportChoice } from '../server/select-transport.js';
 import { failureOf } from './failure.js';
 import { type ServeConfig, ServingProcess, makeLogger, onStopSignal } from './run-server.js';
@@ -19,6 +21,7 @@ export interface WorkerMessage {
   type?: string;
   id?: number;
   reason?: string;
+  claim?: Omit<ClaimRef, 'lose'>;
 }
 
 /** Sends to the primary, ignoring a channel that is already gone. */
@@ -67,6 +70,16 @@ export async function serveWorker(config: ServeConfig): Promise<number> {
   process.on('message', (m: WorkerMessage) => {
     if (m?.type === 'snapshot') void tell({ type: 'snapshot', id: m.id, snapshot: proc.snapshot() });
     if (m?.type === 'fence' && proc.ready) proc.server?.node.stopIssuing(m.reason ?? 'the server lost its claim');
+    if (m?.type === 'claim' && m.claim !== undefined && proc.ready) {
+      // The primary claimed again: serve under the new claim on this socket. A worker that
+      // cannot exits, and the primary starts it again under the claim.
+      const claim: ClaimRef = { ...m.claim, lose: (reason) => void tell({ type: 'claim-lost', reason }) };
+      const member = proc.server === undefined ? undefined : fleetMemberOf(proc.server);
+      void member?.adopt(claim).catch(async (error: unknown) => {
+        await tell({ type: 'failed', index, failure: failureOf(error) });
+        process.exit(1);
+      });
+    }
   });
 
   const starting = proc.start({ ...config, transport, host, port, ...(fleetClaim === undefined ? {} : { fleetClaim }) }, { index, count: config.workers }, logger);

@@ -83,6 +83,8 @@ export class FleetMember {
   private givenNodeId: number | undefined;
   private lastNodeId: number | undefined;
   private closing: Promise<void> | undefined;
+  /** One adoption of a new claim at a time (a worker under its primary's claim). */
+  private adopting: Promise<void> = Promise.resolve();
   /**
    * Resolves when this member can no longer serve and will not try again: a node id given
    * with nodeId was taken by another live instance while this one was fenced. The server
@@ -172,6 +174,29 @@ export class FleetMember {
     }
   }
 
+  /**
+   * A worker under its primary's claim: the primary claimed again (perhaps another node id).
+   * Closes the node of the old claim and opens one under the new claim; the server keeps its
+   * socket and answers UNAVAILABLE until the new node has stored its first reservation.
+   */
+  adopt(claim: ClaimRef): Promise<void> {
+    this.adopting = this.adopting.then(async () => {
+      if (this.closed) return;
+      const old = this.node;
+      old?.stopIssuing('the server claimed a node id again');
+      await old?.close();
+      const node = await openFleetNode(this.etcd, this.cluster, claim, this.options, this.logger, (s) => this.latency.observe(s));
+      if (this.closed) {
+        await node.close();
+        return;
+      }
+      this.node = node;
+      this.givenNodeId = claim.nodeId;
+      this.onNode(node);
+    });
+    return this.adopting;
+  }
+
   /** Gives up the current claim (a worker found it gone): fence, then claim again. */
   loseClaim(reason: string): void {
     this.claim?.lose(reason);
@@ -213,6 +238,7 @@ export class FleetMember {
     this.closing ??= (async () => {
       this.closed = true;
       await this.reclaimLoop;
+      await this.adopting.catch(() => undefined);
       await this.node?.close();
       await this.claim?.release();
       this.etcd.close();

@@ -150,6 +150,11 @@ export function parseAllowList(cidrs: string[]): BlockList {
   return list;
 }
 
+/** The fleet membership behind a server serve() made in fleet mode (for the CLI's workers). */
+export function fleetMemberOf(server: Server): FleetMember | undefined {
+  return server instanceof IdServer ? server.fleet : undefined;
+}
+
 class IdServer implements Server {
   address: { host: string; port: number } = { host: '', port: 0 };
   /** Until the node is open: when its startup wait ends (wall clock), if it said. */
