@@ -20,6 +20,11 @@ export interface ServerAvailability {
   refusals: Record<string, number>;
   /** The longest time without an OK reply, in ms. */
   longestGapMs: number;
+  /** The fraction of whole seconds of the window with at least one OK reply (0..1). */
+  availability: number;
+  /** The window's whole seconds, and those without an OK reply. */
+  seconds: number;
+  secondsWithoutOk: number;
   /** When that gap began and ended, in ms from the window's start. */
   longestGapFromMs: number;
   longestGapToMs: number;
@@ -44,6 +49,8 @@ interface Tracked {
   /** Per client: its last OK reply, and its longest gap. */
   clientLastOkAt: number[];
   worstClientGapMs: number;
+  /** Seconds of the window (counted from its start) that had an OK reply. */
+  okSeconds: Set<number>;
   calls: number;
   clients: Client[];
 }
@@ -99,6 +106,7 @@ export class Availability {
       longestGapToMs: 0,
       clientLastOkAt: [],
       worstClientGapMs: 0,
+      okSeconds: new Set(),
       calls: 0,
       // One server per client: a refusal must not be hidden by failing over to another server.
       clients: Array.from({ length: options.concurrency ?? this.options.concurrency ?? 2 }, () =>
@@ -136,6 +144,7 @@ export class Availability {
     s.clientLastOkAt[client] = now;
     s.lastOkAt = now;
     s.okReplies++;
+    s.okSeconds.add(Math.floor((now - this.windowStart) / 1000));
   }
 
   private gap(s: Tracked, now: number): void {
@@ -171,6 +180,7 @@ export class Availability {
       s.lastOkAt = this.windowStart;
       s.clientLastOkAt.fill(this.windowStart);
       s.longestGapMs = s.longestGapFromMs = s.longestGapToMs = s.worstClientGapMs = 0;
+      s.okSeconds.clear();
       s.refusals.clear();
     }
   }
@@ -203,10 +213,13 @@ export class Availability {
 
   report(): ServerAvailability[] {
     const now = this.stoppedAt ?? Date.now();
+    // Whole seconds only: a last partial second would count against a server for nothing.
+    const seconds = Math.max(1, Math.floor((now - this.windowStart) / 1000));
     return this.servers.map((s) => {
       // A gap still open counts up to now.
       const open = now - s.lastOkAt;
       const longer = open > s.longestGapMs;
+      const okSeconds = [...s.okSeconds].filter((second) => second < seconds).length;
       return {
         name: s.name,
         address: s.address,
@@ -214,6 +227,9 @@ export class Availability {
         okReplies: s.okReplies,
         refusals: Object.fromEntries(s.refusals),
         longestGapMs: longer ? open : s.longestGapMs,
+        availability: okSeconds / seconds,
+        seconds,
+        secondsWithoutOk: seconds - okSeconds,
         longestGapFromMs: longer ? s.lastOkAt - this.windowStart : s.longestGapFromMs,
         longestGapToMs: longer ? now - this.windowStart : s.longestGapToMs,
         worstClientGapMs: Math.max(s.worstClientGapMs, ...s.clientLastOkAt.map((at) => now - at)),
@@ -231,7 +247,8 @@ export class Availability {
     const events = this.marks.map((m) => `${m.what} @${m.at - this.windowStart}ms`).join(', ');
     const lines = this.report().map(
       (s) =>
-        `${s.name}: longest gap ${s.longestGapMs} ms (${s.longestGapFromMs}..${s.longestGapToMs} ms; one client's worst ${s.worstClientGapMs} ms), ${s.okReplies} OK replies, ${s.ids.length} ids, refusals ${JSON.stringify(s.refusals)}`,
+        `${s.name}: longest gap ${s.longestGapMs} ms (${s.longestGapFromMs}..${s.longestGapToMs} ms; one client's worst ${s.worstClientGapMs} ms), ` +
+        `available ${(100 * s.availability).toFixed(2)}% of ${s.seconds} s (${s.secondsWithoutOk} s without an OK reply), ${s.okReplies} OK replies, ${s.ids.length} ids, refusals ${JSON.stringify(s.refusals)}`,
     );
     return [...lines, `events: ${events || 'none'}`].join('\n');
   }
