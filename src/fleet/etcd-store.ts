@@ -35,6 +35,8 @@ export class EtcdStore implements ReservationStore {
   readonly ownership = 'etcd claim';
   readonly afterLoss = 'the server claims a node id again by itself (perhaps another one); ask another server meanwhile';
   readonly lostRetryAfterMs = 1000;
+  readonly slowWriteAdvice =
+    'a slow or stalled etcd member is passed over by itself (see hailstone_etcd_endpoint_up); if writes stay slow, check etcd\'s disk and network, or raise --max-lead-ms';
   readonly farAheadAdvice = 'Check that instance\'s clock and this one\'s (NTP/chrony); leave out --node-id to claim another free node id';
   private readonly key: string;
   /** Mod revision of the reservation key as this holder last saw or wrote it ('0': absent). */
@@ -136,6 +138,7 @@ export class CombinedStore implements ReservationStore {
   readonly afterLoss?: string;
   readonly lostRetryAfterMs?: number;
   readonly farAheadAdvice?: string;
+  readonly slowWriteAdvice?: string;
   /** The store whose save failed last: it names the failure. */
   private failed: ReservationStore | undefined;
 
@@ -147,6 +150,7 @@ export class CombinedStore implements ReservationStore {
     this.ownership = `${primary.ownership} and ${extra.ownership}`;
     this.afterLoss = primary.afterLoss;
     this.farAheadAdvice = primary.farAheadAdvice;
+    this.slowWriteAdvice = primary.slowWriteAdvice;
     this.lostRetryAfterMs = primary.lostRetryAfterMs;
   }
 

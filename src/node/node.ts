@@ -452,7 +452,7 @@ class Node implements HailstoneNode {
       this.logger.warn(
         fields,
         `reservation writes (slowest recent: ${this.planner.slowestWriteMs} ms) and event-loop lag need ${Math.round(this.planner.wantedMarginMs())} ms of reservation left at each renewal, ` +
-          `more than a ${this.maxLeadMs} ms lead allows: expect refusals under load; raise maxLeadMs (--max-lead-ms) or put the state on faster storage`,
+          `more than a ${this.maxLeadMs} ms lead allows: expect refusals under load; ${this.store.slowWriteAdvice ?? 'raise maxLeadMs (--max-lead-ms) or put the state on faster storage'}`,
       );
     } else this.logger.info(fields, 'reservation writes fit the lead again');
   }

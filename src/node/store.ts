@@ -39,6 +39,8 @@ export interface ReservationStore {
    * fast). Absent: the reservation was this machine's, so its clock stepped back.
    */
   readonly farAheadAdvice?: string;
+  /** What to do when saves are too slow for the lead (default: raise the lead or use faster storage). */
+  readonly slowWriteAdvice?: string;
   /**
    * How a failed save reads to an operator when the cause is not the local disk, e.g.
    * "coordinator (etcd) unreachable". Undefined (or absent): storage errors.
