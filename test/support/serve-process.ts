@@ -77,13 +77,14 @@ export class Load {
   }
 }
 
-/** The ids that appear more than once. */
+/**
+ * The ids that appear more than once (each repeat listed). Sorted in a typed array rather
+ * than put in a Set: a long run collects more ids than a Set can hold (2^24).
+ */
 export function duplicatesIn(ids: Iterable<bigint>): bigint[] {
-  const seen = new Set<bigint>();
+  const all = BigUint64Array.from(ids);
+  all.sort();
   const dups: bigint[] = [];
-  for (const id of ids) {
-    if (seen.has(id)) dups.push(id);
-    seen.add(id);
-  }
+  for (let i = 1; i < all.length; i++) if (all[i] === all[i - 1]) dups.push(all[i]!);
   return dups;
 }
