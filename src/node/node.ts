@@ -10,7 +10,7 @@
 // removed, its state dir replaced, its claim taken), the node stops issuing at once and
 // for good: it never takes the node id back by itself.
 
-import { destination, pino } from 'pino';
+import { createRequire } from 'node:module';
 import { STATUS_CLOCK_BEHIND, STATUS_CLOSED, STATUS_LIMIT_REACHED } from '../core/constants.js';
 import { HailstoneError, InvalidArgumentError, checkInteger, describe } from '../errors.js';
 import {
@@ -33,6 +33,8 @@ import { OwnershipLostError, type ReservationStore } from './store.js';
 
 export { stateFileName };
 
+const loadModule = createRequire(import.meta.url);
+
 /** A logger with pino's call shape, so a pino logger can be passed as is. */
 export interface NodeLogger {
   info(fields: object, message: string): void;
@@ -44,7 +46,23 @@ export interface NodeLogger {
  * The default: warnings and errors as pino JSON lines on stderr (level as a number, time,
  * pid, hostname, msg), the same shape as the command line's logs; nothing at info.
  */
-export const stderrLogger: NodeLogger = pino({ level: 'warn' }, destination({ fd: 2, sync: true }));
+export const stderrLogger: NodeLogger = {
+  // Nothing is logged at info: pino is not even loaded for it.
+  info() {},
+  warn: (fields, message) => stderrPino().warn(fields, message),
+  error: (fields, message) => stderrPino().error(fields, message),
+};
+
+// pino (29 modules) is loaded with the first warning, not on import: most programs that
+// import hailstone never log one, and an import should cost what it uses.
+let pinoOnStderr: NodeLogger | undefined;
+function stderrPino(): NodeLogger {
+  if (pinoOnStderr === undefined) {
+    const { pino, destination } = loadModule('pino') as typeof import('pino');
+    pinoOnStderr = pino({ level: 'warn' }, destination({ fd: 2, sync: true }));
+  }
+  return pinoOnStderr;
+}
 
 /** What a starting node waits for before it may issue, and until when (ms on the wall clock). */
 export interface StartupWait {
