@@ -106,14 +106,14 @@ export function openEtcd(options: EtcdOptions, onHealth?: (endpoint: string, up:
               halfOpenAfter: new ExponentialBackoff({ initialDelay: MEMBER_PROBE_AFTER_MS, maxDelay: MEMBER_PROBE_MAX_MS }),
               breaker: new ConsecutiveBreaker(1),
             });
-            breaker.onBreak(() => {
-              health.set(host, false);
-              onHealth?.(host, false);
-            });
-            breaker.onReset(() => {
-              health.set(host, true);
-              onHealth?.(host, true);
-            });
+            // Told once per change: a member that keeps failing its probes is not news.
+            const mark = (up: boolean) => {
+              if (health.get(host) === up) return;
+              health.set(host, up);
+              onHealth?.(host, up);
+            };
+            breaker.onBreak(() => mark(false));
+            breaker.onReset(() => mark(true));
             return breaker;
           },
           // A failed attempt goes at once to the next member (the pool hands each retry the
