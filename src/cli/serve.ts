@@ -20,7 +20,7 @@ import { type Backend, DEFAULT_MAX_LEAD_MS, MAX_LEAD_MS_LIMIT } from '../generat
 import { UsageError } from './failure.js';
 import { booleanWithEnv, choiceOption, intOption, keyFileExposure, listOption, parsedOption } from './options.js';
 import { type ServeConfig, ServingProcess, makeLogger, onStopSignal, readyLine, say, startMetrics, warnAboutKeyFiles } from './run-server.js';
-import { defaultClaimWaitMs } from '../fleet/claim.js';
+import { DEFAULT_COORDINATOR_WAIT_MS, DEFAULT_LEASE_TTL_S, defaultClaimWaitMs } from '../fleet/defaults.js';
 import { servePrimary } from './supervisor.js';
 import { serveWorker } from './worker.js';
 
@@ -77,8 +77,8 @@ export function serveProgram(run: (config: ServeConfig) => Promise<number>): Com
     .addOption(listOption('--etcd <url>', 'fleet mode: etcd endpoints (repeat or comma-separate); node ids and reservations are granted by etcd', 'HAILSTONE_ETCD', 'off: local mode'))
     .addOption(new Option('--cluster <name>', 'fleet mode: node ids are unique within this cluster').env('HAILSTONE_CLUSTER').default('default'))
     .addOption(intOption('--claim-wait-ms <ms>', 'fleet mode with --node-id: wait this long for its holder to go away, then NODE_ID_TAKEN (default: the lease TTL + 1 s)', 'HAILSTONE_CLAIM_WAIT_MS', { min: 0, max: DAY }))
-    .addOption(intOption('--lease-ttl-s <s>', 'fleet mode: lease TTL; a dead holder\'s node id can move after this long', 'HAILSTONE_LEASE_TTL_S', { min: 2, max: 3600, default: 10 }))
-    .addOption(intOption('--etcd-wait-ms <ms>', 'fleet mode: at startup, wait this long for etcd, then COORDINATOR_UNAVAILABLE', 'HAILSTONE_ETCD_WAIT_MS', { min: 0, max: DAY, default: 30_000 }))
+    .addOption(intOption('--lease-ttl-s <s>', 'fleet mode: lease TTL; a dead holder\'s node id can move after this long', 'HAILSTONE_LEASE_TTL_S', { min: 2, max: 3600, default: DEFAULT_LEASE_TTL_S }))
+    .addOption(intOption('--etcd-wait-ms <ms>', 'fleet mode: at startup, wait this long for etcd, then COORDINATOR_UNAVAILABLE', 'HAILSTONE_ETCD_WAIT_MS', { min: 0, max: DAY, default: DEFAULT_COORDINATOR_WAIT_MS }))
     .addOption(new Option('--reset-state', 'start over from a damaged state file, as a first start (env HAILSTONE_RESET_STATE=1)'))
     .addHelpText(
       'after',

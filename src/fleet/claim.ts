@@ -16,19 +16,8 @@ import type { Etcd3, Lease } from 'etcd3';
 import { HailstoneError } from '../errors.js';
 import { FailureEpisode } from '../log-episode.js';
 import type { NodeLogger } from '../node/node.js';
+import { DEFAULT_COORDINATOR_WAIT_MS, DEFAULT_LEASE_TTL_S } from './defaults.js';
 import { type ClaimInfo, ETCD_REQUEST_TIMEOUT_MS, claimKey, claimsPrefix, etcdUnreachable, leaseGone, parseReservation, reservationsRoot } from './etcd.js';
-
-export const DEFAULT_LEASE_TTL_S = 10;
-
-/**
- * How long a claim for a given node id waits for its holder by default: past the holder's
- * lease, so a server restarted right after a crash takes its id back once the dead
- * predecessor's lease has run out, instead of failing with NODE_ID_TAKEN naming itself.
- * A free claim never waits.
- */
-export function defaultClaimWaitMs(nodeIdGiven: boolean, leaseTtlS: number): number {
-  return nodeIdGiven ? leaseTtlS * 1000 + 1000 : 0;
-}
 
 /**
  * The lease a claimant or holder was keeping alive is gone (revoked, or expired while the
@@ -315,7 +304,7 @@ export function describeHolder(value: string | null): string {
 export async function claimNodeId(options: ClaimOptions): Promise<Claim> {
   const ttlS = options.leaseTtlS ?? DEFAULT_LEASE_TTL_S;
   const claimWaitMs = options.claimWaitMs ?? 0;
-  const coordinatorWaitMs = options.coordinatorWaitMs ?? 30_000;
+  const coordinatorWaitMs = options.coordinatorWaitMs ?? DEFAULT_COORDINATOR_WAIT_MS;
   const observe = options.observe ?? (() => undefined);
   const { etcd, cluster, logger } = options;
   const started = Date.now();

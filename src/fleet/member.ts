@@ -10,7 +10,8 @@ import { DEFAULT_LAYOUT } from '../layout.js';
 import { FailureEpisode } from '../log-episode.js';
 import { type HailstoneNode, type NodeLogger, type NodeOptions, checkNodeRules, checkReservationMs, fileStoreOf, startNode } from '../node/node.js';
 import { OwnershipLostError, type ReservationStore } from '../node/store.js';
-import { type Claim, DEFAULT_LEASE_TTL_S, LeaseGoneError, claimNodeId, defaultClaimWaitMs } from './claim.js';
+import { type Claim, LeaseGoneError, claimNodeId } from './claim.js';
+import { DEFAULT_COORDINATOR_WAIT_MS, DEFAULT_LEASE_TTL_S, defaultClaimWaitMs } from './defaults.js';
 import { type ClaimInfo, type EndpointHealth, type EtcdOptions, checkCluster, etcdUnreachable, leaseGone, openEtcd } from './etcd.js';
 import { CombinedStore, type ClaimRef, EtcdStore, claimRefOf } from './etcd-store.js';
 import { LatencyHistogram } from '../latency.js';
@@ -150,7 +151,7 @@ export class FleetMember {
     // claim lost before the first reservation was stored: try again until the bound, then
     // COORDINATOR_UNAVAILABLE. Only what retrying cannot fix (NODE_ID_TAKEN, NO_FREE_NODE_ID,
     // CLOCK_FAR_BEHIND, bad arguments) ends the start at once.
-    const waitMs = this.options.coordinatorWaitMs ?? 30_000;
+    const waitMs = this.options.coordinatorWaitMs ?? DEFAULT_COORDINATOR_WAIT_MS;
     const started = Date.now();
     let backoff = 200;
     for (;;) {
