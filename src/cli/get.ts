@@ -3,6 +3,7 @@
 import { Command, Option } from 'commander';
 import { createClient } from '../client/client.js';
 import { type NodeIdConflict, describeConflict } from '../client/conflicts.js';
+import { DEFAULT_CLUSTER } from '../fleet/defaults.js';
 import { DEFAULT_HOST, DEFAULT_PORT } from '../server/server.js';
 import { readKeyFile } from '../protocol/auth.js';
 import { choiceOption, intOption, keyFileExposure, listOption } from './options.js';
@@ -25,7 +26,7 @@ export function getProgram(): Command {
     .addOption(new Option('--key-file <file>', "the servers' shared key").env('HAILSTONE_KEY_FILE'))
     .addOption(choiceOption('--format <f>', 'dec: one decimal id per line; hex: one 0x-prefixed 16-digit id per line; json: one JSON array of decimal strings', 'HAILSTONE_FORMAT', ['dec', 'hex', 'json'], 'dec'))
     .addOption(listOption('--etcd <url>', 'fleet mode: ask the live servers listed in etcd (with --server: those too)', 'HAILSTONE_ETCD', 'off'))
-    .addOption(new Option('--cluster <name>', "fleet mode: the cluster's name").env('HAILSTONE_CLUSTER').default('default'))
+    .addOption(new Option('--cluster <name>', "fleet mode: the cluster's name").env('HAILSTONE_CLUSTER').default(DEFAULT_CLUSTER))
     .addOption(intOption('--timeout-ms <ms>', 'give up after this long', 'HAILSTONE_TIMEOUT_MS', { min: 1, max: 3_600_000, default: 3000 }))
     .addHelpText(
       'after',

@@ -1,6 +1,9 @@
 // Fleet mode's defaults, in a module of constants alone: the command line declares its
 // flags with them without loading etcd's client or anything else of fleet mode.
 
+/** Node ids are unique within a cluster; servers and clients given no name share this one. */
+export const DEFAULT_CLUSTER = 'default';
+
 /** Lease TTL, seconds: how long after a holder dies its node id can move. */
 export const DEFAULT_LEASE_TTL_S = 10;
 
