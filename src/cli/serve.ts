@@ -17,6 +17,7 @@ import { type RateLimitOptions, parseRateLimit } from '../server/rate-limit.js';
 import { TRANSPORT_CHOICES, type TransportChoice } from '../server/select-transport.js';
 import { DEFAULT_HOST, DEFAULT_PORT, DEFAULT_REPLAY_WINDOW_MS, type Server } from '../server/server.js';
 import { type Backend, DEFAULT_MAX_LEAD_MS, MAX_LEAD_MS_LIMIT } from '../generator.js';
+import { DEFAULT_LAYOUT } from '../layout.js';
 import { UsageError } from './failure.js';
 import { booleanWithEnv, choiceOption, intOption, keyFileExposure, listOption, parsedOption } from './options.js';
 import { type ServeConfig, ServingProcess, makeLogger, onStopSignal, readyLine, say, startMetrics, warnAboutKeyFiles } from './run-server.js';
@@ -57,7 +58,7 @@ interface ServeFlags {
 export function serveProgram(run: (config: ServeConfig) => Promise<number>): Command {
   return new Command('serve')
     .description('Serve ids over UDP (protocol v1) from one node. Every option can also be set with its environment variable.')
-    .addOption(intOption('--node-id <n>', "this node's id; unique among live nodes (default: 0; with --etcd: a free one is claimed)", 'HAILSTONE_NODE_ID', { min: 0, max: 1023 }))
+    .addOption(intOption('--node-id <n>', "this node's id; unique among live nodes (default: 0; with --etcd: a free one is claimed)", 'HAILSTONE_NODE_ID', { min: 0, max: DEFAULT_LAYOUT.maxNodeId }))
     .addOption(new Option('--host <addr>', 'address to bind (never all interfaces unless asked)').env('HAILSTONE_HOST').default(DEFAULT_HOST))
     .addOption(intOption('--port <p>', 'UDP port; 0 picks a free one', 'HAILSTONE_PORT', { min: 0, max: 65535, default: DEFAULT_PORT }))
     .addOption(new Option('--state-dir <dir>', 'durable state, on local storage (default: ./data; with --etcd: none, or an extra floor)').env('HAILSTONE_STATE_DIR'))
