@@ -470,7 +470,7 @@ class IdClient implements Client {
     } catch (error) {
       this.peers.delete(peerKey(address, endpoint.port));
       peer.socket.close();
-      return { kind: 'timeout', rejected: `cannot send to ${address}:${endpoint.port}: ${(error as Error).message}` };
+      return { kind: 'timeout', rejected: `cannot send to ${hostPort(address, endpoint.port)}: ${(error as Error).message}` };
     }
     if (this.closed) return { kind: 'timeout' };
     writeRequestHeader(buf, count, nonce, Date.now(), tagged);
@@ -516,7 +516,7 @@ class IdClient implements Client {
     if (header === undefined || p === undefined) return reject();
     const key = msg.readBigUInt64BE(8);
     const source = plainAddress(address);
-    if (p.endpoint.port !== port || !(p.endpoint.addresses ?? []).includes(source)) return reject(`a reply came from ${source}:${port}, not from the server asked`);
+    if (p.endpoint.port !== port || !(p.endpoint.addresses ?? []).includes(source)) return reject(`a reply came from ${hostPort(source, port)}, not from the server asked`);
     if (this.auth !== undefined && !header.tagged) return reject('they carry no tag: the server does not use a key, or not this protocol');
     if (this.auth !== undefined && !this.auth.verify(msg)) return reject('their tags do not verify: the server uses another key');
     if (this.auth === undefined && header.tagged) return reject('they are tagged: the server uses a key; pass it (--key-file / key)');

@@ -314,7 +314,6 @@ class IdServer implements Server {
   }
 }
 
-
 /** A bind failure as a HailstoneError saying what to do; other errors as they are. */
 async function bindError(error: unknown, host: string, port: number): Promise<unknown> {
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
@@ -326,7 +325,7 @@ async function bindError(error: unknown, host: string, port: number): Promise<un
   }
   if (code === 'EACCES' || code === 'EADDRNOTAVAIL') {
     const why = code === 'EACCES' ? 'binding it needs privileges this process lacks (ports below 1024)' : `${host} is not an address of this machine`;
-    return new HailstoneError('BIND_FAILED', `cannot bind UDP ${host}:${port}: ${why}; choose another --host or --port`, { cause: error });
+    return new HailstoneError('BIND_FAILED', `cannot bind UDP ${hostPort(host, port)}: ${why}; choose another --host or --port`, { cause: error });
   }
   return error;
 }
