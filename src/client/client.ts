@@ -24,7 +24,7 @@ import { lookup as dnsLookup } from 'node:dns/promises';
 import { isIP, isIPv6 } from 'node:net';
 import { hostPort } from '../address.js';
 import { HailstoneError, InvalidArgumentError, checkInteger, describe } from '../errors.js';
-import { DEFAULT_LAYOUT, type Layout } from '../layout.js';
+import { DEFAULT_LAYOUT, type Layout, timestampOf } from '../layout.js';
 import { Authenticator } from '../protocol/auth.js';
 import type { EtcdOptions } from '../fleet/etcd.js';
 import { type NodeIdConflict, NodeIdConflictDetector, describeConflict } from './conflicts.js';
@@ -214,9 +214,8 @@ class IdClient implements Client {
     }
     this.lookup = options.lookup ?? defaultLookup;
     this.pool = options.pool === undefined ? undefined : new IdPool((n) => this.nextIds(n), options.pool);
-    const layout = this.layout;
     this.conflicts = new NodeIdConflictDetector(
-      (tick) => layout.epoch + tick * layout.tickMs,
+      (tick) => timestampOf(this.layout, tick),
       options.onNodeIdConflict ?? ((c) => process.emitWarning(describeConflict(c), { code: 'HAILSTONE_NODE_ID_CONFLICT' })),
     );
   }
@@ -556,7 +555,7 @@ class IdClient implements Client {
       const n = (id >> BigInt(l.sequenceBits)) & nodeMask;
       if (i === 0) node = n;
       else if (n !== node) return undefined;
-      if (l.epoch + Number(id >> shift) * l.tickMs > latest) return undefined;
+      if (timestampOf(l, Number(id >> shift)) > latest) return undefined;
       ids[i] = id;
     }
     return ids;
