@@ -11,8 +11,8 @@ import type { NodeLogger } from '../src/node/node.js';
 import { waitFor } from './support/child.js';
 import { TestEtcd, etcdInstalled, requireEtcd } from './support/etcd.js';
 import { issue } from './support/issue.js';
+import { silent } from './support/logger.js';
 
-const silent: NodeLogger = { info() {}, warn() {}, error() {} };
 const info = (i: number) => ({ instance: `t${i}`, host: 'test', udp: `127.0.0.1:${10000 + i}`, pid: process.pid, version: 'test', startedAt: new Date().toISOString() });
 
 requireEtcd();
