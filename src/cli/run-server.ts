@@ -32,7 +32,7 @@ export interface ServeConfig {
   logLevel: string;
   backend: Backend;
   maxLeadMs: number;
-  reservationMs: number;
+  reservationMs: number | undefined; // undefined: the node's default
   maxStartupWaitMs: number;
   replayWindowMs: number;
   clockSkewMs: number;

@@ -70,8 +70,8 @@ export function serveProgram(run: (config: ServeConfig) => Promise<number>): Com
     .addOption(parsedOption('--metrics <[host:]port>', 'serve /metrics and /healthz over HTTP', 'HAILSTONE_METRICS', parseListenAddress, 'off'))
     .addOption(choiceOption('--log-level <level>', 'JSON log lines on stderr at this level and above', 'HAILSTONE_LOG_LEVEL', LOG_LEVELS, 'info'))
     .addOption(choiceOption('--backend <core>', 'generator core', 'HAILSTONE_BACKEND', ['wasm', 'ts'], 'wasm'))
-    .addOption(intOption('--max-lead-ms <ms>', 'how far ids may run ahead of the clock', 'HAILSTONE_MAX_LEAD_MS', { min: MIN_RESERVATION_MS, max: DAY, default: DEFAULT_MAX_LEAD_MS }))
-    .addOption(intOption('--reservation-ms <ms>', 'how far each durable reservation reaches, at most --max-lead-ms (default: 1000, or --max-lead-ms if smaller)', 'HAILSTONE_RESERVATION_MS', { min: MIN_RESERVATION_MS, max: DAY }))
+    .addOption(intOption('--max-lead-ms <ms>', 'how far ids may run ahead of the clock', 'HAILSTONE_MAX_LEAD_MS', { min: MIN_RESERVATION_MS, max: MAX_LEAD_MS_LIMIT, default: DEFAULT_MAX_LEAD_MS }))
+    .addOption(intOption('--reservation-ms <ms>', 'how far each durable reservation reaches, at most --max-lead-ms (default: 1000, or --max-lead-ms if smaller)', 'HAILSTONE_RESERVATION_MS', { min: MIN_RESERVATION_MS, max: MAX_LEAD_MS_LIMIT }))
     .addOption(intOption('--max-startup-wait-ms <ms>', 'at startup, wait this long for a clock behind the stored state instead of refusing', 'HAILSTONE_MAX_STARTUP_WAIT_MS', { min: 0, max: DAY, default: 0 }))
     .addOption(intOption('--replay-window-ms <ms>', 'with a key: how old an accepted request may be', 'HAILSTONE_REPLAY_WINDOW_MS', { min: 1, max: DAY, default: DEFAULT_REPLAY_WINDOW_MS }))
     .addOption(intOption('--clock-skew-ms <ms>', 'shift the clock, to rehearse clock steps (negative: behind)', 'HAILSTONE_CLOCK_SKEW_MS', { min: -365 * DAY, max: 365 * DAY, default: 0 }))
@@ -95,12 +95,11 @@ state lock, prints "hailstone stopped" and exits 0. Exit codes: 0 stopped, 1 run
 }
 
 function configOf(flags: ServeFlags): ServeConfig {
-  const maxLeadMs = flags.maxLeadMs;
-  const reservationMs = flags.reservationMs ?? Math.min(1000, maxLeadMs);
-  if (reservationMs > maxLeadMs) {
+  // The node checks this too, but only after the port is bound; its default never exceeds the lead.
+  const { maxLeadMs, reservationMs } = flags;
+  if (reservationMs !== undefined && reservationMs > maxLeadMs) {
     throw new UsageError(`--reservation-ms (${reservationMs}) must not exceed --max-lead-ms (${maxLeadMs}): a reservation never reaches further than the lead`);
   }
-  if (maxLeadMs > MAX_LEAD_MS_LIMIT) throw new UsageError(`--max-lead-ms must be at most ${MAX_LEAD_MS_LIMIT}`);
   const fleet = flags.etcd.length > 0;
   if (!fleet && flags.claimWaitMs !== undefined) throw new UsageError('--claim-wait-ms needs --etcd (fleet mode)');
   return {
