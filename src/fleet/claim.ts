@@ -87,6 +87,16 @@ export function safetyMarginMs(ttlS: number): number {
 
 /** A node id held through an etcd lease. */
 export class Claim {
+  readonly nodeId: number;
+  readonly key: string;
+  /** The claim key's create revision: the compare every reservation write makes. */
+  readonly createRevision: string;
+  readonly leaseId: string;
+  readonly ttlS: number;
+  private readonly etcd: Etcd3;
+  private readonly lease: Lease;
+  private readonly logger: NodeLogger;
+  private readonly observe: (seconds: number) => void;
   private lostReason: string | undefined;
   private readonly lostHandlers: ((reason: string) => void)[] = [];
   private keepaliveTimer: NodeJS.Timeout | undefined;
@@ -103,25 +113,15 @@ export class Claim {
   renewals = 0;
   renewalFailures = 0;
 
-  constructor(
-    readonly nodeId: number,
-    readonly key: string,
-    /** The claim key's create revision: the compare every reservation write makes. */
-    readonly createRevision: string,
-    private readonly etcd: Etcd3,
-    private readonly lease: Lease,
-    readonly leaseId: string,
-    readonly ttlS: number,
-    grantSentAt: number,
-    private readonly logger: NodeLogger,
-    private readonly observe: (seconds: number) => void,
-  ) {
-    this.confirmedSentAt = grantSentAt;
-    this.keepaliveEpisode = new FailureEpisode(logger, { what: 'lease keepalives', level: 'warn', fields: { nodeId } });
+  /** grantSentAt: performance.now() when the grant, or the last keepalive confirmed since, was sent. */
+  constructor(init: Pick<Claim, 'nodeId' | 'key' | 'createRevision' | 'leaseId' | 'ttlS'> & { etcd: Etcd3; lease: Lease; grantSentAt: number; logger: NodeLogger; observe: (seconds: number) => void }) {
+    ({ nodeId: this.nodeId, key: this.key, createRevision: this.createRevision, leaseId: this.leaseId, ttlS: this.ttlS, etcd: this.etcd, lease: this.lease, logger: this.logger, observe: this.observe } = init);
+    this.confirmedSentAt = init.grantSentAt;
+    this.keepaliveEpisode = new FailureEpisode(this.logger, { what: 'lease keepalives', level: 'warn', fields: { nodeId: this.nodeId } });
     this.armFence();
     // Three keepalives per valid window (TTL minus the margin), the first one now: the claim
     // may have been made with a lease last confirmed a while ago (after a wait).
-    const every = (ttlS * 1000 - safetyMarginMs(ttlS)) / 3;
+    const every = (this.ttlS * 1000 - safetyMarginMs(this.ttlS)) / 3;
     this.keepaliveEveryMs = every;
     this.keepaliveTimer = setInterval(() => void this.keepalive(), every);
     this.keepaliveTimer.unref();
@@ -417,7 +417,7 @@ async function claimOnce(options: ClaimOptions, ttlS: number, claimWaitMs: numbe
             .commit(),
         );
         if (result.succeeded) {
-          const claim = new Claim(nodeId, key, result.header.revision, etcd, lease, leaseId, ttlS, grantSentAt, logger, observe);
+          const claim = new Claim({ nodeId, key, createRevision: result.header.revision, etcd, lease, leaseId, ttlS, grantSentAt, logger, observe });
           logger.info({ nodeId, cluster, leaseTtlS: ttlS, instance: options.info.instance }, `claimed node id ${nodeId} in cluster ${cluster}`);
           return claim;
         }
