@@ -78,7 +78,7 @@ function etcdSubject(endpoint: string, cluster: string, withFile: boolean): Subj
   };
   return {
     store: async (worker) => {
-      const etcdStore = new EtcdStore(client, cluster, claimRefOf(await claimed()), worker as never);
+      const etcdStore = new EtcdStore({ etcd: client, cluster, claim: claimRefOf(await claimed()), worker: worker as never });
       return withFile ? new CombinedStore(etcdStore, await files.store(worker)) : etcdStore;
     },
     loseOwnership: async () => {

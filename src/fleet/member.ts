@@ -372,7 +372,7 @@ export async function openFleetNode(
 ): Promise<HailstoneNode> {
   const nodeOptions = { ...options, nodeId: claim.nodeId, logger } as NodeOptions;
   const rules = checkNodeRules(nodeOptions);
-  let store: ReservationStore = new EtcdStore(etcd, cluster, claim, rules.worker, observe);
+  let store: ReservationStore = new EtcdStore({ etcd, cluster, claim, worker: rules.worker, observe });
   let stateFile: string | undefined;
   if (typeof options.stateDir === 'string' && options.stateDir !== '') {
     const file = fileStoreOf(nodeOptions, rules);
