@@ -283,10 +283,7 @@ export async function servePrimary(config: ServeConfig): Promise<number> {
             leaseTtlS: config.leaseTtlS,
             coordinatorWaitMs: config.etcdWaitMs,
           },
-          logger,
-          (): string => supervisor.udpAddress,
-          () => undefined,
-          { claimOnly: true, onFence: (reason) => supervisor.fence(reason), onClaim: (claim) => supervisor.adoptAll(claim) },
+          { logger, udp: () => supervisor.udpAddress, claimOnly: true, onFence: (reason) => supervisor.fence(reason), onClaim: (claim) => supervisor.adoptAll(claim) },
         );
   const supervisor: Supervisor = new Supervisor({ ...config, host }, logger, transport, guard.port, fleet);
   const metrics = await startMetrics(config, async () => ({ ...(await supervisor.snapshot()), ...(fleet === undefined ? {} : { fleet: fleet.stats() }) }), logger);

@@ -382,9 +382,7 @@ export async function serve(options: ServeOptions): Promise<Server> {
             options.onStartupWait?.(wait);
           },
         } as FleetOptions & Partial<NodeOptions>,
-        logger,
-        () => hostPort(server.address.host, server.address.port),
-        (node) => server.started(node),
+        { logger, udp: () => hostPort(server.address.host, server.address.port), onNode: (node) => server.started(node) },
       );
       server.failed = server.fleet.gaveUp;
       const node = await server.fleet.start();
