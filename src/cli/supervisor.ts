@@ -68,15 +68,17 @@ class Supervisor {
     this.finish = resolve;
   });
 
-  constructor(
-    private readonly config: ServeConfig,
-    private readonly logger: Logger,
-    private readonly transport: 'native' | 'dgram',
-    /** The port every worker binds, reserved by the primary. */
-    private readonly workerPort: number,
-    /** Fleet mode: the claim every worker writes under (the primary holds it). */
-    private readonly fleet?: FleetMember,
-  ) {}
+  private readonly config: ServeConfig;
+  private readonly logger: Logger;
+  private readonly transport: 'native' | 'dgram';
+  /** The port every worker binds, reserved by the primary. */
+  private readonly workerPort: number;
+  /** Fleet mode: the claim every worker writes under (the primary holds it). */
+  private readonly fleet: FleetMember | undefined;
+
+  constructor(init: { config: ServeConfig; logger: Logger; transport: 'native' | 'dgram'; workerPort: number; fleet: FleetMember | undefined }) {
+    ({ config: this.config, logger: this.logger, transport: this.transport, workerPort: this.workerPort, fleet: this.fleet } = init);
+  }
 
   /** The UDP address the workers serve on, as far as it is known. */
   get udpAddress(): string {
@@ -285,7 +287,7 @@ export async function servePrimary(config: ServeConfig): Promise<number> {
           },
           { logger, udp: () => supervisor.udpAddress, claimOnly: true, onFence: (reason) => supervisor.fence(reason), onClaim: (claim) => supervisor.adoptAll(claim) },
         );
-  const supervisor: Supervisor = new Supervisor({ ...config, host }, logger, transport, guard.port, fleet);
+  const supervisor: Supervisor = new Supervisor({ config: { ...config, host }, logger, transport, workerPort: guard.port, fleet });
   const metrics = await startMetrics(config, async () => ({ ...(await supervisor.snapshot()), ...(fleet === undefined ? {} : { fleet: fleet.stats() }) }), logger);
   let started = false;
   let stopRequested = false;
