@@ -14,7 +14,8 @@ import { readKeyFile } from '../src/protocol/auth.js';
 import { serve } from '../src/server/server.js';
 import { collectText, exited, runCli, spawnTracked } from './support/child.js';
 import { startServe } from './support/serve-process.js';
-import { closedPort, silent } from './support/udp.js';
+import { silent } from './support/logger.js';
+import { closedPort } from './support/udp.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const root = mkdtempSync(join(tmpdir(), 'hailstone-cmd-'));

@@ -16,7 +16,7 @@ import { childPids, collectText, exited, readyPort, runCli, spawnFixture, spawnT
 import { requirePrerequisite } from './support/prerequisite.js';
 import { ManualClock } from './support/clock.js';
 import { spawnServe, startServe } from './support/serve-process.js';
-import { silent } from './support/udp.js';
+import { silent } from './support/logger.js';
 
 const root = mkdtempSync(join(tmpdir(), 'hailstone-cli-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));

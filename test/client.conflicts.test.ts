@@ -12,7 +12,8 @@ import { openNode } from '../src/node/node.js';
 import { serve } from '../src/server/server.js';
 import { runCli } from './support/child.js';
 import { ManualClock } from './support/clock.js';
-import { silent, startServer } from './support/udp.js';
+import { silent } from './support/logger.js';
+import { startServer } from './support/udp.js';
 
 /** A server of node id 0 with its own state dir, whose clock stands still at `start`. */
 async function frozenServer(start: number): Promise<{ endpoint: string; stop: () => Promise<void> }> {

@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError, compose, decode, defineLayout, parseId, readId, DEFAULT_LAYOUT } from '../src/index.js';
+import { MAX_CLOCK_MS } from '../src/core/constants.js';
 import { propertyParams } from './support/seed.js';
 
 const layouts = [
@@ -13,7 +14,7 @@ const layouts = [
 describe('compose and decode', () => {
   it.each(layouts.map((l) => [l.fingerprint, l] as const))('decode(compose(x)) is x over the whole field ranges (%s)', (_, layout) => {
     // Timestamps up to the layout's end, capped at the range of a JS Date.
-    const lastTick = Math.min(layout.maxTick, Math.floor((8.64e15 - layout.epoch) / layout.tickMs));
+    const lastTick = Math.min(layout.maxTick, Math.floor((MAX_CLOCK_MS - layout.epoch) / layout.tickMs));
     const fields = fc.record({
       tick: fc.oneof(fc.constantFrom(0, lastTick), fc.integer({ min: 0, max: lastTick })),
       nodeId: fc.oneof(fc.constantFrom(0, layout.maxNodeId), fc.integer({ min: 0, max: layout.maxNodeId })),

@@ -11,8 +11,8 @@ import type { NodeLogger } from '../src/node/node.js';
 import { waitFor } from './support/child.js';
 import { TestEtcd, etcdInstalled, requireEtcd } from './support/etcd.js';
 import { issue } from './support/issue.js';
+import { silent } from './support/logger.js';
 
-const silent: NodeLogger = { info() {}, warn() {}, error() {} };
 const info = (i: number) => ({ instance: `t${i}`, host: 'test', udp: `127.0.0.1:${10000 + i}`, pid: process.pid, version: 'test', startedAt: new Date().toISOString() });
 
 requireEtcd();
@@ -203,7 +203,7 @@ describe.skipIf(!etcdInstalled)('fleet mode in process (real etcd)', () => {
       try {
         const claim = await claimNodeId({ etcd: client, cluster: 'damaged', nodeId: 7, maxNodeId: 1023, leaseTtlS: 30, info: info(2), logger: silent });
         await client.put(reservationKey('damaged', 7, { index: 0, count: 1 })).value('not a number');
-        const store = new EtcdStore(client, 'damaged', claimRefOf(claim), { index: 0, count: 1 } as never);
+        const store = new EtcdStore({ etcd: client, cluster: 'damaged', claim: claimRefOf(claim), worker: { index: 0, count: 1 } as never });
         const error = await store.open().catch((e: unknown) => e);
         expect(error).toBeInstanceOf(HailstoneError);
         expect(error).toMatchObject({ code: 'STATE_CORRUPT', message: expect.stringMatching(/etcd key hailstone\/damaged\/reservations\/7\/0-1 holds "not a number", not a reservation.*16 digits/) });

@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { InvalidArgumentError, createClient, serve } from '../src/index.js';
 import { parseKey, readKeyFile } from '../src/protocol/auth.js';
-import { silent, startServer } from './support/udp.js';
+import { silent } from './support/logger.js';
+import { startServer } from './support/udp.js';
 
 const root = mkdtempSync(join(tmpdir(), 'hailstone-key-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));

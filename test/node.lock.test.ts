@@ -15,8 +15,7 @@ import { issue } from './support/issue.js';
 import { prng, testSeed } from './support/seed.js';
 import { SimProcesses, SimulatedFs, gatedFs } from './support/sim-fs.js';
 import { requirePrerequisite } from './support/prerequisite.js';
-
-const silent: NodeLogger = { info() {}, warn() {}, error() {} };
+import { silent } from './support/logger.js';
 
 /** Polls `check` every 5 ms until it holds, or fails after `ms`. */
 async function waitUntil(check: () => boolean, ms: number): Promise<void> {

@@ -11,11 +11,11 @@ import { waitFor } from './support/child.js';
 import { ManualClock } from './support/clock.js';
 import { prng, testSeed } from './support/seed.js';
 import { CrashError, SimProcesses, SimulatedFs } from './support/sim-fs.js';
+import { silent } from './support/logger.js';
 
 const DIR = '/state';
 const STATE = `${DIR}/node-5.w0-1.state`;
 const T0 = DEFAULT_LAYOUT.epoch + 700_000_000;
-const silent: NodeLogger = { info() {}, warn() {}, error() {} };
 
 async function settle(turns = 4): Promise<void> {
   for (let i = 0; i < turns; i++) await new Promise((resolve) => setImmediate(resolve));

@@ -9,9 +9,9 @@ import { HailstoneError, decode, defineLayout, openNode, type NodeLogger, type N
 import { RECORD_SIZE, decodeRecord, encodeRecord } from '../src/node/state-record.js';
 import { issue } from './support/issue.js';
 import { prng, testSeed } from './support/seed.js';
+import { silent } from './support/logger.js';
 
 let dir: string;
-const silent: NodeLogger = { info() {}, warn() {}, error() {} };
 
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'hailstone-state-'));

@@ -13,7 +13,8 @@ import { requestSize, writeRequestHeader } from '../src/protocol/wire.js';
 import { collectText, exited, readyPort, sleep, spawnCli, spawnFixture } from './support/child.js';
 import { TestEtcd, etcdInstalled, requireEtcd } from './support/etcd.js';
 import { prng, testSeed } from './support/seed.js';
-import { Probe, silent, startServer } from './support/udp.js';
+import { silent } from './support/logger.js';
+import { Probe, startServer } from './support/udp.js';
 
 const root = mkdtempSync(join(tmpdir(), 'hailstone-ops-'));
 const packageVersion = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;

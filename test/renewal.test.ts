@@ -9,7 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { type StorageFs, openNode } from '../src/index.js';
 import { RenewalPlanner } from '../src/node/renewal.js';
 import { realStorage } from '../src/node/storage.js';
-import { silent } from './support/udp.js';
+import { silent } from './support/logger.js';
 
 const root = mkdtempSync(join(tmpdir(), 'hailstone-renewal-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));

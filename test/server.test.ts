@@ -21,7 +21,8 @@ import {
 } from '../src/protocol/wire.js';
 import { ManualClock } from './support/clock.js';
 import { propertyParams } from './support/seed.js';
-import { Probe, TRANSPORTS, silent, startServer, type TestServer } from './support/udp.js';
+import { silent } from './support/logger.js';
+import { Probe, TRANSPORTS, startServer, type TestServer } from './support/udp.js';
 
 /** The nonce a request carries and its reply echoes (bytes 8..15), as hex. */
 function nonceOf(datagram: Uint8Array): string {

@@ -10,13 +10,13 @@ import { CombinedStore, EtcdStore, claimRefOf } from '../src/fleet/etcd-store.js
 import { claimKey, connectEtcd, reservationKey } from '../src/fleet/etcd.js';
 import { DEFAULT_LAYOUT } from '../src/layout.js';
 import type { Etcd3 } from 'etcd3';
-import { type NodeLogger, checkNodeRules, fileStoreOf } from '../src/node/node.js';
+import { checkNodeRules, fileStoreOf } from '../src/node/node.js';
 import { OwnershipLostError, type ReservationStore } from '../src/node/store.js';
 import { TestEtcd, etcdInstalled, requireEtcd } from './support/etcd.js';
 import { SimProcesses, SimulatedFs } from './support/sim-fs.js';
 import { prng } from './support/seed.js';
+import { silent } from './support/logger.js';
 
-const silent: NodeLogger = { info() {}, warn() {}, error() {} };
 const NODE = 6;
 const T = DEFAULT_LAYOUT.epoch + 800_000_000;
 type Stripe = { index: number; count: number };
@@ -78,7 +78,7 @@ function etcdSubject(endpoint: string, cluster: string, withFile: boolean): Subj
   };
   return {
     store: async (worker) => {
-      const etcdStore = new EtcdStore(client, cluster, claimRefOf(await claimed()), worker as never);
+      const etcdStore = new EtcdStore({ etcd: client, cluster, claim: claimRefOf(await claimed()), worker: worker as never });
       return withFile ? new CombinedStore(etcdStore, await files.store(worker)) : etcdStore;
     },
     loseOwnership: async () => {

@@ -3,14 +3,13 @@
 
 import { Command } from 'commander';
 import { decode } from '../codec.js';
+import { MAX_CLOCK_MS } from '../core/constants.js';
 import { InvalidArgumentError } from '../errors.js';
 import { type LayoutOptions, defineLayout } from '../layout.js';
 import { UsageError, detailOf, usageErrorOf } from './failure.js';
 import { intOption, parsedOption } from './options.js';
 
 const BARE_HEX = /^[0-9a-f]{16}$/i;
-/** A Date holds ±8.64e15 ms. */
-const MAX_DATE_MS = 8.64e15;
 
 /**
  * The id as typed, for parseId: what it reads (decimal, 0x… hex), or the 16 hex digits of
@@ -90,7 +89,7 @@ export function inspectProgram(): Command {
         id: decoded.id.toString(),
         hex: `0x${decoded.id.toString(16).padStart(16, '0')}`,
         // A long time field with long ticks can reach past what a Date holds.
-        time: Math.abs(decoded.timestamp) <= MAX_DATE_MS ? new Date(decoded.timestamp).toISOString() : null,
+        time: Math.abs(decoded.timestamp) <= MAX_CLOCK_MS ? new Date(decoded.timestamp).toISOString() : null,
         timestamp: decoded.timestamp,
         nodeId: decoded.nodeId,
         sequence: decoded.sequence,

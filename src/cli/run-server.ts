@@ -32,7 +32,7 @@ export interface ServeConfig {
   logLevel: string;
   backend: Backend;
   maxLeadMs: number;
-  reservationMs: number;
+  reservationMs: number | undefined; // undefined: the node's default
   maxStartupWaitMs: number;
   replayWindowMs: number;
   clockSkewMs: number;
@@ -164,7 +164,7 @@ export function onStopSignal(stop: () => void): void {
 export async function startMetrics(config: ServeConfig, snapshot: () => Promise<NodeSnapshot>, logger: Logger): Promise<MetricsServer | undefined> {
   if (config.metrics === undefined) return undefined;
   const metrics = await serveMetrics(config.metrics.host, config.metrics.port, snapshot);
-  logger.info({ metrics: `http://${metrics.address.host}:${metrics.address.port}` }, 'metrics and health served over HTTP');
+  logger.info({ metrics: `http://${hostPort(metrics.address.host, metrics.address.port)}` }, 'metrics and health served over HTTP');
   return metrics;
 }
 

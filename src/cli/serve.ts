@@ -17,10 +17,11 @@ import { type RateLimitOptions, parseRateLimit } from '../server/rate-limit.js';
 import { TRANSPORT_CHOICES, type TransportChoice } from '../server/select-transport.js';
 import { DEFAULT_HOST, DEFAULT_PORT, DEFAULT_REPLAY_WINDOW_MS, type Server } from '../server/server.js';
 import { type Backend, DEFAULT_MAX_LEAD_MS, MAX_LEAD_MS_LIMIT } from '../generator.js';
+import { DEFAULT_LAYOUT } from '../layout.js';
 import { UsageError } from './failure.js';
 import { booleanWithEnv, choiceOption, intOption, keyFileExposure, listOption, parsedOption } from './options.js';
 import { type ServeConfig, ServingProcess, makeLogger, onStopSignal, readyLine, say, startMetrics, warnAboutKeyFiles } from './run-server.js';
-import { defaultClaimWaitMs } from '../fleet/claim.js';
+import { DEFAULT_CLUSTER, DEFAULT_COORDINATOR_WAIT_MS, DEFAULT_LEASE_TTL_S, defaultClaimWaitMs } from '../fleet/defaults.js';
 import { servePrimary } from './supervisor.js';
 import { serveWorker } from './worker.js';
 
@@ -57,7 +58,7 @@ interface ServeFlags {
 export function serveProgram(run: (config: ServeConfig) => Promise<number>): Command {
   return new Command('serve')
     .description('Serve ids over UDP (protocol v1) from one node. Every option can also be set with its environment variable.')
-    .addOption(intOption('--node-id <n>', "this node's id; unique among live nodes (default: 0; with --etcd: a free one is claimed)", 'HAILSTONE_NODE_ID', { min: 0, max: 1023 }))
+    .addOption(intOption('--node-id <n>', "this node's id; unique among live nodes (default: 0; with --etcd: a free one is claimed)", 'HAILSTONE_NODE_ID', { min: 0, max: DEFAULT_LAYOUT.maxNodeId }))
     .addOption(new Option('--host <addr>', 'address to bind (never all interfaces unless asked)').env('HAILSTONE_HOST').default(DEFAULT_HOST))
     .addOption(intOption('--port <p>', 'UDP port; 0 picks a free one', 'HAILSTONE_PORT', { min: 0, max: 65535, default: DEFAULT_PORT }))
     .addOption(new Option('--state-dir <dir>', 'durable state, on local storage (default: ./data; with --etcd: none, or an extra floor)').env('HAILSTONE_STATE_DIR'))
@@ -69,16 +70,16 @@ export function serveProgram(run: (config: ServeConfig) => Promise<number>): Com
     .addOption(parsedOption('--metrics <[host:]port>', 'serve /metrics and /healthz over HTTP', 'HAILSTONE_METRICS', parseListenAddress, 'off'))
     .addOption(choiceOption('--log-level <level>', 'JSON log lines on stderr at this level and above', 'HAILSTONE_LOG_LEVEL', LOG_LEVELS, 'info'))
     .addOption(choiceOption('--backend <core>', 'generator core', 'HAILSTONE_BACKEND', ['wasm', 'ts'], 'wasm'))
-    .addOption(intOption('--max-lead-ms <ms>', 'how far ids may run ahead of the clock', 'HAILSTONE_MAX_LEAD_MS', { min: MIN_RESERVATION_MS, max: DAY, default: DEFAULT_MAX_LEAD_MS }))
-    .addOption(intOption('--reservation-ms <ms>', 'how far each durable reservation reaches, at most --max-lead-ms (default: 1000, or --max-lead-ms if smaller)', 'HAILSTONE_RESERVATION_MS', { min: MIN_RESERVATION_MS, max: DAY }))
+    .addOption(intOption('--max-lead-ms <ms>', 'how far ids may run ahead of the clock', 'HAILSTONE_MAX_LEAD_MS', { min: MIN_RESERVATION_MS, max: MAX_LEAD_MS_LIMIT, default: DEFAULT_MAX_LEAD_MS }))
+    .addOption(intOption('--reservation-ms <ms>', 'how far each durable reservation reaches, at most --max-lead-ms (default: 1000, or --max-lead-ms if smaller)', 'HAILSTONE_RESERVATION_MS', { min: MIN_RESERVATION_MS, max: MAX_LEAD_MS_LIMIT }))
     .addOption(intOption('--max-startup-wait-ms <ms>', 'at startup, wait this long for a clock behind the stored state instead of refusing', 'HAILSTONE_MAX_STARTUP_WAIT_MS', { min: 0, max: DAY, default: 0 }))
     .addOption(intOption('--replay-window-ms <ms>', 'with a key: how old an accepted request may be', 'HAILSTONE_REPLAY_WINDOW_MS', { min: 1, max: DAY, default: DEFAULT_REPLAY_WINDOW_MS }))
     .addOption(intOption('--clock-skew-ms <ms>', 'shift the clock, to rehearse clock steps (negative: behind)', 'HAILSTONE_CLOCK_SKEW_MS', { min: -365 * DAY, max: 365 * DAY, default: 0 }))
     .addOption(listOption('--etcd <url>', 'fleet mode: etcd endpoints (repeat or comma-separate); node ids and reservations are granted by etcd', 'HAILSTONE_ETCD', 'off: local mode'))
-    .addOption(new Option('--cluster <name>', 'fleet mode: node ids are unique within this cluster').env('HAILSTONE_CLUSTER').default('default'))
+    .addOption(new Option('--cluster <name>', 'fleet mode: node ids are unique within this cluster').env('HAILSTONE_CLUSTER').default(DEFAULT_CLUSTER))
     .addOption(intOption('--claim-wait-ms <ms>', 'fleet mode with --node-id: wait this long for its holder to go away, then NODE_ID_TAKEN (default: the lease TTL + 1 s)', 'HAILSTONE_CLAIM_WAIT_MS', { min: 0, max: DAY }))
-    .addOption(intOption('--lease-ttl-s <s>', 'fleet mode: lease TTL; a dead holder\'s node id can move after this long', 'HAILSTONE_LEASE_TTL_S', { min: 2, max: 3600, default: 10 }))
-    .addOption(intOption('--etcd-wait-ms <ms>', 'fleet mode: at startup, wait this long for etcd, then COORDINATOR_UNAVAILABLE', 'HAILSTONE_ETCD_WAIT_MS', { min: 0, max: DAY, default: 30_000 }))
+    .addOption(intOption('--lease-ttl-s <s>', 'fleet mode: lease TTL; a dead holder\'s node id can move after this long', 'HAILSTONE_LEASE_TTL_S', { min: 2, max: 3600, default: DEFAULT_LEASE_TTL_S }))
+    .addOption(intOption('--etcd-wait-ms <ms>', 'fleet mode: at startup, wait this long for etcd, then COORDINATOR_UNAVAILABLE', 'HAILSTONE_ETCD_WAIT_MS', { min: 0, max: DAY, default: DEFAULT_COORDINATOR_WAIT_MS }))
     .addOption(new Option('--reset-state', 'start over from a damaged state file, as a first start (env HAILSTONE_RESET_STATE=1)'))
     .addHelpText(
       'after',
@@ -94,12 +95,11 @@ state lock, prints "hailstone stopped" and exits 0. Exit codes: 0 stopped, 1 run
 }
 
 function configOf(flags: ServeFlags): ServeConfig {
-  const maxLeadMs = flags.maxLeadMs;
-  const reservationMs = flags.reservationMs ?? Math.min(1000, maxLeadMs);
-  if (reservationMs > maxLeadMs) {
+  // The node checks this too, but only after the port is bound; its default never exceeds the lead.
+  const { maxLeadMs, reservationMs } = flags;
+  if (reservationMs !== undefined && reservationMs > maxLeadMs) {
     throw new UsageError(`--reservation-ms (${reservationMs}) must not exceed --max-lead-ms (${maxLeadMs}): a reservation never reaches further than the lead`);
   }
-  if (maxLeadMs > MAX_LEAD_MS_LIMIT) throw new UsageError(`--max-lead-ms must be at most ${MAX_LEAD_MS_LIMIT}`);
   const fleet = flags.etcd.length > 0;
   if (!fleet && flags.claimWaitMs !== undefined) throw new UsageError('--claim-wait-ms needs --etcd (fleet mode)');
   return {

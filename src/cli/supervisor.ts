@@ -28,6 +28,7 @@ import type { ClaimRef } from '../fleet/etcd-store.js';
 import type { FleetMember } from '../fleet/member.js';
 import { type Failure, ReportedFailure } from './failure.js';
 import { type ServeConfig, makeLogger, onStopSignal, readyLine, say, startMetrics, warnAboutKeyFiles } from './run-server.js';
+import { type FromWorker, type ToWorker, sentClaim, workerEnv } from './worker-messages.js';
 
 const MAX_CRASHES = 5;
 const CRASH_WINDOW_MS = 60_000;
@@ -43,18 +44,6 @@ interface Slot {
   replacing?: boolean;
   /** What the worker said when it failed, if it did. */
   failure: Failure | undefined;
-}
-
-interface FromWorker {
-  type?: string;
-  index?: number;
-  host?: string;
-  port?: number;
-  transport?: string;
-  id?: number;
-  snapshot?: WorkerSnapshot;
-  failure?: Failure;
-  reason?: string;
 }
 
 function describeExit(code: number | null, signal: string | null): string {
@@ -79,15 +68,17 @@ class Supervisor {
     this.finish = resolve;
   });
 
-  constructor(
-    private readonly config: ServeConfig,
-    private readonly logger: Logger,
-    private readonly transport: 'native' | 'dgram',
-    /** The port every worker binds, reserved by the primary. */
-    private readonly workerPort: number,
-    /** Fleet mode: the claim every worker writes under (the primary holds it). */
-    private readonly fleet?: FleetMember,
-  ) {}
+  private readonly config: ServeConfig;
+  private readonly logger: Logger;
+  private readonly transport: 'native' | 'dgram';
+  /** The port every worker binds, reserved by the primary. */
+  private readonly workerPort: number;
+  /** Fleet mode: the claim every worker writes under (the primary holds it). */
+  private readonly fleet: FleetMember | undefined;
+
+  constructor(init: { config: ServeConfig; logger: Logger; transport: 'native' | 'dgram'; workerPort: number; fleet: FleetMember | undefined }) {
+    ({ config: this.config, logger: this.logger, transport: this.transport, workerPort: this.workerPort, fleet: this.fleet } = init);
+  }
 
   /** The UDP address the workers serve on, as far as it is known. */
   get udpAddress(): string {
@@ -108,7 +99,7 @@ class Supervisor {
     if (this.stopping) return;
     for (const index of this.awaitingClaim) this.fork(index);
     this.awaitingClaim.clear();
-    const message = { type: 'claim', claim: { nodeId: claim.nodeId, key: claim.key, createRevision: claim.createRevision } };
+    const message: ToWorker = { type: 'claim', claim: sentClaim(claim) };
     for (const slot of this.slots.values()) {
       if (slot.listening && this.send(slot.worker, message)) continue;
       slot.replacing = true;
@@ -173,14 +164,7 @@ class Supervisor {
   }
 
   private fork(index: number): void {
-    const claim = this.fleet?.claimRef();
-    const worker = cluster.fork({
-      ...(claim === undefined ? {} : { HAILSTONE_FLEET_CLAIM: JSON.stringify({ nodeId: claim.nodeId, key: claim.key, createRevision: claim.createRevision }) }),
-      HAILSTONE_WORKER_INDEX: String(index),
-      HAILSTONE_WORKER_TRANSPORT: this.transport,
-      HAILSTONE_WORKER_HOST: this.config.host,
-      HAILSTONE_WORKER_PORT: String(this.workerPort),
-    });
+    const worker = cluster.fork(workerEnv({ index, transport: this.transport, host: this.config.host, port: this.workerPort, claim: this.fleet?.claimRef() }));
     const slot: Slot = { worker, listening: false, failure: undefined };
     this.slots.set(index, slot);
     // A send to a worker that just died fails with EPIPE: its 'exit' event tells the rest.
@@ -189,7 +173,7 @@ class Supervisor {
     worker.on('exit', (code, signal) => this.onExit(index, slot, code, signal));
   }
 
-  private send(worker: Worker, message: object): boolean {
+  private send(worker: Worker, message: ToWorker): boolean {
     if (!worker.isConnected()) return false;
     try {
       worker.send(message, undefined, () => undefined);
@@ -200,18 +184,28 @@ class Supervisor {
   }
 
   private onMessage(index: number, slot: Slot, m: FromWorker): void {
-    if (m?.type === 'snapshot') this.pendingSnapshots.get(m.id!)?.(m.snapshot);
-    if (m?.type === 'failed') slot.failure = m.failure;
-    // A worker's reservation write found the claim gone (deleted by hand, say): fence and claim again.
-    if (m?.type === 'claim-lost') this.fleet?.loseClaim(m.reason ?? 'a worker found the claim gone');
-    if (m?.type !== 'listening') return;
+    switch (m?.type) {
+      case 'snapshot':
+        return this.pendingSnapshots.get(m.id)?.(m.snapshot);
+      case 'failed':
+        slot.failure = m.failure;
+        return;
+      case 'claim-lost':
+        // A worker's reservation write found the claim gone (deleted by hand, say): fence and claim again.
+        return this.fleet?.loseClaim(m.reason ?? 'a worker found the claim gone');
+      case 'listening':
+        return this.onListening(index, slot, m);
+    }
+  }
+
+  private onListening(index: number, slot: Slot, m: Extract<FromWorker, { type: 'listening' }>): void {
     slot.listening = true;
     this.logger.info({ worker: index, workerPid: slot.worker.process.pid }, `worker ${index} is serving`);
     if (this.stopping) return;
     const serving = [...this.slots.values()].filter((s) => s.listening).length;
     if (!this.announced && serving === this.config.workers) {
       this.announced = true;
-      say(readyLine(this.config, m.host!, m.port!, m.transport!, this.fleet?.stats().nodeId ?? this.config.nodeId));
+      say(readyLine(this.config, m.host, m.port, m.transport, this.fleet?.stats().nodeId ?? this.config.nodeId));
       void this.fleet?.announce().catch(() => undefined);
     }
   }
@@ -291,12 +285,9 @@ export async function servePrimary(config: ServeConfig): Promise<number> {
             leaseTtlS: config.leaseTtlS,
             coordinatorWaitMs: config.etcdWaitMs,
           },
-          logger,
-          (): string => supervisor.udpAddress,
-          () => undefined,
-          { claimOnly: true, onFence: (reason) => supervisor.fence(reason), onClaim: (claim) => supervisor.adoptAll(claim) },
+          { logger, udp: () => supervisor.udpAddress, claimOnly: true, onFence: (reason) => supervisor.fence(reason), onClaim: (claim) => supervisor.adoptAll(claim) },
         );
-  const supervisor: Supervisor = new Supervisor({ ...config, host }, logger, transport, guard.port, fleet);
+  const supervisor: Supervisor = new Supervisor({ config: { ...config, host }, logger, transport, workerPort: guard.port, fleet });
   const metrics = await startMetrics(config, async () => ({ ...(await supervisor.snapshot()), ...(fleet === undefined ? {} : { fleet: fleet.stats() }) }), logger);
   let started = false;
   let stopRequested = false;

@@ -24,7 +24,7 @@ import { lookup as dnsLookup } from 'node:dns/promises';
 import { isIP, isIPv6 } from 'node:net';
 import { hostPort } from '../address.js';
 import { HailstoneError, InvalidArgumentError, checkInteger, describe } from '../errors.js';
-import { DEFAULT_LAYOUT, type Layout } from '../layout.js';
+import { DEFAULT_LAYOUT, type Layout, timestampOf } from '../layout.js';
 import { Authenticator } from '../protocol/auth.js';
 import type { EtcdOptions } from '../fleet/etcd.js';
 import { type NodeIdConflict, NodeIdConflictDetector, describeConflict } from './conflicts.js';
@@ -214,9 +214,8 @@ class IdClient implements Client {
     }
     this.lookup = options.lookup ?? defaultLookup;
     this.pool = options.pool === undefined ? undefined : new IdPool((n) => this.nextIds(n), options.pool);
-    const layout = this.layout;
     this.conflicts = new NodeIdConflictDetector(
-      (tick) => layout.epoch + tick * layout.tickMs,
+      (tick) => timestampOf(this.layout, tick),
       options.onNodeIdConflict ?? ((c) => process.emitWarning(describeConflict(c), { code: 'HAILSTONE_NODE_ID_CONFLICT' })),
     );
   }
@@ -470,7 +469,7 @@ class IdClient implements Client {
     } catch (error) {
       this.peers.delete(peerKey(address, endpoint.port));
       peer.socket.close();
-      return { kind: 'timeout', rejected: `cannot send to ${address}:${endpoint.port}: ${(error as Error).message}` };
+      return { kind: 'timeout', rejected: `cannot send to ${hostPort(address, endpoint.port)}: ${(error as Error).message}` };
     }
     if (this.closed) return { kind: 'timeout' };
     writeRequestHeader(buf, count, nonce, Date.now(), tagged);
@@ -516,7 +515,7 @@ class IdClient implements Client {
     if (header === undefined || p === undefined) return reject();
     const key = msg.readBigUInt64BE(8);
     const source = plainAddress(address);
-    if (p.endpoint.port !== port || !(p.endpoint.addresses ?? []).includes(source)) return reject(`a reply came from ${source}:${port}, not from the server asked`);
+    if (p.endpoint.port !== port || !(p.endpoint.addresses ?? []).includes(source)) return reject(`a reply came from ${hostPort(source, port)}, not from the server asked`);
     if (this.auth !== undefined && !header.tagged) return reject('they carry no tag: the server does not use a key, or not this protocol');
     if (this.auth !== undefined && !this.auth.verify(msg)) return reject('their tags do not verify: the server uses another key');
     if (this.auth === undefined && header.tagged) return reject('they are tagged: the server uses a key; pass it (--key-file / key)');
@@ -556,7 +555,7 @@ class IdClient implements Client {
       const n = (id >> BigInt(l.sequenceBits)) & nodeMask;
       if (i === 0) node = n;
       else if (n !== node) return undefined;
-      if (l.epoch + Number(id >> shift) * l.tickMs > latest) return undefined;
+      if (timestampOf(l, Number(id >> shift)) > latest) return undefined;
       ids[i] = id;
     }
     return ids;

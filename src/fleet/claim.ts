@@ -16,19 +16,8 @@ import type { Etcd3, Lease } from 'etcd3';
 import { HailstoneError } from '../errors.js';
 import { FailureEpisode } from '../log-episode.js';
 import type { NodeLogger } from '../node/node.js';
+import { DEFAULT_COORDINATOR_WAIT_MS, DEFAULT_LEASE_TTL_S } from './defaults.js';
 import { type ClaimInfo, ETCD_REQUEST_TIMEOUT_MS, claimKey, claimsPrefix, etcdUnreachable, leaseGone, parseReservation, reservationsRoot } from './etcd.js';
-
-export const DEFAULT_LEASE_TTL_S = 10;
-
-/**
- * How long a claim for a given node id waits for its holder by default: past the holder's
- * lease, so a server restarted right after a crash takes its id back once the dead
- * predecessor's lease has run out, instead of failing with NODE_ID_TAKEN naming itself.
- * A free claim never waits.
- */
-export function defaultClaimWaitMs(nodeIdGiven: boolean, leaseTtlS: number): number {
-  return nodeIdGiven ? leaseTtlS * 1000 + 1000 : 0;
-}
 
 /**
  * The lease a claimant or holder was keeping alive is gone (revoked, or expired while the
@@ -98,6 +87,16 @@ export function safetyMarginMs(ttlS: number): number {
 
 /** A node id held through an etcd lease. */
 export class Claim {
+  readonly nodeId: number;
+  readonly key: string;
+  /** The claim key's create revision: the compare every reservation write makes. */
+  readonly createRevision: string;
+  readonly leaseId: string;
+  readonly ttlS: number;
+  private readonly etcd: Etcd3;
+  private readonly lease: Lease;
+  private readonly logger: NodeLogger;
+  private readonly observe: (seconds: number) => void;
   private lostReason: string | undefined;
   private readonly lostHandlers: ((reason: string) => void)[] = [];
   private keepaliveTimer: NodeJS.Timeout | undefined;
@@ -114,25 +113,15 @@ export class Claim {
   renewals = 0;
   renewalFailures = 0;
 
-  constructor(
-    readonly nodeId: number,
-    readonly key: string,
-    /** The claim key's create revision: the compare every reservation write makes. */
-    readonly createRevision: string,
-    private readonly etcd: Etcd3,
-    private readonly lease: Lease,
-    readonly leaseId: string,
-    readonly ttlS: number,
-    grantSentAt: number,
-    private readonly logger: NodeLogger,
-    private readonly observe: (seconds: number) => void,
-  ) {
-    this.confirmedSentAt = grantSentAt;
-    this.keepaliveEpisode = new FailureEpisode(logger, { what: 'lease keepalives', level: 'warn', fields: { nodeId } });
+  /** grantSentAt: performance.now() when the grant, or the last keepalive confirmed since, was sent. */
+  constructor(init: Pick<Claim, 'nodeId' | 'key' | 'createRevision' | 'leaseId' | 'ttlS'> & { etcd: Etcd3; lease: Lease; grantSentAt: number; logger: NodeLogger; observe: (seconds: number) => void }) {
+    ({ nodeId: this.nodeId, key: this.key, createRevision: this.createRevision, leaseId: this.leaseId, ttlS: this.ttlS, etcd: this.etcd, lease: this.lease, logger: this.logger, observe: this.observe } = init);
+    this.confirmedSentAt = init.grantSentAt;
+    this.keepaliveEpisode = new FailureEpisode(this.logger, { what: 'lease keepalives', level: 'warn', fields: { nodeId: this.nodeId } });
     this.armFence();
     // Three keepalives per valid window (TTL minus the margin), the first one now: the claim
     // may have been made with a lease last confirmed a while ago (after a wait).
-    const every = (ttlS * 1000 - safetyMarginMs(ttlS)) / 3;
+    const every = (this.ttlS * 1000 - safetyMarginMs(this.ttlS)) / 3;
     this.keepaliveEveryMs = every;
     this.keepaliveTimer = setInterval(() => void this.keepalive(), every);
     this.keepaliveTimer.unref();
@@ -315,7 +304,7 @@ export function describeHolder(value: string | null): string {
 export async function claimNodeId(options: ClaimOptions): Promise<Claim> {
   const ttlS = options.leaseTtlS ?? DEFAULT_LEASE_TTL_S;
   const claimWaitMs = options.claimWaitMs ?? 0;
-  const coordinatorWaitMs = options.coordinatorWaitMs ?? 30_000;
+  const coordinatorWaitMs = options.coordinatorWaitMs ?? DEFAULT_COORDINATOR_WAIT_MS;
   const observe = options.observe ?? (() => undefined);
   const { etcd, cluster, logger } = options;
   const started = Date.now();
@@ -428,7 +417,7 @@ async function claimOnce(options: ClaimOptions, ttlS: number, claimWaitMs: numbe
             .commit(),
         );
         if (result.succeeded) {
-          const claim = new Claim(nodeId, key, result.header.revision, etcd, lease, leaseId, ttlS, grantSentAt, logger, observe);
+          const claim = new Claim({ nodeId, key, createRevision: result.header.revision, etcd, lease, leaseId, ttlS, grantSentAt, logger, observe });
           logger.info({ nodeId, cluster, leaseTtlS: ttlS, instance: options.info.instance }, `claimed node id ${nodeId} in cluster ${cluster}`);
           return claim;
         }

@@ -38,18 +38,18 @@ export class EtcdStore implements ReservationStore {
   readonly slowWriteAdvice =
     'a slow or stalled etcd member is passed over by itself (see hailstone_etcd_endpoint_up); if writes stay slow, check etcd\'s disk and network, or raise --max-lead-ms';
   readonly farAheadAdvice = 'Check that instance\'s clock and this one\'s (NTP/chrony); leave out --node-id to claim another free node id';
+  private readonly etcd: Etcd3;
+  private readonly cluster: string;
+  private readonly claim: ClaimRef;
+  /** Told each etcd request's duration, seconds. */
+  private readonly observe: (seconds: number) => void;
   private readonly key: string;
   /** Mod revision of the reservation key as this holder last saw or wrote it ('0': absent). */
   private modRevision = '0';
 
-  constructor(
-    private readonly etcd: Etcd3,
-    private readonly cluster: string,
-    private readonly claim: ClaimRef,
-    private readonly worker: WorkerStripe,
-    private readonly observe: (seconds: number) => void = () => undefined,
-  ) {
-    this.key = reservationKey(cluster, claim.nodeId, worker);
+  constructor(init: { etcd: Etcd3; cluster: string; claim: ClaimRef; worker: WorkerStripe; observe?: (seconds: number) => void }) {
+    ({ etcd: this.etcd, cluster: this.cluster, claim: this.claim, observe: this.observe = () => undefined } = init);
+    this.key = reservationKey(this.cluster, this.claim.nodeId, init.worker);
     this.where = `etcd key ${this.key}`;
   }
 

@@ -17,13 +17,13 @@
 import { createRequire } from 'node:module';
 import type { Etcd3, IOptions } from 'etcd3';
 import { InvalidArgumentError, describe } from '../errors.js';
+import { DEFAULT_CLUSTER } from './defaults.js';
 
 // etcd's client (with gRPC) is loaded on the first connection, not on import: it is most
 // of what hailstone would otherwise load, and programs that never reach a fleet — or that
 // only parse endpoints to check them — must not pay for it.
 const load = createRequire(import.meta.url);
 
-export const DEFAULT_CLUSTER = 'default';
 /** Each etcd request's deadline with one endpoint (nowhere else to go: wait longer). */
 export const ETCD_REQUEST_TIMEOUT_MS = 2000;
 /**

@@ -10,7 +10,8 @@ import { DEFAULT_LAYOUT } from '../layout.js';
 import { FailureEpisode } from '../log-episode.js';
 import { type HailstoneNode, type NodeLogger, type NodeOptions, checkNodeRules, checkReservationMs, fileStoreOf, startNode } from '../node/node.js';
 import { OwnershipLostError, type ReservationStore } from '../node/store.js';
-import { type Claim, DEFAULT_LEASE_TTL_S, LeaseGoneError, claimNodeId, defaultClaimWaitMs } from './claim.js';
+import { type Claim, LeaseGoneError, claimNodeId } from './claim.js';
+import { DEFAULT_COORDINATOR_WAIT_MS, DEFAULT_LEASE_TTL_S, defaultClaimWaitMs } from './defaults.js';
 import { type ClaimInfo, type EndpointHealth, type EtcdOptions, checkCluster, etcdUnreachable, leaseGone, openEtcd } from './etcd.js';
 import { CombinedStore, type ClaimRef, EtcdStore, claimRefOf } from './etcd-store.js';
 import { LatencyHistogram } from '../latency.js';
@@ -103,19 +104,22 @@ export class FleetMember {
 
   constructor(
     private readonly options: FleetOptions & Partial<NodeOptions>,
-    private readonly logger: NodeLogger,
-    private readonly udp: () => string,
-    /** Told of each node opened after a re-claim. */
-    private readonly onNode: (node: HailstoneNode) => void,
-    private readonly hooks: {
+    /** The server this member claims for, or the primary of --workers N. */
+    private readonly owner: {
+      logger: NodeLogger;
+      /** The UDP address it serves on, for the claim key. */
+      udp: () => string;
+      /** Told of each node opened after a re-claim. */
+      onNode?: (node: HailstoneNode) => void;
       /** Claim only, open no node (the primary of --workers N). */
       claimOnly?: boolean;
       /** Told when the claim is lost, before claiming again. */
       onFence?: (reason: string) => void;
       /** Told of each new claim after a re-claim. */
       onClaim?: (claim: ClaimRef) => void;
-    } = {},
+    },
   ) {
+    const { logger } = owner;
     this.cluster = checkCluster(options.cluster);
     this.leaseTtlS = options.leaseTtlS ?? DEFAULT_LEASE_TTL_S;
     if (!Number.isInteger(this.leaseTtlS) || this.leaseTtlS < 2 || this.leaseTtlS > 3600) {
@@ -142,7 +146,7 @@ export class FleetMember {
   async start(): Promise<HailstoneNode | undefined> {
     const given = this.options.fleetClaim;
     if (given !== undefined) {
-      this.node = await openFleetNode(this.etcd, this.cluster, given, this.options, this.logger, (s) => this.latency.observe(s));
+      this.node = await this.openNode(given);
       this.givenNodeId = given.nodeId;
       return this.node;
     }
@@ -150,7 +154,7 @@ export class FleetMember {
     // claim lost before the first reservation was stored: try again until the bound, then
     // COORDINATOR_UNAVAILABLE. Only what retrying cannot fix (NODE_ID_TAKEN, NO_FREE_NODE_ID,
     // CLOCK_FAR_BEHIND, bad arguments) ends the start at once.
-    const waitMs = this.options.coordinatorWaitMs ?? 30_000;
+    const waitMs = this.options.coordinatorWaitMs ?? DEFAULT_COORDINATOR_WAIT_MS;
     const started = Date.now();
     let backoff = 200;
     for (;;) {
@@ -185,14 +189,14 @@ export class FleetMember {
       const old = this.node;
       old?.stopIssuing('the server claimed a node id again');
       await old?.close();
-      const node = await openFleetNode(this.etcd, this.cluster, claim, this.options, this.logger, (s) => this.latency.observe(s));
+      const node = await this.openNode(claim);
       if (this.closed) {
         await node.close();
         return;
       }
       this.node = node;
       this.givenNodeId = claim.nodeId;
-      this.onNode(node);
+      this.owner.onNode?.(node);
     });
     return this.adopting;
   }
@@ -208,7 +212,7 @@ export class FleetMember {
   }
 
   private info(): ClaimInfo {
-    return { instance: this.instance, host: hostname(), udp: this.udp(), pid: process.pid, version: VERSION, startedAt: this.startedAt };
+    return { instance: this.instance, host: hostname(), udp: this.owner.udp(), pid: process.pid, version: VERSION, startedAt: this.startedAt };
   }
 
   stats(): FleetStats {
@@ -261,7 +265,7 @@ export class FleetMember {
         leaseTtlS: this.leaseTtlS,
         coordinatorWaitMs,
         info: this.info(),
-        logger: this.logger,
+        logger: this.owner.logger,
         observe: (s) => this.latency.observe(s),
         // Free claims pass over ids a fast-clocked predecessor left far ahead of this clock.
         ...(this.options.nodeId === undefined ? { reservationLimit: () => this.clock() + this.maxLeadMs } : {}),
@@ -274,7 +278,7 @@ export class FleetMember {
       this.lastNodeId = claim.nodeId;
       let node: HailstoneNode | undefined;
       try {
-        if (!this.hooks.claimOnly) node = await openFleetNode(this.etcd, this.cluster, claimRefOf(claim), this.options, this.logger, (s) => this.latency.observe(s));
+        if (!this.owner.claimOnly) node = await this.openNode(claimRefOf(claim));
         // Lost while the node opened (a first-start wait outlived the lease): not a claim to run on.
         if (claim.lost !== undefined) throw new OwnershipLostError(`the claim of node id ${claim.nodeId} was lost while its node opened: ${claim.lost}`);
       } catch (error) {
@@ -290,13 +294,27 @@ export class FleetMember {
     }
   }
 
+  /** Opens a node over etcd under a claim (and over its state dir too, when one is given). */
+  private async openNode(claim: ClaimRef): Promise<HailstoneNode> {
+    const nodeOptions = { ...this.options, nodeId: claim.nodeId, logger: this.owner.logger } as NodeOptions;
+    const rules = checkNodeRules(nodeOptions);
+    let store: ReservationStore = new EtcdStore({ etcd: this.etcd, cluster: this.cluster, claim, worker: rules.worker, observe: (s) => this.latency.observe(s) });
+    let stateFile: string | undefined;
+    if (typeof this.options.stateDir === 'string' && this.options.stateDir !== '') {
+      const file = fileStoreOf(nodeOptions, rules);
+      stateFile = file.stateFile;
+      store = new CombinedStore(store, file);
+    }
+    return startNode(store, nodeOptions, rules, stateFile);
+  }
+
   private fenced(claim: Claim, node: HailstoneNode | undefined, reason: string): void {
     if (this.closed) return;
     this.fences++;
     this.fencedBy = `fenced: the claim of node id ${claim.nodeId} was lost (${reason})`;
     node?.stopIssuing(reason);
-    this.hooks.onFence?.(reason);
-    this.logger.error({ nodeId: claim.nodeId, cluster: this.cluster, reason }, `fenced: node id ${claim.nodeId} stopped issuing; claiming a node id again`);
+    this.owner.onFence?.(reason);
+    this.owner.logger.error({ nodeId: claim.nodeId, cluster: this.cluster, reason }, `fenced: node id ${claim.nodeId} stopped issuing; claiming a node id again`);
     this.startReclaim(claim, node);
   }
 
@@ -327,9 +345,9 @@ export class FleetMember {
         this.problem = undefined;
         this.claimEpisode.recovered();
         const nodeId = this.claim!.nodeId;
-        this.logger.warn({ nodeId, was: old.nodeId, cluster: this.cluster }, nodeId === old.nodeId ? `re-claimed node id ${nodeId}` : `re-claimed: node id changed from ${old.nodeId} to ${nodeId}`);
-        if (node !== undefined) this.onNode(node);
-        this.hooks.onClaim?.(claimRefOf(this.claim!));
+        this.owner.logger.warn({ nodeId, was: old.nodeId, cluster: this.cluster }, nodeId === old.nodeId ? `re-claimed node id ${nodeId}` : `re-claimed: node id changed from ${old.nodeId} to ${nodeId}`);
+        if (node !== undefined) this.owner.onNode?.(node);
+        this.owner.onClaim?.(claimRefOf(this.claim!));
         return;
       } catch (error) {
         if (this.options.nodeId !== undefined && error instanceof HailstoneError && error.code === 'NODE_ID_TAKEN') {
@@ -338,7 +356,7 @@ export class FleetMember {
             `and it is the id this server was given (--node-id): this server stops. ${error.message}`;
           this.problem = 'gave up: the given node id is held by another instance';
           this.claimEpisode.abandoned('the given node id is held by another instance');
-          this.logger.error({ nodeId: this.options.nodeId, cluster: this.cluster }, reason);
+          this.owner.logger.error({ nodeId: this.options.nodeId, cluster: this.cluster }, reason);
           this.giveUp(new HailstoneError('NODE_ID_TAKEN', reason, { retryAfterMs: this.leaseTtlS * 1000 }));
           return;
         }
@@ -358,25 +376,4 @@ function retryable(error: unknown): boolean {
   if (error instanceof HailstoneError) return error.code === 'OWNERSHIP_LOST' || error.code === 'COORDINATOR_UNAVAILABLE';
   // A lease that expired while the claim was being made: claim again with a new one.
   return etcdUnreachable(error) || error instanceof LeaseGoneError || leaseGone(error);
-}
-
-/** Opens a node over etcd under a claim (and over its state dir too, when one is given). */
-export async function openFleetNode(
-  etcd: Etcd3,
-  cluster: string,
-  claim: ClaimRef,
-  options: Partial<NodeOptions>,
-  logger: NodeLogger,
-  observe: (seconds: number) => void,
-): Promise<HailstoneNode> {
-  const nodeOptions = { ...options, nodeId: claim.nodeId, logger } as NodeOptions;
-  const rules = checkNodeRules(nodeOptions);
-  let store: ReservationStore = new EtcdStore(etcd, cluster, claim, rules.worker, observe);
-  let stateFile: string | undefined;
-  if (typeof options.stateDir === 'string' && options.stateDir !== '') {
-    const file = fileStoreOf(nodeOptions, rules);
-    stateFile = file.stateFile;
-    store = new CombinedStore(store, file);
-  }
-  return startNode(store, nodeOptions, rules, stateFile);
 }

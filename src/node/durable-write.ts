@@ -15,6 +15,11 @@ export function tempPathFor(path: string): string {
   return `${path}.${process.pid}.${tempCounter}.tmp`;
 }
 
+/** Whether `name` is a temp file tempPathFor named for the file `target` of the same directory. */
+export function isTempFileOf(name: string, target: string): boolean {
+  return name.startsWith(`${target}.`) && name.endsWith('.tmp');
+}
+
 /**
  * Replaces `path` with `data` durably. `beforeRename` runs once the temp file is on disk
  * and before it takes the name; if it throws, the temp file is removed and the target is

@@ -24,7 +24,7 @@
 import { join } from 'node:path';
 import { HailstoneError } from '../errors.js';
 import type { Layout, WorkerStripe } from '../layout.js';
-import { writeDurably } from './durable-write.js';
+import { isTempFileOf, writeDurably } from './durable-write.js';
 import { type LockContext, type StateLock, acquireLock, describeOwner, lockHolder, removeStaleLock, sameBytes } from './lock.js';
 import { RecordError, type StateRecord, decodeRecord, encodeRecord, recordLayoutText, sameLayout } from './state-record.js';
 import { OwnershipLostError, type ReservationStore, type StoredFloor } from './store.js';
@@ -122,10 +122,8 @@ export class FileStore implements ReservationStore {
         await this.excludeOtherConfigurations();
         // Temp files left by a crash mid-write are never renamed: remove them. (A process
         // that lost this lock may still try to rename one: see the top of this file.)
-        const prefix = `${stateFileName(nodeId, this.options.worker)}.`;
-        for (const name of await fs.list(dir)) {
-          if (name.startsWith(prefix) && name.endsWith('.tmp')) await fs.remove(join(dir, name));
-        }
+        const target = stateFileName(nodeId, this.options.worker);
+        for (const name of await fs.list(dir)) if (isTempFileOf(name, target)) await fs.remove(join(dir, name));
         const stored = await fs.readFile(this.stateFile);
         this.expected = [stored];
         const own = this.readOwnState(stored);

@@ -8,7 +8,7 @@
 import * as fsp from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { findAddon, missingAddonReason } from '../native-addons.js';
-import { identityOf } from './storage.js';
+import { identityOf, isCode } from './storage.js';
 
 interface LockAddon {
   tryLockExclusive(fd: number): boolean;
@@ -30,10 +30,6 @@ export interface KernelLocks {
   createHeld(path: string, data: Uint8Array): Promise<KernelHeldFile | undefined>;
   /** Whether some open file holds the flock of `path` right now; undefined when `path` does not exist. */
   probe(path: string): Promise<'held' | 'free' | undefined>;
-}
-
-function isCode(error: unknown, code: string): boolean {
-  return (error as NodeJS.ErrnoException | undefined)?.code === code;
 }
 
 function kernelLocksOver(addon: LockAddon): KernelLocks {

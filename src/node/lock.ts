@@ -226,30 +226,29 @@ export interface StateLock {
 }
 
 class HeldLock implements StateLock {
-  constructor(
-    readonly path: string,
-    private readonly ctx: LockContext,
-    private readonly content: Uint8Array,
-    private readonly identity: string,
-    private readonly kernel: KernelHeldFile | undefined,
-  ) {}
+  readonly path: string;
+
+  /** `identity`: of the file created, taken before its name appeared; `kernel`: its flock, when one was taken. */
+  constructor(private readonly held: { path: string; ctx: LockContext; content: Uint8Array; identity: string; kernel: KernelHeldFile | undefined }) {
+    this.path = held.path;
+  }
 
   async verify(): Promise<string | undefined> {
-    const now = await this.ctx.fs.identity(this.path);
+    const now = await this.held.ctx.fs.identity(this.path);
     if (now === undefined) return `its lock file ${this.path} was removed`;
-    if (now !== this.identity) return `its lock file ${this.path} was replaced by another file`;
-    const bytes = await this.ctx.fs.readFile(this.path);
+    if (now !== this.held.identity) return `its lock file ${this.path} was replaced by another file`;
+    const bytes = await this.held.ctx.fs.readFile(this.path);
     if (bytes === undefined) return `its lock file ${this.path} was removed`;
-    if (!sameBytes(bytes, this.content)) return `its lock file ${this.path} was rewritten`;
+    if (!sameBytes(bytes, this.held.content)) return `its lock file ${this.path} was rewritten`;
     return undefined;
   }
 
   async release(): Promise<void> {
     try {
       // Removed only while it is still ours: a lock lost to another process stays theirs.
-      if ((await this.verify()) === undefined) await this.ctx.fs.remove(this.path);
+      if ((await this.verify()) === undefined) await this.held.ctx.fs.remove(this.path);
     } finally {
-      await this.kernel?.close();
+      await this.held.kernel?.close();
     }
   }
 }
@@ -271,10 +270,10 @@ export async function acquireLock(ctx: LockContext, path: string, what: string, 
   for (let attempt = 0; attempt < 50 || ctx.wallClock() < until; attempt++) {
     if (ctx.kernel !== undefined) {
       const held = await ctx.kernel.createHeld(path, content);
-      if (held !== undefined) return new HeldLock(path, ctx, content, held.identity, held);
+      if (held !== undefined) return new HeldLock({ path, ctx, content, identity: held.identity, kernel: held });
     } else {
       const identity = await ctx.fs.createExclusive(path, content);
-      if (identity !== undefined) return new HeldLock(path, ctx, content, identity, undefined);
+      if (identity !== undefined) return new HeldLock({ path, ctx, content, identity, kernel: undefined });
     }
     const holder = await lockHolder(ctx, path);
     if (holder === undefined) continue; // released meanwhile: try again

@@ -11,7 +11,7 @@
 // for good: it never takes the node id back by itself.
 
 import { createRequire } from 'node:module';
-import { STATUS_CLOCK_BEHIND, STATUS_CLOSED, STATUS_LIMIT_REACHED } from '../core/constants.js';
+import { MAX_CLOCK_MS, STATUS_CLOCK_BEHIND, STATUS_CLOSED, STATUS_LIMIT_REACHED } from '../core/constants.js';
 import { HailstoneError, InvalidArgumentError, checkInteger, describe } from '../errors.js';
 import {
   createGenerator,
@@ -207,7 +207,7 @@ function errorCode(error: unknown): string {
 }
 
 function iso(ms: number): string {
-  return Math.abs(ms) <= 8.64e15 ? new Date(ms).toISOString() : String(ms);
+  return Math.abs(ms) <= MAX_CLOCK_MS ? new Date(ms).toISOString() : String(ms);
 }
 
 class Node implements HailstoneNode {

@@ -15,6 +15,7 @@
 // All integers big-endian. Zero fields must be zero: a record is either exactly right or rejected.
 
 import { crc32 } from 'node:zlib';
+import { MAX_CLOCK_MS } from '../core/constants.js';
 import type { Layout } from '../layout.js';
 
 export const RECORD_SIZE = 64;
@@ -58,7 +59,7 @@ export function encodeRecord(r: StateRecord): Uint8Array {
 export class RecordError extends Error {}
 
 function isWholeMs(x: number): boolean {
-  return Number.isInteger(x) && Math.abs(x) <= 8.64e15;
+  return Number.isInteger(x) && Math.abs(x) <= MAX_CLOCK_MS;
 }
 
 export function decodeRecord(bytes: Uint8Array): StateRecord {

@@ -50,7 +50,7 @@ export function identityOf(stat: { dev: bigint; ino: bigint }): string {
   return `${stat.dev}:${stat.ino}`;
 }
 
-function isCode(error: unknown, code: string): boolean {
+export function isCode(error: unknown, code: string): boolean {
   return (error as NodeJS.ErrnoException | undefined)?.code === code;
 }
 

@@ -9,6 +9,7 @@
 
 import { createServer, type Server as HttpServer } from 'node:http';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { hostPort } from '../address.js';
 import { HailstoneError } from '../errors.js';
 import { LATENCY_BUCKETS_S, type LatencySnapshot } from '../latency.js';
 import type { FleetStats } from '../fleet/member.js';
@@ -311,7 +312,7 @@ export async function serveMetrics(host: string, port: number, snapshot: () => P
     http.once('error', (error: NodeJS.ErrnoException) => {
       const why =
         error.code === 'EADDRINUSE' ? 'is in use by another process' : error.code === 'EACCES' ? 'needs privileges this process lacks' : `cannot be bound (${error.message})`;
-      reject(new HailstoneError('METRICS_PORT_IN_USE', `the metrics port ${host}:${port} ${why}: choose another with --metrics HOST:PORT`, { cause: error }));
+      reject(new HailstoneError('METRICS_PORT_IN_USE', `the metrics port ${hostPort(host, port)} ${why}: choose another with --metrics HOST:PORT`, { cause: error }));
     });
     http.listen(port, host, () => {
       http.removeAllListeners('error');

@@ -177,17 +177,17 @@ class IdServer implements Server {
   private lastRefusalLog = -Infinity;
   private refusedSinceLog = 0;
 
-  constructor(
-    node: HailstoneNode | undefined,
-    private readonly ownsNode: boolean,
-    private readonly transport: Transport,
-    private readonly auths: Authenticator[],
-    private readonly replay: ReplayGuard | undefined,
-    private readonly allow: BlockList | undefined,
-    private readonly limiter: RateLimiter | undefined,
-    private readonly logger: NodeLogger,
-  ) {
-    this.current = node;
+  /** Whether closing the server closes its node: serve() opened it. */
+  private readonly ownsNode: boolean;
+  private readonly transport: Transport;
+  private readonly auths: Authenticator[];
+  private readonly replay: ReplayGuard | undefined;
+  private readonly allow: BlockList | undefined;
+  private readonly limiter: RateLimiter | undefined;
+  private readonly logger: NodeLogger;
+
+  constructor(init: { node: HailstoneNode | undefined; ownsNode: boolean; transport: Transport; auths: Authenticator[]; replay: ReplayGuard | undefined; allow: BlockList | undefined; limiter: RateLimiter | undefined; logger: NodeLogger }) {
+    ({ node: this.current, ownsNode: this.ownsNode, transport: this.transport, auths: this.auths, replay: this.replay, allow: this.allow, limiter: this.limiter, logger: this.logger } = init);
   }
 
   get node(): HailstoneNode {
@@ -314,7 +314,6 @@ class IdServer implements Server {
   }
 }
 
-
 /** A bind failure as a HailstoneError saying what to do; other errors as they are. */
 async function bindError(error: unknown, host: string, port: number): Promise<unknown> {
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
@@ -326,7 +325,7 @@ async function bindError(error: unknown, host: string, port: number): Promise<un
   }
   if (code === 'EACCES' || code === 'EADDRNOTAVAIL') {
     const why = code === 'EACCES' ? 'binding it needs privileges this process lacks (ports below 1024)' : `${host} is not an address of this machine`;
-    return new HailstoneError('BIND_FAILED', `cannot bind UDP ${host}:${port}: ${why}; choose another --host or --port`, { cause: error });
+    return new HailstoneError('BIND_FAILED', `cannot bind UDP ${hostPort(host, port)}: ${why}; choose another --host or --port`, { cause: error });
   }
   return error;
 }
@@ -349,16 +348,16 @@ export async function serve(options: ServeOptions): Promise<Server> {
   // touching the state directory.
   const choice = options.transport ?? 'auto';
   const transport = typeof choice === 'string' ? createTransport(choice, { reusePort: options.reusePort ?? false, logger }) : choice;
-  const server = new IdServer(
-    options.node,
+  const server = new IdServer({
+    node: options.node,
     ownsNode,
     transport,
     auths,
-    auths.length === 0 ? undefined : new ReplayGuard(replayWindowMs),
+    replay: auths.length === 0 ? undefined : new ReplayGuard(replayWindowMs),
     allow,
-    options.rateLimit === undefined ? undefined : new RateLimiter(options.rateLimit),
+    limiter: options.rateLimit === undefined ? undefined : new RateLimiter(options.rateLimit),
     logger,
-  );
+  });
   await server.listen(host, port);
   if (options.reusePort !== true) {
     try {
@@ -383,9 +382,7 @@ export async function serve(options: ServeOptions): Promise<Server> {
             options.onStartupWait?.(wait);
           },
         } as FleetOptions & Partial<NodeOptions>,
-        logger,
-        () => hostPort(server.address.host, server.address.port),
-        (node) => server.started(node),
+        { logger, udp: () => hostPort(server.address.host, server.address.port), onNode: (node) => server.started(node) },
       );
       server.failed = server.fleet.gaveUp;
       const node = await server.fleet.start();

@@ -5,9 +5,8 @@ import { createSocket, type Socket } from 'node:dgram';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { serve, type NodeLogger, type ServeOptions, type Server } from '../../src/index.js';
-
-export const silent: NodeLogger = { info() {}, warn() {}, error() {} };
+import { serve, type ServeOptions, type Server } from '../../src/index.js';
+import { silent } from './logger.js';
 
 /**
  * Every server test runs over both transports. On Linux the native one is expected to be
