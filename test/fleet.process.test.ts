@@ -304,6 +304,8 @@ describe.skipIf(!etcdInstalled)('fleet mode: real servers, real etcd, every id c
     expect(new Set(ids.map((id) => decode(id, { workers: 2 }).worker))).toEqual(new Set([0, 1]));
     // The port never went unanswered: the workers kept their sockets through the re-claim.
     expect(childPids(s.pid).sort()).toEqual(workers.sort());
+    // One event, one fence: a worker's late report about the old claim does not cost the new one.
+    expect(logTimes(s.stderr(), /^fenced: node id/)).toHaveLength(1);
     expect(load.refusals.get('UNREACHABLE') ?? 0).toBe(0);
     await stopServe(s);
   });

@@ -142,6 +142,22 @@ describe.skipIf(!etcdInstalled)('fleet mode in process (real etcd)', () => {
     }
   });
 
+  it('--workers: a worker\'s report about an earlier claim does not cost the current one; a report about the current one fences it', async () => {
+    const { FleetMember } = await import('../src/fleet/member.js');
+    const member = new FleetMember({ etcd: { endpoints: [etcd.endpoint] }, cluster: 'stale-report', leaseTtlS: 30 }, { logger: silent, udp: () => '127.0.0.1:1', claimOnly: true });
+    try {
+      await member.start();
+      const current = member.claimRef()!;
+      member.loseClaim('a write under an earlier claim was refused', String(BigInt(current.createRevision) - 1n));
+      expect(member.stats().fences).toBe(0);
+      expect(member.claimRef()!.createRevision).toBe(current.createRevision);
+      member.loseClaim('a write under the current claim was refused', current.createRevision);
+      expect(member.stats().fences).toBe(1);
+    } finally {
+      await member.close();
+    }
+  });
+
   describe('etcd errors, classified by type against a real etcd', () => {
     it('a revoked lease: EtcdLeaseInvalidError is "lease gone", not "unreachable"; a keepalive says LeaseGoneError', async () => {
       const client = connectEtcd({ endpoints: [etcd.endpoint] });

@@ -192,7 +192,7 @@ class Supervisor {
         return;
       case 'claim-lost':
         // A worker's reservation write found the claim gone (deleted by hand, say): fence and claim again.
-        return this.fleet?.loseClaim(m.reason ?? 'a worker found the claim gone');
+        return this.fleet?.loseClaim(m.reason, m.createRevision);
       case 'listening':
         return this.onListening(index, slot, m);
     }

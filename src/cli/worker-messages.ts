@@ -22,8 +22,8 @@ export type FromWorker =
   | { type: 'failed'; index: number; failure: Failure }
   /** The answer to the primary's snapshot request `id`. */
   | { type: 'snapshot'; id: number; snapshot: WorkerSnapshot | undefined }
-  /** Fleet mode: a reservation write found the claim gone. */
-  | { type: 'claim-lost'; reason: string };
+  /** Fleet mode: a reservation write found the claim with this create revision gone. */
+  | { type: 'claim-lost'; reason: string; createRevision: string };
 
 /** From the primary to a worker. */
 export type ToWorker =

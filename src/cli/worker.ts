@@ -39,7 +39,9 @@ export async function serveWorker(config: ServeConfig): Promise<number> {
   // on the port can say which hailstone worker still has it.
   const workerGuard = await holdWorkerGuard(port, index, process.ppid);
   // A write that finds the claim gone tells the primary, which holds the claim.
-  const underClaim = (claim: SentClaim): ClaimRef => ({ ...claim, lose: (reason) => void tell({ type: 'claim-lost', reason }) });
+  // The revision goes with the report: a write under a claim the primary has already
+  // replaced must not cost the new claim.
+  const underClaim = (claim: SentClaim): ClaimRef => ({ ...claim, lose: (reason) => void tell({ type: 'claim-lost', reason, createRevision: claim.createRevision }) });
   const fleetClaim = given === undefined ? undefined : underClaim(given);
 
   let stopNow: () => void = () => undefined;

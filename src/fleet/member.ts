@@ -202,7 +202,13 @@ export class FleetMember {
   }
 
   /** Gives up the current claim (a worker found it gone): fence, then claim again. */
-  loseClaim(reason: string): void {
+  loseClaim(reason: string, createRevision?: string): void {
+    // A worker's write under a claim already replaced (it had not switched yet) says nothing
+    // about the current one.
+    if (createRevision !== undefined && createRevision !== this.claim?.createRevision) {
+      this.owner.logger.info({ cluster: this.cluster, reason }, 'a worker found an earlier claim gone; the current claim stands');
+      return;
+    }
     this.claim?.lose(reason);
   }
 
