@@ -158,6 +158,39 @@ describe.skipIf(!etcdInstalled)('fleet mode in process (real etcd)', () => {
     }
   });
 
+  it('a claim waiting out its backoff for an etcd that does not answer ends at once with CLOSED when its signal is aborted (close() is prompt)', async () => {
+    const down = await TestEtcd.start();
+    await down.kill();
+    const client = connectEtcd({ endpoints: [down.endpoint] });
+    const closer = new AbortController();
+    let failures = 0;
+    let abortedAt = 0;
+    try {
+      const claiming = claimNodeId({
+        etcd: client,
+        cluster: 'closing',
+        nodeId: undefined,
+        maxNodeId: 1023,
+        coordinatorWaitMs: 60_000,
+        info: info(9),
+        logger: silent,
+        signal: closer.signal,
+        // Told right before each backoff wait: after the 6th failure the wait is 0.8–2.4 s.
+        onUnreachable: () => {
+          if (++failures === 6) {
+            abortedAt = Date.now();
+            closer.abort();
+          }
+        },
+      }).catch((e: unknown) => e);
+      expect(await claiming).toMatchObject({ code: 'CLOSED' });
+      expect(Date.now() - abortedAt).toBeLessThan(300);
+    } finally {
+      client.close();
+      await down.stop();
+    }
+  });
+
   describe('etcd errors, classified by type against a real etcd', () => {
     it('a revoked lease: EtcdLeaseInvalidError is "lease gone", not "unreachable"; a keepalive says LeaseGoneError', async () => {
       const client = connectEtcd({ endpoints: [etcd.endpoint] });

@@ -14,6 +14,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Etcd3, Lease } from 'etcd3';
 import { HailstoneError } from '../errors.js';
+import { Backoff, closing, pause } from './backoff.js';
 import { FailureEpisode } from '../log-episode.js';
 import type { NodeLogger } from '../node/node.js';
 import { DEFAULT_COORDINATOR_WAIT_MS, DEFAULT_LEASE_TTL_S } from './defaults.js';
@@ -74,8 +75,8 @@ export interface ClaimOptions {
    * and taking one would mean waiting out that skew — unless no other id is free.
    */
   reservationLimit?: () => number;
-  /** Gives up (with CLOSED) once this says the caller no longer wants the claim. */
-  cancelled?: () => boolean;
+  /** Aborted when the caller no longer wants the claim: every wait ends at once with CLOSED. */
+  signal?: AbortSignal;
   /** Told of each attempt that found etcd unreachable (the caller reports it, e.g. on /healthz). */
   onUnreachable?: (error: unknown) => void;
 }
@@ -275,10 +276,6 @@ async function passOverFarAhead(options: ClaimOptions, candidates: number[], tim
 /** The ids passed over last, per instance: logged again only when they change. */
 const lastPassedOver = new Map<string, string>();
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
 function holderInstance(value: string | null): string | undefined {
   try {
     return (JSON.parse(value ?? '') as ClaimInfo).instance;
@@ -308,12 +305,12 @@ export async function claimNodeId(options: ClaimOptions): Promise<Claim> {
   const observe = options.observe ?? (() => undefined);
   const { etcd, cluster, logger } = options;
   const started = Date.now();
-  let backoff = 100;
+  const backoff = new Backoff(100, 2000);
   const unreachable = new FailureEpisode(logger, { what: 'etcd', level: 'warn', fields: { cluster } });
   // A re-claim waits for as long as it takes: there is no bound to tell.
   const bounded = Number.isFinite(coordinatorWaitMs) && coordinatorWaitMs < Number.MAX_SAFE_INTEGER;
   for (;;) {
-    if (options.cancelled?.()) throw new HailstoneError('CLOSED', 'stopped claiming a node id: the server is closing');
+    if (options.signal?.aborted) throw closing('claiming a node id');
     try {
       const claim = await claimOnce(options, ttlS, claimWaitMs, started, observe);
       unreachable.recovered();
@@ -343,8 +340,7 @@ export async function claimNodeId(options: ClaimOptions): Promise<Claim> {
           : `etcd unreachable (${(error as Error).message}); waiting for it before claiming a node id`,
         { err: (error as Error).message, ...(bounded ? { waitMs: coordinatorWaitMs } : {}) },
       );
-      await sleep(backoff * (0.5 + Math.random()));
-      backoff = Math.min(2000, backoff * 2);
+      await backoff.wait(options.signal, 'claiming a node id');
     }
   }
 }
@@ -381,7 +377,7 @@ async function claimOnce(options: ClaimOptions, ttlS: number, claimWaitMs: numbe
   };
   try {
     for (;;) {
-      if (options.cancelled?.()) throw new HailstoneError('CLOSED', 'stopped claiming a node id: the server is closing');
+      if (options.signal?.aborted) throw closing('claiming a node id');
       await refresh();
       let candidates: number[];
       if (options.nodeId !== undefined) candidates = [options.nodeId];
@@ -440,7 +436,7 @@ async function claimOnce(options: ClaimOptions, ttlS: number, claimWaitMs: numbe
         }
       }
       // Lost every race (free ids claimed meanwhile), or waiting for a held id: look again.
-      await sleep(options.nodeId !== undefined ? 250 : 10 + Math.random() * 40);
+      await pause(options.nodeId !== undefined ? 250 : 10 + Math.random() * 40, options.signal, 'claiming a node id');
     }
   } catch (error) {
     await lease.revoke({ deadline: Date.now() + ETCD_REQUEST_TIMEOUT_MS }).catch(() => undefined);

@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Etcd3 } from 'etcd3';
 import { HailstoneError, InvalidArgumentError } from '../errors.js';
+import { Backoff } from './backoff.js';
 import { DEFAULT_LAYOUT } from '../layout.js';
 import { FailureEpisode } from '../log-episode.js';
 import { type HailstoneNode, type NodeLogger, type NodeOptions, checkNodeRules, checkReservationMs, fileStoreOf, startNode } from '../node/node.js';
@@ -84,6 +85,8 @@ export class FleetMember {
   private givenNodeId: number | undefined;
   private lastNodeId: number | undefined;
   private closing: Promise<void> | undefined;
+  /** Aborted by close(): ends every wait for etcd (claiming, retrying) at once. */
+  private readonly closer = new AbortController();
   /** One adoption of a new claim at a time (a worker under its primary's claim). */
   private adopting: Promise<void> = Promise.resolve();
   /**
@@ -156,7 +159,7 @@ export class FleetMember {
     // CLOCK_FAR_BEHIND, bad arguments) ends the start at once.
     const waitMs = this.options.coordinatorWaitMs ?? DEFAULT_COORDINATOR_WAIT_MS;
     const started = Date.now();
-    let backoff = 200;
+    const backoff = new Backoff(200, 2000);
     for (;;) {
       try {
         const node = await this.claimAndOpen(Math.max(0, waitMs - (Date.now() - started)));
@@ -171,9 +174,8 @@ export class FleetMember {
           throw new HailstoneError('COORDINATOR_UNAVAILABLE', `could not claim a node id and store its first reservation within ${waitMs} ms: ${(error as Error).message}`, { cause: error });
         }
         this.problem = `claiming failed (${(error as Error).message})`;
-        this.claimEpisode.failed(`claiming a node id failed (${(error as Error).message}); trying again`, { err: (error as Error).message, retryInMs: backoff });
-        await new Promise((resolve) => setTimeout(resolve, backoff * (0.5 + Math.random())));
-        backoff = Math.min(2000, backoff * 2);
+        this.claimEpisode.failed(`claiming a node id failed (${(error as Error).message}); trying again`, { err: (error as Error).message, retryInMs: backoff.nextMs });
+        await backoff.wait(this.closer.signal, 'claiming a node id');
       }
     }
   }
@@ -247,6 +249,8 @@ export class FleetMember {
   close(): Promise<void> {
     this.closing ??= (async () => {
       this.closed = true;
+      // Every wait for etcd ends now, with CLOSED.
+      this.closer.abort();
       await this.reclaimLoop;
       await this.adopting.catch(() => undefined);
       await this.node?.close();
@@ -275,7 +279,7 @@ export class FleetMember {
         observe: (s) => this.latency.observe(s),
         // Free claims pass over ids a fast-clocked predecessor left far ahead of this clock.
         ...(this.options.nodeId === undefined ? { reservationLimit: () => this.clock() + this.maxLeadMs } : {}),
-        cancelled: () => this.closed,
+        signal: this.closer.signal,
         onUnreachable: (error) => {
           this.problem = `unreachable (${(error as Error)?.message ?? String(error)})`;
         },
@@ -338,7 +342,7 @@ export class FleetMember {
     this.pastRenewals += old.renewals;
     this.pastRenewalFailures += old.renewalFailures;
     await oldNode?.close();
-    let backoff = 200;
+    const backoff = new Backoff(200, 5000);
     while (!this.closed) {
       try {
         const node = await this.claimAndOpen(Number.MAX_SAFE_INTEGER);
@@ -367,9 +371,8 @@ export class FleetMember {
           return;
         }
         this.problem = `claiming again failed (${(error as Error).message})`;
-        this.claimEpisode.failed(`claiming a node id again failed (${(error as Error).message}); retrying`, { err: (error as Error).message, retryInMs: backoff });
-        await new Promise((resolve) => setTimeout(resolve, backoff * (0.5 + Math.random())));
-        backoff = Math.min(5000, backoff * 2);
+        this.claimEpisode.failed(`claiming a node id again failed (${(error as Error).message}); retrying`, { err: (error as Error).message, retryInMs: backoff.nextMs });
+        await backoff.wait(this.closer.signal, 'claiming a node id').catch(() => undefined);
       }
     }
     this.claimEpisode.abandoned('the server closed');
