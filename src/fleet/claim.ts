@@ -18,7 +18,7 @@ import { Backoff, closing, pause } from './backoff.js';
 import { FailureEpisode } from '../log-episode.js';
 import type { NodeLogger } from '../node/node.js';
 import { DEFAULT_COORDINATOR_WAIT_MS, DEFAULT_LEASE_TTL_S } from './defaults.js';
-import { type ClaimInfo, ETCD_REQUEST_TIMEOUT_MS, claimKey, claimsPrefix, etcdUnreachable, leaseGone, parseReservation, reservationsRoot } from './etcd.js';
+import { type ClaimInfo, ETCD_REQUEST_TIMEOUT_MS, claimKey, ifOwner, isOwner, claimsPrefix, etcdUnreachable, leaseGone, parseReservation, reservationsRoot } from './etcd.js';
 
 /**
  * The lease a claimant or holder was keeping alive is gone (revoked, or expired while the
@@ -157,10 +157,7 @@ export class Claim {
   /** Rewrites the claim key's value (same lease, same create revision), if the claim still holds. */
   async updateInfo(value: string): Promise<void> {
     if (this.lostReason !== undefined) return;
-    await this.etcd
-      .if(this.key, 'Create', '==', this.createRevision)
-      .then(this.etcd.put(this.key).value(value).lease(this.leaseId))
-      .commit();
+    await ifOwner(this.etcd, this).then(this.etcd.put(this.key).value(value).lease(this.leaseId)).commit();
   }
 
   /** Lets go of the node id at once (revokes the lease, which deletes the claim key). */
@@ -200,9 +197,7 @@ export class Claim {
    */
   private async claimKeyGone(): Promise<boolean> {
     try {
-      const kv = await this.etcd.get(this.key).exec();
-      const current = kv.kvs[0];
-      const gone = current === undefined || current.create_revision !== this.createRevision;
+      const gone = !(await isOwner(this.etcd, this));
       if (!gone) this.logger.warn({ nodeId: this.nodeId }, `an etcd member said the lease of node id ${this.nodeId} is gone, but its claim key is there: a stale member; keeping the claim`);
       return gone;
     } catch {

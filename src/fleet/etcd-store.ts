@@ -15,7 +15,7 @@ import type { WorkerStripe } from '../layout.js';
 import { HailstoneError } from '../errors.js';
 import { OwnershipLostError, type ReservationStore, type StoredFloor } from '../node/store.js';
 import type { Claim } from './claim.js';
-import { etcdUnreachable, formatReservation, parseReservation, reservationKey, reservationsPrefix } from './etcd.js';
+import { etcdUnreachable, formatReservation, ifOwner, isOwner, parseReservation, reservationKey, reservationsPrefix } from './etcd.js';
 
 /** What a worker needs to write under a claim made by another process (the primary). */
 export interface ClaimRef {
@@ -77,8 +77,7 @@ export class EtcdStore implements ReservationStore {
 
   async save(reservedUntil: number): Promise<void> {
     const started = performance.now();
-    const result = await this.etcd
-      .if(this.claim.key, 'Create', '==', this.claim.createRevision)
+    const result = await ifOwner(this.etcd, this.claim)
       .and(this.key, 'Mod', '==', this.modRevision)
       .then(this.etcd.put(this.key).value(formatReservation(reservedUntil)))
       .commit();
@@ -100,9 +99,9 @@ export class EtcdStore implements ReservationStore {
    * starts strictly above every stored R).
    */
   private async landedEarlier(reservedUntil: number): Promise<boolean> {
-    const [claim, reservation] = await Promise.all([this.etcd.get(this.claim.key).exec(), this.etcd.get(this.key).exec()]);
+    const [owner, reservation] = await Promise.all([isOwner(this.etcd, this.claim), this.etcd.get(this.key).exec()]);
     const current = reservation.kvs[0];
-    if (claim.kvs[0]?.create_revision !== this.claim.createRevision || current === undefined) return false;
+    if (!owner || current === undefined) return false;
     if (parseReservation(current.value.toString()) !== reservedUntil) return false;
     this.modRevision = current.mod_revision;
     return true;
@@ -117,9 +116,7 @@ export class EtcdStore implements ReservationStore {
   }
 
   private async proveClaim(): Promise<void> {
-    const kv = await this.etcd.get(this.claim.key).exec();
-    const current = kv.kvs[0];
-    if (current === undefined || current.create_revision !== this.claim.createRevision) {
+    if (!(await isOwner(this.etcd, this.claim))) {
       const reason = `the claim ${this.claim.key} is gone or belongs to another instance`;
       this.claim.lose?.(reason);
       throw new OwnershipLostError(reason);

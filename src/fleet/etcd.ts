@@ -15,7 +15,7 @@
 // hung member out of three costs a request at most one attempt's deadline, not an outage.
 
 import { createRequire } from 'node:module';
-import type { Etcd3, IOptions } from 'etcd3';
+import type { ComparatorBuilder, Etcd3, IOptions } from 'etcd3';
 import { InvalidArgumentError, describe } from '../errors.js';
 import { DEFAULT_CLUSTER } from './defaults.js';
 
@@ -154,6 +154,27 @@ export function leaseGone(error: unknown): boolean {
 
 export function claimsPrefix(cluster: string): string {
   return `hailstone/${cluster}/claims/`;
+}
+
+/** A claim as every write under it names it: the key, and the create revision it had when claimed. */
+export interface ClaimIdentity {
+  key: string;
+  createRevision: string;
+}
+
+/**
+ * The fencing compare: the claim key still exists with this claim's create revision — not
+ * gone, and not a later claim of the same id by someone else. Every write under a claim is
+ * a transaction that starts with it.
+ */
+export function ifOwner(etcd: Etcd3, claim: ClaimIdentity): ComparatorBuilder {
+  return etcd.if(claim.key, 'Create', '==', claim.createRevision);
+}
+
+/** The same compare on a linearizable read: whether this claim still holds the key. */
+export async function isOwner(etcd: Etcd3, claim: ClaimIdentity): Promise<boolean> {
+  const kv = await etcd.get(claim.key).exec();
+  return kv.kvs[0]?.create_revision === claim.createRevision;
 }
 
 export function claimKey(cluster: string, nodeId: number): string {
