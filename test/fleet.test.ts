@@ -4,7 +4,8 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HailstoneError, createClient, serve } from '../src/index.js';
-import { type Claim, LeaseGoneError, claimNodeId, keepLeaseAlive } from '../src/fleet/claim.js';
+import { type Claim, claimNodeId } from '../src/fleet/claim.js';
+import { LeaseGoneError, keepLeaseAlive } from '../src/fleet/lease-session.js';
 import { claimKey, connectEtcd, etcdUnreachable, formatReservation, leaseGone, reservationKey } from '../src/fleet/etcd.js';
 import { EtcdStore, claimRefOf } from '../src/fleet/etcd-store.js';
 import type { NodeLogger } from '../src/node/node.js';

@@ -5,51 +5,21 @@
 // lease decides only *when* the key goes away after the holder stops renewing it — never
 // whether two instances issue the same ids.
 //
-// The holder also stops on its own before etcd could expire its lease: keepalives are
-// timed on a monotonic clock from the moment each was sent (etcd extends the lease after
-// that moment, so the lease lives at least TTL past it); when none has been confirmed for
-// TTL minus a safety margin, the claim is lost. A process that was paused (GC, SIGSTOP, a
-// frozen VM) past that point finds out on its first timer after it resumes.
+// The lease is a LeaseSession (lease-session.ts), kept alive by the claimant while it waits
+// and by the claim once made. The holder also stops on its own before etcd could expire the
+// lease: when no keepalive has been confirmed for TTL minus a safety margin (measured on the
+// monotonic clock from when it was sent), the claim is lost. A process that was paused (GC,
+// SIGSTOP, a frozen VM) past that point finds out on its first timer after it resumes.
 
 import { performance } from 'node:perf_hooks';
-import type { Etcd3, Lease } from 'etcd3';
+import type { Etcd3 } from 'etcd3';
 import { HailstoneError } from '../errors.js';
 import { Backoff, closing, pause } from './backoff.js';
 import { FailureEpisode } from '../log-episode.js';
 import type { NodeLogger } from '../node/node.js';
 import { DEFAULT_COORDINATOR_WAIT_MS, DEFAULT_LEASE_TTL_S } from './defaults.js';
-import { type ClaimInfo, ETCD_REQUEST_TIMEOUT_MS, claimKey, ifOwner, isOwner, claimsPrefix, etcdUnreachable, leaseGone, parseReservation, reservationsRoot } from './etcd.js';
-
-/**
- * The lease a claimant or holder was keeping alive is gone (revoked, or expired while the
- * process could not renew it): a new claim needs a new lease.
- */
-export class LeaseGoneError extends Error {
-  override readonly name = 'LeaseGoneError';
-}
-
-/**
- * One keepalive for a lease, sent again at once through another member when one fails or
- * stalls, until `budgetMs` is spent. Resolves with the send time of the attempt etcd
- * confirmed (etcd extends the lease after it, so the lease lives at least TTL past it).
- */
-export async function keepLeaseAlive(lease: Lease, budgetMs: number, observe: (seconds: number) => void): Promise<number> {
-  const until = performance.now() + budgetMs;
-  for (;;) {
-    const sentAt = performance.now();
-    try {
-      // Each attempt gets what is left of the budget, at most a third of it: a stalled member
-      // must leave time for two more.
-      const res = await lease.keepaliveOnce({ deadline: Date.now() + Math.max(100, Math.min(until - sentAt, budgetMs / 3)) });
-      observe((performance.now() - sentAt) / 1000);
-      if (Number(res.TTL) <= 0) throw new LeaseGoneError('etcd says the lease expired');
-      return sentAt;
-    } catch (error) {
-      if (leaseGone(error)) throw new LeaseGoneError(`etcd says the lease is gone (${(error as Error).message})`);
-      if (error instanceof LeaseGoneError || !etcdUnreachable(error) || performance.now() >= until) throw error;
-    }
-  }
-}
+import { LeaseGoneError, LeaseSession } from './lease-session.js';
+import { type ClaimInfo, claimKey, claimsPrefix, etcdUnreachable, ifOwner, isOwner, parseReservation, reservationsRoot } from './etcd.js';
 
 export interface ClaimOptions {
   etcd: Etcd3;
@@ -81,10 +51,6 @@ export interface ClaimOptions {
   onUnreachable?: (error: unknown) => void;
 }
 
-/** How long before the lease could expire the holder gives up the claim by itself. */
-export function safetyMarginMs(ttlS: number): number {
-  return Math.max(1000, (ttlS * 1000) / 5);
-}
 
 /** A node id held through an etcd lease. */
 export class Claim {
@@ -92,41 +58,39 @@ export class Claim {
   readonly key: string;
   /** The claim key's create revision: the compare every reservation write makes. */
   readonly createRevision: string;
-  readonly leaseId: string;
-  readonly ttlS: number;
   private readonly etcd: Etcd3;
-  private readonly lease: Lease;
+  private readonly session: LeaseSession;
   private readonly logger: NodeLogger;
-  private readonly observe: (seconds: number) => void;
   private lostReason: string | undefined;
   private readonly lostHandlers: ((reason: string) => void)[] = [];
   private keepaliveTimer: NodeJS.Timeout | undefined;
   private fenceTimer: NodeJS.Timeout | undefined;
-  /** performance.now() when the last confirmed keepalive (or the grant) was sent. */
-  private confirmedSentAt: number;
   private released = false;
   /** Failed keepalives are logged once per run of failures. */
   private readonly keepaliveEpisode: FailureEpisode;
   /** One keepalive (with its retries through other members) at a time. */
   private keepaliveInFlight = false;
-  private readonly keepaliveEveryMs: number;
   /** Keepalives confirmed, and failed. */
   renewals = 0;
   renewalFailures = 0;
 
-  /** grantSentAt: performance.now() when the grant, or the last keepalive confirmed since, was sent. */
-  constructor(init: Pick<Claim, 'nodeId' | 'key' | 'createRevision' | 'leaseId' | 'ttlS'> & { etcd: Etcd3; lease: Lease; grantSentAt: number; logger: NodeLogger; observe: (seconds: number) => void }) {
-    ({ nodeId: this.nodeId, key: this.key, createRevision: this.createRevision, leaseId: this.leaseId, ttlS: this.ttlS, etcd: this.etcd, lease: this.lease, logger: this.logger, observe: this.observe } = init);
-    this.confirmedSentAt = init.grantSentAt;
+  constructor(init: Pick<Claim, 'nodeId' | 'key' | 'createRevision'> & { etcd: Etcd3; session: LeaseSession; logger: NodeLogger }) {
+    ({ nodeId: this.nodeId, key: this.key, createRevision: this.createRevision, etcd: this.etcd, session: this.session, logger: this.logger } = init);
     this.keepaliveEpisode = new FailureEpisode(this.logger, { what: 'lease keepalives', level: 'warn', fields: { nodeId: this.nodeId } });
     this.armFence();
-    // Three keepalives per valid window (TTL minus the margin), the first one now: the claim
-    // may have been made with a lease last confirmed a while ago (after a wait).
-    const every = (this.ttlS * 1000 - safetyMarginMs(this.ttlS)) / 3;
-    this.keepaliveEveryMs = every;
-    this.keepaliveTimer = setInterval(() => void this.keepalive(), every);
+    // The first keepalive now: the claim may have been made with a lease last confirmed a
+    // while ago (after a wait).
+    this.keepaliveTimer = setInterval(() => void this.keepalive(), this.session.keepaliveEveryMs);
     this.keepaliveTimer.unref();
     void this.keepalive();
+  }
+
+  get leaseId(): string {
+    return this.session.leaseId;
+  }
+
+  get ttlS(): number {
+    return this.session.ttlS;
   }
 
   /** Why the claim was lost, or undefined while it holds. */
@@ -136,7 +100,7 @@ export class Claim {
 
   /** ms since the last confirmed keepalive was sent. */
   get sinceConfirmedMs(): number {
-    return performance.now() - this.confirmedSentAt;
+    return this.session.sinceConfirmedMs;
   }
 
   onLost(handler: (reason: string) => void): void {
@@ -150,14 +114,14 @@ export class Claim {
     this.lostReason = reason;
     this.stopTimers();
     this.keepaliveEpisode.abandoned('the claim was lost');
-    this.lease.release();
+    this.session.release();
     for (const handler of this.lostHandlers.splice(0)) handler(reason);
   }
 
   /** Rewrites the claim key's value (same lease, same create revision), if the claim still holds. */
   async updateInfo(value: string): Promise<void> {
     if (this.lostReason !== undefined) return;
-    await ifOwner(this.etcd, this).then(this.etcd.put(this.key).value(value).lease(this.leaseId)).commit();
+    await ifOwner(this.etcd, this).then(this.etcd.put(this.key).value(value).lease(this.session.leaseId)).commit();
   }
 
   /** Lets go of the node id at once (revokes the lease, which deletes the claim key). */
@@ -167,7 +131,7 @@ export class Claim {
     this.stopTimers();
     this.keepaliveEpisode.abandoned('the claim was released');
     if (this.lostReason === undefined) this.lostReason = 'released';
-    await this.lease.revoke({ deadline: Date.now() + ETCD_REQUEST_TIMEOUT_MS }).catch(() => undefined);
+    await this.session.revoke();
   }
 
   private stopTimers(): void {
@@ -177,8 +141,8 @@ export class Claim {
 
   private armFence(): void {
     clearTimeout(this.fenceTimer);
-    const validMs = this.ttlS * 1000 - safetyMarginMs(this.ttlS);
-    const left = this.confirmedSentAt + validMs - performance.now();
+    const validMs = this.session.validMs;
+    const left = validMs - this.sinceConfirmedMs;
     this.fenceTimer = setTimeout(() => {
       // A timer may fire late (a paused process): measure again.
       if (this.sinceConfirmedMs >= validMs) {
@@ -210,10 +174,9 @@ export class Claim {
     this.keepaliveInFlight = true;
     try {
       // Tried through every member that answers, for up to a keepalive period.
-      const sentAt = await keepLeaseAlive(this.lease, this.keepaliveEveryMs, this.observe);
+      await this.session.keepAlive();
       if (this.lostReason !== undefined) return;
       this.renewals++;
-      if (sentAt > this.confirmedSentAt) this.confirmedSentAt = sentAt;
       this.armFence();
       this.keepaliveEpisode.recovered();
     } catch (error) {
@@ -354,26 +317,13 @@ async function claimOnce(options: ClaimOptions, ttlS: number, claimWaitMs: numbe
     observe((performance.now() - t) / 1000);
     return result;
   };
-  const lease = etcd.lease(ttlS, { autoKeepAlive: false });
-  lease.on('lost', () => undefined); // reported through Claim, never as an unhandled event
-  let grantSentAt = performance.now();
-  let leaseId: string;
-  try {
-    leaseId = await timed(lease.grant());
-  } catch (error) {
-    lease.release();
-    throw error;
-  }
-  // While waiting for a held node id, keep the lease alive: a claim must start with a
+  // While waiting for a held node id the session is kept alive: a claim must start with a
   // fresh lease, or it would be fenced the moment it is made.
-  const refresh = async () => {
-    if (performance.now() - grantSentAt < (ttlS * 1000) / 3) return;
-    grantSentAt = await keepLeaseAlive(lease, (ttlS * 1000 - safetyMarginMs(ttlS)) / 3, observe);
-  };
+  const session = await LeaseSession.grant(etcd, ttlS, observe);
   try {
     for (;;) {
       if (options.signal?.aborted) throw closing('claiming a node id');
-      await refresh();
+      await session.refresh();
       let candidates: number[];
       if (options.nodeId !== undefined) candidates = [options.nodeId];
       else {
@@ -403,12 +353,12 @@ async function claimOnce(options: ClaimOptions, ttlS: number, claimWaitMs: numbe
         const result = await timed(
           etcd
             .if(key, 'Create', '==', 0)
-            .then(etcd.put(key).value(value).lease(leaseId))
+            .then(etcd.put(key).value(value).lease(session.leaseId))
             .else(etcd.get(key))
             .commit(),
         );
         if (result.succeeded) {
-          const claim = new Claim({ nodeId, key, createRevision: result.header.revision, etcd, lease, leaseId, ttlS, grantSentAt, logger, observe });
+          const claim = new Claim({ nodeId, key, createRevision: result.header.revision, etcd, session, logger });
           logger.info({ nodeId, cluster, leaseTtlS: ttlS, instance: options.info.instance }, `claimed node id ${nodeId} in cluster ${cluster}`);
           return claim;
         }
@@ -434,7 +384,7 @@ async function claimOnce(options: ClaimOptions, ttlS: number, claimWaitMs: numbe
       await pause(options.nodeId !== undefined ? 250 : 10 + Math.random() * 40, options.signal, 'claiming a node id');
     }
   } catch (error) {
-    await lease.revoke({ deadline: Date.now() + ETCD_REQUEST_TIMEOUT_MS }).catch(() => undefined);
+    await session.revoke();
     throw error;
   }
 }
