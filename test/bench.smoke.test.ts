@@ -147,7 +147,7 @@ describe('benchmarks (smoke run)', () => {
     expect(servers).toEqual([...each(1), ...each(1), ...each(1), ...each(1), ...each(2), ...fleetPair, ...soak]);
     if (etcdInstalled) expect(data.results.at(-1 - soak.length)).toMatchObject({ fleet: true, etcdTxnsPerSec: expect.any(Number) });
     for (const r of data.results) {
-      expect(r.requestsPerSec).toBeGreaterThan(0);
+      expect(r.requestsPerSec, JSON.stringify(r)).toBeGreaterThan(0);
       // The C load generator checks every id it received for duplicates.
       if (r.loadGenerator === 'C' && r.server === 'hailstone') {
         expect(r.idsChecked).toBeGreaterThan(0);

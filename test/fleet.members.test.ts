@@ -11,7 +11,7 @@
 // lease (10 s), lead (2 s) and reservation (1 s), as production runs them. The measured
 // gaps, fences and worker exits are printed per case, to be quoted.
 //
-// HAILSTONE_MEMBER_PAUSE_MS sets how long a member stays paused (default 8 s to keep
+// HAILSTONE_MEMBER_PAUSE_MS sets how long a member stays paused (default 5 s to keep
 // `npm test` short; 30000 for the long version — longer than the lease's valid window).
 
 import { once } from 'node:events';
@@ -23,7 +23,7 @@ import { EtcdCluster } from './support/etcd-cluster.js';
 import { etcdInstalled, requireEtcd } from './support/etcd.js';
 import { type ServeProcess, duplicatesIn, startServe } from './support/serve-process.js';
 
-const PAUSE_MS = Number(process.env.HAILSTONE_MEMBER_PAUSE_MS ?? 8000);
+const PAUSE_MS = Number(process.env.HAILSTONE_MEMBER_PAUSE_MS ?? 5000);
 /** How long a killed member stays down before it is restarted. */
 const DOWN_MS = 3500;
 /** Load before the failure, and after the member is back. */
