@@ -19,7 +19,7 @@ import { prng, testSeed } from './support/seed.js';
 
 const RUN_MS = Number(process.env.HAILSTONE_MEMBER_CHAOS_MS ?? 10_000);
 /** The availability each server must keep (fraction of seconds with an OK reply). */
-const FLOOR = Number(process.env.HAILSTONE_MEMBER_CHAOS_FLOOR ?? 0.9);
+const FLOOR = Number(process.env.HAILSTONE_MEMBER_CHAOS_FLOOR ?? 0.75);
 
 requireEtcd();
 
