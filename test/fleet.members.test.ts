@@ -25,7 +25,7 @@ import { type ServeProcess, duplicatesIn, startServe } from './support/serve-pro
 
 const PAUSE_MS = Number(process.env.HAILSTONE_MEMBER_PAUSE_MS ?? 5000);
 /** How long a killed member stays down before it is restarted. */
-const DOWN_MS = 3500;
+const DOWN_MS = 2500;
 /** Load before the failure, and after the member is back. */
 const STEADY_MS = 1000;
 const AFTER_MS = 2000;
@@ -157,7 +157,7 @@ describe.skipIf(!etcdInstalled)('fleet mode against a 3-member etcd cluster: one
     console.log(`[members] harness: leader m${leader}, ports ${etcd.members.map((m) => `${m.clientPort}/${m.peerPort}`).join(' ')}`);
   }, 30_000);
 
-  it('a. a follower is SIGKILLed, and restarted 3.5 s later', async () => {
+  it(`a. a follower is SIGKILLed, and restarted ${DOWN_MS / 1000} s later`, async () => {
     const term = await etcd.term();
     const { servers, load } = await fleet({ A: [], B: [] });
     await sleep(STEADY_MS);
@@ -172,7 +172,7 @@ describe.skipIf(!etcdInstalled)('fleet mode against a 3-member etcd cluster: one
     await verdict('a. follower killed', servers, load, term);
   }, 60_000);
 
-  it('b. the leader is SIGKILLed (a new one is elected), and restarted 3.5 s later', async () => {
+  it(`b. the leader is SIGKILLed (a new one is elected), and restarted ${DOWN_MS / 1000} s later`, async () => {
     const term = await etcd.term();
     const { servers, load } = await fleet({ A: [], B: [] });
     await sleep(STEADY_MS);

@@ -12,7 +12,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { collectText, exited, sleep, spawnFixture } from './support/child.js';
 import { prng, testSeed } from './support/seed.js';
 
-const KILLS = Number(process.env.HAILSTONE_CHAOS_KILLS ?? '50');
+const KILLS = Number(process.env.HAILSTONE_CHAOS_KILLS ?? '30');
 const dir = mkdtempSync(join(tmpdir(), 'hailstone-kill-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
