@@ -16,7 +16,7 @@ import type { Etcd3 } from 'etcd3';
 import { HailstoneError } from '../errors.js';
 import { Backoff, closing, pause } from './backoff.js';
 import { FailureEpisode } from '../log-episode.js';
-import type { NodeLogger } from '../node/node.js';
+import type { NodeLogger } from '../logger.js';
 import { DEFAULT_COORDINATOR_WAIT_MS, DEFAULT_LEASE_TTL_S } from './defaults.js';
 import { LeaseGoneError, LeaseSession } from './lease-session.js';
 import { type ClaimInfo, claimKey, claimsPrefix, etcdUnreachable, ifOwner, isOwner, parseReservation, reservationsRoot } from './etcd.js';

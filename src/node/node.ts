@@ -10,7 +10,6 @@
 // removed, its state dir replaced, its claim taken), the node stops issuing at once and
 // for good: it never takes the node id back by itself.
 
-import { createRequire } from 'node:module';
 import { MAX_CLOCK_MS, STATUS_CLOCK_BEHIND, STATUS_CLOSED, STATUS_LIMIT_REACHED } from '../core/constants.js';
 import { HailstoneError, InvalidArgumentError, checkInteger, describe } from '../errors.js';
 import {
@@ -32,37 +31,8 @@ import { type StorageFs, realStorage } from './storage.js';
 import { OwnershipLostError, type ReservationStore } from './store.js';
 
 export { stateFileName };
-
-const loadModule = createRequire(import.meta.url);
-
-/** A logger with pino's call shape, so a pino logger can be passed as is. */
-export interface NodeLogger {
-  info(fields: object, message: string): void;
-  warn(fields: object, message: string): void;
-  error(fields: object, message: string): void;
-}
-
-/**
- * The default: warnings and errors as pino JSON lines on stderr (level as a number, time,
- * pid, hostname, msg), the same shape as the command line's logs; nothing at info.
- */
-export const stderrLogger: NodeLogger = {
-  // Nothing is logged at info: pino is not even loaded for it.
-  info() {},
-  warn: (fields, message) => stderrPino().warn(fields, message),
-  error: (fields, message) => stderrPino().error(fields, message),
-};
-
-// pino (29 modules) is loaded with the first warning, not on import: most programs that
-// import hailstone never log one, and an import should cost what it uses.
-let pinoOnStderr: NodeLogger | undefined;
-function stderrPino(): NodeLogger {
-  if (pinoOnStderr === undefined) {
-    const { pino, destination } = loadModule('pino') as typeof import('pino');
-    pinoOnStderr = pino({ level: 'warn' }, destination({ fd: 2, sync: true }));
-  }
-  return pinoOnStderr;
-}
+import { type NodeLogger, stderrLogger } from '../logger.js';
+export { type NodeLogger, stderrLogger };
 
 /** What a starting node waits for before it may issue, and until when (ms on the wall clock). */
 export interface StartupWait {

@@ -1,6 +1,6 @@
 // Chooses the server's transport: native where its addon loads, dgram otherwise.
 
-import type { NodeLogger } from '../node/node.js';
+import type { NodeLogger } from '../logger.js';
 import { DgramTransport } from './dgram-transport.js';
 import { nativeAvailability, nativeUnavailableError } from './native-addon.js';
 import { NativeTransport } from './native-transport.js';

@@ -12,7 +12,8 @@ import { HailstoneError, InvalidArgumentError, describe } from '../errors.js';
 // Types only: fleet mode (etcd, gRPC) is loaded when a server asks for it, so a program
 // that serves in local mode — or only imports the library — never loads it.
 import type { FleetMember, FleetOptions, FleetStats } from '../fleet/member.js';
-import { type HailstoneNode, type NodeLogger, type NodeOptions, type StartupWait, openNode, stderrLogger } from '../node/node.js';
+import { type NodeLogger, stderrLogger } from '../logger.js';
+import { type HailstoneNode, type NodeOptions, type StartupWait, openNode } from '../node/node.js';
 import { Authenticator } from '../protocol/auth.js';
 import { ReplayGuard } from '../protocol/replay-guard.js';
 import {
