@@ -160,3 +160,22 @@ describe('a healthy node on slow storage with a busy event loop', () => {
     await node.close();
   });
 });
+
+describe('a least margin from the store (etcd: one stalled attempt and its retry)', () => {
+  it('renewals keep that much left from the first one on, the reach grows with it, and it never counts as too slow for the lead', () => {
+    const planner = new RenewalPlanner(1000, 2000, 50, 1000);
+    planner.noteWrite(5);
+    expect(planner.marginMs()).toBe(1000);
+    expect(planner.tooSlowForLead).toBe(false);
+    const T = 1_000_000;
+    // 1001 ms left: not yet; 999 ms left: due, reaching 1500 ms past the reference.
+    expect(planner.plan(T, undefined, T + 1001).due).toBe(false);
+    expect(planner.plan(T, undefined, T + 999)).toMatchObject({ due: true, target: T + 1500 });
+    // Without it, the same fast store renews at half the reservation.
+    expect(new RenewalPlanner(1000, 2000, 50).marginMs()).toBe(500);
+    // A lead too short for it: capped at three quarters of the lead, and not a warning.
+    const short = new RenewalPlanner(100, 300, 12, 1000);
+    expect(short.marginMs()).toBe(225);
+    expect(short.tooSlowForLead).toBe(false);
+  });
+});

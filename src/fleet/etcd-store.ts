@@ -15,7 +15,7 @@ import type { WorkerStripe } from '../layout.js';
 import { HailstoneError } from '../errors.js';
 import { OwnershipLostError, type ReservationStore, type StoredFloor } from '../node/store.js';
 import type { Claim } from './claim.js';
-import { etcdUnreachable, formatReservation, ifOwner, isOwner, parseReservation, reservationKey, reservationsPrefix } from './etcd.js';
+import { ETCD_ATTEMPT_TIMEOUT_MS, etcdUnreachable, formatReservation, ifOwner, isOwner, parseReservation, reservationKey, reservationsPrefix } from './etcd.js';
 
 /** What a worker needs to write under a claim made by another process (the primary). */
 export interface ClaimRef {
@@ -35,6 +35,11 @@ export class EtcdStore implements ReservationStore {
   readonly ownership = 'etcd claim';
   readonly afterLoss = 'the server claims a node id again by itself (perhaps another one); ask another server meanwhile';
   readonly lostRetryAfterMs = 1000;
+  /**
+   * One attempt stalled on a hung member, and the retry on the next: renewals start with at
+   * least this much reservation left, so a member that stops answering costs no refusal.
+   */
+  readonly renewalMarginMs = ETCD_ATTEMPT_TIMEOUT_MS + 250;
   readonly slowWriteAdvice =
     'a slow or stalled etcd member is passed over by itself (see hailstone_etcd_endpoint_up); if writes stay slow, check etcd\'s disk and network, or raise --max-lead-ms';
   readonly farAheadAdvice = 'Check that instance\'s clock and this one\'s (NTP/chrony); leave out --node-id to claim another free node id';
@@ -136,6 +141,7 @@ export class CombinedStore implements ReservationStore {
   readonly lostRetryAfterMs?: number;
   readonly farAheadAdvice?: string;
   readonly slowWriteAdvice?: string;
+  readonly renewalMarginMs: number;
   /** The store whose save failed last: it names the failure. */
   private failed: ReservationStore | undefined;
 
@@ -148,6 +154,7 @@ export class CombinedStore implements ReservationStore {
     this.afterLoss = primary.afterLoss;
     this.farAheadAdvice = primary.farAheadAdvice;
     this.slowWriteAdvice = primary.slowWriteAdvice;
+    this.renewalMarginMs = Math.max(primary.renewalMarginMs ?? 0, extra.renewalMarginMs ?? 0);
     this.lostRetryAfterMs = primary.lostRetryAfterMs;
   }
 

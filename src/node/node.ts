@@ -245,7 +245,7 @@ class Node implements HailstoneNode {
     // within VERIFY_EVERY_MS even when renewals are seconds apart. The timer's lateness is
     // the event loop's lag, which the renewal margin allows for.
     const period = Math.max(5, Math.min(CHECK_EVERY_MS, Math.floor(this.reservationMs / 8)));
-    this.planner = new RenewalPlanner(this.reservationMs, this.maxLeadMs, period);
+    this.planner = new RenewalPlanner(this.reservationMs, this.maxLeadMs, period, this.store.renewalMarginMs ?? 0);
     this.planner.noteWrite(init.firstWriteMs);
     let expected = Date.now() + period;
     this.timer = setInterval(() => {

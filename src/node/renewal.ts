@@ -43,6 +43,12 @@ export class RenewalPlanner {
     private readonly maxLeadMs: number,
     /** How often the node checks (its timer's period). */
     private readonly checkEveryMs: number,
+    /**
+     * The least margin whatever the writes measured (capped like the margin): a store whose
+     * write can stall for a known time before it tries elsewhere (an etcd member's attempt
+     * deadline) needs that much left from the first renewal on, not after the first stall.
+     */
+    private readonly minMarginMs = 0,
   ) {}
 
   /** A durable write finished after `ms` (successful or not: both say how slow the store is). */
@@ -63,7 +69,8 @@ export class RenewalPlanner {
   /** The margin the writes and lag seen call for, before the lead caps it. */
   wantedMarginMs(): number {
     const lag = Math.max(0, ...this.lags);
-    return Math.max(this.reservationMs / 2, 2 * this.slowestWriteMs + lag + this.checkEveryMs);
+    const least = Math.min(this.minMarginMs, this.maxLeadMs * MAX_MARGIN_SHARE);
+    return Math.max(this.reservationMs / 2, least, 2 * this.slowestWriteMs + lag + this.checkEveryMs);
   }
 
   /** How much of the reservation must be left when a renewal starts. */

@@ -39,6 +39,11 @@ export interface ReservationStore {
    * fast). Absent: the reservation was this machine's, so its clock stepped back.
    */
   readonly farAheadAdvice?: string;
+  /**
+   * Reservation to keep left when a renewal starts, at least (renewal.ts caps it at ¾ of the
+   * lead): how long one save can stall before the store tries elsewhere. Default 0.
+   */
+  readonly renewalMarginMs?: number;
   /** What to do when saves are too slow for the lead (default: raise the lead or use faster storage). */
   readonly slowWriteAdvice?: string;
   /**

@@ -51,6 +51,8 @@ interface Tracked {
   worstClientGapMs: number;
   /** Seconds of the window (counted from its start) that had an OK reply. */
   okSeconds: Set<number>;
+  /** When its load began (a server added later is measured from then). */
+  addedAt: number;
   calls: number;
   clients: Client[];
 }
@@ -107,6 +109,7 @@ export class Availability {
       clientLastOkAt: [],
       worstClientGapMs: 0,
       okSeconds: new Set(),
+      addedAt: Date.now(),
       calls: 0,
       // One server per client: a refusal must not be hidden by failing over to another server.
       clients: Array.from({ length: options.concurrency ?? this.options.concurrency ?? 2 }, () =>
@@ -213,13 +216,15 @@ export class Availability {
 
   report(): ServerAvailability[] {
     const now = this.stoppedAt ?? Date.now();
-    // Whole seconds only: a last partial second would count against a server for nothing.
-    const seconds = Math.max(1, Math.floor((now - this.windowStart) / 1000));
     return this.servers.map((s) => {
+      // Whole seconds only, from the window's start or from when the server was added,
+      // whichever is later: a partial second would count against a server for nothing.
+      const first = Math.ceil((Math.max(this.windowStart, s.addedAt) - this.windowStart) / 1000);
+      const seconds = Math.max(1, Math.floor((now - this.windowStart) / 1000) - first);
       // A gap still open counts up to now.
       const open = now - s.lastOkAt;
       const longer = open > s.longestGapMs;
-      const okSeconds = [...s.okSeconds].filter((second) => second < seconds).length;
+      const okSeconds = [...s.okSeconds].filter((second) => second >= first && second < first + seconds).length;
       return {
         name: s.name,
         address: s.address,
