@@ -53,6 +53,24 @@ async function metricOf(port: number, name: string): Promise<number | undefined>
   return m === null ? undefined : Number(m[1]);
 }
 
+/** Waits until the server's /healthz says it is claiming a node id (waiting for a held one, say). */
+async function claimingSaid(metricsPort: number, s: Omit<ServeProcess, 'port'>): Promise<void> {
+  await waitFor(async () => /claiming a node id/.test(((await (await fetch(`http://127.0.0.1:${metricsPort}/healthz`)).json()) as { reason?: string }).reason ?? '') || undefined, {
+    what: '/healthz to say it is claiming',
+    child: s.child,
+  });
+}
+
+/** A fleet server started with `extra`, loaded with 1000 ids, then SIGKILLed: its node id and every id it gave. */
+async function servedThenKilled(args: string[]): Promise<{ k: number; before: bigint[] }> {
+  const s = await startServe(args);
+  const load = new Load([`127.0.0.1:${s.port}`]);
+  await load.more(1000);
+  s.child.kill('SIGKILL');
+  await s.done;
+  return { k: nodeOf(s), before: await load.stop() };
+}
+
 async function stopServe(s: Omit<ServeProcess, 'port'>): Promise<void> {
   if (s.child.exitCode === null && s.child.signalCode === null) s.child.kill('SIGTERM');
   await s.done;
@@ -156,13 +174,7 @@ describe.skipIf(!etcdInstalled)('fleet mode: real servers, real etcd, every id c
   });
 
   it('d. the holder ran 8 s ahead (--clock-skew-ms 8000) and is killed; a new instance without skew and without local state refuses (CLOCK_FAR_BEHIND), or waits and issues above it', async () => {
-    const old = await startServe(fleetArgs(etcd.endpoint, 'd', ['--clock-skew-ms', '8000']));
-    const k = nodeOf(old);
-    const load = new Load([`127.0.0.1:${old.port}`]);
-    await load.more(1000);
-    old.child.kill('SIGKILL');
-    await old.done;
-    const before = await load.stop();
+    const { k, before } = await servedThenKilled(fleetArgs(etcd.endpoint, 'd', ['--clock-skew-ms', '8000']));
     const refused = spawnServe(fleetArgs(etcd.endpoint, 'd', ['--node-id', String(k), '--claim-wait-ms', '20000']));
     expect(await refused.done).toBe(1);
     expect(refused.stderr()).toMatch(/hailstone: CLOCK_FAR_BEHIND: .*etcd key hailstone\/d\/reservations\//);
@@ -226,13 +238,7 @@ describe.skipIf(!etcdInstalled)('fleet mode: real servers, real etcd, every id c
   );
 
   it('i. a holder whose clock ran 60 s ahead dies: a free claimer with a correct clock passes over its id at once and serves; one given that id names the skew', async () => {
-    const fast = await startServe(fleetArgs(etcd.endpoint, 'i', ['--clock-skew-ms', '60000']));
-    const k = nodeOf(fast);
-    const load = new Load([`127.0.0.1:${fast.port}`]);
-    await load.more(1000);
-    fast.child.kill('SIGKILL');
-    await fast.done;
-    const before = await load.stop();
+    const { k, before } = await servedThenKilled(fleetArgs(etcd.endpoint, 'i', ['--clock-skew-ms', '60000']));
     // The dead holder's lease still runs: wait until its claim is gone, so the id is free.
     const etcdClient = connectEtcd({ endpoints: [etcd.endpoint] });
     try {
@@ -328,10 +334,7 @@ describe.skipIf(!etcdInstalled)('fleet mode: claims that have to wait', () => {
     // command) — then for longer than its own 2 s lease, which it must keep alive meanwhile,
     // or the claim it makes would be fenced the moment it is made. The time is what is tested.
     const metrics = await metricsPortOf(waiting);
-    await waitFor(async () => /claiming a node id/.test(((await (await fetch(`http://127.0.0.1:${metrics}/healthz`)).json()) as { reason?: string }).reason ?? '') || undefined, {
-      what: '/healthz to say it is claiming',
-      child: waiting.child,
-    });
+    await claimingSaid(metrics, waiting);
     await new Promise((r) => setTimeout(r, 3000));
     expect(waiting.stdout()).not.toMatch(/listening/);
     holder.child.kill('SIGTERM');
@@ -354,11 +357,7 @@ describe.skipIf(!etcdInstalled)('fleet mode: claims that have to wait', () => {
     const holder = await startServe(fleetArgs(etcd.endpoint, 'waitterm'));
     const waiting = spawnServe(fleetArgs(etcd.endpoint, 'waitterm', ['--node-id', String(nodeOf(holder)), '--claim-wait-ms', '30000', '--workers', '2', '--metrics', '127.0.0.1:0']));
     // Waiting for the held id, as /healthz says (not a fixed sleep: a loaded machine may still be loading the command).
-    const metricsPort = Number((await waitFor(() => /"metrics":"http:\/\/127\.0\.0\.1:(\d+)"/.exec(waiting.stderr()) ?? undefined, { what: 'the metrics port', child: waiting.child }))[1]);
-    await waitFor(async () => /claiming a node id/.test(((await (await fetch(`http://127.0.0.1:${metricsPort}/healthz`)).json()) as { reason?: string }).reason ?? ''), {
-      what: '/healthz to say it is claiming',
-      child: waiting.child,
-    });
+    await claimingSaid(await metricsPortOf(waiting), waiting);
     waiting.child.kill('SIGTERM');
     expect(await waiting.done).toBe(0);
     expect(waiting.stdout()).toContain('hailstone stopped');

@@ -35,6 +35,7 @@ interface Subject {
    * acknowledged etcd key cannot.
    */
   ownRecordCanBeLost: boolean;
+  /** Lets go of what the subject holds (its claim, its etcd client). */
   done(): Promise<void>;
 }
 
@@ -116,89 +117,73 @@ describe.skipIf(!etcdInstalled)('the ReservationStore contract', () => {
 
   describe.each(subjects)('%s', (_, make) => {
     const one = { index: 0, count: 1 };
-
-    it('a first start: no floor, firstStart', async () => {
+    /** Runs a case on a fresh subject and lets it go afterwards, pass or fail. */
+    const withSubject = (run: (subject: Subject) => Promise<void>) => async () => {
       const subject = make();
       try {
-        const store = await subject.store(one);
-        expect(await store.open()).toEqual({ floor: undefined, firstStart: true });
-        await store.close();
+        await run(subject);
       } finally {
         await subject.done();
       }
-    });
+    };
 
-    it('what was saved is the floor after a restart, and R only rises over saves', async () => {
-      const subject = make();
-      try {
-        const a = await subject.store(one);
-        await a.open();
-        await a.save(T + 1000, T);
-        await a.save(T + 2000, T + 1000);
-        await a.close();
-        const b = await subject.store(one);
-        expect(await b.open()).toEqual({ floor: T + 2000, firstStart: false });
-        await b.close();
-      } finally {
-        await subject.done();
-      }
-    });
+    it('a first start: no floor, firstStart', withSubject(async (subject) => {
+      const store = await subject.store(one);
+      expect(await store.open()).toEqual({ floor: undefined, firstStart: true });
+      await store.close();
+    }));
 
-    it('the floor covers every stripe of every worker count stored for the node id', async () => {
-      const subject = make();
-      try {
-        const single = await subject.store(one);
-        await single.open();
-        await single.save(T + 5000, T);
-        await single.close();
-        // Worker 1 of 2 never ran: nothing of its own, but it starts above what worker 0 of 1 stored.
-        const striped = await subject.store({ index: 1, count: 2 });
-        const opened = await striped.open();
-        expect(opened.floor).toBe(T + 5000);
-        expect(opened.firstStart).toBe(subject.ownRecordCanBeLost);
-        await striped.save(T + 6000, T + 1000);
-        await striped.close();
-        const again = await subject.store(one);
-        expect((await again.open()).floor).toBe(T + 6000);
-        await again.close();
-      } finally {
-        await subject.done();
-      }
-    });
+    it('what was saved is the floor after a restart, and R only rises over saves', withSubject(async (subject) => {
+      const a = await subject.store(one);
+      await a.open();
+      await a.save(T + 1000, T);
+      await a.save(T + 2000, T + 1000);
+      await a.close();
+      const b = await subject.store(one);
+      expect(await b.open()).toEqual({ floor: T + 2000, firstStart: false });
+      await b.close();
+    }));
 
-    it('a save after ownership was taken away rejects with OwnershipLostError, and the stored R stays', async () => {
-      const subject = make();
-      try {
-        const store = await subject.store(one);
-        await store.open();
-        await store.save(T + 1000, T);
-        await subject.loseOwnership(one);
-        await expect(store.save(T + 2000, T + 1000)).rejects.toBeInstanceOf(OwnershipLostError);
-        await store.close();
-        const next = await subject.store(one);
-        expect((await next.open()).floor).toBe(T + 1000);
-        await next.close();
-      } finally {
-        await subject.done();
-      }
-    });
+    it('the floor covers every stripe of every worker count stored for the node id', withSubject(async (subject) => {
+      const single = await subject.store(one);
+      await single.open();
+      await single.save(T + 5000, T);
+      await single.close();
+      // Worker 1 of 2 never ran: nothing of its own, but it starts above what worker 0 of 1 stored.
+      const striped = await subject.store({ index: 1, count: 2 });
+      const opened = await striped.open();
+      expect(opened.floor).toBe(T + 5000);
+      expect(opened.firstStart).toBe(subject.ownRecordCanBeLost);
+      await striped.save(T + 6000, T + 1000);
+      await striped.close();
+      const again = await subject.store(one);
+      expect((await again.open()).floor).toBe(T + 6000);
+      await again.close();
+    }));
 
-    it('a damaged record: open() refuses with STATE_CORRUPT', async () => {
-      const subject = make();
-      try {
-        const store = await subject.store(one);
-        await store.open();
-        await store.save(T + 1000, T);
-        await store.close();
-        await subject.damage(one);
-        const next = await subject.store(one);
-        const error = await next.open().catch((e: unknown) => e);
-        expect(error).toBeInstanceOf(HailstoneError);
-        expect(error).toMatchObject({ code: 'STATE_CORRUPT' });
-        await next.close().catch(() => undefined);
-      } finally {
-        await subject.done();
-      }
-    });
+    it('a save after ownership was taken away rejects with OwnershipLostError, and the stored R stays', withSubject(async (subject) => {
+      const store = await subject.store(one);
+      await store.open();
+      await store.save(T + 1000, T);
+      await subject.loseOwnership(one);
+      await expect(store.save(T + 2000, T + 1000)).rejects.toBeInstanceOf(OwnershipLostError);
+      await store.close();
+      const next = await subject.store(one);
+      expect((await next.open()).floor).toBe(T + 1000);
+      await next.close();
+    }));
+
+    it('a damaged record: open() refuses with STATE_CORRUPT', withSubject(async (subject) => {
+      const store = await subject.store(one);
+      await store.open();
+      await store.save(T + 1000, T);
+      await store.close();
+      await subject.damage(one);
+      const next = await subject.store(one);
+      const error = await next.open().catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(HailstoneError);
+      expect(error).toMatchObject({ code: 'STATE_CORRUPT' });
+      await next.close().catch(() => undefined);
+    }));
   });
 });
