@@ -11,7 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { compose, parseId } from '../src/codec.js';
 import { defineLayout } from '../src/layout.js';
 import { readKeyFile } from '../src/protocol/auth.js';
-import { serve } from '../src/server/server.js';
+import { serve } from '../src/serve.js';
 import { collectText, exited, runCli, spawnTracked } from './support/child.js';
 import { startServe } from './support/serve-process.js';
 import { silent } from './support/logger.js';

@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openNode } from '../src/node/node.js';
-import { serve } from '../src/server/server.js';
+import { serve } from '../src/serve.js';
 import { runCli } from './support/child.js';
 import { ManualClock } from './support/clock.js';
 import { silent } from './support/logger.js';

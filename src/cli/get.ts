@@ -2,7 +2,7 @@
 
 import { Command, Option } from 'commander';
 import { hostPort } from '../address.js';
-import { createClient } from '../client/client.js';
+import { createClient } from '../create-client.js';
 import { type NodeIdConflict, describeConflict } from '../client/conflicts.js';
 import { DEFAULT_CLUSTER } from '../fleet/defaults.js';
 import { DEFAULT_HOST, DEFAULT_PORT } from '../server/server.js';

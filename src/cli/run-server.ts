@@ -6,12 +6,15 @@ import { destination, pino, type Logger } from 'pino';
 import { hostPort } from '../address.js';
 import { InvalidArgumentError } from '../errors.js';
 import type { ClaimRef } from '../fleet/etcd-store.js';
+import type { FleetMember } from '../fleet/member.js';
 import type { Backend } from '../generator.js';
 import type { StartupWait } from '../node/node.js';
+import { type NodeSource, localNodeSource } from '../node/source.js';
 import { type MetricsServer, type NodeSnapshot, type WorkerSnapshot, serveMetrics } from '../server/metrics.js';
 import type { RateLimitOptions } from '../server/rate-limit.js';
 import type { TransportChoice } from '../server/select-transport.js';
-import { type ServeOptions, type Server, serve } from '../server/server.js';
+import type { LocalServeOptions } from '../serve.js';
+import { type Server, startServer } from '../server/server.js';
 import { usageErrorOf } from './failure.js';
 
 export interface ServeConfig {
@@ -67,6 +70,8 @@ export class ServingProcess {
   server: Server | undefined;
   /** Set once the node is open and ids are served. */
   ready = false;
+  /** Fleet mode: the membership that claims this server's node id (a worker adopts its primary's new claims through it). */
+  fleetMember: () => FleetMember | undefined = () => undefined;
   private wait: StartupWait | undefined;
   /** The node id it was started with, if one was given (for /metrics and /healthz before the node is open). */
   private nodeId: number | undefined;
@@ -126,22 +131,29 @@ export class ServingProcess {
         onStartupWait: (wait: StartupWait) => {
           this.wait = wait;
         },
-      } satisfies Partial<ServeOptions>;
-      const server = await serve(
-        config.etcd === undefined
-          ? { ...common, nodeId: config.nodeId ?? 0, stateDir: config.stateDir ?? './data' }
-          : {
-              ...common,
-              ...(config.nodeId === undefined ? {} : { nodeId: config.nodeId }),
-              ...(config.stateDir === undefined ? {} : { stateDir: config.stateDir }),
-              ...(config.fleetClaim === undefined ? {} : { fleetClaim: config.fleetClaim }),
-              etcd: { endpoints: config.etcd },
-              cluster: config.cluster,
-              claimWaitMs: config.claimWaitMs,
-              leaseTtlS: config.leaseTtlS,
-              coordinatorWaitMs: config.etcdWaitMs,
-            },
-      );
+      } satisfies Partial<LocalServeOptions>;
+      // The CLI composes the server with its node source, as serve() does for the library;
+      // it keeps the fleet source, whose member a worker needs when its primary claims again.
+      let source: NodeSource;
+      if (config.etcd === undefined) {
+        source = localNodeSource({ ...common, nodeId: config.nodeId ?? 0, stateDir: config.stateDir ?? './data' });
+      } else {
+        const { FleetNodeSource } = await import('../fleet/source.js');
+        const fleet = new FleetNodeSource({
+          ...common,
+          ...(config.nodeId === undefined ? {} : { nodeId: config.nodeId }),
+          ...(config.stateDir === undefined ? {} : { stateDir: config.stateDir }),
+          ...(config.fleetClaim === undefined ? {} : { fleetClaim: config.fleetClaim }),
+          etcd: { endpoints: config.etcd },
+          cluster: config.cluster,
+          claimWaitMs: config.claimWaitMs,
+          leaseTtlS: config.leaseTtlS,
+          coordinatorWaitMs: config.etcdWaitMs,
+        });
+        this.fleetMember = () => fleet.member;
+        source = fleet;
+      }
+      const server = await startServer(common, source);
       this.ready = true;
       return server;
     } catch (error) {

@@ -4,7 +4,6 @@
 
 import type { ClaimRef } from '../fleet/etcd-store.js';
 import { holdWorkerGuard } from '../server/port-guard.js';
-import { fleetMemberOf } from '../server/server.js';
 import { failureOf } from './failure.js';
 import { type ServeConfig, ServingProcess, makeLogger, onStopSignal } from './run-server.js';
 import { type FromWorker, type SentClaim, type ToWorker, readWorkerEnv } from './worker-messages.js';
@@ -63,7 +62,7 @@ export async function serveWorker(config: ServeConfig): Promise<number> {
         if (m.claim === undefined || !proc.ready) break;
         // The primary claimed again: serve under the new claim on this socket. A worker that
         // cannot exits, and the primary starts it again under the claim.
-        const member = proc.server === undefined ? undefined : fleetMemberOf(proc.server);
+        const member = proc.fleetMember();
         void member?.adopt(underClaim(m.claim)).catch(async (error: unknown) => {
           await tell({ type: 'failed', index, failure: failureOf(error) });
           process.exit(1);

@@ -26,9 +26,8 @@ import { hostPort } from '../address.js';
 import { HailstoneError, InvalidArgumentError, checkInteger, describe } from '../errors.js';
 import { DEFAULT_LAYOUT, type Layout, timestampOf } from '../layout.js';
 import { Authenticator } from '../protocol/auth.js';
-import type { EtcdOptions } from '../fleet/etcd.js';
 import { type NodeIdConflict, NodeIdConflictDetector, describeConflict } from './conflicts.js';
-import { FleetDiscovery } from './discovery.js';
+import type { DiscoverServers, ServerDiscovery } from './discovery.js';
 import { IdPool, type PoolOptions, type PoolStats } from './pool.js';
 import {
   HEADER_SIZE,
@@ -40,13 +39,12 @@ import {
   writeRequestHeader,
 } from '../protocol/wire.js';
 
-export interface ClientOptions {
-  /** "host:port" (or "[v6]:port"); requests fail over across them in order. Optional with `etcd`. */
+/** What the UDP client takes; `ClientOptions` (src/create-client.ts) adds fleet discovery over etcd. */
+export interface ClientCoreOptions {
+  /** "host:port" (or "[v6]:port"); requests fail over across them in order. Optional with a discovery. */
   servers?: string[];
-  /** Fleet mode: find the live servers of `cluster` in etcd (and follow them with a watch). */
-  etcd?: EtcdOptions;
-  /** Fleet mode: the cluster's name. Default "default". */
-  cluster?: string;
+  /** Finds the servers (and follows them) instead of, or besides, `servers`: fleet mode's reads etcd. */
+  discover?: DiscoverServers;
   /** The servers' shared key; replies must then carry a valid tag. */
   key?: Uint8Array;
   /** How long to wait for one reply before retrying. Default 250 ms. */
@@ -173,7 +171,7 @@ function sleep(ms: number): Promise<void> {
 
 class IdClient implements Client {
   private endpoints: Endpoint[];
-  private readonly discovery: FleetDiscovery | undefined;
+  private readonly discovery: ServerDiscovery | undefined;
   private readonly pool: IdPool | undefined;
   private readonly auth: Authenticator | undefined;
   private readonly timeoutMs: number;
@@ -193,15 +191,15 @@ class IdClient implements Client {
   private readonly whenClosed: Promise<void>;
   private markClosed: () => void = () => undefined;
 
-  constructor(options: ClientOptions) {
+  constructor(options: ClientCoreOptions) {
     this.whenClosed = new Promise((resolve) => {
       this.markClosed = resolve;
     });
-    if (options?.etcd === undefined && (!Array.isArray(options?.servers) || options.servers.length === 0)) {
+    if (options?.discover === undefined && (!Array.isArray(options?.servers) || options.servers.length === 0)) {
       throw new InvalidArgumentError('servers', 'must list at least one "host:port" (or give etcd to find the servers of a fleet)');
     }
     this.endpoints = (options.servers ?? []).map(parseEndpoint);
-    this.discovery = options.etcd === undefined ? undefined : new FleetDiscovery({ etcd: options.etcd, cluster: options.cluster }, (list) => this.setServers(list));
+    this.discovery = options.discover?.((list) => this.setServers(list));
     this.auth = options.key === undefined ? undefined : new Authenticator(options.key);
     this.timeoutMs = checkInteger('timeoutMs', options.timeoutMs ?? 250, 1, 600_000);
     this.retries = checkInteger('retries', options.retries ?? 8, 0, 1000);
@@ -564,6 +562,7 @@ class IdClient implements Client {
 
 export type { NodeIdConflict } from './conflicts.js';
 
-export function createClient(options: ClientOptions): Client {
+/** A client of the servers listed (or found by a discovery). createClient() in src/create-client.ts adds etcd. */
+export function createUdpClient(options: ClientCoreOptions): Client {
   return new IdClient(options);
 }

@@ -1,74 +1,12 @@
-// Finding the live servers of a fleet: the UDP addresses in the claim keys, read once and
-// then followed with a watch (a server that claims appears, one whose lease ends goes).
+// How a client finds its servers when they are not listed up front: a source that reports
+// the whole list whenever it changes (fleet mode's lives in src/fleet/discovery.ts and reads
+// the claims in etcd).
 
-import type { Etcd3, Watcher } from 'etcd3';
-import { type EtcdOptions, checkCluster, claimsPrefix, connectEtcd } from '../fleet/etcd.js';
-import type { ClaimInfo } from '../fleet/etcd.js';
-
-export interface DiscoveryOptions {
-  etcd: EtcdOptions;
-  cluster?: string;
-}
-
-export class FleetDiscovery {
-  private readonly client: Etcd3;
-  private readonly prefix: string;
-  private readonly servers = new Map<string, string>();
-  private watcher: Watcher | undefined;
-  private closed = false;
-  /** Resolves once the first list was read (rejects if etcd cannot be read). */
+export interface ServerDiscovery {
+  /** Resolves once the first list was reported (rejects if it cannot be read). */
   readonly ready: Promise<void>;
-
-  constructor(
-    options: DiscoveryOptions,
-    private readonly onChange: (servers: string[]) => void,
-  ) {
-    this.client = connectEtcd(options.etcd);
-    this.prefix = claimsPrefix(checkCluster(options.cluster));
-    this.ready = this.load();
-    this.ready.catch(() => undefined);
-  }
-
-  list(): string[] {
-    return [...new Set(this.servers.values())].sort();
-  }
-
-  async close(): Promise<void> {
-    this.closed = true;
-    await this.watcher?.cancel().catch(() => undefined);
-    this.client.close();
-  }
-
-  private async load(): Promise<void> {
-    const result = await this.client.getAll().prefix(this.prefix).exec();
-    for (const kv of result.kvs) this.set(kv.key.toString(), kv.value.toString());
-    this.onChange(this.list());
-    if (this.closed) return;
-    // From the revision just read on: nothing between the read and the watch is missed.
-    const watcher = await this.client.watch().prefix(this.prefix).startRevision(String(BigInt(result.header.revision) + 1n)).create();
-    if (this.closed) {
-      await watcher.cancel();
-      return;
-    }
-    this.watcher = watcher;
-    watcher.on('put', (kv) => {
-      this.set(kv.key.toString(), kv.value.toString());
-      this.onChange(this.list());
-    });
-    watcher.on('delete', (kv) => {
-      this.servers.delete(kv.key.toString());
-      this.onChange(this.list());
-    });
-    watcher.on('error', () => undefined); // the watcher reconnects by itself
-  }
-
-  private set(key: string, value: string): void {
-    try {
-      const info = JSON.parse(value) as ClaimInfo;
-      // A server bound to every interface names no address a client can use: skip it.
-      if (typeof info.udp === 'string' && /:\d+$/.test(info.udp) && !/^(0\.0\.0\.0|\[::\]):/.test(info.udp)) this.servers.set(key, info.udp);
-    } catch {
-      // Not a claim this client understands: ignore it.
-    }
-  }
+  close(): Promise<void>;
 }
+
+/** Starts a discovery; `onChange` gets every server ("host:port") each time the list changes. */
+export type DiscoverServers = (onChange: (servers: string[]) => void) => ServerDiscovery;

@@ -1,8 +1,9 @@
 // hailstone/client: asking hailstone servers for ids over UDP, and reading what comes back.
 // Fleet discovery (etcd) is loaded only by a client given `etcd`.
 
-export { createClient } from '../client/client.js';
-export type { Client, ClientOptions, ClientStats, NodeIdConflict } from '../client/client.js';
+export { createClient } from '../create-client.js';
+export type { ClientOptions } from '../create-client.js';
+export type { Client, ClientStats, NodeIdConflict } from '../client/client.js';
 export type { PoolOptions, PoolStats } from '../client/pool.js';
 export type { EtcdOptions } from '../fleet/etcd.js';
 export { parseKey, readKeyFile, MIN_KEY_BYTES } from '../protocol/auth.js';

@@ -8,10 +8,13 @@ export type { HailstoneNode, NodeOptions, NodeStatus, RefusalReason, StartupWait
 export type { StorageFs, StorageFile } from '../node/storage.js';
 export type { ProcessProbe, LockOwner } from '../node/lock.js';
 export type { KernelLocks } from '../node/kernel-lock.js';
-export { serve, parseAllowList, DEFAULT_HOST, DEFAULT_PORT } from '../server/server.js';
-export type { Server, ServeOptions, ServerStats } from '../server/server.js';
+export { serve } from '../serve.js';
+export type { ServeOptions } from '../serve.js';
+export { parseAllowList, DEFAULT_HOST, DEFAULT_PORT } from '../server/server.js';
+export type { Server, ServerStats } from '../server/server.js';
 export type { RateLimitOptions } from '../server/rate-limit.js';
-export type { FleetOptions, FleetStats } from '../fleet/member.js';
+export type { FleetOptions } from '../fleet/member.js';
+export type { FleetStats } from '../node/source.js';
 export type { EtcdOptions, ClaimInfo } from '../fleet/etcd.js';
 export type { ClaimRef } from '../fleet/etcd-store.js';
 export type { Transport, DatagramSource, DatagramHandler, TransportName, TransportStats } from '../server/transport.js';

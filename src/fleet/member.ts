@@ -12,6 +12,7 @@ import { FailureEpisode } from '../log-episode.js';
 import type { NodeLogger } from '../logger.js';
 import { type HailstoneNode, type NodeOptions, checkNodeRules, checkReservationMs, fileStoreOf, startNode } from '../node/node.js';
 import { OwnershipLostError, type ReservationStore } from '../node/store.js';
+import type { FleetStats } from '../node/source.js';
 import { type Claim, claimNodeId } from './claim.js';
 import { LeaseGoneError } from './lease-session.js';
 import { DEFAULT_COORDINATOR_WAIT_MS, DEFAULT_LEASE_TTL_S, defaultClaimWaitMs } from './defaults.js';
@@ -35,33 +36,6 @@ export interface FleetOptions {
   leaseTtlS?: number;
   /** At startup, how long to wait for etcd before COORDINATOR_UNAVAILABLE. Default 30 s. */
   coordinatorWaitMs?: number;
-}
-
-export interface FleetStats {
-  cluster: string;
-  /** The node id held now (undefined while claiming). */
-  nodeId: number | undefined;
-  instance: string;
-  claims: number;
-  fences: number;
-  /** Lease keepalives confirmed and failed, over every claim. */
-  renewals: number;
-  renewalFailures: number;
-  /** ms since the current claim's last confirmed keepalive was sent. */
-  sinceKeepaliveMs: number | undefined;
-  leaseTtlS: number;
-  claiming: boolean;
-  /**
-   * Why etcd keeps this server from issuing now, for /healthz: the claim was lost (fenced),
-   * etcd is unreachable, a claim failed. Undefined while it holds a claim.
-   */
-  problem: string | undefined;
-  etcdLatency: ReturnType<LatencyHistogram['snapshot']>;
-  /**
-   * Each etcd endpoint ("host:port"): true while it answers, false while requests pass it
-   * over after it failed or stalled (it is probed again after 250 ms, doubling to 2 s).
-   */
-  endpoints: Record<string, boolean>;
 }
 
 export class FleetMember {

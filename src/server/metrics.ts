@@ -12,7 +12,7 @@ import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { hostPort } from '../address.js';
 import { HailstoneError } from '../errors.js';
 import { LATENCY_BUCKETS_S, type LatencySnapshot } from '../latency.js';
-import type { FleetStats } from '../fleet/member.js';
+import type { FleetStats } from '../node/source.js';
 import type { NodeStatus } from '../node/node.js';
 import { VERSION } from '../version.js';
 import type { ServerStats } from './server.js';

@@ -9,11 +9,9 @@
 import { BlockList, isIPv4, isIPv6 } from 'node:net';
 import { hostPort, resolveHost } from '../address.js';
 import { HailstoneError, InvalidArgumentError, describe } from '../errors.js';
-// Types only: fleet mode (etcd, gRPC) is loaded when a server asks for it, so a program
-// that serves in local mode — or only imports the library — never loads it.
-import type { FleetMember, FleetOptions, FleetStats } from '../fleet/member.js';
 import { type NodeLogger, stderrLogger } from '../logger.js';
-import { type HailstoneNode, type NodeOptions, type StartupWait, openNode } from '../node/node.js';
+import type { HailstoneNode, StartupWait } from '../node/node.js';
+import type { FleetStats, NodeSource } from '../node/source.js';
 import { Authenticator } from '../protocol/auth.js';
 import { ReplayGuard } from '../protocol/replay-guard.js';
 import {
@@ -37,12 +35,8 @@ import type { DatagramSource, Transport, TransportName, TransportStats } from '.
 export const DEFAULT_HOST = '127.0.0.1';
 export const DEFAULT_PORT = 7077;
 export const DEFAULT_REPLAY_WINDOW_MS = 30_000;
-/** Retry-after for refusals that waiting alone will not cure (closed node, expired layout). */
-const LONG_RETRY_MS = 60_000;
 /** Retry-after while the node is opening and has not said how long it will wait. */
 const STARTING_RETRY_MS = 100;
-/** Retry-after while a fleet server claims a node id again (its old node is closed meanwhile). */
-const RECLAIM_RETRY_MS = 500;
 
 /** What every server takes, whichever node it answers from. */
 export interface ServeCommonOptions {
@@ -84,29 +78,6 @@ export interface ServeCommonOptions {
    */
   onListening?: (server: Server) => void;
 }
-
-/** Local mode: the server opens the node from nodeId and stateDir, and closes it with itself. */
-export interface LocalServeOptions extends ServeCommonOptions, NodeOptions {
-  node?: undefined;
-  etcd?: undefined;
-}
-
-/**
- * Fleet mode: the node id is claimed in etcd (nodeId optional: the lowest free one),
- * reservations are kept there, and stateDir is optional (an extra floor).
- */
-export interface FleetServeOptions extends ServeCommonOptions, Partial<NodeOptions>, FleetOptions {
-  node?: undefined;
-}
-
-/** A node opened by the caller (openNode): the server answers from it and leaves it open. */
-export interface NodeServeOptions extends ServeCommonOptions {
-  node: HailstoneNode;
-  etcd?: undefined;
-}
-
-/** One of three shapes: a node id and state dir (local), etcd (fleet), or an open node. */
-export type ServeOptions = LocalServeOptions | FleetServeOptions | NodeServeOptions;
 
 export interface ServerStats {
   datagrams: number;
@@ -151,11 +122,6 @@ export function parseAllowList(cidrs: string[]): BlockList {
   return list;
 }
 
-/** The fleet membership behind a server serve() made in fleet mode (for the CLI's workers). */
-export function fleetMemberOf(server: Server): FleetMember | undefined {
-  return server instanceof IdServer ? server.fleet : undefined;
-}
-
 class IdServer implements Server {
   address: { host: string; port: number } = { host: '', port: 0 };
   /** Until the node is open: when its startup wait ends (wall clock), if it said. */
@@ -170,16 +136,14 @@ class IdServer implements Server {
   };
   private readonly header: RequestHeader = { tagged: false, count: 0, nonceHigh: 0, nonceLow: 0, clientTimeMs: 0 };
   private closing: Promise<void> | undefined;
-  fleet: FleetMember | undefined;
-  failed: Promise<HailstoneError> = new Promise(() => undefined);
   /** One server per port: held from the bind until the socket is closed. */
   guard: PortGuard | undefined;
   // Refusals are logged as episodes: at most one line per 10 s, with how many were refused.
   private lastRefusalLog = -Infinity;
   private refusedSinceLog = 0;
 
-  /** Whether closing the server closes its node: serve() opened it. */
-  private readonly ownsNode: boolean;
+  /** Where the node comes from: closed with the server. */
+  private readonly source: NodeSource;
   private readonly transport: Transport;
   private readonly auths: Authenticator[];
   private readonly replay: ReplayGuard | undefined;
@@ -187,8 +151,12 @@ class IdServer implements Server {
   private readonly limiter: RateLimiter | undefined;
   private readonly logger: NodeLogger;
 
-  constructor(init: { node: HailstoneNode | undefined; ownsNode: boolean; transport: Transport; auths: Authenticator[]; replay: ReplayGuard | undefined; allow: BlockList | undefined; limiter: RateLimiter | undefined; logger: NodeLogger }) {
-    ({ node: this.current, ownsNode: this.ownsNode, transport: this.transport, auths: this.auths, replay: this.replay, allow: this.allow, limiter: this.limiter, logger: this.logger } = init);
+  constructor(init: { source: NodeSource; transport: Transport; auths: Authenticator[]; replay: ReplayGuard | undefined; allow: BlockList | undefined; limiter: RateLimiter | undefined; logger: NodeLogger }) {
+    ({ source: this.source, transport: this.transport, auths: this.auths, replay: this.replay, allow: this.allow, limiter: this.limiter, logger: this.logger } = init);
+  }
+
+  get failed(): Promise<HailstoneError> {
+    return this.source.failed;
   }
 
   get node(): HailstoneNode {
@@ -217,15 +185,14 @@ class IdServer implements Server {
   }
 
   fleetStats(): FleetStats | undefined {
-    return this.fleet?.stats();
+    return this.source.fleetStats();
   }
 
   close(): Promise<void> {
     this.closing ??= (async () => {
       await this.transport.close();
       await this.guard?.close();
-      if (this.fleet !== undefined) await this.fleet.close();
-      else if (this.ownsNode) await this.current?.close();
+      await this.source.close();
     })();
     return this.closing;
   }
@@ -286,7 +253,7 @@ class IdServer implements Server {
     if (n < 0) {
       c.replies.unavailable++;
       this.noteRefusal(node, n);
-      return this.reply(buf, offset, STATUS_UNAVAILABLE, 0, node.retryAfterMs(n) ?? (this.fleet !== undefined ? RECLAIM_RETRY_MS : LONG_RETRY_MS), auth);
+      return this.reply(buf, offset, STATUS_UNAVAILABLE, 0, node.retryAfterMs(n) ?? this.source.closedRetryMs, auth);
     }
     c.replies.ok++;
     c.idsServed += n;
@@ -332,82 +299,56 @@ async function bindError(error: unknown, host: string, port: number): Promise<un
 }
 
 /**
- * Starts an id server: binds the socket first (a taken port fails at once), then opens
- * the node — answering UNAVAILABLE while it opens — and resolves once ids are served.
+ * Starts an id server over a node source: binds the socket first (a taken port fails at
+ * once), then starts the source — answering UNAVAILABLE while it opens the node — and
+ * resolves once ids are served. The source is closed with the server, or at once if the
+ * server cannot start. (`serve()` picks the source from its options.)
  */
-export async function serve(options: ServeOptions): Promise<Server> {
-  const host = await resolveHost(options.host ?? DEFAULT_HOST);
-  const port = options.port ?? DEFAULT_PORT;
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new InvalidArgumentError('port', `must be an integer from 0 to 65535, got ${describe(port)}`);
-  const keys = [...(options.key === undefined ? [] : [options.key]), ...(options.keys ?? [])];
-  const auths = keys.map((k) => new Authenticator(k));
-  const replayWindowMs = options.replayWindowMs ?? DEFAULT_REPLAY_WINDOW_MS;
-  const allow = options.allow === undefined || options.allow.length === 0 ? undefined : parseAllowList(options.allow);
-  const logger = options.logger ?? stderrLogger;
-  const ownsNode = options.node === undefined;
-  // Chosen before anything else: asking for an unavailable transport fails without
-  // touching the state directory.
-  const choice = options.transport ?? 'auto';
-  const transport = typeof choice === 'string' ? createTransport(choice, { reusePort: options.reusePort ?? false, logger }) : choice;
-  const server = new IdServer({
-    node: options.node,
-    ownsNode,
-    transport,
-    auths,
-    replay: auths.length === 0 ? undefined : new ReplayGuard(replayWindowMs),
-    allow,
-    limiter: options.rateLimit === undefined ? undefined : new RateLimiter(options.rateLimit),
-    logger,
-  });
-  await server.listen(host, port);
-  if (options.reusePort !== true) {
-    try {
-      server.guard = await holdPort(server.address.port, { address: hostPort(server.address.host, server.address.port), nodeId: options.node === undefined ? options.nodeId : undefined, workers: 1 });
-    } catch (error) {
-      await server.close();
-      throw error;
-    }
-  }
-  options.onListening?.(server);
-  if (options.node !== undefined) return server;
-  if (options.etcd !== undefined) {
-    try {
-      const { FleetMember } = await import('../fleet/member.js');
-      server.fleet = new FleetMember(
-        {
-          ...options,
-          etcd: options.etcd,
-          logger,
-          onStartupWait: (wait: StartupWait) => {
-            server.startingUntil = wait.untilMs;
-            options.onStartupWait?.(wait);
-          },
-        } as FleetOptions & Partial<NodeOptions>,
-        { logger, udp: () => hostPort(server.address.host, server.address.port), onNode: (node) => server.started(node) },
-      );
-      server.failed = server.fleet.gaveUp;
-      const node = await server.fleet.start();
-      if (node === undefined) throw new Error('a fleet server opens a node');
-      server.started(node);
-    } catch (error) {
-      await server.close();
-      throw error;
-    }
-    return server;
-  }
+export async function startServer(options: ServeCommonOptions, source: NodeSource): Promise<Server> {
+  let server: IdServer | undefined;
   try {
-    const node = await openNode({
-      ...(options as NodeOptions),
+    const host = await resolveHost(options.host ?? DEFAULT_HOST);
+    const port = options.port ?? DEFAULT_PORT;
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new InvalidArgumentError('port', `must be an integer from 0 to 65535, got ${describe(port)}`);
+    const keys = [...(options.key === undefined ? [] : [options.key]), ...(options.keys ?? [])];
+    const auths = keys.map((k) => new Authenticator(k));
+    const replayWindowMs = options.replayWindowMs ?? DEFAULT_REPLAY_WINDOW_MS;
+    const allow = options.allow === undefined || options.allow.length === 0 ? undefined : parseAllowList(options.allow);
+    const logger = options.logger ?? stderrLogger;
+    // Chosen before anything else: asking for an unavailable transport fails without
+    // touching the state directory.
+    const choice = options.transport ?? 'auto';
+    const transport = typeof choice === 'string' ? createTransport(choice, { reusePort: options.reusePort ?? false, logger }) : choice;
+    server = new IdServer({
+      source,
+      transport,
+      auths,
+      replay: auths.length === 0 ? undefined : new ReplayGuard(replayWindowMs),
+      allow,
+      limiter: options.rateLimit === undefined ? undefined : new RateLimiter(options.rateLimit),
       logger,
+    });
+    await server.listen(host, port);
+    if (options.reusePort !== true) {
+      server.guard = await holdPort(server.address.port, { address: hostPort(server.address.host, server.address.port), nodeId: source.nodeId, workers: 1 });
+    }
+    options.onListening?.(server);
+    const started = server;
+    const node = await source.start({
+      logger,
+      address: () => hostPort(started.address.host, started.address.port),
       onStartupWait: (wait: StartupWait) => {
-        server.startingUntil = wait.untilMs;
+        started.startingUntil = wait.untilMs;
         options.onStartupWait?.(wait);
       },
+      onNode: (next) => started.started(next),
     });
     server.started(node);
+    return server;
   } catch (error) {
-    await server.close();
+    // Closing the server closes the source; without a server, close the source alone.
+    if (server !== undefined) await server.close();
+    else await source.close();
     throw error;
   }
-  return server;
 }
