@@ -3,7 +3,8 @@
 // (src/server/) answers from any source and knows nothing of fleet mode.
 
 import type { FleetOptions } from './fleet/member.js';
-import type { HailstoneNode, NodeOptions } from './node/node.js';
+import type { HailstoneNode } from './node/node.js';
+import type { NodeOptions } from './node/options.js';
 import { type NodeSource, givenNodeSource, localNodeSource } from './node/source.js';
 import { type ServeCommonOptions, type Server, startServer } from './server/server.js';
 

@@ -8,7 +8,7 @@ import { NodeIdConflictDetector } from '../src/client/conflicts.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openNode } from '../src/node/node.js';
+import { openNode } from '../src/node/open.js';
 import { serve } from '../src/serve.js';
 import { runCli } from './support/child.js';
 import { ManualClock } from './support/clock.js';

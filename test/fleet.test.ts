@@ -8,7 +8,7 @@ import { type Claim, claimNodeId } from '../src/fleet/claim.js';
 import { LeaseGoneError, keepLeaseAlive } from '../src/fleet/lease-session.js';
 import { claimKey, connectEtcd, etcdUnreachable, formatReservation, leaseGone, reservationKey } from '../src/fleet/etcd.js';
 import { EtcdStore, claimRefOf } from '../src/fleet/etcd-store.js';
-import type { NodeLogger } from '../src/node/node.js';
+import type { NodeLogger } from '../src/logger.js';
 import { waitFor } from './support/child.js';
 import { TestEtcd, etcdInstalled, requireEtcd } from './support/etcd.js';
 import { issue } from './support/issue.js';

@@ -6,11 +6,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HailstoneError } from '../src/errors.js';
 import { type Claim, claimNodeId } from '../src/fleet/claim.js';
-import { CombinedStore, EtcdStore, claimRefOf } from '../src/fleet/etcd-store.js';
+import { EtcdStore, claimRefOf } from '../src/fleet/etcd-store.js';
+import { CombinedStore } from '../src/node/combined-store.js';
 import { claimKey, connectEtcd, reservationKey } from '../src/fleet/etcd.js';
 import { DEFAULT_LAYOUT } from '../src/layout.js';
 import type { Etcd3 } from 'etcd3';
-import { checkNodeRules, fileStoreOf } from '../src/node/node.js';
+import { fileStoreOf } from '../src/node/open.js';
+import { checkNodeRules } from '../src/node/options.js';
 import { OwnershipLostError, type ReservationStore } from '../src/node/store.js';
 import { TestEtcd, etcdInstalled, requireEtcd } from './support/etcd.js';
 import { SimProcesses, SimulatedFs } from './support/sim-fs.js';

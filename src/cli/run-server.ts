@@ -8,7 +8,7 @@ import { InvalidArgumentError } from '../errors.js';
 import type { ClaimRef } from '../fleet/etcd-store.js';
 import type { FleetMember } from '../fleet/member.js';
 import type { Backend } from '../generator.js';
-import type { StartupWait } from '../node/node.js';
+import type { StartupWait } from '../node/options.js';
 import { type NodeSource, localNodeSource } from '../node/source.js';
 import { type MetricsServer, type NodeSnapshot, type WorkerSnapshot, serveMetrics } from '../server/metrics.js';
 import type { RateLimitOptions } from '../server/rate-limit.js';

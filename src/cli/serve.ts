@@ -10,7 +10,7 @@
 
 import cluster from 'node:cluster';
 import { Command, Option } from 'commander';
-import { MIN_RESERVATION_MS } from '../node/node.js';
+import { MIN_RESERVATION_MS } from '../node/options.js';
 import { readKeyFile } from '../protocol/auth.js';
 import { parseListenAddress } from '../server/metrics.js';
 import { type RateLimitOptions, parseRateLimit } from '../server/rate-limit.js';

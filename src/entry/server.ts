@@ -1,10 +1,13 @@
 // hailstone/server: a crash-safe node and the UDP id service over it. Fleet mode (etcd) is
 // loaded only by a server given `etcd`.
 
-export { openNode, stateFileName, DEFAULT_RESERVATION_MS } from '../node/node.js';
+export { openNode } from '../node/open.js';
+export { stateFileName } from '../node/file-store.js';
+export { DEFAULT_RESERVATION_MS } from '../node/options.js';
 export { stderrLogger } from '../logger.js';
 export type { NodeLogger } from '../logger.js';
-export type { HailstoneNode, NodeOptions, NodeStatus, RefusalReason, StartupWait } from '../node/node.js';
+export type { HailstoneNode, NodeStatus, RefusalReason } from '../node/node.js';
+export type { NodeOptions, NodeTimer, StartupWait } from '../node/options.js';
 export type { StorageFs, StorageFile } from '../node/storage.js';
 export type { ProcessProbe, LockOwner } from '../node/lock.js';
 export type { KernelLocks } from '../node/kernel-lock.js';

@@ -3,7 +3,8 @@
 // fails before etcd is asked — and hands the server each node it opens after a re-claim.
 
 import type { HailstoneError } from '../errors.js';
-import type { HailstoneNode, NodeOptions } from '../node/node.js';
+import type { HailstoneNode } from '../node/node.js';
+import type { NodeOptions } from '../node/options.js';
 import type { FleetStats, NodeSource, NodeSourceHooks } from '../node/source.js';
 import { FleetMember, type FleetOptions } from './member.js';
 

@@ -77,6 +77,7 @@ export class FileStore implements ReservationStore {
   readonly where: string;
   /** Also says which lock: the kernel's flock (with its lock file) or the lock file alone. */
   readonly ownership: string;
+  readonly afterLoss: string;
   readonly stateFile: string;
   private readonly ctx: LockContext;
   private lock: StateLock | undefined;
@@ -93,6 +94,11 @@ export class FileStore implements ReservationStore {
     this.stateFile = join(options.dir, stateFileName(options.nodeId, options.worker));
     this.where = `state file ${this.stateFile}`;
     this.ownership = this.ctx.kernel === undefined ? 'state lock (lock file)' : 'state lock (flock)';
+    const { nodeId, worker } = options;
+    this.afterLoss =
+      'it will not take the node id back by itself: ' +
+      `make sure no other process runs node ${nodeId} (worker ${worker.index} of ${worker.count}) on ${this.where}, ` +
+      'find what removed the lock, then restart this process';
   }
 
   private get what(): string {

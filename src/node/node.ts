@@ -9,75 +9,22 @@
 // When the store proves the node id is no longer this process's (its lock file was
 // removed, its state dir replaced, its claim taken), the node stops issuing at once and
 // for good: it never takes the node id back by itself.
+//
+// Its condition is one state value (NodeState); its periodic work is tick(), which a timer
+// calls (the real one, or a test's); every reading of time goes through the clocks it was
+// given. Options and their checks are in options.ts, the startup rules in startup.ts, the
+// state-directory wiring in open.ts.
 
 import { MAX_CLOCK_MS, STATUS_CLOCK_BEHIND, STATUS_CLOSED, STATUS_LIMIT_REACHED } from '../core/constants.js';
-import { HailstoneError, InvalidArgumentError, checkInteger, describe } from '../errors.js';
-import {
-  createGenerator,
-  DEFAULT_MAX_LEAD_MS,
-  MAX_LEAD_MS_LIMIT,
-  type Backend,
-  type Generator,
-  type GeneratorCounters,
-} from '../generator.js';
-import { DEFAULT_LAYOUT, type Layout, type WorkerOptions, type WorkerStripe, workerStripe } from '../layout.js';
+import { HailstoneError } from '../errors.js';
+import type { Backend, Generator, GeneratorCounters } from '../generator.js';
+import type { Layout, WorkerStripe } from '../layout.js';
 import { LatencyHistogram, type LatencySnapshot } from '../latency.js';
 import { FailureEpisode } from '../log-episode.js';
+import type { NodeLogger } from '../logger.js';
+import type { CheckedRules } from './options.js';
 import { RenewalPlanner } from './renewal.js';
-import { FileStore, stateFileName } from './file-store.js';
-import { type KernelLocks, kernelLockAvailability } from './kernel-lock.js';
-import { type ProcessProbe, realProcesses } from './lock.js';
-import { type StorageFs, realStorage } from './storage.js';
 import { OwnershipLostError, type ReservationStore } from './store.js';
-
-export { stateFileName };
-import { type NodeLogger, stderrLogger } from '../logger.js';
-export { type NodeLogger, stderrLogger };
-
-/** What a starting node waits for before it may issue, and until when (ms on the wall clock). */
-export interface StartupWait {
-  reason: 'first start' | 'clock behind';
-  untilMs: number;
-  waitMs: number;
-}
-
-export interface NodeOptions {
-  nodeId: number;
-  /** Directory for the state and lock files. Local, durable storage; created if missing. */
-  stateDir: string;
-  backend?: Backend;
-  layout?: Layout;
-  worker?: WorkerOptions;
-  /** Default 2000. */
-  maxLeadMs?: number;
-  /** How far ahead of the clock each durable reservation reaches. 1..maxLeadMs. Default 1000 (or maxLeadMs if smaller). */
-  reservationMs?: number;
-  /** ms since the Unix epoch. Default Date.now. */
-  clock?: () => number;
-  /** Added to every clock reading: rehearse clock steps (drills, tests). Default 0. */
-  clockSkewMs?: number;
-  /**
-   * How long the node may wait at startup for a clock that is behind the stored reservation
-   * before it refuses to start with CLOCK_FAR_BEHIND. Default 0: refuse at once.
-   */
-  maxStartupWaitMs?: number;
-  /** Start over from an unreadable or mismatched state file, as a first start. Default false. */
-  resetState?: boolean;
-  logger?: NodeLogger;
-  /** Told when startup must wait before the first id (a first start, a clock behind the state). */
-  onStartupWait?: (wait: StartupWait) => void;
-  /** File-system access (tests inject faults here). Default: the real file system. */
-  fs?: StorageFs;
-  /** Who this process is and whether a lock's owner still runs. Default: the real process table. */
-  processes?: ProcessProbe;
-  /**
-   * The kernel's flock on lock files, or false for the portable lock alone. Default: flock
-   * where the native lock addon loads and the file system is the real one.
-   */
-  kernelLocks?: KernelLocks | false;
-  /** Waits `ms` of the clock's time. Default: a timer. */
-  sleep?: (ms: number) => Promise<void>;
-}
 
 /**
  * Why a node refused. `reservation` means nothing was failing and a renewal was still late:
@@ -158,8 +105,6 @@ export interface HailstoneNode {
   close(): Promise<void>;
 }
 
-export const DEFAULT_RESERVATION_MS = 1000;
-
 const RETRY_MIN_MS = 20;
 /** How often a node proves it still owns its node id between renewals. */
 const VERIFY_EVERY_MS = 250;
@@ -168,104 +113,137 @@ const CHECK_EVERY_MS = 50;
 /** Retry-after for a node that lost its node id: waiting does not help, another server should be asked. */
 const OWNERSHIP_LOST_RETRY_MS = 60_000;
 
-function realSleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
-}
-
 function errorCode(error: unknown): string {
   return (error as NodeJS.ErrnoException | undefined)?.code ?? 'EUNKNOWN';
 }
 
-function iso(ms: number): string {
+/** A time for messages: ISO 8601 where it is one, the number otherwise. */
+export function iso(ms: number): string {
   return Math.abs(ms) <= MAX_CLOCK_MS ? new Date(ms).toISOString() : String(ms);
 }
 
-class Node implements HailstoneNode {
+type StorageError = NonNullable<NodeStatus['lastStorageError']>;
+
+/**
+ * What a node is doing. Issuing: within its reservation, renewing it ahead of time.
+ * Storage failing: renewals fail and are retried from `retryAt`; it issues up to the old
+ * reservation, then refuses. Ownership lost: the store disproved ownership; it issues
+ * nothing more, ever. Closed: by its holder — and if it had lost ownership first, it keeps
+ * saying so, since that, not the close, is what a caller must act on.
+ */
+export type NodeState =
+  | { kind: 'issuing' }
+  | { kind: 'storage-failing'; since: number; retryAt: number; lastError: StorageError; failure: string | undefined }
+  | { kind: 'ownership-lost'; reason: string }
+  | { kind: 'closed'; ownershipLost: string | undefined };
+
+export class Node implements HailstoneNode {
   readonly backend: Backend;
   readonly layout: Layout;
   readonly nodeId: number;
   readonly worker: WorkerStripe;
   readonly maxLeadMs: number;
   readonly stateFile: string | undefined;
+  private state: NodeState = { kind: 'issuing' };
   private readonly reservationMs: number;
   private readonly gen: Generator;
+  /** The id clock (may be skewed); wallClock measures real time. */
   private readonly clock: () => number;
+  private readonly wallClock: () => number;
   private readonly store: ReservationStore;
   private readonly logger: NodeLogger;
   private readonly firstStart: boolean;
   private reservedUntil: number;
+  /** The store's save or verify in flight: one at a time. */
   private writing: Promise<void> | undefined;
   private readonly planner: RenewalPlanner;
   private readonly writeLatency = new LatencyHistogram();
   private readonly refusals: Record<RefusalReason, number> = { reservation: 0, slow_storage: 0, storage: 0, coordinator: 0, ownership: 0, clock_behind: 0, clock: 0, closed: 0 };
-  private timer: NodeJS.Timeout | undefined;
-  private closed = false;
+  private readonly timer: { cancel(): void };
+  private readonly period: number;
+  /** When the timer's next tick is due (wall clock): how late it comes is the event loop's lag. */
+  private nextTickDue: number;
   private clockRegressionsLogged = 0;
   private tooSlowLogged = false;
   private renewals = 0;
   private storageErrors = 0;
-  private failingSince: number | undefined;
-  /** How the store names the current failure when it is not the disk's ("coordinator (etcd) unreachable"). */
-  private failingKind: string | undefined;
   /** A failing store is logged once per episode, not at every retry. */
   private readonly storageEpisode: FailureEpisode;
-  private retryAt = 0;
-  private lastStorageError: NodeStatus['lastStorageError'];
-  private ownershipLost: string | undefined;
-  private lastVerified = Date.now();
+  /** The last failed save, kept after the store recovers (for status()). */
+  private lastStorageError: StorageError | undefined;
+  private lastVerified: number;
 
   constructor(init: {
     gen: Generator;
-    clock: () => number;
+    rules: CheckedRules;
     store: ReservationStore;
     stateFile: string | undefined;
-    logger: NodeLogger;
-    reservationMs: number;
     reservedUntil: number;
     firstStart: boolean;
     /** How long the startup's durable write took, ms: the first measure of the store. */
     firstWriteMs: number;
   }) {
-    this.gen = init.gen;
-    this.backend = init.gen.backend;
-    this.layout = init.gen.layout;
-    this.nodeId = init.gen.nodeId;
-    this.worker = init.gen.worker;
-    this.maxLeadMs = init.gen.maxLeadMs;
-    this.clock = init.clock;
+    const { gen, rules } = init;
+    this.gen = gen;
+    this.backend = gen.backend;
+    this.layout = gen.layout;
+    this.nodeId = gen.nodeId;
+    this.worker = gen.worker;
+    this.maxLeadMs = gen.maxLeadMs;
+    this.clock = rules.clock;
+    this.wallClock = rules.wallClock;
     this.store = init.store;
     this.stateFile = init.stateFile;
-    this.logger = init.logger;
-    this.reservationMs = init.reservationMs;
+    this.logger = rules.logger;
+    this.reservationMs = rules.reservationMs;
     this.reservedUntil = init.reservedUntil;
     this.firstStart = init.firstStart;
+    this.lastVerified = this.wallClock();
     this.storageEpisode = new FailureEpisode(this.logger, { what: 'durable reservation writes', fields: { nodeId: this.nodeId, worker: this.worker.index } });
     // Checked often, so that a renewal starts within a few ms of being due (polling is cheap,
     // a renewal that starts a tick late is not: see renewal.ts) and a lost lock is noticed
     // within VERIFY_EVERY_MS even when renewals are seconds apart. The timer's lateness is
     // the event loop's lag, which the renewal margin allows for.
-    const period = Math.max(5, Math.min(CHECK_EVERY_MS, Math.floor(this.reservationMs / 8)));
-    this.planner = new RenewalPlanner(this.reservationMs, this.maxLeadMs, period, this.store.renewalMarginMs ?? 0);
+    this.period = Math.max(5, Math.min(CHECK_EVERY_MS, Math.floor(this.reservationMs / 8)));
+    this.planner = new RenewalPlanner(this.reservationMs, this.maxLeadMs, this.period, this.store.renewalMarginMs ?? 0);
     this.planner.noteWrite(init.firstWriteMs);
-    let expected = Date.now() + period;
-    this.timer = setInterval(() => {
-      const at = Date.now();
-      this.planner.noteTimerLag(at - expected);
-      expected = at + period;
-      this.maybeRenew();
-      this.maybeVerify();
-      this.watchClock();
-    }, period);
-    this.timer.unref();
+    this.nextTickDue = this.wallClock() + this.period;
+    this.timer = rules.timer.every(this.period, () => this.tick());
+  }
+
+  /** The periodic work: renew when due, prove ownership between renewals, log clock steps. */
+  tick(): void {
+    const at = this.wallClock();
+    this.planner.noteTimerLag(at - this.nextTickDue);
+    this.nextTickDue = at + this.period;
+    this.maybeRenew();
+    this.maybeVerify();
+    this.watchClock();
+  }
+
+  /** The status a stopped node answers with: ownership lost, or closed; undefined while it may issue. */
+  private stoppedStatus(): number | undefined {
+    switch (this.state.kind) {
+      case 'ownership-lost':
+        return STATUS_LIMIT_REACHED;
+      case 'closed':
+        return this.state.ownershipLost !== undefined ? STATUS_LIMIT_REACHED : STATUS_CLOSED;
+      default:
+        return undefined;
+    }
+  }
+
+  /** Why ownership was lost, in whichever state says so. */
+  private lostOwnership(): string | undefined {
+    const s = this.state;
+    return s.kind === 'ownership-lost' ? s.reason : s.kind === 'closed' ? s.ownershipLost : undefined;
   }
 
   nextId(): bigint {
-    // A node that lost its node id says so even once closed: that, not the close, is what
-    // the caller must act on (a fleet server closes a fenced node while it claims again).
-    if (this.ownershipLost !== undefined || this.closed) {
-      const status = this.ownershipLost !== undefined ? STATUS_LIMIT_REACHED : STATUS_CLOSED;
-      this.refusals[this.refusalReason(status)]++;
-      throw this.refusalOf(status);
+    const stopped = this.stoppedStatus();
+    if (stopped !== undefined) {
+      this.refusals[this.refusalReason(stopped)]++;
+      throw this.refusalOf(stopped);
     }
     try {
       return this.gen.nextId();
@@ -292,7 +270,7 @@ class Node implements HailstoneNode {
   }
 
   tryFill(buffer: Uint8Array, offset = 0, count?: number): number {
-    const written = this.ownershipLost !== undefined ? STATUS_LIMIT_REACHED : this.closed ? STATUS_CLOSED : this.gen.tryFill(buffer, offset, count);
+    const written = this.stoppedStatus() ?? this.gen.tryFill(buffer, offset, count);
     if (written >= 0) return written;
     this.refusals[this.refusalReason(written)]++;
     // At the reservation: start extending it now rather than at the next timer tick.
@@ -301,39 +279,49 @@ class Node implements HailstoneNode {
   }
 
   refusalReason(status: number): RefusalReason {
-    switch (status) {
-      case STATUS_CLOSED:
-        return this.ownershipLost !== undefined ? 'ownership' : 'closed';
-      case STATUS_LIMIT_REACHED:
-        if (this.ownershipLost !== undefined) return 'ownership';
-        if (this.failingSince !== undefined) return this.failingKind?.startsWith('coordinator') === true ? 'coordinator' : 'storage';
+    if (status === STATUS_CLOCK_BEHIND) return 'clock_behind';
+    if (status !== STATUS_CLOSED && status !== STATUS_LIMIT_REACHED) return 'clock';
+    const s = this.state;
+    switch (s.kind) {
+      case 'ownership-lost':
+        return 'ownership';
+      case 'closed':
+        return s.ownershipLost !== undefined ? 'ownership' : 'closed';
+      case 'storage-failing':
+        return s.failure?.startsWith('coordinator') === true ? 'coordinator' : 'storage';
+      case 'issuing':
         // Nothing failing: either the writes are too slow for the lead (no rule can keep up),
         // or a renewal was late, which is never expected.
-        return this.planner.tooSlowForLead ? 'slow_storage' : 'reservation';
-      case STATUS_CLOCK_BEHIND:
-        return 'clock_behind';
-      default:
-        return 'clock';
+        return status === STATUS_CLOSED ? 'closed' : this.planner.tooSlowForLead ? 'slow_storage' : 'reservation';
     }
   }
 
   retryAfterMs(status: number): number | undefined {
     if (status === STATUS_CLOSED) return undefined;
     if (status !== STATUS_LIMIT_REACHED) return this.gen.retryAfterMs(status);
-    if (this.ownershipLost !== undefined) return this.store.lostRetryAfterMs ?? OWNERSHIP_LOST_RETRY_MS;
-    return this.failingSince !== undefined ? Math.max(RETRY_MIN_MS, this.retryAt - Date.now()) : RETRY_MIN_MS;
+    const s = this.state;
+    switch (s.kind) {
+      case 'ownership-lost':
+        return this.store.lostRetryAfterMs ?? OWNERSHIP_LOST_RETRY_MS;
+      case 'closed':
+        return s.ownershipLost !== undefined ? (this.store.lostRetryAfterMs ?? OWNERSHIP_LOST_RETRY_MS) : RETRY_MIN_MS;
+      case 'storage-failing':
+        return Math.max(RETRY_MIN_MS, s.retryAt - this.wallClock());
+      case 'issuing':
+        return RETRY_MIN_MS;
+    }
   }
 
   refusalOf(status: number): HailstoneError {
     if (status === STATUS_CLOSED) return new HailstoneError('CLOSED', `node ${this.nodeId} is closed; open it again with openNode`);
     if (status !== STATUS_LIMIT_REACHED) return this.gen.refusalOf(status);
     const retryAfterMs = this.retryAfterMs(status)!;
-    if (this.ownershipLost !== undefined) {
-      return new HailstoneError('OWNERSHIP_LOST', `node ${this.nodeId} ${this.ownershipLostText()}`, { retryAfterMs });
-    }
+    const s = this.state;
+    const lost = this.lostOwnership();
+    if (lost !== undefined) return new HailstoneError('OWNERSHIP_LOST', `node ${this.nodeId} ${this.ownershipLostText(lost)}`, { retryAfterMs });
     const why =
-      this.failingSince !== undefined
-        ? `the reservation cannot be extended: ${this.failingKind ?? 'storage is failing'} (${this.lastStorageError?.message ?? 'unknown error'})`
+      s.kind === 'storage-failing'
+        ? `the reservation cannot be extended: ${s.failure ?? 'storage is failing'} (${s.lastError.message})`
         : 'the reservation is being extended';
     return new HailstoneError('LIMIT_REACHED', `node ${this.nodeId} reached its durable reservation; ${why}; retry in ${retryAfterMs} ms`, {
       retryAfterMs,
@@ -347,26 +335,7 @@ class Node implements HailstoneNode {
   status(): NodeStatus {
     const now = this.clock();
     const logical = this.gen.lastTimestamp() ?? now;
-    let reason: string | undefined;
-    let retryAfterMs: number | undefined;
-    if (this.ownershipLost !== undefined) {
-      reason = this.ownershipLostText();
-      retryAfterMs = this.store.lostRetryAfterMs ?? OWNERSHIP_LOST_RETRY_MS;
-    } else if (this.closed) reason = 'closed';
-    else if (this.failingSince !== undefined) {
-      reason = `${this.failingKind ?? 'storage errors'} since ${iso(this.failingSince)}: ${this.lastStorageError?.message ?? ''}`;
-      retryAfterMs = Math.max(RETRY_MIN_MS, this.retryAt - Date.now());
-    } else {
-      // Could it issue right now? (A clock stepped back past the lead refuses every request.)
-      const peek = this.gen.peek();
-      if (peek.status !== 0 && peek.status !== STATUS_LIMIT_REACHED) {
-        reason = `cannot issue now: ${this.gen.refusalOf(peek.status).message}`;
-        retryAfterMs = peek.retryAfterMs;
-      } else if (this.reservedUntil <= now) {
-        reason = 'the reservation is not ahead of the clock (renewal pending or the clock jumped forward)';
-        retryAfterMs = RETRY_MIN_MS;
-      }
-    }
+    const { reason, retryAfterMs } = this.unhealthy(now);
     return {
       nodeId: this.nodeId,
       worker: { index: this.worker.index, count: this.worker.count },
@@ -381,9 +350,9 @@ class Node implements HailstoneNode {
       renewals: this.renewals,
       storageErrors: this.storageErrors,
       lastStorageError: this.lastStorageError,
-      ownershipLost: this.ownershipLost,
+      ownershipLost: this.lostOwnership(),
       firstStart: this.firstStart,
-      closed: this.closed,
+      closed: this.state.kind === 'closed',
       generator: this.gen.counters(),
       refusals: { ...this.refusals },
       reservationWrites: this.writeLatency.snapshot(),
@@ -391,21 +360,41 @@ class Node implements HailstoneNode {
     };
   }
 
+  /** Why the node is not healthy now, and when it may be again; both undefined when it is. */
+  private unhealthy(now: number): { reason: string | undefined; retryAfterMs: number | undefined } {
+    const s = this.state;
+    switch (s.kind) {
+      case 'ownership-lost':
+        return { reason: this.ownershipLostText(s.reason), retryAfterMs: this.store.lostRetryAfterMs ?? OWNERSHIP_LOST_RETRY_MS };
+      case 'closed':
+        if (s.ownershipLost !== undefined) return { reason: this.ownershipLostText(s.ownershipLost), retryAfterMs: this.store.lostRetryAfterMs ?? OWNERSHIP_LOST_RETRY_MS };
+        return { reason: 'closed', retryAfterMs: undefined };
+      case 'storage-failing':
+        return { reason: `${s.failure ?? 'storage errors'} since ${iso(s.since)}: ${s.lastError.message}`, retryAfterMs: Math.max(RETRY_MIN_MS, s.retryAt - this.wallClock()) };
+      case 'issuing': {
+        // Could it issue right now? (A clock stepped back past the lead refuses every request.)
+        const peek = this.gen.peek();
+        if (peek.status !== 0 && peek.status !== STATUS_LIMIT_REACHED) return { reason: `cannot issue now: ${this.gen.refusalOf(peek.status).message}`, retryAfterMs: peek.retryAfterMs };
+        if (this.reservedUntil <= now) return { reason: 'the reservation is not ahead of the clock (renewal pending or the clock jumped forward)', retryAfterMs: RETRY_MIN_MS };
+        return { reason: undefined, retryAfterMs: undefined };
+      }
+    }
+  }
+
   stopIssuing(reason: string): void {
-    if (this.ownershipLost !== undefined || this.closed) return;
-    this.ownershipLost = reason;
+    if (this.state.kind === 'ownership-lost' || this.state.kind === 'closed') return;
+    this.state = { kind: 'ownership-lost', reason };
     this.storageEpisode.abandoned('the node stopped issuing');
     this.logger.error(
       { nodeId: this.nodeId, worker: this.worker.index, reason, store: this.store.where, lastIssued: iso(this.gen.lastTimestamp() ?? -1) },
-      `node ${this.nodeId} ${this.ownershipLostText()}`,
+      `node ${this.nodeId} ${this.ownershipLostText(reason)}`,
     );
   }
 
   async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    clearInterval(this.timer);
-    this.timer = undefined;
+    if (this.state.kind === 'closed') return;
+    this.state = { kind: 'closed', ownershipLost: this.lostOwnership() };
+    this.timer.cancel();
     await this.writing;
     this.storageEpisode.abandoned('the node closed');
     try {
@@ -421,13 +410,8 @@ class Node implements HailstoneNode {
     this.logger.info({ nodeId: this.nodeId, worker: this.worker.index, reservedUntil: this.reservedUntil }, 'node closed');
   }
 
-  private ownershipLostText(): string {
-    if (this.store.afterLoss !== undefined) return `lost its ${this.store.ownership}: ${this.ownershipLost}. It stopped issuing ids; ${this.store.afterLoss}`;
-    return (
-      `lost its ${this.store.ownership}: ${this.ownershipLost}. It stopped issuing ids and will not take the node id back by itself: ` +
-      `make sure no other process runs node ${this.nodeId} (worker ${this.worker.index} of ${this.worker.count}) on ${this.store.where}, ` +
-      'find what removed the lock, then restart this process'
-    );
+  private ownershipLostText(reason: string): string {
+    return `lost its ${this.store.ownership}: ${reason}. It stopped issuing ids; ${this.store.afterLoss}`;
   }
 
   /** Says once, and again when it passes, that the store is too slow for the lead. */
@@ -457,11 +441,16 @@ class Node implements HailstoneNode {
     );
   }
 
+  /** Whether the node still issues (or may again): neither closed nor without its node id. */
+  private get running(): boolean {
+    return this.state.kind === 'issuing' || this.state.kind === 'storage-failing';
+  }
+
   /** Between renewals: proves ownership every VERIFY_EVERY_MS (the store's cheap check). */
   private maybeVerify(): void {
-    if (this.store.verify === undefined || this.closed || this.ownershipLost !== undefined || this.writing !== undefined) return;
-    if (Date.now() - this.lastVerified < VERIFY_EVERY_MS) return;
-    this.lastVerified = Date.now();
+    if (this.store.verify === undefined || !this.running || this.writing !== undefined) return;
+    if (this.wallClock() - this.lastVerified < VERIFY_EVERY_MS) return;
+    this.lastVerified = this.wallClock();
     this.writing = this.store
       .verify()
       .catch((error: unknown) => {
@@ -477,16 +466,18 @@ class Node implements HailstoneNode {
 
   /** Starts a durable write of a later reservation when the planner says it is due (see renewal.ts). */
   private maybeRenew(urgent = false): void {
-    if (this.closed || this.ownershipLost !== undefined || this.writing !== undefined) return;
-    if (this.failingSince !== undefined && Date.now() < this.retryAt) return;
+    const s = this.state;
+    if (!this.running || this.writing !== undefined) return;
+    const failing = s.kind === 'storage-failing';
+    if (failing && this.wallClock() < s.retryAt) return;
     const plan = this.planner.plan(this.clock(), this.gen.lastTimestamp(), this.reservedUntil);
-    if (!plan.due && !urgent && this.failingSince === undefined) return;
+    if (!plan.due && !urgent && !failing) return;
     if (plan.target <= this.reservedUntil) return;
     // The store proves ownership before it writes: this counts as the periodic proof.
-    this.lastVerified = Date.now();
-    const started = Date.now();
+    this.lastVerified = this.wallClock();
+    const started = this.wallClock();
     this.writing = this.persist(plan.target).finally(() => {
-      const ms = Date.now() - started;
+      const ms = this.wallClock() - started;
       this.planner.noteWrite(ms);
       this.writeLatency.observe(ms / 1000);
       this.watchWriteSpeed();
@@ -502,183 +493,37 @@ class Node implements HailstoneNode {
         this.stopIssuing(error.message);
         return;
       }
-      this.storageErrors++;
-      this.lastStorageError = { code: errorCode(error), message: String((error as Error)?.message ?? error), at: Date.now() };
-      this.failingKind = this.store.describeFailure?.(error);
-      // This failure's number within the episode.
-      const failures = this.storageEpisode.count + 1;
-      this.failingSince ??= Date.now();
-      // Back off, but keep retrying often enough to resume soon after storage recovers.
-      const delay = Math.min(RETRY_MIN_MS * 2 ** Math.min(failures, 10), Math.max(RETRY_MIN_MS, this.reservationMs / 4));
-      this.retryAt = Date.now() + delay;
-      this.storageEpisode.failed(
-        `cannot extend the durable reservation${this.failingKind === undefined ? '' : `: ${this.failingKind}`} (${this.lastStorageError.message}); ` +
-          `issuing only up to ${iso(this.reservedUntil)}, then refusing`,
-        { code: this.lastStorageError.code, reservedUntil: this.reservedUntil, retryInMs: delay },
-      );
+      this.failed(error);
       return;
     }
-    if (this.closed && target <= this.reservedUntil) return;
+    if (this.state.kind === 'closed' && target <= this.reservedUntil) return;
     this.reservedUntil = target;
     this.gen.setLimit(target);
     this.renewals++;
-    if (this.failingSince !== undefined) {
+    if (this.state.kind === 'storage-failing') {
       this.storageEpisode.recovered();
-      this.failingSince = undefined;
-      this.failingKind = undefined;
+      this.state = { kind: 'issuing' };
     }
   }
-}
 
-/** Options every store shares: what the node is and how it keeps time. */
-export type NodeRules = Omit<NodeOptions, 'stateDir' | 'fs' | 'processes' | 'kernelLocks' | 'resetState'>;
-
-export interface CheckedRules {
-  layout: Layout;
-  nodeId: number;
-  worker: WorkerStripe;
-  maxLeadMs: number;
-  reservationMs: number;
-  maxStartupWaitMs: number;
-  clock: () => number;
-  logger: NodeLogger;
-  sleep: (ms: number) => Promise<void>;
-}
-
-/** Checks the options every node has; throws InvalidArgumentError naming the bad one. */
-export function checkNodeRules(options: NodeRules): CheckedRules {
-  if (options === null || typeof options !== 'object') {
-    throw new InvalidArgumentError('options', `must be an object with nodeId and stateDir, got ${describe(options)}`);
-  }
-  const layout = options.layout ?? DEFAULT_LAYOUT;
-  const nodeId = checkInteger('nodeId', options.nodeId, 0, layout.maxNodeId);
-  const worker = workerStripe(layout, options.worker);
-  const { maxLeadMs, reservationMs } = checkReservationMs(options.maxLeadMs, options.reservationMs);
-  const skew = checkInteger('clockSkewMs', options.clockSkewMs ?? 0, -MAX_LEAD_MS_LIMIT * 365, MAX_LEAD_MS_LIMIT * 365);
-  const maxStartupWaitMs = checkInteger('maxStartupWaitMs', options.maxStartupWaitMs ?? 0, 0, MAX_LEAD_MS_LIMIT);
-  const baseClock = options.clock ?? Date.now;
-  if (typeof baseClock !== 'function') throw new InvalidArgumentError('clock', `must be a function, got ${describe(baseClock)}`);
-  const clock = skew === 0 ? baseClock : () => baseClock() + skew;
-  return { layout, nodeId, worker, maxLeadMs, reservationMs, maxStartupWaitMs, clock, logger: options.logger ?? stderrLogger, sleep: options.sleep ?? realSleep };
-}
-
-/**
- * The shortest reservation (and so lead) a node accepts. A node renews when half of it is
- * used, and each renewal is a durable write (an fsync, or an etcd transaction): shorter
- * windows leave the write no time, and the node refuses more than it issues.
- */
-export const MIN_RESERVATION_MS = 50;
-
-/** maxLeadMs and reservationMs of a node, defaulted and checked together. */
-export function checkReservationMs(maxLeadMsOption: number | undefined, reservationMsOption: number | undefined): { maxLeadMs: number; reservationMs: number } {
-  const maxLeadMs = checkInteger('maxLeadMs', maxLeadMsOption ?? DEFAULT_MAX_LEAD_MS, MIN_RESERVATION_MS, MAX_LEAD_MS_LIMIT);
-  const reservationMs = checkInteger('reservationMs', reservationMsOption ?? Math.min(DEFAULT_RESERVATION_MS, maxLeadMs), MIN_RESERVATION_MS, MAX_LEAD_MS_LIMIT);
-  if (reservationMs > maxLeadMs) {
-    throw new InvalidArgumentError(
-      'reservationMs',
-      `must be at most maxLeadMs (${maxLeadMs}), got ${reservationMs}: a restart must find the reservation within the lead`,
+  /** A save failed (not for ownership): storage-failing, with a retry after a backoff. */
+  private failed(error: unknown): void {
+    const now = this.wallClock();
+    this.storageErrors++;
+    const lastError: StorageError = { code: errorCode(error), message: String((error as Error)?.message ?? error), at: now };
+    this.lastStorageError = lastError;
+    const failure = this.store.describeFailure?.(error);
+    // This failure's number within the episode.
+    const failures = this.storageEpisode.count + 1;
+    // Back off, but keep retrying often enough to resume soon after storage recovers.
+    const delay = Math.min(RETRY_MIN_MS * 2 ** Math.min(failures, 10), Math.max(RETRY_MIN_MS, this.reservationMs / 4));
+    const s = this.state;
+    if (s.kind === 'issuing' || s.kind === 'storage-failing') {
+      this.state = { kind: 'storage-failing', since: s.kind === 'storage-failing' ? s.since : now, retryAt: now + delay, lastError, failure };
+    }
+    this.storageEpisode.failed(
+      `cannot extend the durable reservation${failure === undefined ? '' : `: ${failure}`} (${lastError.message}); ` + `issuing only up to ${iso(this.reservedUntil)}, then refusing`,
+      { code: lastError.code, reservedUntil: this.reservedUntil, retryInMs: delay },
     );
-  }
-  return { maxLeadMs, reservationMs };
-}
-
-/** Opens a crash-safe node with its reservation in a state directory. Resolves once the first reservation is durable. */
-export async function openNode(options: NodeOptions): Promise<HailstoneNode> {
-  const rules = checkNodeRules(options);
-  if (typeof options.stateDir !== 'string' || options.stateDir === '') {
-    throw new InvalidArgumentError('stateDir', `must be a directory path, got ${describe(options.stateDir)}`);
-  }
-  const store = fileStoreOf(options, rules);
-  return startNode(store, options, rules, store.stateFile);
-}
-
-/** The state-dir store of a node (also the extra floor of a fleet node that has a state dir). */
-export function fileStoreOf(options: NodeOptions, rules: CheckedRules): FileStore {
-  const fs = options.fs ?? realStorage;
-  const kernel =
-    options.kernelLocks === false
-      ? undefined
-      : (options.kernelLocks ?? (fs === realStorage ? kernelLockOrUndefined() : undefined));
-  return new FileStore({
-    dir: options.stateDir,
-    layout: rules.layout,
-    nodeId: rules.nodeId,
-    worker: rules.worker,
-    resetState: options.resetState ?? false,
-    onReset: (reason) => rules.logger.warn({ nodeId: rules.nodeId, reason }, 'resetState: ignoring the state file; starting as a first start'),
-    lockContext: { fs, processes: options.processes ?? realProcesses, kernel, sleep: rules.sleep, wallClock: Date.now },
-  });
-}
-
-function kernelLockOrUndefined(): KernelLocks | undefined {
-  const availability = kernelLockAvailability();
-  return availability.available ? availability.locks : undefined;
-}
-
-/**
- * Opens a node over any reservation store: takes ownership, applies the startup rules (a
- * first start waits one lead window; a clock further behind the stored reservation than
- * the lead refuses or waits), stores the first reservation and starts renewing.
- */
-export async function startNode(store: ReservationStore, options: NodeRules, rules = checkNodeRules(options), stateFile?: string): Promise<HailstoneNode> {
-  const { layout, nodeId, worker, maxLeadMs, reservationMs, maxStartupWaitMs, clock, logger, sleep } = rules;
-  const what = `node ${nodeId} (worker ${worker.index} of ${worker.count}) on ${store.where}`;
-  const gen = createGenerator({ nodeId, backend: options.backend, layout, worker, clock, maxLeadMs, limit: -Infinity });
-
-  const stored = await store.open();
-  try {
-    const firstStart = stored.firstStart;
-    const now = clock();
-    let floor = stored.floor ?? -Infinity;
-    // Without state, a previous run may have issued ids up to its clock plus its lead: start
-    // after that, and wait until the clock has passed it (one lead window).
-    if (firstStart) floor = Math.max(floor, now + maxLeadMs);
-    const waitUntil = firstStart ? floor : floor - maxLeadMs;
-    const wait = waitUntil - now;
-    if (wait > 0) {
-      if (!firstStart && wait > maxStartupWaitMs) {
-        const waitAdvice = `let the node wait for it with maxStartupWaitMs (--max-startup-wait-ms) of at least ${Math.ceil(wait)}`;
-        throw new HailstoneError(
-          'CLOCK_FAR_BEHIND',
-          store.farAheadAdvice !== undefined
-            ? `node ${nodeId}'s reservation in ${store.where} (${iso(floor)}) lies ${floor - now} ms past this clock (${iso(now)}): ` +
-                `it was set by an instance whose clock ran at least ${Math.max(0, Math.floor((floor - now - maxLeadMs) / 1000))} s ahead of this one, and ids up to then may have been issued. ` +
-                `${store.farAheadAdvice}; or ${waitAdvice}`
-            : `the clock (${iso(now)}) is ${floor - now} ms behind the reservation in ${store.where} (${iso(floor)}): ` +
-                `ids up to then may already have been issued, and the node may only run ${maxLeadMs} ms ahead of its clock. ` +
-                `Fix the system clock (check NTP/chrony), or ${waitAdvice}`,
-          { retryAfterMs: Math.ceil(wait) },
-        );
-      }
-      logger.warn(
-        { nodeId, worker: worker.index, waitMs: Math.ceil(wait), resumeAfter: iso(floor), firstStart },
-        firstStart
-          ? `no state: first start of ${what}; waiting ${Math.ceil(wait)} ms before issuing, in case an earlier run's state was lost`
-          : `the clock is ${floor - now} ms behind the stored reservation; waiting ${Math.ceil(wait)} ms for it`,
-      );
-      options.onStartupWait?.({ reason: firstStart ? 'first start' : 'clock behind', waitMs: Math.ceil(wait), untilMs: Date.now() + Math.ceil(wait) });
-      for (let left = wait; left > 0; left = waitUntil - clock()) await sleep(Math.min(left, 1000));
-    }
-
-    gen.resumeAfter(floor);
-    const start = clock();
-    const reservedUntil = Math.max(floor, Math.min(Math.max(start, floor) + reservationMs, start + maxLeadMs));
-    const writeStarted = Date.now();
-    try {
-      await store.save(reservedUntil, start);
-    } catch (error) {
-      if (!(error instanceof OwnershipLostError)) throw error;
-      throw new HailstoneError('OWNERSHIP_LOST', `${what} lost its ${store.ownership} while starting: ${error.message}; it issued nothing. Find out why, then start again`);
-    }
-    gen.setLimit(reservedUntil);
-    const firstWriteMs = Date.now() - writeStarted;
-    logger.info(
-      { nodeId, worker: worker.index, workers: worker.count, layout: layout.fingerprint, store: store.where, lock: store.ownership, firstStart, resumedAfter: iso(floor), clockBehindMs: Math.max(0, floor - start) },
-      'node started',
-    );
-    return new Node({ gen, clock, store, stateFile, logger, reservationMs, reservedUntil, firstStart, firstWriteMs });
-  } catch (error) {
-    await store.close().catch(() => undefined);
-    throw error;
   }
 }

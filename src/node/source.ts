@@ -6,7 +6,9 @@
 import type { HailstoneError } from '../errors.js';
 import type { LatencyHistogram } from '../latency.js';
 import type { NodeLogger } from '../logger.js';
-import { type HailstoneNode, type NodeOptions, type StartupWait, openNode } from './node.js';
+import type { HailstoneNode } from './node.js';
+import { openNode } from './open.js';
+import type { NodeOptions, StartupWait } from './options.js';
 
 /** What the server tells a source while it starts it. */
 export interface NodeSourceHooks {

@@ -29,8 +29,8 @@ export interface ReservationStore {
   readonly where: string;
   /** What proves ownership, for messages: "state lock", "claim". */
   readonly ownership: string;
-  /** Once ownership is lost: what happens next and what to do (default: the lock file's advice). */
-  readonly afterLoss?: string;
+  /** Once ownership is lost: what happens next and what to do (the file store's: find what removed the lock). */
+  readonly afterLoss: string;
   /** Once ownership is lost: the retry-after clients get (default 60 s: ask another server). */
   readonly lostRetryAfterMs?: number;
   /**

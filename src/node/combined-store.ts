@@ -1,0 +1,63 @@
+// A reservation store made of two: the node's reservation is durable only once both hold it.
+
+import type { ReservationStore, StoredFloor } from './store.js';
+
+/**
+ * Two stores as one: the primary names what happens after a loss and how to react; both
+ * must store R before it is used, and the floor is the higher of the two. Fleet mode puts a
+ * local state dir under etcd this way (etcd restored from an old backup cannot take the node
+ * below what this machine issued).
+ */
+export class CombinedStore implements ReservationStore {
+  readonly where: string;
+  readonly ownership: string;
+  readonly afterLoss: string;
+  readonly lostRetryAfterMs?: number;
+  readonly farAheadAdvice?: string;
+  readonly slowWriteAdvice?: string;
+  readonly renewalMarginMs: number;
+  /** The store whose save failed last: it names the failure. */
+  private failed: ReservationStore | undefined;
+
+  constructor(
+    private readonly primary: ReservationStore,
+    private readonly extra: ReservationStore,
+  ) {
+    this.where = `${primary.where} and ${extra.where}`;
+    this.ownership = `${primary.ownership} and ${extra.ownership}`;
+    this.afterLoss = primary.afterLoss;
+    this.farAheadAdvice = primary.farAheadAdvice;
+    this.slowWriteAdvice = primary.slowWriteAdvice;
+    this.renewalMarginMs = Math.max(primary.renewalMarginMs ?? 0, extra.renewalMarginMs ?? 0);
+    this.lostRetryAfterMs = primary.lostRetryAfterMs;
+  }
+
+  async open(): Promise<StoredFloor> {
+    const a = await this.primary.open();
+    let b: StoredFloor;
+    try {
+      b = await this.extra.open();
+    } catch (error) {
+      await this.primary.close().catch(() => undefined);
+      throw error;
+    }
+    const floors = [a.floor, b.floor].filter((f): f is number => f !== undefined);
+    return { floor: floors.length === 0 ? undefined : Math.max(...floors), firstStart: a.firstStart && b.firstStart };
+  }
+
+  async save(reservedUntil: number, writtenAt: number): Promise<void> {
+    this.failed = this.primary;
+    await this.primary.save(reservedUntil, writtenAt);
+    this.failed = this.extra;
+    await this.extra.save(reservedUntil, writtenAt);
+    this.failed = undefined;
+  }
+
+  describeFailure(error: unknown): string | undefined {
+    return this.failed?.describeFailure?.(error);
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled([this.primary.close(), this.extra.close()]);
+  }
+}
