@@ -10,7 +10,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { HailstoneError, decode, openNode, readIds, DEFAULT_LAYOUT, type HailstoneNode, type NodeLogger, type NodeOptions } from '../src/index.js';
 import { kernelLockAvailability } from '../src/node/kernel-lock.js';
 import { realProcesses } from '../src/node/lock.js';
-import { ManualClock } from './support/clock.js';
+import { ManualClock, ManualTimer } from './support/clock.js';
 import { issue } from './support/issue.js';
 import { prng, testSeed } from './support/seed.js';
 import { SimProcesses, SimulatedFs, gatedFs } from './support/sim-fs.js';
@@ -30,13 +30,23 @@ async function settle(turns = 4): Promise<void> {
   for (let i = 0; i < turns; i++) await new Promise((resolve) => setImmediate(resolve));
 }
 
-/** Asks for ids while the clock moves on; collects them, swallowing the refusals a node may give. */
-async function drive(node: HailstoneNode, clock: ManualClock, random: () => number, rounds: number, maxStepMs = 200): Promise<{ ids: bigint[]; refusals: string[] }> {
+/** The simulated time of a test: the clock (id clock and wall clock alike) and the nodes' timer. */
+interface SimTime {
+  clock: ManualClock;
+  timer: ManualTimer;
+}
+
+/**
+ * Asks for ids while the clock moves on and the nodes' timers tick (no real time passes);
+ * collects them, swallowing the refusals a node may give.
+ */
+async function drive(node: HailstoneNode, { clock, timer }: SimTime, random: () => number, rounds: number, maxStepMs = 200): Promise<{ ids: bigint[]; refusals: string[] }> {
   const ids: bigint[] = [];
   const refusals: string[] = [];
   const buf = new Uint8Array(8 * 32);
   for (let i = 0; i < rounds; i++) {
     clock.advance(Math.floor(random() * maxStepMs));
+    timer.tick();
     try {
       ids.push(...readIds(buf, 0, node.fill(buf, 0, 1 + Math.floor(random() * 32))));
     } catch (error) {
@@ -73,10 +83,14 @@ describe('the lock lost at every step of a running node (simulated disk)', () =>
     const fs = new SimulatedFs(random);
     const procs = new SimProcesses();
     const clock = new ManualClock(T0);
+    const timer = new ManualTimer();
+    const time: SimTime = { clock, timer };
     const common = (extra: Partial<NodeOptions>): NodeOptions => ({
       nodeId: 5,
       stateDir: DIR,
       clock: clock.read,
+      wallClock: clock.read,
+      timer,
       sleep: async (ms) => clock.advance(ms),
       logger: silent,
       maxLeadMs: 2000,
@@ -98,7 +112,7 @@ describe('the lock lost at every step of a running node (simulated disk)', () =>
     const restartIds: bigint[] = [];
     const openRestart = async () => {
       restart = await openNode(common({ processes: procs.spawn().probe, fs, worker }));
-      restartIds.push(...(await drive(restart, clock, random, 5, 5)).ids);
+      restartIds.push(...(await drive(restart, time, random, 5, 5)).ids);
     };
     const oldNode = await openNode(
       common({
@@ -116,7 +130,7 @@ describe('the lock lost at every step of a running node (simulated disk)', () =>
           });
           const node = await openNode(common({ processes: b.probe, fs: bFs, worker }));
           newcomer = { node, pid: b.pid, ids: [], dead: false };
-          newcomer.ids.push(...(await drive(node, clock, random, 5, longPause ? 200 : 5)).ids);
+          newcomer.ids.push(...(await drive(node, time, random, 5, longPause ? 200 : 5)).ids);
           if (newcomerDies) {
             newcomer.dead = true;
             procs.kill(b.pid);
@@ -124,20 +138,19 @@ describe('the lock lost at every step of a running node (simulated disk)', () =>
         }),
       }),
     );
-    const before = (await drive(oldNode, clock, random, 5)).ids;
+    const before = (await drive(oldNode, time, random, 5)).ids;
     armed = true;
-    const after = await drive(oldNode, clock, random, 40);
-    // A renewal that failed for another reason is retried after a real-time backoff.
+    const after = await drive(oldNode, time, random, 40);
+    // A renewal that failed for another reason is retried after a backoff (on the simulated wall clock).
     for (let wait = 0; wait < 100 && oldNode.status().ownershipLost === undefined; wait++) {
-      await new Promise((r) => setTimeout(r, 20));
-      const more = await drive(oldNode, clock, random, 1);
+      const more = await drive(oldNode, time, random, 1);
       after.ids.push(...more.ids);
       after.refusals.push(...more.refusals);
     }
     const context = `seed ${seed} step ${step} longPause ${longPause} newcomerDies ${newcomerDies}`;
     expect(newcomer, context).toBeDefined();
     if (!newcomer!.dead) {
-      newcomer!.ids.push(...(await drive(newcomer!.node, clock, random, 10)).ids);
+      newcomer!.ids.push(...(await drive(newcomer!.node, time, random, 10)).ids);
       newcomer!.dead = true;
       procs.kill(newcomer!.pid);
     }
@@ -186,12 +199,16 @@ describe('the state dir swapped for hard links to its files at every step (simul
       const random = prng(base + step);
       const fs = new SimulatedFs(random);
       const clock = new ManualClock(T0);
+      const timer = new ManualTimer();
+      const time: SimTime = { clock, timer };
       let armed = false;
       let ops = 0;
       const node = await openNode({
         nodeId: 5,
         stateDir: DIR,
         clock: clock.read,
+        wallClock: clock.read,
+        timer,
         sleep: async (ms) => clock.advance(ms),
         logger: silent,
         maxLeadMs: 2000,
@@ -201,16 +218,15 @@ describe('the state dir swapped for hard links to its files at every step (simul
           if (armed && ops++ === step) fs.swapDirKeepingLinks(DIR);
         }),
       });
-      const ids = (await drive(node, clock, random, 5)).ids;
+      const ids = (await drive(node, time, random, 5)).ids;
       armed = true;
       for (let round = 0; round < 200 && node.status().ownershipLost === undefined; round++) {
-        ids.push(...(await drive(node, clock, random, 1)).ids);
-        if (round % 20 === 19) await new Promise((r) => setTimeout(r, 20)); // a failed renewal's real-time backoff
+        ids.push(...(await drive(node, time, random, 1)).ids);
       }
       const context = `seed ${base + step} step ${step}`;
       expect(node.status().ownershipLost ?? 'the node is still issuing', context).toMatch(/the state directory .* was removed or replaced/);
       expect(new Set(ids).size, context).toBe(ids.length);
-      const after = await drive(node, clock, random, 10);
+      const after = await drive(node, time, random, 10);
       expect(after.ids, context).toEqual([]);
       expect(new Set(after.refusals), context).toEqual(new Set(['OWNERSHIP_LOST']));
       await node.close();

@@ -1,5 +1,6 @@
 // The durable reservation on a simulated file system that loses un-synced writes at a
-// crash and injects disk faults. The clock is a ManualClock; waits advance it.
+// crash and injects disk faults. The clock is a ManualClock and the nodes' timer a ManualTimer:
+// waits advance the clock and tick the timer, so no real time passes.
 //
 // The invariant checked after every call: no id handed out has a timestamp past the
 // reservation a crash at that moment would leave on disk.
@@ -7,8 +8,7 @@
 import { describe, expect, it } from 'vitest';
 import { HailstoneError, decode, openNode, readIds, DEFAULT_LAYOUT, type HailstoneNode, type NodeLogger } from '../src/index.js';
 import { decodeRecord } from '../src/node/state-record.js';
-import { waitFor } from './support/child.js';
-import { ManualClock } from './support/clock.js';
+import { ManualClock, ManualTimer } from './support/clock.js';
 import { prng, testSeed } from './support/seed.js';
 import { CrashError, SimProcesses, SimulatedFs } from './support/sim-fs.js';
 import { silent } from './support/logger.js';
@@ -21,6 +21,19 @@ async function settle(turns = 4): Promise<void> {
   for (let i = 0; i < turns; i++) await new Promise((resolve) => setImmediate(resolve));
 }
 
+/**
+ * Lets time pass in steps of `stepMs` — the clock moves, the nodes' timers tick, their
+ * writes run — until `check` holds; fails naming `what` after `maxSteps`.
+ */
+async function passTimeUntil(world: World, check: () => boolean, what: string, stepMs = 10, maxSteps = 2000): Promise<void> {
+  for (let step = 0; !check(); step++) {
+    if (step >= maxSteps) throw new Error(`${what}: not within ${stepMs * maxSteps} ms of the clock`);
+    world.clock.advance(stepMs);
+    world.timer.tick();
+    await settle();
+  }
+}
+
 /** The reservation a crash right now would leave, or -Infinity when no state would survive. */
 function durableReservation(fs: SimulatedFs): number {
   const bytes = fs.durableContent(STATE);
@@ -31,6 +44,8 @@ interface World {
   fs: SimulatedFs;
   procs: SimProcesses;
   clock: ManualClock;
+  /** The nodes' periodic work, run by drive() and the tests: no real time passes. */
+  timer: ManualTimer;
 }
 
 async function open(
@@ -45,6 +60,8 @@ async function open(
     fs: world.fs,
     processes: probe,
     clock: world.clock.read,
+    wallClock: world.clock.read,
+    timer: world.timer,
     sleep: async (ms) => world.clock.advance(ms),
     logger: silent,
     maxLeadMs: 2000,
@@ -63,6 +80,7 @@ async function drive(world: World, node: HailstoneNode, random: () => number, ro
   const buf = new Uint8Array(8 * 64);
   for (let i = 0; i < rounds && !world.fs.crashed; i++) {
     world.clock.advance(Math.floor(random() * 300));
+    world.timer.tick();
     try {
       const got = random() < 0.3 ? [node.nextId()] : readIds(buf, 0, node.fill(buf, 0, 1 + Math.floor(random() * 64)));
       ids.push(...got);
@@ -87,7 +105,7 @@ describe('durable reservation on a simulated disk', () => {
     for (let s = 0; s < 8; s++) {
       for (let crashAt = 0; crashAt < 70; crashAt++) {
         const random = prng(base + s * 7919 + crashAt);
-        const world: World = { fs: new SimulatedFs(random), procs: new SimProcesses(), clock: new ManualClock(T0) };
+        const world: World = { fs: new SimulatedFs(random), procs: new SimProcesses(), clock: new ManualClock(T0), timer: new ManualTimer() };
         world.fs.crashAtOp = crashAt;
         const before: bigint[] = [];
         const process = world.procs.spawn();
@@ -123,9 +141,27 @@ describe('durable reservation on a simulated disk', () => {
     }
   });
 
+  it('renews only when its timer ticks (time is what it is given), and a closed node cancels its timer', async () => {
+    const world: World = { fs: new SimulatedFs(prng(testSeed('tick'))), procs: new SimProcesses(), clock: new ManualClock(T0), timer: new ManualTimer() };
+    const { node } = await open(world);
+    expect(world.timer.running).toBe(1);
+    const { reservedUntil, renewals } = node.status();
+    // 900 ms of a 1000 ms reservation gone: due, but nothing runs until the timer ticks.
+    world.clock.advance(900);
+    await settle();
+    expect(node.status().renewals).toBe(renewals);
+    world.timer.tick();
+    await settle();
+    expect(node.status().renewals).toBe(renewals + 1);
+    expect(node.status().reservedUntil).toBeGreaterThan(reservedUntil);
+    expect(durableReservation(world.fs)).toBe(node.status().reservedUntil);
+    await node.close();
+    expect(world.timer.running).toBe(0);
+  });
+
   it('fsync fails once with EIO and drops the data: no id past the last confirmed reservation', async () => {
     const random = prng(testSeed('eio-once'));
-    const world: World = { fs: new SimulatedFs(random), procs: new SimProcesses(), clock: new ManualClock(T0) };
+    const world: World = { fs: new SimulatedFs(random), procs: new SimProcesses(), clock: new ManualClock(T0), timer: new ManualTimer() };
     const { node, pid } = await open(world);
     const confirmed = node.status().reservedUntil;
     let failed = 0;
@@ -141,7 +177,7 @@ describe('durable reservation on a simulated disk', () => {
     expect(() => node.nextId()).toThrow(/storage is failing.*EIO/);
     for (const id of ids) expect(decode(id).timestamp).toBeLessThanOrEqual(durableReservation(world.fs));
     // The failed round left the file as it was; the next round used a new temp file and succeeded.
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    world.clock.advance(300);
     const more = await drive(world, node, random, 10);
     expect(node.status().storageErrors).toBe(1);
     expect(node.status().reservedUntil).toBeGreaterThan(confirmed);
@@ -162,7 +198,7 @@ describe('durable reservation on a simulated disk', () => {
 
   it('ENOSPC on every write: old state intact, issuing stops at the old reservation, resumes after recovery', async () => {
     const random = prng(testSeed('enospc'));
-    const world: World = { fs: new SimulatedFs(random), procs: new SimProcesses(), clock: new ManualClock(T0) };
+    const world: World = { fs: new SimulatedFs(random), procs: new SimProcesses(), clock: new ManualClock(T0), timer: new ManualTimer() };
     const { node } = await open(world);
     const oldRecord = world.fs.durableContent(STATE)!.slice();
     const oldR = node.status().reservedUntil;
@@ -175,6 +211,7 @@ describe('durable reservation on a simulated disk', () => {
     // Ask until the refusal reports the failing disk (the first one may only say a renewal started).
     for (let i = 0; i < 40 && !/storage is failing/.test(refusal?.message ?? ''); i++) {
       world.clock.advance(100);
+      world.timer.tick();
       try {
         const n = node.fill(buf);
         lastTimestamp = decode(readIds(buf, 0, n).at(-1)!).timestamp;
@@ -196,14 +233,18 @@ describe('durable reservation on a simulated disk', () => {
     // Refusals continue while the disk is full, however often the caller retries.
     for (let i = 0; i < 5; i++) {
       expect(() => node.nextId()).toThrow(HailstoneError);
-      await new Promise((resolve) => setTimeout(resolve, 30));
+      world.clock.advance(30);
+      world.timer.tick();
+      await settle();
     }
     expect(decodeRecord(world.fs.durableContent(STATE)!).reservedUntil).toBe(oldR);
 
     full = false;
     let resumed: bigint | undefined;
     for (let i = 0; i < 100 && resumed === undefined; i++) {
-      await new Promise((resolve) => setTimeout(resolve, 20));
+      world.clock.advance(20);
+      world.timer.tick();
+      await settle();
       try {
         resumed = node.nextId();
       } catch {
@@ -218,7 +259,7 @@ describe('durable reservation on a simulated disk', () => {
 
   it('a disk full through many retries is logged as one episode: one error line when it starts, one "recovered after N ms (K failures)" line', async () => {
     const random = prng(testSeed('enospc-episode'));
-    const world: World = { fs: new SimulatedFs(random), procs: new SimProcesses(), clock: new ManualClock(T0) };
+    const world: World = { fs: new SimulatedFs(random), procs: new SimProcesses(), clock: new ManualClock(T0), timer: new ManualTimer() };
     const lines: { level: string; fields: Record<string, unknown>; message: string }[] = [];
     const record = (level: string) => (fields: object, message: string) => lines.push({ level, fields: fields as Record<string, unknown>, message });
     const logger: NodeLogger = { info() {}, warn: record('warn'), error: record('error') };
@@ -228,9 +269,9 @@ describe('durable reservation on a simulated disk', () => {
     let full = true;
     world.fs.fault = (op, path) => (full && op === 'write' && path.endsWith('.tmp') ? 'ENOSPC' : undefined);
     world.clock.advance(100); // the reservation is due for renewal
-    await waitFor(() => node.status().storageErrors >= 10, { what: '10 failed renewals' });
+    await passTimeUntil(world, () => node.status().storageErrors >= 10, '10 failed renewals');
     full = false;
-    await waitFor(() => node.status().healthy, { what: 'the renewal to succeed again' });
+    await passTimeUntil(world, () => node.status().healthy, 'the renewal to succeed again');
     const failures = node.status().storageErrors;
     const episode = lines.slice(before);
     expect(episode.map((l) => l.level)).toEqual(['error', 'warn']);

@@ -18,3 +18,25 @@ export class ManualClock {
     this.now += ms;
   }
 }
+
+/**
+ * A node's timer driven by hand (pass it as `timer`): tick() runs the periodic work of
+ * every node that registered, as the real interval would when its period has passed.
+ */
+export class ManualTimer {
+  private readonly ticks = new Set<() => void>();
+
+  readonly every = (_periodMs: number, tick: () => void): { cancel(): void } => {
+    this.ticks.add(tick);
+    return { cancel: () => this.ticks.delete(tick) };
+  };
+
+  /** How many nodes have a running timer (a closed node's is cancelled). */
+  get running(): number {
+    return this.ticks.size;
+  }
+
+  tick(): void {
+    for (const tick of [...this.ticks]) tick();
+  }
+}
