@@ -1,20 +1,26 @@
 // How the command reports a failure: one line, "hailstone: CODE: what happened and what
 // to do", never a stack trace — also for the errors the system hands us (EACCES, EROFS…).
 
-import { HailstoneError, InvalidArgumentError } from '../errors.js';
+import { HailstoneError, type HailstoneErrorCode, InvalidArgumentError } from '../errors.js';
 import { OwnershipLostError } from '../node/store.js';
+
+/** The code a worker process reports a UsageError under, so the primary exits 2 too. */
+export const USAGE = 'USAGE';
+
+/**
+ * Every code a failure is printed with: the library's codes, bad usage, a system call's
+ * errno ("EACCES", "EROFS"), a worker of --workers N that exited without saying why, and INTERNAL for an error nothing else names (a bug).
+ */
+export type FailureCode = HailstoneErrorCode | InvalidArgumentError['code'] | typeof USAGE | 'WORKER_FAILED' | 'INTERNAL' | `E${string}`;
 
 /** A failure as it is printed: a stable code and a message. */
 export interface Failure {
-  code: string;
+  code: FailureCode;
   message: string;
 }
 
 /** Bad command-line usage: exit code 2. */
 export class UsageError extends Error {}
-
-/** The code a worker process reports a UsageError under, so the primary exits 2 too. */
-export const USAGE = 'USAGE';
 
 /**
  * The flag that sets each library argument. The library names its arguments (`allow:`,
@@ -78,7 +84,7 @@ export function failureOf(error: unknown): Failure {
   if (error instanceof InvalidArgumentError) return { code: error.code, message: firstLine(error.message) };
   if (error instanceof OwnershipLostError) return { code: 'OWNERSHIP_LOST', message: firstLine(error.message) };
   const errno = error as NodeJS.ErrnoException | undefined;
-  if (typeof errno?.code === 'string' && typeof errno.message === 'string') return { code: errno.code, message: firstLine(errno.message) };
+  if (typeof errno?.code === 'string' && /^E[A-Z0-9_]+$/.test(errno.code) && typeof errno.message === 'string') return { code: errno.code as `E${string}`, message: firstLine(errno.message) };
   return { code: 'INTERNAL', message: firstLine(String((error as Error)?.message ?? error)) };
 }
 
