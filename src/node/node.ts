@@ -15,127 +15,45 @@
 // given. Options and their checks are in options.ts, the startup rules in startup.ts, the
 // state-directory wiring in open.ts.
 
-import { MAX_CLOCK_MS, STATUS_CLOCK_BEHIND, STATUS_CLOSED, STATUS_LIMIT_REACHED } from '../core/constants.js';
+import { STATUS_LIMIT_REACHED } from '../core/constants.js';
 import { HailstoneError } from '../errors.js';
-import type { Backend, Generator, GeneratorCounters } from '../generator.js';
+import type { Backend, Generator } from '../generator.js';
 import type { Layout, WorkerStripe } from '../layout.js';
-import { LatencyHistogram, type LatencySnapshot } from '../latency.js';
+import { LatencyHistogram } from '../latency.js';
 import { FailureEpisode } from '../log-episode.js';
 import type { NodeLogger } from '../logger.js';
+import { NodeWarnings } from './node-warnings.js';
 import type { CheckedRules } from './options.js';
 import { RenewalPlanner } from './renewal.js';
+import type { HailstoneNode, NodeStatus, RefusalReason } from './hailstone-node.js';
+import {
+  type NodeFacts,
+  type NodeState,
+  RETRY_MIN_MS,
+  type StorageError,
+  iso,
+  lostOwnership,
+  ownershipLostText,
+  refusalOf,
+  refusalReason,
+  retryAfterMs,
+  running,
+  stoppedStatus,
+  unhealthy,
+} from './node-state.js';
 import { OwnershipLostError, type ReservationStore } from './store.js';
 
-/**
- * Why a node refused. `reservation` means nothing was failing and a renewal was still late:
- * a healthy node should never count one. `slow_storage`: the store's writes (with the event
- * loop's lag) take longer than the lead can cover, so renewals cannot keep ahead however
- * early they start — raise maxLeadMs or use faster storage. `storage`/`coordinator`: the
- * store's writes are failing. `ownership`: the node lost its node id. `clock_behind`: logical time would run
- * too far ahead of the clock (a clock step back, or demand beyond the layout's rate).
- * `clock`: the clock is unusable (before the epoch, past the layout, invalid). `closed`.
- */
-export type RefusalReason = 'reservation' | 'slow_storage' | 'storage' | 'coordinator' | 'ownership' | 'clock_behind' | 'clock' | 'closed';
+export type { HailstoneNode, NodeStatus, RefusalReason } from './hailstone-node.js';
+export type { NodeState } from './node-state.js';
 
-export interface NodeStatus {
-  nodeId: number;
-  worker: { index: number; count: number };
-  /** Where the reservation is kept ("state file …", "etcd key …"). */
-  store: string;
-  /** The state file, when the reservation is kept in one. */
-  stateFile: string | undefined;
-  /** The durable reservation: no id has a later timestamp. */
-  reservedUntil: number;
-  /** reservedUntil minus the clock, ms. */
-  reservationRemainingMs: number;
-  /** How far logical time is ahead of the clock, ms (0 when it is not). */
-  clockLeadMs: number;
-  /**
-   * The node can issue an id now, its store works, and its reservation is ahead of the
-   * clock. False while it refuses (clock far behind, store failing, ownership lost, closed).
-   */
-  healthy: boolean;
-  /** Why not healthy. */
-  reason: string | undefined;
-  /** When not healthy and waiting helps: how long until it can issue again, ms. */
-  retryAfterMs: number | undefined;
-  renewals: number;
-  storageErrors: number;
-  lastStorageError: { code: string; message: string; at: number } | undefined;
-  /** Why the node no longer owns its node id (it issues nothing more), or undefined. */
-  ownershipLost: string | undefined;
-  /** The node started without a state file (or with resetState). */
-  firstStart: boolean;
-  closed: boolean;
-  /** Clock regressions, sequence exhaustions and refusals seen by the generator. */
-  generator: GeneratorCounters;
-  /** Refusals by reason since the node opened (tryFill and nextId). */
-  refusals: Record<RefusalReason, number>;
-  /** How long the reservation writes took (renewals), as a histogram. */
-  reservationWrites: LatencySnapshot;
-  /** How much of the reservation must be left when a renewal starts, from the writes seen, ms. */
-  renewalMarginMs: number;
-}
-
-export interface HailstoneNode {
-  readonly backend: Backend;
-  readonly layout: Layout;
-  readonly nodeId: number;
-  readonly worker: WorkerStripe;
-  readonly maxLeadMs: number;
-  /** The state file, when the reservation is kept in one. */
-  readonly stateFile: string | undefined;
-  nextId(): bigint;
-  nextIdString(): string;
-  fill(buffer: Uint8Array, offset?: number, count?: number): number;
-  /** fill() that reports a refusal as a negative status instead of throwing (see Generator.tryFill). */
-  tryFill(buffer: Uint8Array, offset?: number, count?: number): number;
-  /** Why tryFill returned `status`, as counted in `status().refusals`. */
-  refusalReason(status: number): RefusalReason;
-  retryAfterMs(status: number): number | undefined;
-  refusalOf(status: number): HailstoneError;
-  lastTimestamp(): number | undefined;
-  status(): NodeStatus;
-  /**
-   * Stops issuing at once and for good (status() says why). For a holder that can no
-   * longer prove it owns the node id — fleet mode fences a node this way.
-   */
-  stopIssuing(reason: string): void;
-  /** Stops renewing, waits for a write in progress and releases the node id. The state stays valid. */
-  close(): Promise<void>;
-}
-
-const RETRY_MIN_MS = 20;
 /** How often a node proves it still owns its node id between renewals. */
 const VERIFY_EVERY_MS = 250;
 /** How often a node checks whether its reservation is due for renewal (at most). */
 const CHECK_EVERY_MS = 50;
-/** Retry-after for a node that lost its node id: waiting does not help, another server should be asked. */
-const OWNERSHIP_LOST_RETRY_MS = 60_000;
 
 function errorCode(error: unknown): string {
   return (error as NodeJS.ErrnoException | undefined)?.code ?? 'EUNKNOWN';
 }
-
-/** A time for messages: ISO 8601 where it is one, the number otherwise. */
-export function iso(ms: number): string {
-  return Math.abs(ms) <= MAX_CLOCK_MS ? new Date(ms).toISOString() : String(ms);
-}
-
-type StorageError = NonNullable<NodeStatus['lastStorageError']>;
-
-/**
- * What a node is doing. Issuing: within its reservation, renewing it ahead of time.
- * Storage failing: renewals fail and are retried from `retryAt`; it issues up to the old
- * reservation, then refuses. Ownership lost: the store disproved ownership; it issues
- * nothing more, ever. Closed: by its holder — and if it had lost ownership first, it keeps
- * saying so, since that, not the close, is what a caller must act on.
- */
-export type NodeState =
-  | { kind: 'issuing' }
-  | { kind: 'storage-failing'; since: number; retryAt: number; lastError: StorageError; failure: string | undefined }
-  | { kind: 'ownership-lost'; reason: string }
-  | { kind: 'closed'; ownershipLost: string | undefined };
 
 export class Node implements HailstoneNode {
   readonly backend: Backend;
@@ -163,8 +81,7 @@ export class Node implements HailstoneNode {
   private readonly period: number;
   /** When the timer's next tick is due (wall clock): how late it comes is the event loop's lag. */
   private nextTickDue: number;
-  private clockRegressionsLogged = 0;
-  private tooSlowLogged = false;
+  private readonly warnings: NodeWarnings;
   private renewals = 0;
   private storageErrors = 0;
   /** A failing store is logged once per episode, not at every retry. */
@@ -199,6 +116,7 @@ export class Node implements HailstoneNode {
     this.reservedUntil = init.reservedUntil;
     this.firstStart = init.firstStart;
     this.lastVerified = this.wallClock();
+    this.warnings = new NodeWarnings(this.logger, { nodeId: this.nodeId, worker: this.worker.index, maxLeadMs: this.maxLeadMs, store: this.store });
     this.storageEpisode = new FailureEpisode(this.logger, { what: 'durable reservation writes', fields: { nodeId: this.nodeId, worker: this.worker.index } });
     // Checked often, so that a renewal starts within a few ms of being due (polling is cheap,
     // a renewal that starts a tick late is not: see renewal.ts) and a lost lock is noticed
@@ -218,29 +136,11 @@ export class Node implements HailstoneNode {
     this.nextTickDue = at + this.period;
     this.maybeRenew();
     this.maybeVerify();
-    this.watchClock();
-  }
-
-  /** The status a stopped node answers with: ownership lost, or closed; undefined while it may issue. */
-  private stoppedStatus(): number | undefined {
-    switch (this.state.kind) {
-      case 'ownership-lost':
-        return STATUS_LIMIT_REACHED;
-      case 'closed':
-        return this.state.ownershipLost !== undefined ? STATUS_LIMIT_REACHED : STATUS_CLOSED;
-      default:
-        return undefined;
-    }
-  }
-
-  /** Why ownership was lost, in whichever state says so. */
-  private lostOwnership(): string | undefined {
-    const s = this.state;
-    return s.kind === 'ownership-lost' ? s.reason : s.kind === 'closed' ? s.ownershipLost : undefined;
+    this.warnings.clockSteps(this.gen, this.clock());
   }
 
   nextId(): bigint {
-    const stopped = this.stoppedStatus();
+    const stopped = stoppedStatus(this.state);
     if (stopped !== undefined) {
       this.refusals[this.refusalReason(stopped)]++;
       throw this.refusalOf(stopped);
@@ -270,7 +170,7 @@ export class Node implements HailstoneNode {
   }
 
   tryFill(buffer: Uint8Array, offset = 0, count?: number): number {
-    const written = this.stoppedStatus() ?? this.gen.tryFill(buffer, offset, count);
+    const written = stoppedStatus(this.state) ?? this.gen.tryFill(buffer, offset, count);
     if (written >= 0) return written;
     this.refusals[this.refusalReason(written)]++;
     // At the reservation: start extending it now rather than at the next timer tick.
@@ -278,54 +178,21 @@ export class Node implements HailstoneNode {
     return written;
   }
 
+  /** What the answers for the current state depend on besides it. */
+  private facts(): NodeFacts {
+    return { nodeId: this.nodeId, store: this.store, gen: this.gen, wallNow: this.wallClock(), tooSlowForLead: this.planner.tooSlowForLead };
+  }
+
   refusalReason(status: number): RefusalReason {
-    if (status === STATUS_CLOCK_BEHIND) return 'clock_behind';
-    if (status !== STATUS_CLOSED && status !== STATUS_LIMIT_REACHED) return 'clock';
-    const s = this.state;
-    switch (s.kind) {
-      case 'ownership-lost':
-        return 'ownership';
-      case 'closed':
-        return s.ownershipLost !== undefined ? 'ownership' : 'closed';
-      case 'storage-failing':
-        return s.failure?.startsWith('coordinator') === true ? 'coordinator' : 'storage';
-      case 'issuing':
-        // Nothing failing: either the writes are too slow for the lead (no rule can keep up),
-        // or a renewal was late, which is never expected.
-        return status === STATUS_CLOSED ? 'closed' : this.planner.tooSlowForLead ? 'slow_storage' : 'reservation';
-    }
+    return refusalReason(this.state, status, this.planner);
   }
 
   retryAfterMs(status: number): number | undefined {
-    if (status === STATUS_CLOSED) return undefined;
-    if (status !== STATUS_LIMIT_REACHED) return this.gen.retryAfterMs(status);
-    const s = this.state;
-    switch (s.kind) {
-      case 'ownership-lost':
-        return this.store.lostRetryAfterMs ?? OWNERSHIP_LOST_RETRY_MS;
-      case 'closed':
-        return s.ownershipLost !== undefined ? (this.store.lostRetryAfterMs ?? OWNERSHIP_LOST_RETRY_MS) : RETRY_MIN_MS;
-      case 'storage-failing':
-        return Math.max(RETRY_MIN_MS, s.retryAt - this.wallClock());
-      case 'issuing':
-        return RETRY_MIN_MS;
-    }
+    return retryAfterMs(this.state, status, this.facts());
   }
 
   refusalOf(status: number): HailstoneError {
-    if (status === STATUS_CLOSED) return new HailstoneError('CLOSED', `node ${this.nodeId} is closed; open it again with openNode`);
-    if (status !== STATUS_LIMIT_REACHED) return this.gen.refusalOf(status);
-    const retryAfterMs = this.retryAfterMs(status)!;
-    const s = this.state;
-    const lost = this.lostOwnership();
-    if (lost !== undefined) return new HailstoneError('OWNERSHIP_LOST', `node ${this.nodeId} ${this.ownershipLostText(lost)}`, { retryAfterMs });
-    const why =
-      s.kind === 'storage-failing'
-        ? `the reservation cannot be extended: ${s.failure ?? 'storage is failing'} (${s.lastError.message})`
-        : 'the reservation is being extended';
-    return new HailstoneError('LIMIT_REACHED', `node ${this.nodeId} reached its durable reservation; ${why}; retry in ${retryAfterMs} ms`, {
-      retryAfterMs,
-    });
+    return refusalOf(this.state, status, this.facts());
   }
 
   lastTimestamp(): number | undefined {
@@ -335,7 +202,7 @@ export class Node implements HailstoneNode {
   status(): NodeStatus {
     const now = this.clock();
     const logical = this.gen.lastTimestamp() ?? now;
-    const { reason, retryAfterMs } = this.unhealthy(now);
+    const { reason, retryAfterMs: retryAfter } = unhealthy(this.state, { ...this.facts(), now, reservedUntil: this.reservedUntil });
     return {
       nodeId: this.nodeId,
       worker: { index: this.worker.index, count: this.worker.count },
@@ -346,11 +213,11 @@ export class Node implements HailstoneNode {
       clockLeadMs: Math.max(0, logical - now),
       healthy: reason === undefined,
       reason,
-      retryAfterMs,
+      retryAfterMs: retryAfter,
       renewals: this.renewals,
       storageErrors: this.storageErrors,
       lastStorageError: this.lastStorageError,
-      ownershipLost: this.lostOwnership(),
+      ownershipLost: lostOwnership(this.state),
       firstStart: this.firstStart,
       closed: this.state.kind === 'closed',
       generator: this.gen.counters(),
@@ -360,40 +227,19 @@ export class Node implements HailstoneNode {
     };
   }
 
-  /** Why the node is not healthy now, and when it may be again; both undefined when it is. */
-  private unhealthy(now: number): { reason: string | undefined; retryAfterMs: number | undefined } {
-    const s = this.state;
-    switch (s.kind) {
-      case 'ownership-lost':
-        return { reason: this.ownershipLostText(s.reason), retryAfterMs: this.store.lostRetryAfterMs ?? OWNERSHIP_LOST_RETRY_MS };
-      case 'closed':
-        if (s.ownershipLost !== undefined) return { reason: this.ownershipLostText(s.ownershipLost), retryAfterMs: this.store.lostRetryAfterMs ?? OWNERSHIP_LOST_RETRY_MS };
-        return { reason: 'closed', retryAfterMs: undefined };
-      case 'storage-failing':
-        return { reason: `${s.failure ?? 'storage errors'} since ${iso(s.since)}: ${s.lastError.message}`, retryAfterMs: Math.max(RETRY_MIN_MS, s.retryAt - this.wallClock()) };
-      case 'issuing': {
-        // Could it issue right now? (A clock stepped back past the lead refuses every request.)
-        const peek = this.gen.peek();
-        if (peek.status !== 0 && peek.status !== STATUS_LIMIT_REACHED) return { reason: `cannot issue now: ${this.gen.refusalOf(peek.status).message}`, retryAfterMs: peek.retryAfterMs };
-        if (this.reservedUntil <= now) return { reason: 'the reservation is not ahead of the clock (renewal pending or the clock jumped forward)', retryAfterMs: RETRY_MIN_MS };
-        return { reason: undefined, retryAfterMs: undefined };
-      }
-    }
-  }
-
   stopIssuing(reason: string): void {
     if (this.state.kind === 'ownership-lost' || this.state.kind === 'closed') return;
     this.state = { kind: 'ownership-lost', reason };
     this.storageEpisode.abandoned('the node stopped issuing');
     this.logger.error(
       { nodeId: this.nodeId, worker: this.worker.index, reason, store: this.store.where, lastIssued: iso(this.gen.lastTimestamp() ?? -1) },
-      `node ${this.nodeId} ${this.ownershipLostText(reason)}`,
+      `node ${this.nodeId} ${ownershipLostText(this.store, reason)}`,
     );
   }
 
   async close(): Promise<void> {
     if (this.state.kind === 'closed') return;
-    this.state = { kind: 'closed', ownershipLost: this.lostOwnership() };
+    this.state = { kind: 'closed', ownershipLost: lostOwnership(this.state) };
     this.timer.cancel();
     await this.writing;
     this.storageEpisode.abandoned('the node closed');
@@ -410,45 +256,9 @@ export class Node implements HailstoneNode {
     this.logger.info({ nodeId: this.nodeId, worker: this.worker.index, reservedUntil: this.reservedUntil }, 'node closed');
   }
 
-  private ownershipLostText(reason: string): string {
-    return `lost its ${this.store.ownership}: ${reason}. It stopped issuing ids; ${this.store.afterLoss}`;
-  }
-
-  /** Says once, and again when it passes, that the store is too slow for the lead. */
-  private watchWriteSpeed(): void {
-    const slow = this.planner.tooSlowForLead;
-    if (slow === this.tooSlowLogged) return;
-    this.tooSlowLogged = slow;
-    const fields = { nodeId: this.nodeId, worker: this.worker.index, slowestWriteMs: this.planner.slowestWriteMs, neededMarginMs: Math.round(this.planner.wantedMarginMs()), maxLeadMs: this.maxLeadMs };
-    if (slow) {
-      this.logger.warn(
-        fields,
-        `reservation writes (slowest recent: ${this.planner.slowestWriteMs} ms) and event-loop lag need ${Math.round(this.planner.wantedMarginMs())} ms of reservation left at each renewal, ` +
-          `more than a ${this.maxLeadMs} ms lead allows: expect refusals under load; ${this.store.slowWriteAdvice ?? 'raise maxLeadMs (--max-lead-ms) or put the state on faster storage'}`,
-      );
-    } else this.logger.info(fields, 'reservation writes fit the lead again');
-  }
-
-  /** Logs each new episode of the clock stepping back (seen by the generator on its calls). */
-  private watchClock(): void {
-    const { clockRegressions } = this.gen.counters();
-    if (clockRegressions === this.clockRegressionsLogged) return;
-    this.clockRegressionsLogged = clockRegressions;
-    const now = this.clock();
-    this.logger.warn(
-      { nodeId: this.nodeId, worker: this.worker.index, clockRegressions, leadMs: Math.max(0, (this.gen.lastTimestamp() ?? now) - now), maxLeadMs: this.maxLeadMs },
-      'the clock stepped back: issuing on logical time ahead of it, within maxLeadMs',
-    );
-  }
-
-  /** Whether the node still issues (or may again): neither closed nor without its node id. */
-  private get running(): boolean {
-    return this.state.kind === 'issuing' || this.state.kind === 'storage-failing';
-  }
-
   /** Between renewals: proves ownership every VERIFY_EVERY_MS (the store's cheap check). */
   private maybeVerify(): void {
-    if (this.store.verify === undefined || !this.running || this.writing !== undefined) return;
+    if (this.store.verify === undefined || !running(this.state) || this.writing !== undefined) return;
     if (this.wallClock() - this.lastVerified < VERIFY_EVERY_MS) return;
     this.lastVerified = this.wallClock();
     this.writing = this.store
@@ -467,7 +277,7 @@ export class Node implements HailstoneNode {
   /** Starts a durable write of a later reservation when the planner says it is due (see renewal.ts). */
   private maybeRenew(urgent = false): void {
     const s = this.state;
-    if (!this.running || this.writing !== undefined) return;
+    if (!running(this.state) || this.writing !== undefined) return;
     const failing = s.kind === 'storage-failing';
     if (failing && this.wallClock() < s.retryAt) return;
     const plan = this.planner.plan(this.clock(), this.gen.lastTimestamp(), this.reservedUntil);
@@ -480,7 +290,7 @@ export class Node implements HailstoneNode {
       const ms = this.wallClock() - started;
       this.planner.noteWrite(ms);
       this.writeLatency.observe(ms / 1000);
-      this.watchWriteSpeed();
+      this.warnings.writeSpeed(this.planner);
       this.writing = undefined;
     });
   }

@@ -3,7 +3,8 @@
 
 import { HailstoneError } from '../errors.js';
 import { createGenerator } from '../generator.js';
-import { type HailstoneNode, Node, iso } from './node.js';
+import { type HailstoneNode, Node } from './node.js';
+import { iso } from './node-state.js';
 import { type NodeRules, checkNodeRules } from './options.js';
 import { OwnershipLostError, type ReservationStore } from './store.js';
 

@@ -1,0 +1,47 @@
+// What a node says in its log about conditions that are not failures but will cost
+// refusals or deserve a look: writes too slow for the lead, the clock stepping back. Each
+// is said once when it starts (and, for slow writes, once when it passes), not per event.
+
+import type { Generator } from '../generator.js';
+import type { NodeLogger } from '../logger.js';
+import type { RenewalPlanner } from './renewal.js';
+import type { ReservationStore } from './store.js';
+
+export class NodeWarnings {
+  private clockRegressionsLogged = 0;
+  private tooSlowLogged = false;
+
+  constructor(
+    private readonly logger: NodeLogger,
+    private readonly node: { nodeId: number; worker: number; maxLeadMs: number; store: ReservationStore },
+  ) {}
+
+  /** Says once, and again when it passes, that the store is too slow for the lead. */
+  writeSpeed(planner: RenewalPlanner): void {
+    const slow = planner.tooSlowForLead;
+    if (slow === this.tooSlowLogged) return;
+    this.tooSlowLogged = slow;
+    const { nodeId, worker, maxLeadMs, store } = this.node;
+    const neededMarginMs = Math.round(planner.wantedMarginMs());
+    const fields = { nodeId, worker, slowestWriteMs: planner.slowestWriteMs, neededMarginMs, maxLeadMs };
+    if (slow) {
+      this.logger.warn(
+        fields,
+        `reservation writes (slowest recent: ${planner.slowestWriteMs} ms) and event-loop lag need ${neededMarginMs} ms of reservation left at each renewal, ` +
+          `more than a ${maxLeadMs} ms lead allows: expect refusals under load; ${store.slowWriteAdvice ?? 'raise maxLeadMs (--max-lead-ms) or put the state on faster storage'}`,
+      );
+    } else this.logger.info(fields, 'reservation writes fit the lead again');
+  }
+
+  /** Logs each new episode of the clock stepping back (seen by the generator on its calls). */
+  clockSteps(gen: Generator, now: number): void {
+    const { clockRegressions } = gen.counters();
+    if (clockRegressions === this.clockRegressionsLogged) return;
+    this.clockRegressionsLogged = clockRegressions;
+    const { nodeId, worker, maxLeadMs } = this.node;
+    this.logger.warn(
+      { nodeId, worker, clockRegressions, leadMs: Math.max(0, (gen.lastTimestamp() ?? now) - now), maxLeadMs },
+      'the clock stepped back: issuing on logical time ahead of it, within maxLeadMs',
+    );
+  }
+}
