@@ -19,7 +19,9 @@ import { FailureEpisode } from '../log-episode.js';
 import type { NodeLogger } from '../logger.js';
 import { DEFAULT_COORDINATOR_WAIT_MS, DEFAULT_LEASE_TTL_S } from './defaults.js';
 import { LeaseGoneError, LeaseSession } from './lease-session.js';
-import { type ClaimInfo, claimKey, claimsPrefix, etcdUnreachable, ifOwner, isOwner, parseReservation, reservationsRoot } from './etcd.js';
+import { type ClaimInfo, claimKey, claimsPrefix, etcdUnreachable, ifOwner, isOwner } from './etcd.js';
+import { describeHolder, holderInstance } from './holder.js';
+import { passOverFarAhead } from './far-ahead.js';
 
 export interface ClaimOptions {
   etcd: Etcd3;
@@ -194,61 +196,6 @@ export class Claim {
     } finally {
       this.keepaliveInFlight = false;
     }
-  }
-}
-
-/**
- * Orders free ids so that those whose stored reservation lies past the claimant's clock plus
- * its lead come last (they would keep it waiting, or refuse, for as long as their
- * predecessor's clock ran ahead), and says once which ids it passed over and why.
- */
-async function passOverFarAhead(options: ClaimOptions, candidates: number[], timed: <T>(request: Promise<T>) => Promise<T>): Promise<number[]> {
-  const prefix = reservationsRoot(options.cluster);
-  const stored = await timed(options.etcd.getAll().prefix(prefix).strings());
-  const highest = new Map<number, number>();
-  for (const [key, value] of Object.entries(stored)) {
-    const nodeId = Number(key.slice(prefix.length).split('/')[0]);
-    const r = parseReservation(value);
-    // A damaged record is the node's own problem (STATE_CORRUPT when claimed): pass it over too.
-    highest.set(nodeId, Math.max(highest.get(nodeId) ?? -Infinity, r ?? Infinity));
-  }
-  const limit = options.reservationLimit!();
-  const ahead = candidates.filter((id) => (highest.get(id) ?? -Infinity) > limit);
-  if (ahead.length === 0) return candidates;
-  const key = ahead.join(',');
-  if (key !== lastPassedOver.get(options.info.instance)) {
-    lastPassedOver.set(options.info.instance, key);
-    options.logger.warn(
-      {
-        cluster: options.cluster,
-        passedOver: ahead.slice(0, 16).map((id) => ({ nodeId: id, aheadMs: Math.round(highest.get(id)! - limit) })),
-        count: ahead.length,
-      },
-      `passing over ${ahead.length} free node id(s) (${ahead.slice(0, 8).join(', ')}${ahead.length > 8 ? ', …' : ''}) whose stored reservation lies past this clock plus its lead: an earlier holder's clock ran ahead; claiming another free id`,
-    );
-  }
-  const set = new Set(ahead);
-  return [...candidates.filter((id) => !set.has(id)), ...ahead];
-}
-
-/** The ids passed over last, per instance: logged again only when they change. */
-const lastPassedOver = new Map<string, string>();
-
-function holderInstance(value: string | null): string | undefined {
-  try {
-    return (JSON.parse(value ?? '') as ClaimInfo).instance;
-  } catch {
-    return undefined;
-  }
-}
-
-/** Describes a claim's holder from the key's value. */
-export function describeHolder(value: string | null): string {
-  try {
-    const info = JSON.parse(value ?? '') as ClaimInfo;
-    return `instance ${info.instance} on ${info.host} (udp ${info.udp}, pid ${info.pid}, since ${info.startedAt})`;
-  } catch {
-    return 'an unknown instance';
   }
 }
 

@@ -6,7 +6,7 @@
 // Anything that is not a valid request is dropped and counted; nothing a datagram
 // contains can throw out of the handler.
 
-import { BlockList, isIPv4, isIPv6 } from 'node:net';
+import type { BlockList } from 'node:net';
 import { hostPort, resolveHost } from '../address.js';
 import { HailstoneError, InvalidArgumentError, describe } from '../errors.js';
 import { type NodeLogger, stderrLogger } from '../logger.js';
@@ -28,7 +28,9 @@ import {
   parseRequest,
   writeReplyOverRequest,
 } from '../protocol/wire.js';
-import { type PortGuard, holdPort, portHeldError, whoHolds } from './port-guard.js';
+import { parseAllowList } from './allow-list.js';
+import { bindError } from './bind-error.js';
+import { type PortGuard, holdPort } from './port-guard.js';
 import { type RateLimitOptions, RateLimiter } from './rate-limit.js';
 import { type TransportChoice, createTransport } from './select-transport.js';
 import type { DatagramSource, Transport, TransportName, TransportStats } from './transport.js';
@@ -105,22 +107,6 @@ export interface Server {
   readonly failed: Promise<HailstoneError>;
   /** Stops receiving, then closes the node (releasing its lock) if the server opened it. */
   close(): Promise<void>;
-}
-
-/** Parses CIDRs into a BlockList used as an allowlist. Throws naming the bad entry. */
-export function parseAllowList(cidrs: string[]): BlockList {
-  const list = new BlockList();
-  for (const cidr of cidrs) {
-    const [address, bitsText, extra] = cidr.trim().split('/');
-    const family = address !== undefined && isIPv4(address) ? 'ipv4' : address !== undefined && isIPv6(address) ? 'ipv6' : undefined;
-    const max = family === 'ipv4' ? 32 : 128;
-    const bits = bitsText === undefined ? max : Number(bitsText);
-    if (family === undefined || extra !== undefined || !Number.isInteger(bits) || bits < 0 || bits > max || bitsText === '') {
-      throw new InvalidArgumentError('allow', `${describe(cidr)} is not a CIDR such as 10.0.0.0/8 or ::1/128`);
-    }
-    list.addSubnet(address!, bits, family);
-  }
-  return list;
 }
 
 class IdServer implements Server {
@@ -281,22 +267,6 @@ class IdServer implements Server {
     if (auth !== undefined) auth.sign(buf.subarray(offset, offset + length), length);
     return length;
   }
-}
-
-/** A bind failure as a HailstoneError saying what to do; other errors as they are. */
-async function bindError(error: unknown, host: string, port: number): Promise<unknown> {
-  const code = (error as NodeJS.ErrnoException | undefined)?.code;
-  if (code === 'EADDRINUSE') {
-    // A hailstone server holds it (answering, or stopped): name it. Otherwise some other program does.
-    const holding = port === 0 ? undefined : await whoHolds(port);
-    if (holding !== undefined && holding.kind !== 'none') return portHeldError(port, holding);
-    return new HailstoneError('PORT_IN_USE', `UDP port ${port} on ${host} is in use by another process: stop it, or choose another port (--port)`, { cause: error });
-  }
-  if (code === 'EACCES' || code === 'EADDRNOTAVAIL') {
-    const why = code === 'EACCES' ? 'binding it needs privileges this process lacks (ports below 1024)' : `${host} is not an address of this machine`;
-    return new HailstoneError('BIND_FAILED', `cannot bind UDP ${hostPort(host, port)}: ${why}; choose another --host or --port`, { cause: error });
-  }
-  return error;
 }
 
 /**
