@@ -12,7 +12,7 @@ import { FailureEpisode } from '../log-episode.js';
 import type { NodeLogger } from '../logger.js';
 import type { HailstoneNode } from '../node/node.js';
 import { fileStoreOf } from '../node/open.js';
-import { type NodeOptions, checkNodeRules, checkReservationMs } from '../node/options.js';
+import { type NodeOptions, type NodeRules, checkNodeRules, checkReservationMs } from '../node/options.js';
 import { startNode } from '../node/startup.js';
 import { OwnershipLostError, type ReservationStore } from '../node/store.js';
 import type { FleetStats } from '../node/source.js';
@@ -286,12 +286,13 @@ export class FleetMember {
 
   /** Opens a node over etcd under a claim (and over its state dir too, when one is given). */
   private async openNode(claim: ClaimRef): Promise<HailstoneNode> {
-    const nodeOptions = { ...this.options, nodeId: claim.nodeId, logger: this.owner.logger } as NodeOptions;
+    const nodeOptions: NodeRules = { ...this.options, nodeId: claim.nodeId, logger: this.owner.logger };
     const rules = checkNodeRules(nodeOptions);
     let store: ReservationStore = new EtcdStore({ etcd: this.etcd, cluster: this.cluster, claim, worker: rules.worker, observe: (s) => this.latency.observe(s) });
     let stateFile: string | undefined;
-    if (typeof this.options.stateDir === 'string' && this.options.stateDir !== '') {
-      const file = fileStoreOf(nodeOptions, rules);
+    const { stateDir } = this.options;
+    if (typeof stateDir === 'string' && stateDir !== '') {
+      const file = fileStoreOf({ ...this.options, nodeId: claim.nodeId, stateDir }, rules);
       stateFile = file.stateFile;
       store = new CombinedStore(store, file);
     }
