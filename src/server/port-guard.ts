@@ -22,10 +22,11 @@
 // Linux-only; dgram workers share one exclusively bound socket): the guard is a no-op.
 
 import { type Socket as DgramSocket, createSocket } from 'node:dgram';
-import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { type Server as NetServer, type Socket, createConnection, createServer, isIPv6 } from 'node:net';
 import { hostPort } from '../address.js';
 import { HailstoneError } from '../errors.js';
+import { processWithSocket } from './proc-sockets.js';
 
 /** What the holder of a port says about itself. */
 export interface PortHolder {
@@ -151,25 +152,10 @@ function pidBehind(name: string): number | undefined {
     for (const line of readFileSync('/proc/net/unix', 'utf8').split('\n')) {
       const fields = line.trim().split(/\s+/);
       // Node binds abstract names padded with NULs to the full address length; /proc shows them as '@'.
-      if (fields[7]?.replace(/@+$/, '') === shown) inodes.add(`socket:[${fields[6]}]`);
+      if (fields[7]?.replace(/@+$/, '') === shown && fields[6] !== undefined) inodes.add(fields[6]);
     }
     if (inodes.size === 0) return undefined;
-    for (const entry of readdirSync('/proc')) {
-      if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
-      let fds: string[];
-      try {
-        fds = readdirSync(`/proc/${entry}/fd`);
-      } catch {
-        continue;
-      }
-      for (const fd of fds) {
-        try {
-          if (inodes.has(readlinkSync(`/proc/${entry}/fd/${fd}`))) return Number(entry);
-        } catch {
-          // closed meanwhile
-        }
-      }
-    }
+    return processWithSocket(inodes);
   } catch {
     // no /proc: say what is known without it
   }

@@ -15,10 +15,11 @@
 
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { socketInodesOf } from '../../src/server/proc-sockets.js';
 import { collectText, exited, sleep, spawnTracked, waitFor } from './child.js';
 
 const MEMBERS = 3;
@@ -301,22 +302,7 @@ export class EtcdCluster {
    */
   connectionsOf(pid: number): Map<number, number> {
     const inodes = new Set<string>();
-    for (const p of processTree(pid)) {
-      let fds: string[];
-      try {
-        fds = readdirSync(`/proc/${p}/fd`);
-      } catch {
-        continue;
-      }
-      for (const fd of fds) {
-        try {
-          const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${p}/fd/${fd}`));
-          if (m !== null) inodes.add(m[1]!);
-        } catch {
-          // closed meanwhile
-        }
-      }
-    }
+    for (const p of processTree(pid)) for (const inode of socketInodesOf(p)) inodes.add(inode);
     const counts = new Map<number, number>();
     for (const table of ['tcp', 'tcp6']) {
       let text: string;
