@@ -156,6 +156,23 @@ export function fleetMemberOf(server: Server): FleetMember | undefined {
   return server instanceof IdServer ? server.fleet : undefined;
 }
 
+/**
+ * What another front end (ids over HTTP) answers from: this server's own node — never a
+ * second node id — and the retry-after UDP would send, so both protocols refuse alike.
+ */
+export interface NodeSource {
+  /** The node ids are issued from; undefined while the server starts (or was not made by serve()). */
+  node(): HailstoneNode | undefined;
+  /** How long to wait: while starting (no status), or after tryFill returned the negative `status`. */
+  retryAfterMs(status?: number): number;
+}
+
+/** The node a server made by serve() answers from, for HTTP to answer from the same one. */
+export function nodeSourceOf(server: Server): NodeSource {
+  if (!(server instanceof IdServer)) throw new InvalidArgumentError('server', 'must be a server made by serve()');
+  return { node: () => server.issuing(), retryAfterMs: (status) => server.retryAfterMs(status) };
+}
+
 class IdServer implements Server {
   address: { host: string; port: number } = { host: '', port: 0 };
   /** Until the node is open: when its startup wait ends (wall clock), if it said. */
@@ -194,6 +211,20 @@ class IdServer implements Server {
   get node(): HailstoneNode {
     if (this.current === undefined) throw new HailstoneError('CLOSED', 'the server has not finished starting');
     return this.current;
+  }
+
+  /** The node answering now (undefined while starting), without throwing. */
+  issuing(): HailstoneNode | undefined {
+    return this.current;
+  }
+
+  /** The retry-after a refusal is answered with: while starting (no status), or after tryFill's `status`. */
+  retryAfterMs(status?: number): number {
+    const node = this.current;
+    if (node === undefined || status === undefined) {
+      return this.startingUntil === undefined ? STARTING_RETRY_MS : Math.max(STARTING_RETRY_MS, this.startingUntil - Date.now());
+    }
+    return node.retryAfterMs(status) ?? (this.fleet !== undefined ? RECLAIM_RETRY_MS : LONG_RETRY_MS);
   }
 
   /** The node opened: answer with ids from now on. */
