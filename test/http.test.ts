@@ -2,7 +2,7 @@
 // refusals, keep-alive, HTTP and UDP from one node at once, the allowlist, the rate limit,
 // bearer tokens, slow and oversized clients, connection limits and a graceful close.
 
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -356,5 +356,15 @@ describe('ids over HTTP', () => {
     expect(text).toMatch(/hailstone_http_request_duration_seconds_count\{route="\/v1\/id"\} 1\n/);
     await (await fetch(`${url}/healthz`)).text();
     expect(server.stats().requests['/metrics']).toEqual({ 200: 1 });
+  });
+});
+
+describe('docs/openapi.yaml', () => {
+  it('describes the routes and the limit the server has', () => {
+    const spec = readFileSync(join(import.meta.dirname, '../docs/openapi.yaml'), 'utf8');
+    expect(spec).toMatch(/^openapi: 3\.1\.\d+\n/);
+    expect([...spec.matchAll(/^ {2}(\/\S+):$/gm)].map((m) => m[1])).toEqual(['/v1/ids', '/v1/id']);
+    expect(spec).toContain(`maximum: ${HTTP_MAX_IDS}`);
+    expect(spec).toContain(`maxItems: ${HTTP_MAX_IDS}`);
   });
 });

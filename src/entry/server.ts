@@ -8,8 +8,12 @@ export type { HailstoneNode, NodeOptions, NodeStatus, RefusalReason, StartupWait
 export type { StorageFs, StorageFile } from '../node/storage.js';
 export type { ProcessProbe, LockOwner } from '../node/lock.js';
 export type { KernelLocks } from '../node/kernel-lock.js';
-export { serve, parseAllowList, DEFAULT_HOST, DEFAULT_PORT } from '../server/server.js';
-export type { Server, ServeOptions, ServerStats } from '../server/server.js';
+export { serve, parseAllowList, nodeSourceOf, DEFAULT_HOST, DEFAULT_PORT } from '../server/server.js';
+export type { Server, ServeOptions, ServerStats, NodeSource } from '../server/server.js';
+export { serveHttp, readTokenFile } from '../server/http-server.js';
+export type { HttpServeOptions, HttpIdServer } from '../server/http-server.js';
+export type { HttpStats } from '../server/http-metrics.js';
+export { HTTP_MAX_IDS } from '../server/http-routes.js';
 export type { RateLimitOptions } from '../server/rate-limit.js';
 export type { FleetOptions, FleetStats } from '../fleet/member.js';
 export type { EtcdOptions, ClaimInfo } from '../fleet/etcd.js';
