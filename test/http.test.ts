@@ -132,6 +132,20 @@ describe('ids over HTTP', () => {
       expect(await json(r)).toEqual({ error: { code: 'CLOCK_BEHIND', message: refusing.message, retryAfterMs: 1001 } });
     }
 
+    // A node whose lead runs out part way: the ids already issued are answered, not dropped.
+    let calls = 0;
+    const partial = await http({
+      source: { node: () => ({ tryFill: (b: Buffer, offset: number) => (calls++ === 0 ? (b.fill(0x11, offset, offset + 16), 2) : -2), refusalOf: () => refusing }) as never, retryAfterMs: () => 1001 },
+    });
+    const some = await fetch(`${partial.url}/v1/ids?count=10`);
+    expect(some.status).toBe(200);
+    expect((await json(some)).ids).toEqual([String(0x1111111111111111n), String(0x1111111111111111n)]);
+    // A node that issues nothing without a refusal status: an answer, never a spinning loop.
+    const none = await http({ source: { node: () => ({ tryFill: () => 0, refusalOf: () => refusing }) as never, retryAfterMs: () => 100 } });
+    const nothing = await fetch(`${none.url}/v1/id`);
+    expect(nothing.status).toBe(503);
+    expect((await json(nothing)).error).toMatchObject({ code: 'UNAVAILABLE', retryAfterMs: 100 });
+
     let node: ReturnType<NodeSource['node']>;
     const starting = await http({ source: { node: () => node, retryAfterMs: () => 250 } });
     const r = await fetch(`${starting.url}/v1/id`);

@@ -112,13 +112,19 @@ export function issue(source: NodeSource, scratch: Buffer, count: number): numbe
   let written = 0;
   while (written < count) {
     const n = node.tryFill(scratch, 8 * written, count - written);
-    if (n < 0) {
-      if (written > 0) break;
-      const error = node.refusalOf(n);
-      const retryAfterMs = source.retryAfterMs(n);
-      return errorAnswer(503, error.code, error.message, { retryAfterMs });
+    if (n > 0) {
+      written += n;
+      continue;
     }
-    written += n;
+    if (written > 0) break;
+    if (n === 0) {
+      // Not a status tryFill returns; should it ever, the loop must not spin.
+      const retryAfterMs = source.retryAfterMs();
+      return errorAnswer(503, 'UNAVAILABLE', 'the node issued no id', { retryAfterMs });
+    }
+    const error = node.refusalOf(n);
+    const retryAfterMs = source.retryAfterMs(n);
+    return errorAnswer(503, error.code, error.message, { retryAfterMs });
   }
   return written;
 }
