@@ -163,6 +163,8 @@ export interface HttpRow {
   /** Answers other than 2xx/3xx, and connect/read/write/timeout errors: 0 in a valid run. */
   non2xx: number;
   socketErrors: number;
+  /** Rows measured in several alternating rounds: each round's requests/s (the row is the best). */
+  roundsPerSec?: number[];
 }
 
 export interface HttpResults extends Provenance {

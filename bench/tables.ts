@@ -456,7 +456,7 @@ function httpTable(results: Results): string {
   const vsFlask = (single?.requestsPerSec ?? NaN) / (flask?.requestsPerSec ?? NaN);
   const batchIds = batch?.idsPerSec ?? NaN;
   return [
-    `wrk ${data.wrk.replace(/^wrk /, '')}, \`-t1 -c${data.connections} -d${data.seconds}s\`, keep-alive; one server at a time, each after a warm-up.`,
+    `wrk ${data.wrk.replace(/^wrk /, '')}, \`-t1 -c${data.connections} -d${data.seconds}s\`, keep-alive; one server at a time, each after a warm-up; node:http and \`/v1/id\` the best of alternating rounds (${[bare, single].map((r) => `${r?.server}: ${(r?.roundsPerSec ?? [r?.requestsPerSec ?? NaN]).map(int).join(', ')}`).join('; ')} req/s).`,
     '',
     table(
       ['server', 'route', 'requests/s', 'ids/s', 'server CPU per request', 'p50', 'p99', 'non-2xx'],
