@@ -36,7 +36,7 @@ export function idScratch(): Buffer {
 }
 
 const JSON_TYPE = 'application/json';
-const TEXT_TYPE = 'text/plain; charset=utf-8';
+export const TEXT_TYPE = 'text/plain; charset=utf-8';
 /** Ids are never the same twice: no cache may keep one. */
 const NO_STORE = 'no-store';
 
@@ -54,12 +54,6 @@ export function errorAnswer(status: number, code: string, message: string, extra
 /** Which route a path is, for metrics and for choosing a handler. */
 export function routeOf(path: string): RouteLabel {
   return path === '/v1/ids' || path === '/v1/id' || path === '/metrics' || path === '/healthz' ? path : 'other';
-}
-
-/** The path and the query of a request target ("/v1/ids?count=3"). */
-export function splitTarget(url: string): { path: string; query: string } {
-  const q = url.indexOf('?');
-  return q < 0 ? { path: url, query: '' } : { path: url.slice(0, q), query: url.slice(q + 1) };
 }
 
 /**

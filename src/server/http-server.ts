@@ -20,7 +20,7 @@ import { hostPort, resolveHost } from '../address.js';
 import { HailstoneError, InvalidArgumentError, describe } from '../errors.js';
 import { type NodeLogger, stderrLogger } from '../logger.js';
 import { HttpCounters, type HttpStats } from './http-metrics.js';
-import { type HttpAnswer, type RouteLabel, answerIdRoute, errorAnswer, idScratch, notFound, routeOf, splitTarget } from './http-routes.js';
+import { type HttpAnswer, type RouteLabel, TEXT_TYPE, answerIdRoute, errorAnswer, idScratch, issue, notFound, routeOf } from './http-routes.js';
 import { type RateLimitOptions, RateLimiter } from './rate-limit.js';
 import { type NodeSource, DEFAULT_HOST, parseAllowList } from './server.js';
 
@@ -161,7 +161,9 @@ export async function serveHttp(options: HttpServeOptions): Promise<HttpIdServer
 
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     const started = performance.now();
-    const { path, query } = splitTarget(req.url ?? '/');
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q < 0 ? url : url.slice(0, q);
     const route = routeOf(path);
     if (extra !== undefined && extra.paths.includes(path)) {
       res.once('finish', () => counters.answered(route, res.statusCode));
@@ -181,7 +183,23 @@ export async function serveHttp(options: HttpServeOptions): Promise<HttpIdServer
       send(res, route, notFound(path));
       return;
     }
-    const answer = answerIdRoute(route, req.method, query, req.headers.accept, source, scratch);
+    if (route === '/v1/id' && req.method === 'GET') {
+      // The single id, the hottest route: no answer object, and req.headers (parsed on
+      // first use) left alone.
+      const n = issue(source, scratch, 1);
+      if (typeof n !== 'number') send(res, route, n);
+      else {
+        const body = `${scratch.readBigUInt64BE(0)}\n`;
+        const headers: Record<string, string> = { 'content-type': TEXT_TYPE, 'cache-control': 'no-store', 'content-length': String(body.length) };
+        if (closing) headers.connection = 'close';
+        res.writeHead(200, headers).end(body);
+        counters.answered(route, 200);
+        counters.idsServed++;
+      }
+      counters.observe(route, (performance.now() - started) / 1000);
+      return;
+    }
+    const answer = answerIdRoute(route, req.method, q < 0 ? '' : url.slice(q + 1), route === '/v1/ids' ? req.headers.accept : undefined, source, scratch);
     counters.idsServed += answer.ids ?? 0;
     send(res, route, answer);
     counters.observe(route, (performance.now() - started) / 1000);
