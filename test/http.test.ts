@@ -334,7 +334,10 @@ describe('ids over HTTP', () => {
     const inFlight = await rawConnection(port);
     inFlight.write('GET /v1/ids?count=3 HTTP/1.1\r\nHost: x\r\n');
     // A round trip on another connection: by its answer the server has read the partial head.
-    expect((await fetch(`http://127.0.0.1:${port}/v1/id`, { headers: { connection: 'close' } })).status).toBe(200);
+    const probe = await rawConnection(port);
+    probe.write('GET /v1/id HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    await probe.closed;
+    expect(parseResponses(probe.received())[0]?.status).toBe(200);
 
     const closing = server.close();
     // Idle: closed at once, not after the 5 s keep-alive timeout.
