@@ -289,6 +289,27 @@ describe('ids over HTTP', () => {
     expect(JSON.parse(answer!.body).error.code).toBe('REQUEST_TIMEOUT');
   });
 
+  it('a client trickling a body after its headers is cut off by the request timeout', async () => {
+    const udp = await udpServer();
+    const { server } = await http({ source: nodeSourceOf(udp.server), headersTimeoutMs: 300, requestTimeoutMs: 600 });
+    const raw = await rawConnection(server.address.port);
+    raw.write('GET /v1/id HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000\r\n\r\n');
+    const started = Date.now();
+    const trickle = setInterval(() => raw.write('a'), 100);
+    try {
+      await raw.closed;
+    } finally {
+      clearInterval(trickle);
+    }
+    // The GET is answered once its headers are in; the connection does not outlive the request timeout.
+    const elapsed = Date.now() - started;
+    expect(elapsed).toBeGreaterThanOrEqual(500);
+    expect(elapsed).toBeLessThan(5000);
+    const answers = parseResponses(raw.received());
+    expect(answers[0]?.status).toBe(200);
+    expect(answers.at(-1)?.status).toBe(408);
+  });
+
   it('a 64 KiB header is rejected with 431; a normal request still works', async () => {
     const udp = await udpServer();
     const { server, url } = await http({ source: nodeSourceOf(udp.server) });
