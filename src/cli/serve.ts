@@ -98,8 +98,9 @@ export function serveProgram(run: (config: ServeConfig) => Promise<number>): Com
       'after',
       `
 When ready it prints "hailstone listening on udp://HOST:PORT node=N workers=W transport=T"
-on stdout (with --http, after "hailstone listening on http://HOST:PORT"); logs are JSON lines on stderr. SIGTERM or SIGINT: stops receiving, releases the
-state lock, prints "hailstone stopped" and exits 0. Exit codes: 0 stopped, 1 runtime failure
+on stdout (with --http, after "hailstone listening on http://HOST:PORT"); logs are JSON
+lines on stderr. SIGTERM or SIGINT: stops receiving (HTTP: answers what is in flight),
+releases the state lock, prints "hailstone stopped" and exits 0. Exit codes: 0 stopped, 1 runtime failure
 (one line: "hailstone: CODE: message"), 2 bad usage.`,
     )
     .action(async (flags: ServeFlags) => {
