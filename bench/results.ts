@@ -147,6 +147,34 @@ export interface LatencyResults extends Provenance {
   results: LatencyRow[];
 }
 
+/** bench/http.ts: one server under wrk (keep-alive, one thread). */
+export interface HttpRow {
+  /** 'hailstone', 'node:http' (the bare ceiling) or 'Flask' (the seed under gunicorn). */
+  server: string;
+  route: string;
+  connections: number;
+  requests: number;
+  requestsPerSec: number;
+  /** hailstone: ids sent, from its /metrics; the others: one per request. */
+  idsPerSec: number;
+  serverCpuUsPerRequest: number;
+  p50us: number;
+  p99us: number;
+  /** Answers other than 2xx/3xx, and connect/read/write/timeout errors: 0 in a valid run. */
+  non2xx: number;
+  socketErrors: number;
+  /** Rows measured in several alternating rounds: each round's requests/s (the row is the best). */
+  roundsPerSec?: number[];
+}
+
+export interface HttpResults extends Provenance {
+  seconds: number;
+  connections: number;
+  /** wrk's version line. */
+  wrk: string;
+  results: HttpRow[];
+}
+
 /** Every results file the report reads, by name. */
 export interface Results {
   'generator.json': GeneratorResults;
@@ -157,11 +185,12 @@ export interface Results {
   'import.json': ImportResults;
   'steady.json': SteadyResults;
   'latency.json': LatencyResults;
+  'http.json': HttpResults;
 }
 
 export type ResultsFile = keyof Results;
 
-export const RESULTS_FILES: ResultsFile[] = ['generator.json', 'udp.json', 'udp-pinned.json', 'udp-soak.json', 'client.json', 'import.json', 'steady.json', 'latency.json'];
+export const RESULTS_FILES: ResultsFile[] = ['generator.json', 'udp.json', 'udp-pinned.json', 'udp-soak.json', 'client.json', 'import.json', 'steady.json', 'latency.json', 'http.json'];
 
 /** Reads every results file from `dir`; a missing one is an error, not an empty table. */
 export function readResults(dir: string): Results {

@@ -35,6 +35,7 @@ const COMMANDS: Record<ResultsFile, string> = {
   'import.json': 'npm run bench:import',
   'steady.json': 'npm run bench:steady',
   'latency.json': 'npm run bench:latency',
+  'http.json': 'npm run bench:http',
 };
 
 // ---- formatting ----
@@ -437,6 +438,54 @@ function targets(results: Results): string {
   ].join('\n');
 }
 
+// ---- ids over HTTP ----
+
+function httpRows(results: Results) {
+  const rows = results['http.json'].results;
+  const single = rows.find((r) => r.server === 'hailstone' && r.route === 'GET /v1/id');
+  const batch = rows.find((r) => r.server === 'hailstone' && r.route.startsWith('GET /v1/ids'));
+  const bare = rows.find((r) => r.server === 'node:http');
+  const flask = rows.find((r) => r.server === 'Flask');
+  return { rows, single, batch, bare, flask };
+}
+
+function httpTable(results: Results): string {
+  const data = results['http.json'];
+  const { rows, single, batch, bare, flask } = httpRows(results);
+  const vsBare = (single?.requestsPerSec ?? NaN) / (bare?.requestsPerSec ?? NaN);
+  const vsFlask = (single?.requestsPerSec ?? NaN) / (flask?.requestsPerSec ?? NaN);
+  const batchIds = batch?.idsPerSec ?? NaN;
+  return [
+    `wrk ${data.wrk.replace(/^wrk /, '')}, \`-t1 -c${data.connections} -d${data.seconds}s\`, keep-alive; one server at a time, each after a warm-up; node:http and \`/v1/id\` the best of alternating rounds (${[bare, single].map((r) => `${r?.server}: ${(r?.roundsPerSec ?? [r?.requestsPerSec ?? NaN]).map(int).join(', ')}`).join('; ')} req/s).`,
+    '',
+    table(
+      ['server', 'route', 'requests/s', 'ids/s', 'server CPU per request', 'p50', 'p99', 'non-2xx'],
+      ['l', 'l', 'r', 'r', 'r', 'r', 'r', 'r'],
+      rows.map((r) => [r.server, `\`${r.route}\``, int(r.requestsPerSec), int(r.idsPerSec), `${r.serverCpuUsPerRequest.toFixed(1)} µs`, latency(r.p50us), latency(r.p99us), int(r.non2xx)]),
+    ),
+    '',
+    `- \`/v1/id\` ≥ 0.8× the bare node:http server's requests/s: ${verdict(vsBare >= 0.8)}, ${ratio(vsBare)}× (${int(single?.requestsPerSec ?? NaN)} vs ${int(bare?.requestsPerSec ?? NaN)}); ${fixed(vsFlask, 1)}× the Flask seed's`,
+    `- ≥ 2,000,000 ids/s with \`count=4096\`: ${verdict(batchIds >= 2_000_000)}, ${int(batchIds)} ids/s (${fixed(batchIds / CAP_IDS_PER_SEC, 2)} of the layout's cap of ${int(CAP_IDS_PER_SEC)} ids/s per node; ${int(batch?.non2xx ?? NaN)} answers 503 where demand passed it)`,
+  ].join('\n');
+}
+
+function readmeHttp(results: Results): string {
+  const { single, batch, bare, flask } = httpRows(results);
+  return table(
+    ['over HTTP (wrk, keep-alive, 64 connections)', 'requests/s', 'ids/s', 'server CPU per request'],
+    ['l', 'r', 'r', 'r'],
+    [
+      ['hailstone `GET /v1/id`', single],
+      ['bare node:http, a constant body', bare],
+      ['Flask seed under gunicorn, 1 worker', flask],
+      ['hailstone `GET /v1/ids?count=4096`', batch],
+    ].map(([name, r]) => {
+      const row = r as (typeof single);
+      return [name as string, int(row?.requestsPerSec ?? NaN), int(row?.idsPerSec ?? NaN), `${(row?.serverCpuUsPerRequest ?? NaN).toFixed(1)} µs`];
+    }),
+  );
+}
+
 // ---- every region, by document ----
 
 export const REGIONS: Region[] = [
@@ -451,6 +500,8 @@ export const REGIONS: Region[] = [
   { id: 'import', doc: 'docs/benchmarks.md', sources: ['import.json'], sourceAt: 'above', body: importTable },
   { id: 'udp-soak', doc: 'docs/benchmarks.md', sources: ['udp-soak.json'], sourceAt: 'above', body: udpSoak },
   { id: 'targets', doc: 'docs/benchmarks.md', sources: ['udp.json', 'client.json', 'generator.json'], sourceAt: 'above', body: targets },
+  { id: 'http', doc: 'docs/benchmarks.md', sources: ['http.json'], sourceAt: 'above', body: httpTable },
+  { id: 'readme-http', doc: 'README.md', sources: ['http.json'], sourceAt: 'above', body: readmeHttp },
   { id: 'readme-generator', doc: 'README.md', sources: ['generator.json'], sourceAt: 'above', body: readmeGenerator },
   { id: 'readme-mission', doc: 'README.md', sources: ['udp.json'], sourceAt: 'below', body: readmeMission },
   { id: 'readme-servers', doc: 'README.md', sources: ['udp.json'], sourceAt: 'above', body: (results) => `${readmeServers(results)}\n\n${readmeServerRatios(results)}` },

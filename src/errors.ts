@@ -44,6 +44,8 @@ export type HailstoneErrorCode =
   | 'BIND_FAILED'
   /** The metrics/health HTTP port is taken or cannot be bound (server). */
   | 'METRICS_PORT_IN_USE'
+  /** The HTTP port for ids (--http) is taken or cannot be bound (server). */
+  | 'HTTP_PORT_IN_USE'
   /** The state directory cannot be used: not writable, not a directory, read-only, or not a real file system. */
   | 'STATE_DIR_UNUSABLE'
   /** A worker process kept crashing after it had started; the server stopped (command line). */

@@ -125,6 +125,27 @@ describe('benchmarks (smoke run)', () => {
     for (const r of data.results) expect(r.ids).toBeGreaterThan(0);
   });
 
+  it('HTTP benchmark: hailstone, the bare node:http server and the Flask seed under wrk, all answering', { timeout: 120_000 }, async () => {
+    expect(existsSync('dist/cli/main.js')).toBe(true); // built by npm install
+    const output = join(dir, 'http.json');
+    await tsx('bench/http.ts', { HAILSTONE_BENCH_OUTPUT: output });
+    const data = JSON.parse(readFileSync(output, 'utf8'));
+    expect(data.machine).toMatchObject({ node: process.version });
+    expect(data.results.map((r: { server: string; route: string }) => `${r.server} ${r.route}`)).toEqual([
+      'node:http constant body',
+      'hailstone GET /v1/id',
+      'hailstone GET /v1/ids?count=4096',
+      'Flask GET / (gunicorn, 1 worker)',
+    ]);
+    for (const r of data.results) {
+      expect(r.requests).toBeGreaterThan(0);
+      expect(r.idsPerSec).toBeGreaterThan(0);
+      expect(r.socketErrors).toBe(0);
+      // Only the batch row may see 503s: the layout's cap answering demand beyond it.
+      if (!r.route.includes('count=')) expect(r.non2xx).toBe(0);
+    }
+  });
+
   it('UDP benchmark against the echo server, with a short soak', { timeout: 180_000 }, async () => {
     expect(existsSync('dist/cli/main.js')).toBe(true); // built by npm install
     const output = join(dir, 'udp.json');

@@ -37,6 +37,7 @@ const FLAG_OF: Readonly<Record<string, string>> = {
   deadlineMs: '--timeout-ms',
   'etcd.endpoints': '--etcd',
   host: '--host',
+  httpTokenFile: '--http-token-file',
   key: '--key-file',
   keyFile: '--key-file',
   keys: '--key-file',

@@ -10,12 +10,13 @@ import type { FleetMember } from '../fleet/member.js';
 import type { Backend } from '../generator.js';
 import type { StartupWait } from '../node/options.js';
 import { type NodeSource, localNodeSource } from '../node/source.js';
-import { type MetricsServer, type NodeSnapshot, type WorkerSnapshot, serveMetrics } from '../server/metrics.js';
+import { type HttpIdServer, serveHttp } from '../server/http-server.js';
+import { METRICS_PATHS, type MetricsServer, type NodeSnapshot, type WorkerSnapshot, metricsHandler, serveMetrics } from '../server/metrics.js';
 import type { RateLimitOptions } from '../server/rate-limit.js';
 import type { TransportChoice } from '../server/select-transport.js';
 import type { LocalServeOptions } from '../serve.js';
-import { type Server, startServer } from '../server/server.js';
-import { usageErrorOf } from './failure.js';
+import { type Server, type ServingNode, servingNodeOf, startServer } from '../server/server.js';
+import { UsageError, detailOf, usageErrorOf } from './failure.js';
 
 export interface ServeConfig {
   /** Undefined in fleet mode without --node-id: claim a free one. */
@@ -32,6 +33,8 @@ export interface ServeConfig {
   allow: string[];
   rateLimit: RateLimitOptions | undefined;
   metrics: { host: string; port: number } | undefined;
+  /** --http: where to serve ids over HTTP, and its limits; undefined: off. */
+  http?: { host: string; port: number; tokens: string[]; maxConnections: number; headersTimeoutMs: number; requestTimeoutMs: number } | undefined;
   logLevel: string;
   backend: Backend;
   maxLeadMs: number;
@@ -186,5 +189,44 @@ export function say(text: string): void {
     process.stdout.write(text);
   } catch {
     // EPIPE and the like: nobody is listening.
+  }
+}
+
+/**
+ * Serves ids over HTTP (--http) from the process's server once its socket is bound — the
+ * same node as UDP — answering 503 while it starts. With `metrics`, /metrics and /healthz too.
+ */
+export async function startHttp(config: ServeConfig, proc: ServingProcess, logger: Logger, metrics?: () => Promise<NodeSnapshot>): Promise<HttpIdServer | undefined> {
+  const http = config.http;
+  if (http === undefined) return undefined;
+  let bound: { server: Server; source: ServingNode } | undefined;
+  const current = (): ServingNode | undefined => {
+    const server = proc.server;
+    if (server === undefined) return undefined;
+    if (bound?.server !== server) bound = { server, source: servingNodeOf(server) };
+    return bound.source;
+  };
+  const STARTING_RETRY_MS = 100;
+  try {
+    const server = await serveHttp({
+      source: { node: () => current()?.node(), retryAfterMs: (status) => current()?.retryAfterMs(status) ?? STARTING_RETRY_MS },
+      host: http.host,
+      port: http.port,
+      tokens: http.tokens,
+      allow: config.allow,
+      ...(config.rateLimit === undefined ? {} : { rateLimit: config.rateLimit }),
+      maxConnections: http.maxConnections,
+      headersTimeoutMs: http.headersTimeoutMs,
+      requestTimeoutMs: http.requestTimeoutMs,
+      ...(metrics === undefined ? {} : { extra: { paths: METRICS_PATHS, handle: metricsHandler(metrics) } }),
+      logger,
+    });
+    const url = `http://${hostPort(server.address.host, server.address.port)}`;
+    logger.info({ http: url, tokens: http.tokens.length, metrics: metrics !== undefined }, metrics === undefined ? 'ids served over HTTP' : 'ids, metrics and health served over HTTP');
+    say(`hailstone listening on ${url}\n`);
+    return server;
+  } catch (error) {
+    if (error instanceof InvalidArgumentError) throw error.argument === 'host' ? new UsageError(`--http: ${detailOf(error)}`) : usageErrorOf(error);
+    throw error;
   }
 }

@@ -12,6 +12,7 @@ import cluster from 'node:cluster';
 import { Command, Option } from 'commander';
 import { MIN_RESERVATION_MS } from '../node/options.js';
 import { readKeyFile } from '../protocol/auth.js';
+import { DEFAULT_HTTP_HEADERS_TIMEOUT_MS, DEFAULT_HTTP_MAX_CONNECTIONS, DEFAULT_HTTP_REQUEST_TIMEOUT_MS, readTokenFile } from '../server/http-server.js';
 import { parseListenAddress } from '../server/metrics.js';
 import { type RateLimitOptions, parseRateLimit } from '../server/rate-limit.js';
 import { TRANSPORT_CHOICES, type TransportChoice } from '../server/select-transport.js';
@@ -20,7 +21,9 @@ import { type Backend, DEFAULT_MAX_LEAD_MS, MAX_LEAD_MS_LIMIT } from '../generat
 import { DEFAULT_LAYOUT } from '../layout.js';
 import { UsageError } from './failure.js';
 import { booleanWithEnv, choiceOption, intOption, keyFileExposure, listOption, parsedOption } from './options.js';
-import { type ServeConfig, ServingProcess, makeLogger, onStopSignal, readyLine, say, startMetrics, warnAboutKeyFiles } from './run-server.js';
+import type { HttpIdServer } from '../server/http-server.js';
+import type { NodeSnapshot } from '../server/metrics.js';
+import { type ServeConfig, ServingProcess, makeLogger, onStopSignal, readyLine, say, startHttp, startMetrics, warnAboutKeyFiles } from './run-server.js';
 import { DEFAULT_CLUSTER, DEFAULT_COORDINATOR_WAIT_MS, DEFAULT_LEASE_TTL_S, defaultClaimWaitMs } from '../fleet/defaults.js';
 import { servePrimary } from './supervisor.js';
 import { serveWorker } from './worker.js';
@@ -39,6 +42,11 @@ interface ServeFlags {
   allow: string[];
   rateLimit?: RateLimitOptions;
   metrics?: { host: string; port: number };
+  http?: { host: string; port: number };
+  httpTokenFile: string[];
+  httpMaxConnections: number;
+  httpHeadersTimeoutMs: number;
+  httpRequestTimeoutMs: number;
   logLevel: string;
   backend: Backend;
   maxLeadMs: number;
@@ -68,6 +76,11 @@ export function serveProgram(run: (config: ServeConfig) => Promise<number>): Com
     .addOption(listOption('--allow <cidr>', 'source networks allowed to ask; repeat or comma-separate', 'HAILSTONE_ALLOW', 'everyone'))
     .addOption(parsedOption('--rate-limit <rps[:burst]>', 'per-source token bucket; excess is dropped', 'HAILSTONE_RATE_LIMIT', parseRateLimit, 'off'))
     .addOption(parsedOption('--metrics <[host:]port>', 'serve /metrics and /healthz over HTTP', 'HAILSTONE_METRICS', parseListenAddress, 'off'))
+    .addOption(parsedOption('--http <[host:]port>', 'serve ids over HTTP too (GET /v1/ids?count=N, GET /v1/id), from the same node; the same address as --metrics serves both', 'HAILSTONE_HTTP', parseListenAddress, 'off'))
+    .addOption(listOption('--http-token-file <file>', 'HTTP: require Authorization: Bearer with the token in this file; repeat (or comma-separate) to accept several while rotating', 'HAILSTONE_HTTP_TOKEN_FILE', 'none: no token asked'))
+    .addOption(intOption('--http-max-connections <n>', 'HTTP: connections open at once; more are closed unread', 'HAILSTONE_HTTP_MAX_CONNECTIONS', { min: 1, max: 1_000_000, default: DEFAULT_HTTP_MAX_CONNECTIONS }))
+    .addOption(intOption('--http-headers-timeout-ms <ms>', "HTTP: how long a client may take to send a request's headers (then 408)", 'HAILSTONE_HTTP_HEADERS_TIMEOUT_MS', { min: 1, max: DAY, default: DEFAULT_HTTP_HEADERS_TIMEOUT_MS }))
+    .addOption(intOption('--http-request-timeout-ms <ms>', 'HTTP: how long a client may take to send a whole request (then 408)', 'HAILSTONE_HTTP_REQUEST_TIMEOUT_MS', { min: 1, max: DAY, default: DEFAULT_HTTP_REQUEST_TIMEOUT_MS }))
     .addOption(choiceOption('--log-level <level>', 'JSON log lines on stderr at this level and above', 'HAILSTONE_LOG_LEVEL', LOG_LEVELS, 'info'))
     .addOption(choiceOption('--backend <core>', 'generator core', 'HAILSTONE_BACKEND', ['wasm', 'ts'], 'wasm'))
     .addOption(intOption('--max-lead-ms <ms>', 'how far ids may run ahead of the clock', 'HAILSTONE_MAX_LEAD_MS', { min: MIN_RESERVATION_MS, max: MAX_LEAD_MS_LIMIT, default: DEFAULT_MAX_LEAD_MS }))
@@ -85,8 +98,9 @@ export function serveProgram(run: (config: ServeConfig) => Promise<number>): Com
       'after',
       `
 When ready it prints "hailstone listening on udp://HOST:PORT node=N workers=W transport=T"
-on stdout; logs are JSON lines on stderr. SIGTERM or SIGINT: stops receiving, releases the
-state lock, prints "hailstone stopped" and exits 0. Exit codes: 0 stopped, 1 runtime failure
+on stdout (with --http, after "hailstone listening on http://HOST:PORT"); logs are JSON
+lines on stderr. SIGTERM or SIGINT: stops receiving (HTTP: answers what is in flight),
+releases the state lock, prints "hailstone stopped" and exits 0. Exit codes: 0 stopped, 1 runtime failure
 (one line: "hailstone: CODE: message"), 2 bad usage.`,
     )
     .action(async (flags: ServeFlags) => {
@@ -102,6 +116,10 @@ function configOf(flags: ServeFlags): ServeConfig {
   }
   const fleet = flags.etcd.length > 0;
   if (!fleet && flags.claimWaitMs !== undefined) throw new UsageError('--claim-wait-ms needs --etcd (fleet mode)');
+  if (flags.http !== undefined && flags.workers > 1) {
+    throw new UsageError('--http serves from one process: use it with --workers 1 (one process serves tens of thousands of HTTP requests a second)');
+  }
+  if (flags.http === undefined && flags.httpTokenFile.length > 0) throw new UsageError('--http-token-file needs --http');
   return {
     nodeId: fleet ? flags.nodeId : (flags.nodeId ?? 0),
     host: flags.host,
@@ -110,13 +128,23 @@ function configOf(flags: ServeFlags): ServeConfig {
     workers: flags.workers,
     transport: flags.transport,
     keys: flags.keyFile.map((file) => readKeyFile(file)),
-    keyFileWarnings: flags.keyFile.flatMap((keyFile) => {
+    keyFileWarnings: [...flags.keyFile, ...flags.httpTokenFile].flatMap((keyFile) => {
       const message = keyFileExposure(keyFile);
       return message === undefined ? [] : [{ keyFile, message }];
     }),
     allow: flags.allow,
     rateLimit: flags.rateLimit,
     metrics: flags.metrics,
+    http:
+      flags.http === undefined
+        ? undefined
+        : {
+            ...flags.http,
+            tokens: flags.httpTokenFile.map((file) => readTokenFile(file)),
+            maxConnections: flags.httpMaxConnections,
+            headersTimeoutMs: flags.httpHeadersTimeoutMs,
+            requestTimeoutMs: flags.httpRequestTimeoutMs,
+          },
     logLevel: flags.logLevel,
     backend: flags.backend,
     maxLeadMs,
@@ -137,15 +165,27 @@ async function serveSingle(config: ServeConfig): Promise<number> {
   const logger = makeLogger(config);
   warnAboutKeyFiles(config, logger);
   const proc = new ServingProcess(0);
-  // Bound before the node opens, like the UDP port: a taken port fails at once.
-  const metrics = await startMetrics(
-    config,
-    async () => {
-      const fleet = proc.server?.fleetStats();
-      return { workers: [proc.snapshot()].filter((s) => s !== undefined), workerRestarts: 0, expectedWorkers: 1, ...(fleet === undefined ? {} : { fleet }) };
-    },
-    logger,
-  );
+  let http: HttpIdServer | undefined;
+  const snapshot = async (): Promise<NodeSnapshot> => {
+    const fleet = proc.server?.fleetStats();
+    return {
+      workers: [proc.snapshot()].filter((s) => s !== undefined),
+      workerRestarts: 0,
+      expectedWorkers: 1,
+      ...(fleet === undefined ? {} : { fleet }),
+      ...(http === undefined ? {} : { http: http.stats() }),
+    };
+  };
+  // Bound before the node opens, like the UDP port: a taken port fails at once. Where
+  // --metrics and --http name one address, the HTTP server answers /metrics and /healthz.
+  const shared = config.http !== undefined && config.metrics !== undefined && config.http.host === config.metrics.host && config.http.port === config.metrics.port;
+  const metrics = shared ? undefined : await startMetrics(config, snapshot, logger);
+  try {
+    http = await startHttp(config, proc, logger, shared ? snapshot : undefined);
+  } catch (error) {
+    await metrics?.close();
+    throw error;
+  }
   let stop: () => void = () => undefined;
   const stopped = new Promise<void>((resolve) => {
     stop = resolve;
@@ -155,11 +195,13 @@ async function serveSingle(config: ServeConfig): Promise<number> {
   try {
     server = await Promise.race([proc.start(config, { index: 0, count: 1 }, logger), stopped.then(() => undefined)]);
   } catch (error) {
+    await http?.close(0);
     await metrics?.close();
     throw error;
   }
   if (server === undefined) {
     // Stopped while still starting.
+    await http?.close();
     await metrics?.close();
     logger.info({}, 'stopped before serving');
     say('hailstone stopped\n');
@@ -170,11 +212,14 @@ async function serveSingle(config: ServeConfig): Promise<number> {
   say(readyLine(config, server.address.host, server.address.port, transport, server.node.status().nodeId));
   const failure = await Promise.race([stopped.then(() => undefined), server.failed]);
   if (failure !== undefined) {
+    await http?.close(0);
     await server.close();
     await metrics?.close();
     throw failure;
   }
   logger.info({}, 'stopping: no longer receiving');
+  // HTTP first: the requests in flight are answered from the node before it closes.
+  await http?.close();
   await server.close();
   await metrics?.close();
   logger.info({ stats: server.stats() }, 'stopped');

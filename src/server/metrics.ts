@@ -7,7 +7,7 @@
 // The hot path keeps plain number counters (ServerStats, NodeStatus); prom-client reads
 // them only when scraped, so serving ids pays nothing for metrics.
 
-import { createServer, type Server as HttpServer } from 'node:http';
+import { type IncomingMessage, type ServerResponse, createServer, type Server as HttpServer } from 'node:http';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { hostPort } from '../address.js';
 import { HailstoneError } from '../errors.js';
@@ -15,6 +15,7 @@ import { LATENCY_BUCKETS_S, type LatencySnapshot } from '../latency.js';
 import type { FleetStats } from '../node/source.js';
 import type { NodeStatus } from '../node/node.js';
 import { VERSION } from '../version.js';
+import { type HttpStats, httpMetricsText } from './http-metrics.js';
 import type { ServerStats } from './server.js';
 
 /** One process's view: its server's counters and its node's status (none yet while it starts). */
@@ -37,6 +38,8 @@ export interface NodeSnapshot {
   expectedWorkers: number;
   /** Fleet mode: the claim, fencing and etcd figures. */
   fleet?: FleetStats;
+  /** With --http: the HTTP front end's counters. */
+  http?: HttpStats;
 }
 
 export interface Health {
@@ -245,7 +248,7 @@ export function fleetRegistry(f: FleetStats): Registry {
 
 /** The whole /metrics text for one snapshot: the common metrics, then fleet mode's. */
 export async function metricsText(registry: Registry, snapshot: NodeSnapshot): Promise<string> {
-  const common = (await registry.metrics()) + reservationWritesText(snapshot);
+  const common = (await registry.metrics()) + reservationWritesText(snapshot) + (snapshot.http === undefined ? '' : httpMetricsText(snapshot.http));
   if (snapshot.fleet === undefined) return common;
   return common + (await fleetRegistry(snapshot.fleet).metrics()) + latencyHistogramText(snapshot.fleet);
 }
@@ -266,11 +269,14 @@ export interface MetricsServer {
   close(): Promise<void>;
 }
 
-/** Serves /metrics and /healthz. Binds the given address (127.0.0.1 unless asked). */
-export async function serveMetrics(host: string, port: number, snapshot: () => Promise<NodeSnapshot>): Promise<MetricsServer> {
+/** The paths metricsHandler answers. */
+export const METRICS_PATHS = ['/metrics', '/healthz'] as const;
+
+/** Answers GET /metrics and GET /healthz (404 otherwise): for serveMetrics, or an HTTP server that serves ids too. */
+export function metricsHandler(snapshot: () => Promise<NodeSnapshot>): (req: IncomingMessage, res: ServerResponse) => void {
   let latest: NodeSnapshot = { workers: [], workerRestarts: 0, expectedWorkers: 0 };
   const registry = metricsRegistry(() => latest);
-  const http: HttpServer = createServer((req, res) => {
+  return (req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET') {
       res.writeHead(405, { allow: 'GET' }).end();
@@ -307,7 +313,12 @@ export async function serveMetrics(host: string, port: number, snapshot: () => P
       return;
     }
     res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /metrics or /healthz\n');
-  });
+  };
+}
+
+/** Serves /metrics and /healthz. Binds the given address (127.0.0.1 unless asked). */
+export async function serveMetrics(host: string, port: number, snapshot: () => Promise<NodeSnapshot>): Promise<MetricsServer> {
+  const http: HttpServer = createServer(metricsHandler(snapshot));
   await new Promise<void>((resolve, reject) => {
     http.once('error', (error: NodeJS.ErrnoException) => {
       const why =

@@ -109,6 +109,23 @@ export interface Server {
   close(): Promise<void>;
 }
 
+/**
+ * What another front end (ids over HTTP) answers from: this server's own node — never a
+ * second node id — and the retry-after UDP would send, so both protocols refuse alike.
+ */
+export interface ServingNode {
+  /** The node ids are issued from; undefined while the server starts (or was not made by serve()). */
+  node(): HailstoneNode | undefined;
+  /** How long to wait: while starting (no status), or after tryFill returned the negative `status`. */
+  retryAfterMs(status?: number): number;
+}
+
+/** The node a server made by serve() answers from, for HTTP to answer from the same one. */
+export function servingNodeOf(server: Server): ServingNode {
+  if (!(server instanceof IdServer)) throw new InvalidArgumentError('server', 'must be a server made by serve()');
+  return { node: () => server.issuing(), retryAfterMs: (status) => server.retryAfterMs(status) };
+}
+
 class IdServer implements Server {
   address: { host: string; port: number } = { host: '', port: 0 };
   /** Until the node is open: when its startup wait ends (wall clock), if it said. */
@@ -149,6 +166,20 @@ class IdServer implements Server {
   get node(): HailstoneNode {
     if (this.current === undefined) throw new HailstoneError('CLOSED', 'the server has not finished starting');
     return this.current;
+  }
+
+  /** The node answering now (undefined while starting), without throwing. */
+  issuing(): HailstoneNode | undefined {
+    return this.current;
+  }
+
+  /** The retry-after a refusal is answered with: while starting (no status), or after tryFill's `status`. */
+  retryAfterMs(status?: number): number {
+    const node = this.current;
+    if (node === undefined || status === undefined) {
+      return this.startingUntil === undefined ? STARTING_RETRY_MS : Math.max(STARTING_RETRY_MS, this.startingUntil - Date.now());
+    }
+    return node.retryAfterMs(status) ?? this.source.closedRetryMs;
   }
 
   /** The node opened: answer with ids from now on. */
@@ -230,8 +261,7 @@ class IdServer implements Server {
       // Still opening (a first start waits out one lead window): say for how long.
       c.replies.unavailable++;
       c.replies.unavailableStarting++;
-      const wait = this.startingUntil === undefined ? STARTING_RETRY_MS : Math.max(STARTING_RETRY_MS, this.startingUntil - Date.now());
-      return this.reply(buf, offset, STATUS_UNAVAILABLE, 0, wait, auth);
+      return this.reply(buf, offset, STATUS_UNAVAILABLE, 0, this.retryAfterMs(), auth);
     }
     // The ids go straight into the reply, over the request's padding: a full answer is
     // exactly as large as the request, never larger.
@@ -240,7 +270,7 @@ class IdServer implements Server {
     if (n < 0) {
       c.replies.unavailable++;
       this.noteRefusal(node, n);
-      return this.reply(buf, offset, STATUS_UNAVAILABLE, 0, node.retryAfterMs(n) ?? this.source.closedRetryMs, auth);
+      return this.reply(buf, offset, STATUS_UNAVAILABLE, 0, this.retryAfterMs(n), auth);
     }
     c.replies.ok++;
     c.idsServed += n;

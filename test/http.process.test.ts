@@ -1,0 +1,147 @@
+// `hailstone serve --http` as a real process: ids over HTTP from the same node as UDP, one
+// port for ids and metrics, token files, bad usage, and SIGTERM with requests in flight.
+
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createClient, decode } from '../src/index.js';
+import { runCli, waitFor } from './support/child.js';
+import { freeTcpPort, parseResponses, rawConnection } from './support/http.js';
+import { startServe } from './support/serve-process.js';
+
+const root = mkdtempSync(join(tmpdir(), 'hailstone-http-cli-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+const HTTP_LINE = /hailstone listening on http:\/\/127\.0\.0\.1:(\d+)\n/;
+
+async function httpPort(stdout: () => string): Promise<number> {
+  return Number((await waitFor(() => HTTP_LINE.exec(stdout()) ?? undefined, { what: 'the HTTP line' }))[1]);
+}
+
+describe('hailstone serve --http', () => {
+  it('ids over HTTP and UDP from one node; --metrics on the same address; two token files', async () => {
+    const port = await freeTcpPort();
+    const a = join(root, 'a.token');
+    const b = join(root, 'b.token');
+    writeFileSync(a, 'token-a-0123456789abcdef\n', { mode: 0o600 });
+    writeFileSync(b, 'token-b-0123456789abcdef\n', { mode: 0o600 });
+    const s = await startServe(
+      ['--port', '0', '--node-id', '21', '--state-dir', join(root, 'one'), '--max-lead-ms', '300', '--metrics', `127.0.0.1:${port}`, '--http-token-file', a, '--http-token-file', b],
+      { HAILSTONE_HTTP: String(port) },
+    );
+    expect(s.stdout()).toMatch(new RegExp(`^hailstone listening on http://127\\.0\\.0\\.1:${port}\\nhailstone listening on udp://`));
+    const url = `http://127.0.0.1:${port}`;
+
+    const three = await fetch(`${url}/v1/ids?count=3`, { headers: { authorization: 'Bearer token-a-0123456789abcdef' } });
+    expect(three.status).toBe(200);
+    const { ids } = (await three.json()) as { ids: string[] };
+    expect(new Set(ids).size).toBe(3);
+    expect(ids.every((id) => /^\d+$/.test(id) && decode(id).nodeId === 21)).toBe(true);
+    const one = await fetch(`${url}/v1/id`, { headers: { authorization: 'Bearer token-b-0123456789abcdef' } });
+    expect(await one.text()).toMatch(/^\d+\n$/);
+    expect((await fetch(`${url}/v1/id`)).status).toBe(401);
+
+    const client = createClient({ servers: [`127.0.0.1:${s.port}`] });
+    try {
+      const udp = await client.nextIds(5);
+      expect(udp.every((id) => decode(id).nodeId === 21)).toBe(true);
+      expect(new Set([...udp.map(String), ...ids]).size).toBe(8);
+    } finally {
+      await client.close();
+    }
+
+    // Metrics and health on the same port, without a token (as on the metrics port).
+    const metrics = await (await fetch(`${url}/metrics`)).text();
+    expect(metrics).toContain('hailstone_http_requests_total{route="/v1/ids",status="200"} 1');
+    expect(metrics).toContain('hailstone_http_requests_total{route="/v1/id",status="401"} 1');
+    expect(metrics).toMatch(/hailstone_requests_total [1-9]/);
+    expect(metrics).toMatch(/hailstone_http_request_duration_seconds_count\{route="\/v1\/ids"\} 1\n/);
+    expect(await (await fetch(`${url}/healthz`)).json()).toMatchObject({ status: 'ok', nodeId: 21 });
+
+    s.child.kill('SIGTERM');
+    expect(await s.done).toBe(0);
+  });
+
+  it('SIGTERM with requests in flight: each is answered in full or refused, idle connections close at once, exit 0', async () => {
+    const s = await startServe(['--port', '0', '--state-dir', join(root, 'term'), '--max-lead-ms', '300', '--http', '0']);
+    const port = await httpPort(s.stdout);
+    const url = `http://127.0.0.1:${port}`;
+    await waitFor(async () => (await fetch(`${url}/v1/id`)).status === 200, { what: 'ids over HTTP' });
+
+    const idle = await rawConnection(port);
+    idle.write('GET /v1/id HTTP/1.1\r\nHost: x\r\n\r\n');
+    await waitFor(() => parseResponses(idle.received())[0], { what: 'the first answer' });
+
+    let stopping = false;
+    const answered: number[] = [];
+    const failed: unknown[] = [];
+    const loops = Array.from({ length: 4 }, async () => {
+      while (!stopping || failed.length === 0) {
+        try {
+          const r = await fetch(`${url}/v1/ids?count=50`);
+          const body = (await r.json()) as { ids: string[] };
+          expect(r.status).toBe(200);
+          expect(body.ids).toHaveLength(50);
+          answered.push(body.ids.length);
+        } catch (error) {
+          if (!stopping) throw error;
+          failed.push(error);
+          return;
+        }
+      }
+    });
+    await waitFor(() => answered.length >= 20, { what: 'load over HTTP' });
+    // A request whose head is half sent when SIGTERM arrives (well inside the headers timeout).
+    const inFlight = await rawConnection(port);
+    inFlight.write('GET /v1/ids?count=7 HTTP/1.1\r\nHost: x\r\n');
+    // A round trip on a connection of its own: by its answer the server has read the half head.
+    const probe = await rawConnection(port);
+    probe.write('GET /v1/id HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    await probe.closed;
+    expect(parseResponses(probe.received())[0]?.status).toBe(200);
+
+    stopping = true;
+    const killedAt = Date.now();
+    s.child.kill('SIGTERM');
+    await idle.closed;
+    // Closed at once, not after the 5 s keep-alive timeout.
+    expect(Date.now() - killedAt).toBeLessThan(4000);
+    expect(inFlight.isClosed()).toBe(false);
+    inFlight.write('\r\n');
+    await inFlight.closed;
+    const [answer] = parseResponses(inFlight.received());
+    expect(answer?.status).toBe(200);
+    expect(answer?.headers.connection).toBe('close');
+    expect(JSON.parse(answer!.body).ids).toHaveLength(7);
+    await Promise.all(loops);
+    expect(await s.done).toBe(0);
+    expect(s.stdout()).toMatch(/hailstone stopped\n$/);
+    await expect(fetch(`${url}/v1/id`)).rejects.toThrow();
+  });
+
+  it('bad usage exits 2; a taken HTTP port exits 1 naming it', async () => {
+    const cases: [string[], RegExp][] = [
+      [['serve', '--http', '0', '--workers', '2'], /--http serves from one process/],
+      [['serve', '--http-token-file', join(root, 'a.token')], /--http-token-file needs --http/],
+      [['serve', '--http', 'nope'], /'--http <\[host:\]port>' argument 'nope' is invalid/],
+      [['serve', '--http', '0', '--http-token-file', join(root, 'missing')], /--http-token-file: cannot read the token file/],
+    ];
+    for (const [args, message] of cases) {
+      const r = await runCli(args);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr).toMatch(message);
+    }
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', () => resolve()));
+    try {
+      const port = (taken.address() as { port: number }).port;
+      const r = await runCli(['serve', '--port', '0', '--state-dir', join(root, 'taken'), '--http', String(port)]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(new RegExp(`HTTP_PORT_IN_USE: the HTTP port 127\\.0\\.0\\.1:${port} is in use`));
+    } finally {
+      taken.close();
+    }
+  });
+});
