@@ -19,7 +19,6 @@ import {
   requestSize,
   writeRequestHeader,
 } from '../src/protocol/wire.js';
-import { ManualClock } from './support/clock.js';
 import { propertyParams } from './support/seed.js';
 import { silent } from './support/logger.js';
 import { Probe, TRANSPORTS, startServer, type TestServer } from './support/udp.js';

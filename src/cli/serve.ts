@@ -22,7 +22,7 @@ import { DEFAULT_LAYOUT } from '../layout.js';
 import { UsageError } from './failure.js';
 import { booleanWithEnv, choiceOption, intOption, keyFileExposure, listOption, parsedOption } from './options.js';
 import type { HttpIdServer } from '../server/http-server.js';
-import type { NodeSnapshot } from '../server/metrics.js';
+import type { NodeSnapshot } from '../server/health.js';
 import { type ServeConfig, ServingProcess, makeLogger, onStopSignal, readyLine, say, startHttp, startMetrics, warnAboutKeyFiles } from './run-server.js';
 import { DEFAULT_CLUSTER, DEFAULT_COORDINATOR_WAIT_MS, DEFAULT_LEASE_TTL_S, defaultClaimWaitMs } from '../fleet/defaults.js';
 import { servePrimary } from './supervisor.js';

@@ -20,7 +20,7 @@
 
 import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
-import type { NodeSnapshot, WorkerSnapshot } from '../server/metrics.js';
+import type { NodeSnapshot, WorkerSnapshot } from '../server/health.js';
 import { resolveTransport } from '../server/select-transport.js';
 import { hostPort, resolveHost } from '../address.js';
 import { reservePortForWorkers } from '../server/port-guard.js';

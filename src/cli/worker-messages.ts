@@ -4,7 +4,7 @@
 // primary stops a worker with SIGTERM, not a message.
 
 import type { ClaimRef } from '../fleet/etcd-store.js';
-import type { WorkerSnapshot } from '../server/metrics.js';
+import type { WorkerSnapshot } from '../server/health.js';
 import type { TransportName } from '../server/transport.js';
 import type { Failure } from './failure.js';
 
