@@ -29,6 +29,17 @@ function program(): Command {
   return root;
 }
 
+// gRPC names an etcd reached by IP address (https://10.0.0.1:2379) as the TLS server name,
+// which Node warns about (DEP0123) on every run: nothing the operator can change — the
+// certificate is still checked against the IP address. Every other warning is printed.
+const emitWarning = process.emitWarning.bind(process) as (...args: unknown[]) => void;
+process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
+  const options = rest[0] as { code?: string } | string | undefined;
+  const code = typeof options === 'object' ? options?.code : rest[1];
+  if (code === 'DEP0123') return;
+  emitWarning(warning, ...rest);
+}) as typeof process.emitWarning;
+
 // A reader that went away (`hailstone serve | head -1`) must never crash the command.
 process.stdout.on('error', () => undefined);
 

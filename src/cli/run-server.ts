@@ -6,6 +6,7 @@ import { destination, pino, type Logger } from 'pino';
 import { hostPort } from '../address.js';
 import { InvalidArgumentError } from '../errors.js';
 import type { ClaimRef } from '../fleet/etcd-store.js';
+import type { EtcdOptions } from '../fleet/etcd.js';
 import type { Backend } from '../generator.js';
 import type { StartupWait } from '../node/node.js';
 import { type MetricsServer, type NodeSnapshot, type WorkerSnapshot, serveMetrics } from '../server/metrics.js';
@@ -37,8 +38,8 @@ export interface ServeConfig {
   replayWindowMs: number;
   clockSkewMs: number;
   resetState: boolean;
-  /** Fleet mode: etcd endpoints (undefined: local mode). */
-  etcd: string[] | undefined;
+  /** Fleet mode: etcd's endpoints, TLS files and user (undefined: local mode). */
+  etcd: EtcdOptions | undefined;
   cluster: string;
   claimWaitMs: number;
   leaseTtlS: number;
@@ -135,7 +136,7 @@ export class ServingProcess {
               ...(config.nodeId === undefined ? {} : { nodeId: config.nodeId }),
               ...(config.stateDir === undefined ? {} : { stateDir: config.stateDir }),
               ...(config.fleetClaim === undefined ? {} : { fleetClaim: config.fleetClaim }),
-              etcd: { endpoints: config.etcd },
+              etcd: config.etcd,
               cluster: config.cluster,
               claimWaitMs: config.claimWaitMs,
               leaseTtlS: config.leaseTtlS,

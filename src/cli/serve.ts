@@ -19,6 +19,7 @@ import { DEFAULT_HOST, DEFAULT_PORT, DEFAULT_REPLAY_WINDOW_MS, type Server } fro
 import { type Backend, DEFAULT_MAX_LEAD_MS, MAX_LEAD_MS_LIMIT } from '../generator.js';
 import { DEFAULT_LAYOUT } from '../layout.js';
 import { UsageError } from './failure.js';
+import { type EtcdFlags, addEtcdAccessOptions, etcdOptionsOf } from './etcd-options.js';
 import { booleanWithEnv, choiceOption, intOption, keyFileExposure, listOption, parsedOption } from './options.js';
 import { type ServeConfig, ServingProcess, makeLogger, onStopSignal, readyLine, say, startMetrics, warnAboutKeyFiles } from './run-server.js';
 import { DEFAULT_CLUSTER, DEFAULT_COORDINATOR_WAIT_MS, DEFAULT_LEASE_TTL_S, defaultClaimWaitMs } from '../fleet/defaults.js';
@@ -28,7 +29,7 @@ import { serveWorker } from './worker.js';
 const DAY = 86_400_000;
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
-interface ServeFlags {
+interface ServeFlags extends EtcdFlags {
   nodeId?: number;
   host: string;
   port: number;
@@ -47,7 +48,6 @@ interface ServeFlags {
   replayWindowMs: number;
   clockSkewMs: number;
   resetState?: boolean;
-  etcd: string[];
   cluster: string;
   claimWaitMs: number;
   leaseTtlS: number;
@@ -56,7 +56,7 @@ interface ServeFlags {
 
 /** The serve command's declaration: flags, variables, ranges and help in one place. */
 export function serveProgram(run: (config: ServeConfig) => Promise<number>): Command {
-  return new Command('serve')
+  const command = new Command('serve')
     .description('Serve ids over UDP (protocol v1) from one node. Every option can also be set with its environment variable.')
     .addOption(intOption('--node-id <n>', "this node's id; unique among live nodes (default: 0; with --etcd: a free one is claimed)", 'HAILSTONE_NODE_ID', { min: 0, max: DEFAULT_LAYOUT.maxNodeId }))
     .addOption(new Option('--host <addr>', 'address to bind (never all interfaces unless asked)').env('HAILSTONE_HOST').default(DEFAULT_HOST))
@@ -75,7 +75,8 @@ export function serveProgram(run: (config: ServeConfig) => Promise<number>): Com
     .addOption(intOption('--max-startup-wait-ms <ms>', 'at startup, wait this long for a clock behind the stored state instead of refusing', 'HAILSTONE_MAX_STARTUP_WAIT_MS', { min: 0, max: DAY, default: 0 }))
     .addOption(intOption('--replay-window-ms <ms>', 'with a key: how old an accepted request may be', 'HAILSTONE_REPLAY_WINDOW_MS', { min: 1, max: DAY, default: DEFAULT_REPLAY_WINDOW_MS }))
     .addOption(intOption('--clock-skew-ms <ms>', 'shift the clock, to rehearse clock steps (negative: behind)', 'HAILSTONE_CLOCK_SKEW_MS', { min: -365 * DAY, max: 365 * DAY, default: 0 }))
-    .addOption(listOption('--etcd <url>', 'fleet mode: etcd endpoints (repeat or comma-separate); node ids and reservations are granted by etcd', 'HAILSTONE_ETCD', 'off: local mode'))
+    .addOption(listOption('--etcd <url>', 'fleet mode: etcd endpoints (repeat or comma-separate; https:// for TLS); node ids and reservations are granted by etcd', 'HAILSTONE_ETCD', 'off: local mode'));
+  return addEtcdAccessOptions(command)
     .addOption(new Option('--cluster <name>', 'fleet mode: node ids are unique within this cluster').env('HAILSTONE_CLUSTER').default(DEFAULT_CLUSTER))
     .addOption(intOption('--claim-wait-ms <ms>', 'fleet mode with --node-id: wait this long for its holder to go away, then NODE_ID_TAKEN (default: the lease TTL + 1 s)', 'HAILSTONE_CLAIM_WAIT_MS', { min: 0, max: DAY }))
     .addOption(intOption('--lease-ttl-s <s>', 'fleet mode: lease TTL; a dead holder\'s node id can move after this long', 'HAILSTONE_LEASE_TTL_S', { min: 2, max: 3600, default: DEFAULT_LEASE_TTL_S }))
@@ -100,7 +101,8 @@ function configOf(flags: ServeFlags): ServeConfig {
   if (reservationMs !== undefined && reservationMs > maxLeadMs) {
     throw new UsageError(`--reservation-ms (${reservationMs}) must not exceed --max-lead-ms (${maxLeadMs}): a reservation never reaches further than the lead`);
   }
-  const fleet = flags.etcd.length > 0;
+  const etcd = etcdOptionsOf(flags);
+  const fleet = etcd !== undefined;
   if (!fleet && flags.claimWaitMs !== undefined) throw new UsageError('--claim-wait-ms needs --etcd (fleet mode)');
   return {
     nodeId: fleet ? flags.nodeId : (flags.nodeId ?? 0),
@@ -125,7 +127,7 @@ function configOf(flags: ServeFlags): ServeConfig {
     replayWindowMs: flags.replayWindowMs,
     clockSkewMs: flags.clockSkewMs,
     resetState: booleanWithEnv(flags.resetState, 'HAILSTONE_RESET_STATE'),
-    etcd: fleet ? flags.etcd : undefined,
+    etcd,
     cluster: flags.cluster,
     claimWaitMs: flags.claimWaitMs ?? defaultClaimWaitMs(fleet && flags.nodeId !== undefined, flags.leaseTtlS),
     leaseTtlS: flags.leaseTtlS,

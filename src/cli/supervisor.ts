@@ -278,7 +278,7 @@ export async function servePrimary(config: ServeConfig): Promise<number> {
       ? undefined
       : new (await import('../fleet/member.js')).FleetMember(
           {
-            etcd: { endpoints: config.etcd },
+            etcd: config.etcd,
             cluster: config.cluster,
             ...(config.nodeId === undefined ? {} : { nodeId: config.nodeId }),
             claimWaitMs: config.claimWaitMs,
