@@ -1,0 +1,103 @@
+// Fleet mode against an etcd with authentication on, over TLS with client certificates,
+// as the user docs/fleet.md says to make: a role that may read and write
+// hailstone/<cluster>/ and nothing else. Claiming, reservations, fencing (the claim key
+// deleted), discovery and an etcd restart (every auth token gone) all work with only that
+// role — so every key hailstone touches is under the prefix — and the servers keep serving
+// past etcd's auth token TTL.
+
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Etcd3, Range } from 'etcd3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli, waitFor } from './support/child.js';
+import { TestCa, opensslInstalled } from './support/certs.js';
+import { TestEtcd, etcdInstalled, requireEtcd } from './support/etcd.js';
+import { requirePrerequisite } from './support/prerequisite.js';
+import { Load, duplicatesIn, startServe } from './support/serve-process.js';
+
+requireEtcd();
+requirePrerequisite(opensslInstalled, 'openssl, to make the certificates of the TLS tests');
+
+const CLUSTER = 'prod';
+const TOKEN_TTL_S = 2;
+
+describe.skipIf(!etcdInstalled || !opensslInstalled)('fleet mode with etcd authentication and a role limited to hailstone/<cluster>/', () => {
+  let ca: TestCa;
+  let etcd: TestEtcd;
+  let client: { cert: string; key: string };
+  let dir: string;
+  let admin: Etcd3;
+  let access: string[];
+
+  beforeAll(async () => {
+    ca = TestCa.create();
+    dir = mkdtempSync(join(tmpdir(), 'hailstone-auth-'));
+    const server = ca.issue('etcd-server', { cn: 'etcd', san: ['IP:127.0.0.1'] });
+    client = ca.issue('client', { cn: 'hailstone-client' });
+    etcd = await TestEtcd.start({ tls: { ...server, clientCa: ca.cert, probe: { ca: ca.cert, ...client } }, authTokenTtlS: TOKEN_TTL_S });
+    // What docs/fleet.md's etcdctl commands do, through the client library (no etcdctl needed).
+    const setup = new Etcd3({ hosts: `127.0.0.1:${etcd.clientPort}`, credentials: { rootCertificate: ca.pem(), certChain: readFileSync(client.cert), privateKey: readFileSync(client.key) } });
+    try {
+      await setup.user('root').create('root-pw');
+      await setup.role('root').create();
+      await setup.user('root').addRole('root');
+      await setup.role('hailstone').create();
+      await setup.role('hailstone').grant({ permission: 'Readwrite', range: Range.prefix(`hailstone/${CLUSTER}/`) });
+      await setup.user('hs').create('hs-pw');
+      await setup.user('hs').addRole('hailstone');
+      // Clients only read the claims.
+      await setup.role('hailstone-client').create();
+      await setup.role('hailstone-client').grant({ permission: 'Read', range: Range.prefix(`hailstone/${CLUSTER}/claims/`) });
+      await setup.user('reader').create('reader-pw');
+      await setup.user('reader').addRole('hailstone-client');
+      await setup.auth.authEnable();
+    } finally {
+      setup.close();
+    }
+    admin = new Etcd3({ hosts: `127.0.0.1:${etcd.clientPort}`, credentials: { rootCertificate: ca.pem(), certChain: readFileSync(client.cert), privateKey: readFileSync(client.key) }, auth: { username: 'root', password: 'root-pw' } });
+    writeFileSync(join(dir, 'pw'), 'hs-pw\n', { mode: 0o600 });
+    access = ['--etcd', etcd.endpoint, '--etcd-ca', ca.cert, '--etcd-cert', client.cert, '--etcd-key', client.key, '--cluster', CLUSTER];
+  });
+
+  afterAll(async () => {
+    admin?.close();
+    await etcd?.stop();
+    ca?.remove();
+    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('claims, stores reservations, is found by get --etcd, fences when its claim is deleted, outlives the token TTL and an etcd restart: 0 duplicates', async () => {
+    const s = await startServe([...access, '--etcd-user', 'hs', '--etcd-password-file', join(dir, 'pw'), '--port', '0', '--max-lead-ms', '300', '--lease-ttl-s', '3']);
+    const load = new Load([`127.0.0.1:${s.port}`]);
+    try {
+      await load.more(500);
+      const claims = await admin.getAll().prefix(`hailstone/${CLUSTER}/claims/`).keys();
+      expect(claims).toHaveLength(1);
+      expect(await admin.getAll().prefix(`hailstone/${CLUSTER}/reservations/`).keys()).not.toHaveLength(0);
+      // Discovery by a user that may only read the claims, its password from the environment.
+      const got = await runCli(['get', '-n', '3', ...access, '--etcd-user', 'reader'], { HAILSTONE_ETCD_PASSWORD: 'reader-pw' });
+      expect(got.stderr).toBe('');
+      expect(got.stdout.trim().split('\n')).toHaveLength(3);
+      // Fencing: the claim key deleted under it.
+      await admin.delete().key(claims[0]!);
+      await waitFor(() => /fenced: node id/.test(s.stderr()), { what: 'the server to fence itself', child: s.child });
+      await waitFor(() => /re-claimed/.test(s.stderr()), { what: 'the server to claim again', child: s.child });
+      await load.more(500);
+      // Past the token TTL, twice over, while serving.
+      const until = Date.now() + 2 * TOKEN_TTL_S * 1000 + 500;
+      await waitFor(() => Date.now() > until, { what: 'two token TTLs to pass', everyMs: 100 });
+      await load.more(500);
+      // An etcd restart forgets every token: the server logs in again by itself.
+      await etcd.kill();
+      await etcd.run();
+      await load.more(1000, 30_000);
+      expect(s.stderr()).not.toMatch(/permission denied|PERMISSION|auth/i);
+      expect(duplicatesIn(await load.stop())).toEqual([]);
+    } finally {
+      await load.stop();
+      s.child.kill('SIGTERM');
+      await s.done;
+    }
+  });
+});
