@@ -4,6 +4,7 @@
 import type { Etcd3, Watcher } from 'etcd3';
 import { type EtcdOptions, checkCluster, claimsPrefix, connectEtcd } from '../fleet/etcd.js';
 import type { ClaimInfo } from '../fleet/etcd.js';
+import { etcdRefusal } from '../fleet/etcd-refusal.js';
 
 export interface DiscoveryOptions {
   etcd: EtcdOptions;
@@ -13,6 +14,7 @@ export interface DiscoveryOptions {
 export class FleetDiscovery {
   private readonly client: Etcd3;
   private readonly prefix: string;
+  private readonly cluster: string;
   private readonly servers = new Map<string, string>();
   private watcher: Watcher | undefined;
   private closed = false;
@@ -20,13 +22,19 @@ export class FleetDiscovery {
   readonly ready: Promise<void>;
 
   constructor(
-    options: DiscoveryOptions,
+    private readonly options: DiscoveryOptions,
     private readonly onChange: (servers: string[]) => void,
   ) {
     this.client = connectEtcd(options.etcd);
-    this.prefix = claimsPrefix(checkCluster(options.cluster));
+    this.cluster = checkCluster(options.cluster);
+    this.prefix = claimsPrefix(this.cluster);
     this.ready = this.load();
     this.ready.catch(() => undefined);
+  }
+
+  /** Why etcd refuses this client (TLS, password, permission), if that is what `error` says. */
+  refusal(error: unknown): string | undefined {
+    return etcdRefusal(error, { etcd: this.options.etcd, cluster: this.cluster, role: 'client' });
   }
 
   list(): string[] {

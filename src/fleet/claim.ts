@@ -49,6 +49,11 @@ export interface ClaimOptions {
   signal?: AbortSignal;
   /** Told of each attempt that found etcd unreachable (the caller reports it, e.g. on /healthz). */
   onUnreachable?: (error: unknown) => void;
+  /**
+   * Why etcd refuses this claimant (TLS, password, permission), if it does. With a bounded
+   * coordinatorWaitMs (a start) a refusal ends the claim at once: COORDINATOR_REFUSED.
+   */
+  refusal?: (error: unknown) => string | undefined;
 }
 
 
@@ -280,6 +285,11 @@ export async function claimNodeId(options: ClaimOptions): Promise<Claim> {
         logger.warn({ cluster, err: error.message }, `the lease for claiming expired while waiting (${error.message}); claiming again with a new lease`);
         continue;
       }
+      const refused = options.refusal?.(error);
+      if (refused !== undefined && bounded) {
+        unreachable.recovered();
+        throw new HailstoneError('COORDINATOR_REFUSED', refused, { cause: error });
+      }
       if (!etcdUnreachable(error)) {
         unreachable.recovered();
         throw error;
@@ -291,7 +301,7 @@ export async function claimNodeId(options: ClaimOptions): Promise<Claim> {
           { retryAfterMs: 1000 },
         );
       }
-      options.onUnreachable?.(error);
+      options.onUnreachable?.(refused === undefined ? error : new Error(refused));
       unreachable.failed(
         bounded
           ? `etcd unreachable (${(error as Error).message}); waiting up to ${coordinatorWaitMs} ms for it before claiming a node id`

@@ -16,6 +16,7 @@ import { type Claim, claimNodeId } from './claim.js';
 import { LeaseGoneError } from './lease-session.js';
 import { DEFAULT_COORDINATOR_WAIT_MS, DEFAULT_LEASE_TTL_S, defaultClaimWaitMs } from './defaults.js';
 import { type ClaimInfo, type EndpointHealth, type EtcdOptions, checkCluster, etcdUnreachable, leaseGone, openEtcd } from './etcd.js';
+import { etcdRefusal } from './etcd-refusal.js';
 import { CombinedStore, type ClaimRef, EtcdStore, claimRefOf } from './etcd-store.js';
 import { LatencyHistogram } from '../latency.js';
 import { VERSION } from '../version.js';
@@ -171,6 +172,9 @@ export class FleetMember {
         return node;
       } catch (error) {
         if (this.closed) throw new HailstoneError('CLOSED', 'stopped while claiming a node id');
+        // etcd refuses (TLS, password, permission): waiting cannot help; say why at once.
+        const refused = error instanceof HailstoneError ? undefined : this.refusal(error);
+        if (refused !== undefined) throw new HailstoneError('COORDINATOR_REFUSED', refused, { cause: error });
         if (!retryable(error)) throw error;
         if (Date.now() - started >= waitMs) {
           throw new HailstoneError('COORDINATOR_UNAVAILABLE', `could not claim a node id and store its first reservation within ${waitMs} ms: ${(error as Error).message}`, { cause: error });
@@ -282,6 +286,7 @@ export class FleetMember {
         // Free claims pass over ids a fast-clocked predecessor left far ahead of this clock.
         ...(this.options.nodeId === undefined ? { reservationLimit: () => this.clock() + this.maxLeadMs } : {}),
         signal: this.closer.signal,
+        refusal: (error) => this.refusal(error),
         onUnreachable: (error) => {
           this.problem = `unreachable (${(error as Error)?.message ?? String(error)})`;
         },
@@ -304,6 +309,11 @@ export class FleetMember {
     } finally {
       this.claiming = false;
     }
+  }
+
+  /** Why etcd refuses this server (TLS, password, permission), if it does. */
+  private refusal(error: unknown): string | undefined {
+    return etcdRefusal(error, { etcd: this.options.etcd, cluster: this.cluster, role: 'server' });
   }
 
   /** Opens a node over etcd under a claim (and over its state dir too, when one is given). */
