@@ -10,6 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Etcd3, Range } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openEtcd } from '../src/fleet/etcd.js';
+import { type FleetStatus, readFleetStatus } from '../src/fleet/status.js';
 import { runCli, waitFor } from './support/child.js';
 import { TestCa, opensslInstalled } from './support/certs.js';
 import { TestEtcd, etcdInstalled, requireEtcd } from './support/etcd.js';
@@ -44,6 +46,7 @@ describe.skipIf(!etcdInstalled || !opensslInstalled)('fleet mode with etcd authe
       await setup.user('root').addRole('root');
       await setup.role('hailstone').create();
       await setup.role('hailstone').grant({ permission: 'Readwrite', range: Range.prefix(`hailstone/${CLUSTER}/`) });
+      await setup.role('hailstone').grant({ permission: 'Readwrite', range: Range.prefix('hailstone/status/') });
       await setup.user('hs').create('hs-pw');
       await setup.user('hs').addRole('hailstone');
       // Clients only read the claims.
@@ -58,6 +61,48 @@ describe.skipIf(!etcdInstalled || !opensslInstalled)('fleet mode with etcd authe
     admin = new Etcd3({ hosts: `127.0.0.1:${etcd.clientPort}`, credentials: { rootCertificate: ca.pem(), certChain: readFileSync(client.cert), privateKey: readFileSync(client.key) }, auth: { username: 'root', password: 'root-pw' } });
     writeFileSync(join(dir, 'pw'), 'hs-pw\n', { mode: 0o600 });
     access = ['--etcd', etcd.endpoint, '--etcd-ca', ca.cert, '--etcd-cert', client.cert, '--etcd-key', client.key, '--cluster', CLUSTER];
+  });
+
+  it('fleet status lists the holder, its lease and its reservations, then the dead holder\'s reservations as unclaimed', async () => {
+    const s = await startServe([...access, '--etcd-user', 'hs', '--etcd-password-file', join(dir, 'pw'), '--port', '0', '--max-lead-ms', '300', '--lease-ttl-s', '3', '--cluster', 'status']);
+    const status = async (format: string) => runCli(['fleet', 'status', ...access, '--etcd-user', 'hs', '--cluster', 'status', '--format', format], { HAILSTONE_ETCD_PASSWORD: 'hs-pw' });
+    const node = Number(/ node=(\d+) /.exec(s.stdout())![1]);
+    const json = await status('json');
+    expect(json.stderr).toBe('');
+    expect(json.code).toBe(0);
+    const live = JSON.parse(json.stdout) as FleetStatus;
+    expect(live.nodes).toHaveLength(1);
+    expect(live.nodes[0]).toMatchObject({ nodeId: node, holder: { udp: `127.0.0.1:${s.port}`, pid: s.pid }, leaseTtlS: 3 });
+    expect(live.nodes[0]!.leaseLeftS).toBeGreaterThan(0);
+    expect(live.nodes[0]!.stripes).toEqual([expect.objectContaining({ stripe: '0-1' })]);
+    // The reservation runs ahead of the clock, by at most the lead.
+    expect(live.nodes[0]!.stripes[0]!.aheadMs).toBeLessThanOrEqual(300);
+    expect(live.freeIds).toBe(1023);
+    expect(live.unclaimed).toEqual([]);
+    const text = await status('table');
+    expect(text.stdout).toMatch(new RegExp(`^${node}\\s+\\S+\\s+127\\.0\\.0\\.1:${s.port}\\s+${s.pid}\\s`, 'm'));
+    s.child.kill('SIGKILL');
+    await s.done;
+    // Once the lease runs out the claim is gone; its reservation stays.
+    const etcdOptions = { endpoints: [etcd.endpoint], ca: ca.cert, cert: client.cert, key: client.key, username: 'hs', password: 'hs-pw' };
+    const conn = openEtcd(etcdOptions);
+    try {
+      const dead = await waitFor(async () => {
+        const st = await readFleetStatus(conn.etcd, 'status');
+        return st.nodes.length === 0 ? st : undefined;
+      }, { what: 'the dead holder\'s claim to go', everyMs: 200 });
+      expect(dead.unclaimed).toEqual([{ nodeId: node, stripes: [expect.objectContaining({ stripe: '0-1' })] }]);
+      expect(dead.freeIds).toBe(1024);
+    } finally {
+      conn.etcd.close();
+    }
+    expect((await status('table')).stdout).toMatch(new RegExp(`no live claim.*\\n.*\\n${node}\\s+0-1 `, 's'));
+  });
+
+  it('fleet status: exit 1 with COORDINATOR_UNAVAILABLE when etcd does not answer', async () => {
+    const r = await runCli(['fleet', 'status', '--etcd', 'http://127.0.0.1:1']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^hailstone: COORDINATOR_UNAVAILABLE: etcd at 127\.0\.0\.1:1 did not answer .*\n$/);
   });
 
   afterAll(async () => {

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The hailstone command: serve, get, inspect, keygen.
+// The hailstone command: serve, get, fleet status, inspect, keygen.
 //
 // Exit codes: 0 success (and --help, --version), 1 a runtime failure — one line, "hailstone: CODE:
 // message", never a stack trace — and 2 bad usage. Each command's action sets
@@ -8,6 +8,7 @@
 import { Command, CommanderError } from 'commander';
 import { InvalidArgumentError } from '../errors.js';
 import { ReportedFailure, USAGE, UsageError, failureLine, failureOf, usageErrorOf } from './failure.js';
+import { fleetProgram } from './fleet-status.js';
 import { getProgram } from './get.js';
 import { inspectProgram } from './inspect.js';
 import { keygenProgram } from './keygen.js';
@@ -23,8 +24,9 @@ function program(): Command {
     .addHelpText('after', "\nRun `hailstone <command> --help` for a command's options.")
     .exitOverride()
     .configureOutput(output);
-  for (const command of [serveProgram(runServe), getProgram(), inspectProgram(), keygenProgram()]) {
+  for (const command of [serveProgram(runServe), getProgram(), fleetProgram(), inspectProgram(), keygenProgram()]) {
     root.addCommand(command.exitOverride().configureOutput(output).showHelpAfterError(`(hailstone ${command.name()} --help lists the options)`));
+    for (const sub of command.commands) sub.exitOverride().configureOutput(output).showHelpAfterError(`(hailstone ${command.name()} ${sub.name()} --help lists the options)`);
   }
   return root;
 }

@@ -10,8 +10,8 @@ import type { EtcdOptions } from './etcd.js';
 export interface RefusalContext {
   etcd: EtcdOptions;
   cluster: string;
-  /** "server" needs readwrite on hailstone/<cluster>/; "client" reads hailstone/<cluster>/claims/. */
-  role: 'server' | 'client';
+  /** "server" needs readwrite on hailstone/<cluster>/; "client" reads hailstone/<cluster>/claims/; "status" reads hailstone/<cluster>/. */
+  role: 'server' | 'client' | 'status';
 }
 
 /** Why etcd refused, with what to do about it; undefined when the error is not a refusal. */
@@ -26,10 +26,11 @@ export function etcdRefusal(error: unknown, context: RefusalContext): string | u
   if (/authentication is not enabled/.test(text)) return `etcd's authentication is not enabled, but a user was given: drop --etcd-user, or enable it in etcd`;
   if (/permission denied|EtcdPermissionDeniedError|user name is empty/.test(text)) {
     const who = user === undefined ? 'this client (the common name of its client certificate, or no user)' : `the etcd user ${user}`;
-    const needs =
-      context.role === 'server'
-        ? `readwrite on the prefix hailstone/${context.cluster}/`
-        : `read on the prefix hailstone/${context.cluster}/claims/`;
+    const needs = {
+      server: `readwrite on the prefix hailstone/${context.cluster}/`,
+      client: `read on the prefix hailstone/${context.cluster}/claims/`,
+      status: `read on the prefix hailstone/${context.cluster}/`,
+    }[context.role];
     return `etcd says permission denied: ${who} needs ${needs} (docs/fleet.md, "etcd authentication and least privilege")`;
   }
   if (/ERR_TLS_CERT_ALTNAME_INVALID|does not match certificate's altnames/.test(text)) {
