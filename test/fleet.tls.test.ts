@@ -57,6 +57,26 @@ describe.skipIf(!etcdInstalled || !opensslInstalled)('fleet mode over TLS with c
     }
   });
 
+  it('a server bound to 0.0.0.0 says its claim address is unusable, and clients pass it over with one warning; with --advertise they find it', async () => {
+    const wildcard = await startServe([...tlsArgs, '--cluster', 'wild', '--host', '0.0.0.0', '--port', '0', '--max-lead-ms', '300', '--lease-ttl-s', '3']);
+    expect(wildcard.stderr()).toMatch(/"msg":"the claim names udp 0\.0\.0\.0:\d+: 0\.0\.0\.0 is the wildcard address .* give --advertise HOST:PORT/);
+    const passedOver = await runCli(['get', ...tlsArgs, '--cluster', 'wild', '--timeout-ms', '1000']);
+    expect(passedOver.code).toBe(1);
+    const warnings = passedOver.stderr.split('\n').filter((l) => l.startsWith('hailstone: warning: '));
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/claim hailstone\/wild\/claims\/\d+ .* names udp 0\.0\.0\.0:\d+: .* passed over — start it with --advertise HOST:PORT/);
+    expect(passedOver.stderr).toMatch(/UNAVAILABLE: .*no live servers/);
+    wildcard.child.kill('SIGTERM');
+    expect(await wildcard.done).toBe(0);
+    const advertised = await startServe([...tlsArgs, '--cluster', 'wild', '--host', '0.0.0.0', '--advertise', '127.0.0.1', '--port', '0', '--max-lead-ms', '300', '--lease-ttl-s', '3']);
+    expect(advertised.stderr()).not.toMatch(/unusable|wildcard/);
+    const found = await runCli(['get', '-n', '2', ...tlsArgs, '--cluster', 'wild']);
+    expect(found.stderr).toBe('');
+    expect(found.stdout.trim().split('\n')).toHaveLength(2);
+    advertised.child.kill('SIGTERM');
+    expect(await advertised.done).toBe(0);
+  });
+
   it("honours etcdctl's ETCDCTL_CACERT, ETCDCTL_CERT and ETCDCTL_KEY when the --etcd-* flags are not given", async () => {
     const s = await startServe(['--etcd', etcd.endpoint, '--cluster', 'etcdctl-env', '--port', '0', '--max-lead-ms', '300', '--lease-ttl-s', '3'], {
       ETCDCTL_CACERT: ca.cert,

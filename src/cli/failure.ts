@@ -21,6 +21,7 @@ export const USAGE = 'USAGE';
  * `servers:`); the operator typed flags, and a message must name what they can change.
  */
 const FLAG_OF: Readonly<Record<string, string>> = {
+  advertise: '--advertise',
   allow: '--allow',
   backend: '--backend',
   claimWaitMs: '--claim-wait-ms',

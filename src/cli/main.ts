@@ -39,6 +39,11 @@ process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
   const options = rest[0] as { code?: string } | string | undefined;
   const code = typeof options === 'object' ? options?.code : rest[1];
   if (code === 'DEP0123') return;
+  // The library's own warnings (a fleet server passed over…): one line, as the command says things.
+  if (typeof code === 'string' && code.startsWith('HAILSTONE_')) {
+    process.stderr.write(`hailstone: warning: ${typeof warning === 'string' ? warning : warning.message}\n`);
+    return;
+  }
   emitWarning(warning, ...rest);
 }) as typeof process.emitWarning;
 

@@ -41,6 +41,8 @@ export interface ServeConfig {
   /** Fleet mode: etcd's endpoints, TLS files and user (undefined: local mode). */
   etcd: EtcdOptions | undefined;
   cluster: string;
+  /** Fleet mode: the UDP address for the claim (--advertise). */
+  advertise?: string;
   claimWaitMs: number;
   leaseTtlS: number;
   etcdWaitMs: number;
@@ -138,6 +140,7 @@ export class ServingProcess {
               ...(config.fleetClaim === undefined ? {} : { fleetClaim: config.fleetClaim }),
               etcd: config.etcd,
               cluster: config.cluster,
+              ...(config.advertise === undefined ? {} : { advertise: config.advertise }),
               claimWaitMs: config.claimWaitMs,
               leaseTtlS: config.leaseTtlS,
               coordinatorWaitMs: config.etcdWaitMs,

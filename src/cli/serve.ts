@@ -49,6 +49,7 @@ interface ServeFlags extends EtcdFlags {
   clockSkewMs: number;
   resetState?: boolean;
   cluster: string;
+  advertise?: string;
   claimWaitMs: number;
   leaseTtlS: number;
   etcdWaitMs: number;
@@ -78,6 +79,7 @@ export function serveProgram(run: (config: ServeConfig) => Promise<number>): Com
     .addOption(listOption('--etcd <url>', 'fleet mode: etcd endpoints (repeat or comma-separate; https:// for TLS); node ids and reservations are granted by etcd', 'HAILSTONE_ETCD', 'off: local mode'));
   return addEtcdAccessOptions(command)
     .addOption(new Option('--cluster <name>', 'fleet mode: node ids are unique within this cluster').env('HAILSTONE_CLUSTER').default(DEFAULT_CLUSTER))
+    .addOption(new Option('--advertise <host[:port]>', 'fleet mode: the UDP address clients are told, in the claim (default: the bound one; the port: the bound one)').env('HAILSTONE_ADVERTISE'))
     .addOption(intOption('--claim-wait-ms <ms>', 'fleet mode with --node-id: wait this long for its holder to go away, then NODE_ID_TAKEN (default: the lease TTL + 1 s)', 'HAILSTONE_CLAIM_WAIT_MS', { min: 0, max: DAY }))
     .addOption(intOption('--lease-ttl-s <s>', 'fleet mode: lease TTL; a dead holder\'s node id can move after this long', 'HAILSTONE_LEASE_TTL_S', { min: 2, max: 3600, default: DEFAULT_LEASE_TTL_S }))
     .addOption(intOption('--etcd-wait-ms <ms>', 'fleet mode: at startup, wait this long for etcd, then COORDINATOR_UNAVAILABLE', 'HAILSTONE_ETCD_WAIT_MS', { min: 0, max: DAY, default: DEFAULT_COORDINATOR_WAIT_MS }))
@@ -104,6 +106,7 @@ function configOf(flags: ServeFlags): ServeConfig {
   const etcd = etcdOptionsOf(flags);
   const fleet = etcd !== undefined;
   if (!fleet && flags.claimWaitMs !== undefined) throw new UsageError('--claim-wait-ms needs --etcd (fleet mode)');
+  if (!fleet && flags.advertise !== undefined) throw new UsageError('--advertise needs --etcd (fleet mode): only a claim in etcd carries the address');
   return {
     nodeId: fleet ? flags.nodeId : (flags.nodeId ?? 0),
     host: flags.host,
@@ -129,6 +132,7 @@ function configOf(flags: ServeFlags): ServeConfig {
     resetState: booleanWithEnv(flags.resetState, 'HAILSTONE_RESET_STATE'),
     etcd,
     cluster: flags.cluster,
+    ...(flags.advertise === undefined ? {} : { advertise: flags.advertise }),
     claimWaitMs: flags.claimWaitMs ?? defaultClaimWaitMs(fleet && flags.nodeId !== undefined, flags.leaseTtlS),
     leaseTtlS: flags.leaseTtlS,
     etcdWaitMs: flags.etcdWaitMs,

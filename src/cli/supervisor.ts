@@ -280,6 +280,7 @@ export async function servePrimary(config: ServeConfig): Promise<number> {
           {
             etcd: config.etcd,
             cluster: config.cluster,
+            ...(config.advertise === undefined ? {} : { advertise: config.advertise }),
             ...(config.nodeId === undefined ? {} : { nodeId: config.nodeId }),
             claimWaitMs: config.claimWaitMs,
             leaseTtlS: config.leaseTtlS,

@@ -22,7 +22,7 @@ import { randomFillSync } from 'node:crypto';
 import { type Socket, createSocket } from 'node:dgram';
 import { lookup as dnsLookup } from 'node:dns/promises';
 import { isIP, isIPv6 } from 'node:net';
-import { hostPort } from '../address.js';
+import { hostPort, parseHostPort } from '../address.js';
 import { HailstoneError, InvalidArgumentError, checkInteger, describe } from '../errors.js';
 import { DEFAULT_LAYOUT, type Layout, timestampOf } from '../layout.js';
 import { Authenticator } from '../protocol/auth.js';
@@ -136,13 +136,7 @@ interface Pending {
 }
 
 export function parseEndpoint(text: string): Endpoint {
-  const m = /^\[([^\]]+)\]:(\d+)$/.exec(text) ?? /^([^:]+):(\d+)$/.exec(text);
-  if (m === null) throw new InvalidArgumentError('servers', `${describe(text)} is not host:port (e.g. 127.0.0.1:7077, [::1]:7077 or ids.example.com:7077)`);
-  const port = Number(m[2]);
-  if (!Number.isInteger(port) || port < 1 || port > 65535) {
-    throw new InvalidArgumentError('servers', `${describe(text)}: port ${m[2]} is out of range (1 to 65535)`);
-  }
-  const host = m[1]!;
+  const { host, port } = parseHostPort('servers', text);
   return { host, port, text, addresses: isIP(host) === 0 ? undefined : [host], nextAddress: 0, notBefore: 0 };
 }
 
@@ -201,7 +195,17 @@ class IdClient implements Client {
       throw new InvalidArgumentError('servers', 'must list at least one "host:port" (or give etcd to find the servers of a fleet)');
     }
     this.endpoints = (options.servers ?? []).map(parseEndpoint);
-    this.discovery = options.etcd === undefined ? undefined : new FleetDiscovery({ etcd: options.etcd, cluster: options.cluster }, (list) => this.setServers(list));
+    this.discovery =
+      options.etcd === undefined
+        ? undefined
+        : new FleetDiscovery(
+            { etcd: options.etcd, cluster: options.cluster },
+            (list) => this.setServers(list),
+            (key, info, why) =>
+              process.emitWarning(`the fleet's claim ${key} (host ${info.host ?? '?'}, pid ${info.pid ?? '?'}) names udp ${info.udp}: ${why}; that server is passed over — start it with --advertise HOST:PORT`, {
+                code: 'HAILSTONE_UNUSABLE_ADDRESS',
+              }),
+          );
     this.auth = options.key === undefined ? undefined : new Authenticator(options.key);
     this.timeoutMs = checkInteger('timeoutMs', options.timeoutMs ?? 250, 1, 600_000);
     this.retries = checkInteger('retries', options.retries ?? 8, 0, 1000);

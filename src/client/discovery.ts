@@ -5,6 +5,7 @@ import type { Etcd3, Watcher } from 'etcd3';
 import { type EtcdOptions, checkCluster, claimsPrefix, connectEtcd } from '../fleet/etcd.js';
 import type { ClaimInfo } from '../fleet/etcd.js';
 import { etcdRefusal } from '../fleet/etcd-refusal.js';
+import { unusableAddress } from '../address.js';
 
 export interface DiscoveryOptions {
   etcd: EtcdOptions;
@@ -16,6 +17,8 @@ export class FleetDiscovery {
   private readonly prefix: string;
   private readonly cluster: string;
   private readonly servers = new Map<string, string>();
+  /** "key udp" of each unusable claim already told. */
+  private readonly told = new Set<string>();
   private watcher: Watcher | undefined;
   private closed = false;
   /** Resolves once the first list was read (rejects if etcd cannot be read). */
@@ -24,6 +27,8 @@ export class FleetDiscovery {
   constructor(
     private readonly options: DiscoveryOptions,
     private readonly onChange: (servers: string[]) => void,
+    /** Told once per claim and address that no client can use (a server bound to 0.0.0.0 without --advertise): it is passed over. */
+    private readonly onUnusable: (claimKey: string, info: Partial<ClaimInfo>, why: string) => void = () => undefined,
   ) {
     this.client = connectEtcd(options.etcd);
     this.cluster = checkCluster(options.cluster);
@@ -72,9 +77,18 @@ export class FleetDiscovery {
 
   private set(key: string, value: string): void {
     try {
-      const info = JSON.parse(value) as ClaimInfo;
-      // A server bound to every interface names no address a client can use: skip it.
-      if (typeof info.udp === 'string' && /:\d+$/.test(info.udp) && !/^(0\.0\.0\.0|\[::\]):/.test(info.udp)) this.servers.set(key, info.udp);
+      const info = JSON.parse(value) as Partial<ClaimInfo>;
+      if (typeof info.udp !== 'string') return;
+      // A server bound to every interface names no address a client can use: pass it over, and say so once.
+      const why = unusableAddress(info.udp);
+      if (why === undefined) {
+        this.servers.set(key, info.udp);
+        return;
+      }
+      this.servers.delete(key);
+      if (this.told.has(`${key} ${info.udp}`)) return;
+      this.told.add(`${key} ${info.udp}`);
+      this.onUnusable(key, info, why);
     } catch {
       // Not a claim this client understands: ignore it.
     }

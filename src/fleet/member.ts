@@ -3,9 +3,11 @@
 // another node id — while the server answers UNAVAILABLE.
 
 import { randomBytes } from 'node:crypto';
+import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import type { Etcd3 } from 'etcd3';
-import { HailstoneError, InvalidArgumentError } from '../errors.js';
+import { hostPort, parseHostPort, unusableAddress } from '../address.js';
+import { HailstoneError, InvalidArgumentError, describe } from '../errors.js';
 import { Backoff } from './backoff.js';
 import { DEFAULT_LAYOUT } from '../layout.js';
 import { FailureEpisode } from '../log-episode.js';
@@ -36,6 +38,12 @@ export interface FleetOptions {
   leaseTtlS?: number;
   /** At startup, how long to wait for etcd before COORDINATOR_UNAVAILABLE. Default 30 s. */
   coordinatorWaitMs?: number;
+  /**
+   * The UDP address written into the claim, where clients that find servers in etcd send:
+   * "host:port", or "host" (with the bound port). Default the bound address — which names no
+   * machine when the server binds every interface (0.0.0.0, ::), or is behind NAT.
+   */
+  advertise?: string;
 }
 
 export interface FleetStats {
@@ -107,6 +115,10 @@ export class FleetMember {
   private readonly maxLeadMs: number;
   /** Failed attempts to claim (at startup, or again after a fence), logged once per run of failures. */
   private readonly claimEpisode: FailureEpisode;
+  /** --advertise: the host (and port) for the claim. */
+  private readonly advertise: { host: string; port: number | undefined } | undefined;
+  /** The unusable claim address already logged. */
+  private addressWarned: string | undefined;
 
   constructor(
     private readonly options: FleetOptions & Partial<NodeOptions>,
@@ -146,6 +158,7 @@ export class FleetMember {
     const base = options.clock ?? Date.now;
     this.clock = () => base() + skew;
     this.claimEpisode = new FailureEpisode(logger, { what: 'claiming a node id', level: 'warn', fields: { cluster: this.cluster } });
+    this.advertise = options.advertise === undefined ? undefined : parseAdvertise(options.advertise);
   }
 
   /** Claims a node id and opens its node (or, under a given claim, only opens the node). */
@@ -166,6 +179,7 @@ export class FleetMember {
     for (;;) {
       try {
         const node = await this.claimAndOpen(Math.max(0, waitMs - (Date.now() - started)));
+        this.checkAddress();
         this.node = node;
         this.problem = undefined;
         this.claimEpisode.recovered();
@@ -222,11 +236,33 @@ export class FleetMember {
 
   /** Updates what the claim key says about this instance (its UDP address, once known). */
   async announce(): Promise<void> {
+    this.checkAddress();
     await this.claim?.updateInfo(JSON.stringify(this.info()));
   }
 
   private info(): ClaimInfo {
-    return { instance: this.instance, host: hostname(), udp: this.owner.udp(), pid: process.pid, version: VERSION, startedAt: this.startedAt };
+    return { instance: this.instance, host: hostname(), udp: this.udp(), pid: process.pid, version: VERSION, startedAt: this.startedAt };
+  }
+
+  /** The UDP address for the claim: the advertised one, else the bound one. */
+  private udp(): string {
+    const bound = this.owner.udp();
+    const advertise = this.advertise;
+    if (advertise === undefined) return bound;
+    const port = advertise.port ?? Number(/:(\d+)$/.exec(bound)?.[1]);
+    return Number.isInteger(port) && port > 0 ? hostPort(advertise.host, port) : bound;
+  }
+
+  /** Said once a claim is made: a claim whose address no client can use is not skipped in silence. */
+  private checkAddress(): void {
+    const udp = this.udp();
+    const why = unusableAddress(udp);
+    if (why === undefined || this.addressWarned === udp) return;
+    this.addressWarned = udp;
+    this.owner.logger.warn(
+      { udp, cluster: this.cluster },
+      `the claim names udp ${udp}: ${why}; clients that find servers in etcd cannot use it — give --advertise HOST:PORT (the address clients reach this server at)`,
+    );
   }
 
   stats(): FleetStats {
@@ -389,6 +425,15 @@ export class FleetMember {
     }
     this.claimEpisode.abandoned('the server closed');
   }
+}
+
+/** --advertise: "host:port", or a host alone (a bare IPv6 address, or one in brackets). */
+function parseAdvertise(text: string): { host: string; port: number | undefined } {
+  if (typeof text !== 'string' || text === '') throw new InvalidArgumentError('advertise', `must be HOST:PORT or HOST, got ${describe(text)}`);
+  if (/:\d+$/.test(text) && (!text.includes(':', text.indexOf(':') + 1) || text.startsWith('['))) return parseHostPort('advertise', text);
+  const host = text.replace(/^\[(.*)\]$/, '$1');
+  if (host === '' || /[\s/\[\]]/.test(host) || (host.includes(':') && isIP(host) !== 6)) throw new InvalidArgumentError('advertise', `${describe(text)} is not HOST:PORT or HOST`);
+  return { host, port: undefined };
 }
 
 /** Failures a new claim can cure: etcd unreachable for a moment, a claim lost on the way. */
