@@ -18,6 +18,7 @@ import { TRANSPORT_CHOICES, type TransportChoice } from '../server/select-transp
 import { DEFAULT_HOST, DEFAULT_PORT, DEFAULT_REPLAY_WINDOW_MS, type Server } from '../server/server.js';
 import { type Backend, DEFAULT_MAX_LEAD_MS, MAX_LEAD_MS_LIMIT } from '../generator.js';
 import { DEFAULT_LAYOUT } from '../layout.js';
+import { nodeIdFromOrdinal } from '../node/ordinal.js';
 import { UsageError } from './failure.js';
 import { type EtcdFlags, addEtcdAccessOptions, etcdOptionsOf } from './etcd-options.js';
 import { booleanWithEnv, choiceOption, intOption, keyFileExposure, listOption, parsedOption } from './options.js';
@@ -59,7 +60,14 @@ interface ServeFlags extends EtcdFlags {
 export function serveProgram(run: (config: ServeConfig) => Promise<number>): Command {
   const command = new Command('serve')
     .description('Serve ids over UDP (protocol v1) from one node. Every option can also be set with its environment variable.')
-    .addOption(intOption('--node-id <n>', "this node's id; unique among live nodes (default: 0; with --etcd: a free one is claimed)", 'HAILSTONE_NODE_ID', { min: 0, max: DEFAULT_LAYOUT.maxNodeId }))
+    .addOption(
+      parsedOption(
+        '--node-id <n|ordinal>',
+        "this node's id; unique among live nodes (default: 0; with --etcd: a free one is claimed); ordinal: the trailing -N of the host name (a StatefulSet's pod)",
+        'HAILSTONE_NODE_ID',
+        parseNodeId,
+      ),
+    )
     .addOption(new Option('--host <addr>', 'address to bind (never all interfaces unless asked)').env('HAILSTONE_HOST').default(DEFAULT_HOST))
     .addOption(intOption('--port <p>', 'UDP port; 0 picks a free one', 'HAILSTONE_PORT', { min: 0, max: 65535, default: DEFAULT_PORT }))
     .addOption(new Option('--state-dir <dir>', 'durable state, on local storage (default: ./data; with --etcd: none, or an extra floor)').env('HAILSTONE_STATE_DIR'))
@@ -95,6 +103,16 @@ state lock, prints "hailstone stopped" and exits 0. Exit codes: 0 stopped, 1 run
     .action(async (flags: ServeFlags) => {
       process.exitCode = await run(configOf(flags));
     });
+}
+
+/** --node-id: a number from 0 to the layout's largest node id, or "ordinal" (from the host name). */
+function parseNodeId(text: string): number {
+  if (text.trim().toLowerCase() === 'ordinal') return nodeIdFromOrdinal(DEFAULT_LAYOUT.maxNodeId);
+  const value = /^\s*\d+\s*$/.test(text) ? Number(text) : NaN;
+  if (!Number.isSafeInteger(value) || value > DEFAULT_LAYOUT.maxNodeId) {
+    throw new Error(`It must be an integer from 0 to ${DEFAULT_LAYOUT.maxNodeId}, or ordinal.`);
+  }
+  return value;
 }
 
 function configOf(flags: ServeFlags): ServeConfig {
