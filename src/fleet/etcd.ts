@@ -19,6 +19,7 @@ import type { ComparatorBuilder, Etcd3, IOptions } from 'etcd3';
 import { InvalidArgumentError, describe } from '../errors.js';
 import { DEFAULT_CLUSTER } from './defaults.js';
 import { type EtcdTlsMaterial, type EtcdTlsOptions, readTlsMaterial, tlsGiven } from './etcd-tls.js';
+import { RotatingTlsFiles, rotatingCredentials } from './etcd-credentials.js';
 
 // etcd's client (with gRPC) is loaded on the first connection, not on import: it is most
 // of what hailstone would otherwise load, and programs that never reach a fleet — or that
@@ -113,7 +114,12 @@ export function connectEtcd(options: EtcdOptions): Etcd3 {
  * An etcd client over every endpoint given. `onHealth` is told when a member starts being
  * passed over (it failed or stalled) and when a probe finds it answering again.
  */
-export function openEtcd(options: EtcdOptions, onHealth?: (endpoint: string, up: boolean) => void): EtcdConnection {
+export function openEtcd(
+  options: EtcdOptions,
+  onHealth?: (endpoint: string, up: boolean) => void,
+  /** Told when the TLS files changed and were read again (or did not load). */
+  onTlsFiles?: (event: { ok: boolean; message: string }) => void,
+): EtcdConnection {
   const { hosts, secure } = etcdTargets(options.endpoints, tlsGiven(options));
   const tls = readTlsMaterial(options);
   const auth = etcdAuth(options);
@@ -159,7 +165,30 @@ export function openEtcd(options: EtcdOptions, onHealth?: (endpoint: string, up:
     ...(secure ? { credentials: credentialsOf(tls) } : {}),
     ...(auth === undefined ? {} : { auth }),
   };
-  return { etcd: new Etcd3(config), endpoints: hosts, health };
+  const etcd = new Etcd3(config);
+  if (secure) followTlsFiles(etcd, options, onTlsFiles);
+  return { etcd, endpoints: hosts, health };
+}
+
+/**
+ * Over TLS, every new connection (to each member, and for each login) takes the
+ * certificates as the files now hold them: etcd3 builds its credentials once, so they are
+ * replaced with ones that follow the files. If etcd3's insides ever differ, the fixed
+ * credentials it was given stay in use (the tests of rotation say so).
+ */
+function followTlsFiles(etcd: Etcd3, options: EtcdOptions, onTlsFiles?: (event: { ok: boolean; message: string }) => void): void {
+  const files = new RotatingTlsFiles(options, onTlsFiles);
+  if (!files.watchesFiles) return;
+  const pool = (etcd as unknown as { pool?: { hosts?: { channelCredentials?: unknown }[]; authenticator?: { credentials?: unknown } } }).pool;
+  if (pool?.hosts === undefined || pool.authenticator === undefined) return;
+  const credentials = rotatingCredentials(files, options.cert !== undefined);
+  for (const host of pool.hosts) host.channelCredentials = credentials;
+  pool.authenticator.credentials = credentials;
+  const close = etcd.close.bind(etcd);
+  etcd.close = () => {
+    files.close();
+    close();
+  };
 }
 
 /** etcd3's TLS credentials: no CA given means the system's (gRPC takes null for that). */

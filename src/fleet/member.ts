@@ -143,10 +143,14 @@ export class FleetMember {
     if (!Number.isInteger(this.leaseTtlS) || this.leaseTtlS < 2 || this.leaseTtlS > 3600) {
       throw new InvalidArgumentError('leaseTtlS', `must be an integer from 2 to 3600, got ${this.leaseTtlS}`);
     }
-    const connection = openEtcd(options.etcd, (endpoint, up) => {
-      if (up) logger.info({ endpoint, cluster: this.cluster }, `etcd member ${endpoint} answers again`);
-      else logger.warn({ endpoint, cluster: this.cluster }, `etcd member ${endpoint} failed or stalled; requests go to the other members while it is probed`);
-    });
+    const connection = openEtcd(
+      options.etcd,
+      (endpoint, up) => {
+        if (up) logger.info({ endpoint, cluster: this.cluster }, `etcd member ${endpoint} answers again`);
+        else logger.warn({ endpoint, cluster: this.cluster }, `etcd member ${endpoint} failed or stalled; requests go to the other members while it is probed`);
+      },
+      ({ ok, message }) => (ok ? logger.info({ cluster: this.cluster }, message) : logger.warn({ cluster: this.cluster }, message)),
+    );
     this.etcd = connection.etcd;
     this.endpointHealth = connection.health;
     this.gaveUp = new Promise((resolve) => {
