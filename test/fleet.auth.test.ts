@@ -47,6 +47,10 @@ describe.skipIf(!etcdInstalled || !opensslInstalled)('fleet mode with etcd authe
       await setup.role('hailstone').create();
       await setup.role('hailstone').grant({ permission: 'Readwrite', range: Range.prefix(`hailstone/${CLUSTER}/`) });
       await setup.role('hailstone').grant({ permission: 'Readwrite', range: Range.prefix('hailstone/status/') });
+      await setup.role('revocable').create();
+      await setup.role('revocable').grant({ permission: 'Readwrite', range: Range.prefix('hailstone/revoke/') });
+      await setup.user('rv').create('rv-pw');
+      await setup.user('rv').addRole('revocable');
       await setup.user('hs').create('hs-pw');
       await setup.user('hs').addRole('hailstone');
       // Clients only read the claims.
@@ -97,6 +101,34 @@ describe.skipIf(!etcdInstalled || !opensslInstalled)('fleet mode with etcd authe
       conn.etcd.close();
     }
     expect((await status('table')).stdout).toMatch(new RegExp(`no live claim.*\\n.*\\n${node}\\s+0-1 `, 's'));
+  });
+
+  it('a permission revoked while serving: the node stops issuing, /healthz says etcd refuses and why; granted again, it claims again and serves', async () => {
+    const s = await startServe([...access, '--etcd-user', 'rv', '--cluster', 'revoke', '--port', '0', '--max-lead-ms', '300', '--lease-ttl-s', '3', '--metrics', '127.0.0.1:0'], {
+      HAILSTONE_ETCD_PASSWORD: 'rv-pw',
+    });
+    const metrics = Number((await waitFor(() => /"metrics":"http:\/\/127\.0\.0\.1:(\d+)"/.exec(s.stderr()) ?? undefined, { what: 'the metrics port', child: s.child }))[1]);
+    const reason = async () => ((await (await fetch(`http://127.0.0.1:${metrics}/healthz`)).json()) as { reason?: string }).reason ?? '';
+    const load = new Load([`127.0.0.1:${s.port}`]);
+    try {
+      await load.more(300);
+      const range = Range.prefix('hailstone/revoke/');
+      await admin.role('revocable').revoke({ permission: 'Readwrite', range });
+      await waitFor(async () => /coordinator \(etcd\) refuses: etcd says permission denied: the etcd user "rv" needs readwrite on the prefix hailstone\/revoke\//.test(await reason()), {
+        what: '/healthz to say etcd refuses',
+        child: s.child,
+        everyMs: 100,
+      });
+      await waitFor(() => /"msg":"[^"]*refuses: etcd says permission denied/.test(s.stderr()), { what: 'the log to say etcd refuses', child: s.child });
+      await admin.role('revocable').grant({ permission: 'Readwrite', range });
+      await waitFor(async () => (await reason()) === '' || undefined, { what: '/healthz to be healthy again', child: s.child, everyMs: 100 });
+      await load.more(300);
+      expect(duplicatesIn(await load.stop())).toEqual([]);
+    } finally {
+      await load.stop();
+      s.child.kill('SIGTERM');
+      await s.done;
+    }
   });
 
   it('fleet status: exit 1 with COORDINATOR_UNAVAILABLE when etcd does not answer', async () => {

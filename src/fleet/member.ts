@@ -360,7 +360,14 @@ export class FleetMember {
   private async openNode(claim: ClaimRef): Promise<HailstoneNode> {
     const nodeOptions = { ...this.options, nodeId: claim.nodeId, logger: this.owner.logger } as NodeOptions;
     const rules = checkNodeRules(nodeOptions);
-    let store: ReservationStore = new EtcdStore({ etcd: this.etcd, cluster: this.cluster, claim, worker: rules.worker, observe: (s) => this.latency.observe(s) });
+    let store: ReservationStore = new EtcdStore({
+      etcd: this.etcd,
+      cluster: this.cluster,
+      claim,
+      worker: rules.worker,
+      observe: (s) => this.latency.observe(s),
+      refusal: (error) => this.refusal(error),
+    });
     let stateFile: string | undefined;
     if (typeof this.options.stateDir === 'string' && this.options.stateDir !== '') {
       const file = fileStoreOf(nodeOptions, rules);
@@ -422,7 +429,7 @@ export class FleetMember {
           this.giveUp(new HailstoneError('NODE_ID_TAKEN', reason, { retryAfterMs: this.leaseTtlS * 1000 }));
           return;
         }
-        this.problem = `claiming again failed (${(error as Error).message})`;
+        this.problem = `claiming again failed (${this.refusal(error) ?? (error as Error).message})`;
         this.claimEpisode.failed(`claiming a node id again failed (${(error as Error).message}); retrying`, { err: (error as Error).message, retryInMs: backoff.nextMs });
         await backoff.wait(this.closer.signal, 'claiming a node id').catch(() => undefined);
       }
