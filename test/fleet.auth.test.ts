@@ -131,6 +131,29 @@ describe.skipIf(!etcdInstalled || !opensslInstalled)('fleet mode with etcd authe
     }
   });
 
+  it("a client idle past etcd's auth token TTL logs in again by itself on its next request", async () => {
+    const conn = openEtcd({ endpoints: [etcd.endpoint], ca: ca.cert, cert: client.cert, key: client.key, username: 'hs', password: 'hs-pw' });
+    // Counts the logins the client drops because etcd said the token is invalid (etcd3's insides).
+    const authenticator = (conn.etcd as unknown as { pool: { authenticator: { invalidateMetadata: () => void } } }).pool.authenticator;
+    let dropped = 0;
+    const invalidate = authenticator.invalidateMetadata.bind(authenticator);
+    authenticator.invalidateMetadata = () => {
+      dropped++;
+      invalidate();
+    };
+    try {
+      await readFleetStatus(conn.etcd, CLUSTER);
+      // Idle: the token is forgotten after TOKEN_TTL_S unused.
+      const until = Date.now() + TOKEN_TTL_S * 1000 + 1500;
+      await waitFor(() => Date.now() > until, { what: 'the token TTL to pass', everyMs: 100 });
+      expect((await readFleetStatus(conn.etcd, CLUSTER)).cluster).toBe(CLUSTER);
+      // The token had expired (the test would prove nothing otherwise), and the client logged in again.
+      expect(dropped).toBeGreaterThan(0);
+    } finally {
+      conn.etcd.close();
+    }
+  });
+
   it('fleet status: exit 1 with COORDINATOR_UNAVAILABLE when etcd does not answer', async () => {
     const r = await runCli(['fleet', 'status', '--etcd', 'http://127.0.0.1:1']);
     expect(r.code).toBe(1);
