@@ -3,7 +3,9 @@
 // hailstone/<cluster>/ and nothing else. Claiming, reservations, fencing (the claim key
 // deleted), discovery and an etcd restart (every auth token gone) all work with only that
 // role — so every key hailstone touches is under the prefix — and the servers keep serving
-// past etcd's auth token TTL.
+// past etcd's auth token TTL; an idle client logs in again when its token was forgotten,
+// `fleet status` lists the fleet, and a permission revoked under a server is named in
+// /healthz.
 
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,6 +13,7 @@ import { join } from 'node:path';
 import { Etcd3, Range } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openEtcd } from '../src/fleet/etcd.js';
+import { createClient } from '../src/index.js';
 import { type FleetStatus, readFleetStatus } from '../src/fleet/status.js';
 import { runCli, waitFor } from './support/child.js';
 import { TestCa, opensslInstalled } from './support/certs.js';
@@ -65,6 +68,47 @@ describe.skipIf(!etcdInstalled || !opensslInstalled)('fleet mode with etcd authe
     admin = new Etcd3({ hosts: `127.0.0.1:${etcd.clientPort}`, credentials: { rootCertificate: ca.pem(), certChain: readFileSync(client.cert), privateKey: readFileSync(client.key) }, auth: { username: 'root', password: 'root-pw' } });
     writeFileSync(join(dir, 'pw'), 'hs-pw\n', { mode: 0o600 });
     access = ['--etcd', etcd.endpoint, '--etcd-ca', ca.cert, '--etcd-cert', client.cert, '--etcd-key', client.key, '--cluster', CLUSTER];
+  });
+
+  afterAll(async () => {
+    admin?.close();
+    await etcd?.stop();
+    ca?.remove();
+    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('claims, stores reservations, is found by get --etcd, fences when its claim is deleted, outlives the token TTL and an etcd restart: 0 duplicates', async () => {
+    const s = await startServe([...access, '--etcd-user', 'hs', '--etcd-password-file', join(dir, 'pw'), '--port', '0', '--max-lead-ms', '300', '--lease-ttl-s', '3']);
+    const load = new Load([`127.0.0.1:${s.port}`]);
+    try {
+      await load.more(500);
+      const claims = await admin.getAll().prefix(`hailstone/${CLUSTER}/claims/`).keys();
+      expect(claims).toHaveLength(1);
+      expect(await admin.getAll().prefix(`hailstone/${CLUSTER}/reservations/`).keys()).not.toHaveLength(0);
+      // Discovery by a user that may only read the claims, its password from the environment.
+      const got = await runCli(['get', '-n', '3', ...access, '--etcd-user', 'reader'], { HAILSTONE_ETCD_PASSWORD: 'reader-pw' });
+      expect(got.stderr).toBe('');
+      expect(got.stdout.trim().split('\n')).toHaveLength(3);
+      // Fencing: the claim key deleted under it.
+      await admin.delete().key(claims[0]!);
+      await waitFor(() => /fenced: node id/.test(s.stderr()), { what: 'the server to fence itself', child: s.child });
+      await waitFor(() => /re-claimed/.test(s.stderr()), { what: 'the server to claim again', child: s.child });
+      await load.more(500);
+      // Past the token TTL, twice over, while serving.
+      const until = Date.now() + 2 * TOKEN_TTL_S * 1000 + 500;
+      await waitFor(() => Date.now() > until, { what: 'two token TTLs to pass', everyMs: 100 });
+      await load.more(500);
+      // An etcd restart forgets every token: the server logs in again by itself.
+      await etcd.kill();
+      await etcd.run();
+      await load.more(1000, 30_000);
+      expect(s.stderr()).not.toMatch(/permission denied|PERMISSION|auth/i);
+      expect(duplicatesIn(await load.stop())).toEqual([]);
+    } finally {
+      await load.stop();
+      s.child.kill('SIGTERM');
+      await s.done;
+    }
   });
 
   it('fleet status lists the holder, its lease and its reservations, then the dead holder\'s reservations as unclaimed', async () => {
@@ -154,50 +198,28 @@ describe.skipIf(!etcdInstalled || !opensslInstalled)('fleet mode with etcd authe
     }
   });
 
+  it('discovery follows the fleet across an etcd restart (every token forgotten): a server started afterwards is found', async () => {
+    const lib = createClient({ etcd: { endpoints: [etcd.endpoint], ca: ca.cert, cert: client.cert, key: client.key, username: 'reader', password: 'reader-pw' }, cluster: CLUSTER, deadlineMs: 2000 });
+    try {
+      await expect(lib.nextIds(1)).rejects.toThrow(/no live servers/);
+      await etcd.kill();
+      await etcd.run();
+      const s = await startServe([...access, '--etcd-user', 'hs', '--etcd-password-file', join(dir, 'pw'), '--port', '0', '--max-lead-ms', '300', '--lease-ttl-s', '3']);
+      try {
+        const ids = await waitFor(async () => lib.nextIds(5).catch(() => undefined), { what: 'the client to find the new server', everyMs: 200 });
+        expect(ids).toHaveLength(5);
+      } finally {
+        s.child.kill('SIGTERM');
+        await s.done;
+      }
+    } finally {
+      await lib.close();
+    }
+  });
+
   it('fleet status: exit 1 with COORDINATOR_UNAVAILABLE when etcd does not answer', async () => {
     const r = await runCli(['fleet', 'status', '--etcd', 'http://127.0.0.1:1']);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/^hailstone: COORDINATOR_UNAVAILABLE: etcd at 127\.0\.0\.1:1 did not answer .*\n$/);
-  });
-
-  afterAll(async () => {
-    admin?.close();
-    await etcd?.stop();
-    ca?.remove();
-    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
-  });
-
-  it('claims, stores reservations, is found by get --etcd, fences when its claim is deleted, outlives the token TTL and an etcd restart: 0 duplicates', async () => {
-    const s = await startServe([...access, '--etcd-user', 'hs', '--etcd-password-file', join(dir, 'pw'), '--port', '0', '--max-lead-ms', '300', '--lease-ttl-s', '3']);
-    const load = new Load([`127.0.0.1:${s.port}`]);
-    try {
-      await load.more(500);
-      const claims = await admin.getAll().prefix(`hailstone/${CLUSTER}/claims/`).keys();
-      expect(claims).toHaveLength(1);
-      expect(await admin.getAll().prefix(`hailstone/${CLUSTER}/reservations/`).keys()).not.toHaveLength(0);
-      // Discovery by a user that may only read the claims, its password from the environment.
-      const got = await runCli(['get', '-n', '3', ...access, '--etcd-user', 'reader'], { HAILSTONE_ETCD_PASSWORD: 'reader-pw' });
-      expect(got.stderr).toBe('');
-      expect(got.stdout.trim().split('\n')).toHaveLength(3);
-      // Fencing: the claim key deleted under it.
-      await admin.delete().key(claims[0]!);
-      await waitFor(() => /fenced: node id/.test(s.stderr()), { what: 'the server to fence itself', child: s.child });
-      await waitFor(() => /re-claimed/.test(s.stderr()), { what: 'the server to claim again', child: s.child });
-      await load.more(500);
-      // Past the token TTL, twice over, while serving.
-      const until = Date.now() + 2 * TOKEN_TTL_S * 1000 + 500;
-      await waitFor(() => Date.now() > until, { what: 'two token TTLs to pass', everyMs: 100 });
-      await load.more(500);
-      // An etcd restart forgets every token: the server logs in again by itself.
-      await etcd.kill();
-      await etcd.run();
-      await load.more(1000, 30_000);
-      expect(s.stderr()).not.toMatch(/permission denied|PERMISSION|auth/i);
-      expect(duplicatesIn(await load.stop())).toEqual([]);
-    } finally {
-      await load.stop();
-      s.child.kill('SIGTERM');
-      await s.done;
-    }
   });
 });
