@@ -77,12 +77,15 @@ describe.skipIf(!etcdInstalled || !opensslInstalled)('fleet mode over TLS with c
     expect(await advertised.done).toBe(0);
   });
 
-  it("honours etcdctl's ETCDCTL_CACERT, ETCDCTL_CERT and ETCDCTL_KEY when the --etcd-* flags are not given", async () => {
-    const s = await startServe(['--etcd', etcd.endpoint, '--cluster', 'etcdctl-env', '--port', '0', '--max-lead-ms', '300', '--lease-ttl-s', '3'], {
+  it("honours etcdctl's ETCDCTL_CACERT, ETCDCTL_CERT and ETCDCTL_KEY when the --etcd-* flags are not given — in every worker of --workers 2", async () => {
+    const s = await startServe(['--etcd', etcd.endpoint, '--cluster', 'etcdctl-env', '--workers', '2', '--port', '0', '--max-lead-ms', '300', '--lease-ttl-s', '3'], {
       ETCDCTL_CACERT: ca.cert,
       ETCDCTL_CERT: client.cert,
       ETCDCTL_KEY: client.key,
     });
+    const got = await runCli(['get', '-n', '50', ...tlsArgs, '--cluster', 'etcdctl-env']);
+    expect(got.code).toBe(0);
+    expect(new Set(got.stdout.trim().split('\n')).size).toBe(50);
     s.child.kill('SIGTERM');
     expect(await s.done).toBe(0);
   });
