@@ -53,3 +53,12 @@ export function unusableAddress(address: string): string | undefined {
   if (isIP(host) !== 0 && /^(0\.0\.0\.0|::|0:0:0:0:0:0:0:0)$/.test(host)) return `${host} is the wildcard address (every interface of the server), which names no machine a client can reach`;
   return undefined;
 }
+
+/** --advertise: "host:port", or a host alone (a bare IPv6 address, or one in brackets). */
+export function parseAdvertise(text: string): { host: string; port: number | undefined } {
+  if (typeof text !== 'string' || text === '') throw new InvalidArgumentError('advertise', `must be HOST:PORT or HOST, got ${describe(text)}`);
+  if (/:\d+$/.test(text) && (!text.includes(':', text.indexOf(':') + 1) || text.startsWith('['))) return parseHostPort('advertise', text);
+  const host = text.replace(/^\[(.*)\]$/, '$1');
+  if (host === '' || /[\s/\[\]]/.test(host) || (host.includes(':') && isIP(host) !== 6)) throw new InvalidArgumentError('advertise', `${describe(text)} is not HOST:PORT or HOST`);
+  return { host, port: undefined };
+}

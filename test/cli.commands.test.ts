@@ -66,6 +66,7 @@ describe('a library argument the command line passed on is named by its flag', (
     [['get', '--etcd', 'https://127.0.0.1:2379', '--etcd-ca', 'no-such.pem'], /^hailstone: --etcd-ca: cannot read "no-such\.pem" \(ENOENT\)/],
     [['get', '--etcd', 'https://127.0.0.1:2379', '--etcd-cert', 'package.json'], /^hailstone: --etcd-key: a client certificate needs both its certificate and its key/],
     [['get', '--etcd', 'https://127.0.0.1:2379', '--etcd-user', 'hs'], /^hailstone: --etcd-user hs needs its password: --etcd-password-file FILE, or HAILSTONE_ETCD_PASSWORD/],
+    [['serve', '--etcd', 'http://127.0.0.1:1', '--advertise', 'a b:x'], /^hailstone: --advertise: "a b:x" is not HOST:PORT or HOST/],
     [['serve', '--rate-limit', '0'], /argument '0' is invalid\. "0" is not RPS or RPS:BURST/],
   ])('%j: exit 2, the flag named, no argument name, no stack', async (args, message) => {
     const dir = mkdtempSync(join(root, 'usage-'));

@@ -22,7 +22,7 @@ export function fleetProgram(): Command {
   return new Command('fleet').description('Fleet mode tools.').addCommand(
     addEtcdAccessOptions(status)
       .addOption(new Option('--cluster <name>', "the cluster's name").env('HAILSTONE_CLUSTER').default(DEFAULT_CLUSTER))
-      .addOption(choiceOption('--format <f>', 'table: for people; json: one JSON object', 'HAILSTONE_FORMAT', ['table', 'json'], 'table'))
+      .addOption(choiceOption('--format <f>', 'table: for people; json: one JSON object', 'HAILSTONE_STATUS_FORMAT', ['table', 'json'], 'table'))
       .addHelpText('after', '\nExit codes: 0 listed, 1 etcd did not answer (COORDINATOR_UNAVAILABLE) or refused (COORDINATOR_REFUSED), 2 bad usage.')
       .action(async (flags: StatusFlags) => {
         process.exitCode = await printStatus(flags);

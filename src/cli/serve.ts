@@ -9,6 +9,7 @@
 // restarted with the same stripe; its reservation makes that safe.
 
 import cluster from 'node:cluster';
+import { parseAdvertise } from '../address.js';
 import { Command, Option } from 'commander';
 import { MIN_RESERVATION_MS } from '../node/node.js';
 import { readKeyFile } from '../protocol/auth.js';
@@ -125,6 +126,7 @@ function configOf(flags: ServeFlags): ServeConfig {
   const fleet = etcd !== undefined;
   if (!fleet && flags.claimWaitMs !== undefined) throw new UsageError('--claim-wait-ms needs --etcd (fleet mode)');
   if (!fleet && flags.advertise !== undefined) throw new UsageError('--advertise needs --etcd (fleet mode): only a claim in etcd carries the address');
+  if (flags.advertise !== undefined) parseAdvertise(flags.advertise); // bad usage before a port is bound
   return {
     nodeId: fleet ? flags.nodeId : (flags.nodeId ?? 0),
     host: flags.host,

@@ -3,11 +3,10 @@
 // another node id — while the server answers UNAVAILABLE.
 
 import { randomBytes } from 'node:crypto';
-import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import type { Etcd3 } from 'etcd3';
-import { hostPort, parseHostPort, unusableAddress } from '../address.js';
-import { HailstoneError, InvalidArgumentError, describe } from '../errors.js';
+import { hostPort, parseAdvertise, unusableAddress } from '../address.js';
+import { HailstoneError, InvalidArgumentError } from '../errors.js';
 import { Backoff } from './backoff.js';
 import { DEFAULT_LAYOUT } from '../layout.js';
 import { FailureEpisode } from '../log-episode.js';
@@ -436,15 +435,6 @@ export class FleetMember {
     }
     this.claimEpisode.abandoned('the server closed');
   }
-}
-
-/** --advertise: "host:port", or a host alone (a bare IPv6 address, or one in brackets). */
-function parseAdvertise(text: string): { host: string; port: number | undefined } {
-  if (typeof text !== 'string' || text === '') throw new InvalidArgumentError('advertise', `must be HOST:PORT or HOST, got ${describe(text)}`);
-  if (/:\d+$/.test(text) && (!text.includes(':', text.indexOf(':') + 1) || text.startsWith('['))) return parseHostPort('advertise', text);
-  const host = text.replace(/^\[(.*)\]$/, '$1');
-  if (host === '' || /[\s/\[\]]/.test(host) || (host.includes(':') && isIP(host) !== 6)) throw new InvalidArgumentError('advertise', `${describe(text)} is not HOST:PORT or HOST`);
-  return { host, port: undefined };
 }
 
 /** Failures a new claim can cure: etcd unreachable for a moment, a claim lost on the way. */
