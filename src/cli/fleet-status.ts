@@ -34,7 +34,7 @@ async function printStatus(flags: StatusFlags): Promise<number> {
   const etcdOptions = etcdOptionsOf(flags);
   if (etcdOptions === undefined) throw new UsageError('fleet status needs --etcd (or HAILSTONE_ETCD)');
   // etcd's client is loaded only now: --help and bad usage do not pay for it.
-  const { checkCluster, etcdUnreachable, openEtcd } = await import('../fleet/etcd.js');
+  const { checkCluster, etcdMessage, etcdUnreachable, openEtcd } = await import('../fleet/etcd.js');
   const { etcdRefusal } = await import('../fleet/etcd-refusal.js');
   const { readFleetStatus } = await import('../fleet/status.js');
   const cluster = checkCluster(flags.cluster);
@@ -46,7 +46,7 @@ async function printStatus(flags: StatusFlags): Promise<number> {
     const refused = etcdRefusal(error, { etcd: etcdOptions, cluster, role: 'status' });
     if (refused !== undefined) throw new HailstoneError('COORDINATOR_REFUSED', refused, { cause: error });
     if (etcdUnreachable(error)) {
-      throw new HailstoneError('COORDINATOR_UNAVAILABLE', `etcd at ${endpoints.join(',')} did not answer (${(error as Error).message.split('\n')[0]}): start etcd, or check --etcd`, { cause: error });
+      throw new HailstoneError('COORDINATOR_UNAVAILABLE', `etcd at ${endpoints.join(',')} did not answer (${etcdMessage(error)}): start etcd, or check --etcd`, { cause: error });
     }
     throw error;
   } finally {

@@ -19,7 +19,7 @@ import { FailureEpisode } from '../log-episode.js';
 import type { NodeLogger } from '../logger.js';
 import { DEFAULT_COORDINATOR_WAIT_MS, DEFAULT_LEASE_TTL_S } from './defaults.js';
 import { LeaseGoneError, LeaseSession } from './lease-session.js';
-import { type ClaimInfo, claimKey, claimsPrefix, etcdUnreachable, ifOwner, isOwner, parseReservation, reservationsRoot } from './etcd.js';
+import { type ClaimInfo, claimKey, claimsPrefix, etcdMessage, etcdUnreachable, ifOwner, isOwner, parseReservation, reservationsRoot } from './etcd.js';
 
 export interface ClaimOptions {
   etcd: Etcd3;
@@ -297,7 +297,7 @@ export async function claimNodeId(options: ClaimOptions): Promise<Claim> {
       if (Date.now() - started >= coordinatorWaitMs) {
         throw new HailstoneError(
           'COORDINATOR_UNAVAILABLE',
-          `etcd at ${describeEndpoints(etcd)} did not answer for ${Math.round((Date.now() - started) / 1000)} s (${(error as Error).message}): start etcd, or check --etcd`,
+          `etcd at ${describeEndpoints(etcd)} did not answer for ${Math.round((Date.now() - started) / 1000)} s (${etcdMessage(error)}): start etcd, or check --etcd`,
           { retryAfterMs: 1000 },
         );
       }

@@ -223,6 +223,12 @@ export function etcdUnreachable(error: unknown): boolean {
   return /\b(UNAVAILABLE|DEADLINE_EXCEEDED)\b|ECONNREFUSED|ECONNRESET|No connection established|Failed to connect/.test(error.message);
 }
 
+/** An etcd error's message for a one-line report: its first line, without gRPC's empty "Resolution note". */
+export function etcdMessage(error: unknown): string {
+  const text = error instanceof Error ? error.message : String(error);
+  return text.split('\n')[0]!.replace(/\.?\s*Resolution note:\s*$/, '');
+}
+
 /** Whether etcd says the lease is gone (revoked, or expired): keeping it alive cannot help. */
 export function leaseGone(error: unknown): boolean {
   const etcd3 = load('etcd3') as typeof import('etcd3');
