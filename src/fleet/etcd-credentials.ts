@@ -36,6 +36,11 @@ export class RotatingTlsFiles {
     this.stamp = this.stampNow();
   }
 
+  /** The material as last read. */
+  get current(): EtcdTlsMaterial {
+    return this.material;
+  }
+
   /** Whether any of the material comes from a file (else it never changes). */
   get watchesFiles(): boolean {
     return this.paths().length > 0;

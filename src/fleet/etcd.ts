@@ -18,7 +18,7 @@ import { createRequire } from 'node:module';
 import type { ComparatorBuilder, Etcd3, IOptions } from 'etcd3';
 import { InvalidArgumentError, describe } from '../errors.js';
 import { DEFAULT_CLUSTER } from './defaults.js';
-import { type EtcdTlsMaterial, type EtcdTlsOptions, readTlsMaterial, tlsGiven } from './etcd-tls.js';
+import { type EtcdTlsMaterial, type EtcdTlsOptions, tlsGiven } from './etcd-tls.js';
 import { RotatingTlsFiles, rotatingCredentials } from './etcd-credentials.js';
 
 // etcd's client (with gRPC) is loaded on the first connection, not on import: it is most
@@ -121,7 +121,8 @@ export function openEtcd(
   onTlsFiles?: (event: { ok: boolean; message: string }) => void,
 ): EtcdConnection {
   const { hosts, secure } = etcdTargets(options.endpoints, tlsGiven(options));
-  const tls = readTlsMaterial(options);
+  // Over TLS: the files as they are now, and followed from here on.
+  const files = secure ? new RotatingTlsFiles(options, onTlsFiles) : undefined;
   const auth = etcdAuth(options);
   const { Etcd3, isRecoverableError } = load('etcd3') as typeof import('etcd3');
   const { noop, circuitBreaker, retry, handleWhen, ConsecutiveBreaker, ExponentialBackoff, ConstantBackoff } = load('cockatiel') as typeof import('cockatiel');
@@ -162,11 +163,11 @@ export function openEtcd(
     grpcOptions: { 'grpc.initial_reconnect_backoff_ms': 100, 'grpc.max_reconnect_backoff_ms': 1000 },
     defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + attemptMs }),
     // Over TLS: the CA given (else the system's) verifies etcd; the client certificate, if any, is presented.
-    ...(secure ? { credentials: credentialsOf(tls) } : {}),
+    ...(files === undefined ? {} : { credentials: credentialsOf(files.current) }),
     ...(auth === undefined ? {} : { auth }),
   };
   const etcd = new Etcd3(config);
-  if (secure) followTlsFiles(etcd, options, onTlsFiles);
+  if (files !== undefined) followTlsFiles(etcd, files, options.cert !== undefined);
   return { etcd, endpoints: hosts, health };
 }
 
@@ -176,12 +177,11 @@ export function openEtcd(
  * replaced with ones that follow the files. If etcd3's insides ever differ, the fixed
  * credentials it was given stay in use (the tests of rotation say so).
  */
-function followTlsFiles(etcd: Etcd3, options: EtcdOptions, onTlsFiles?: (event: { ok: boolean; message: string }) => void): void {
-  const files = new RotatingTlsFiles(options, onTlsFiles);
+function followTlsFiles(etcd: Etcd3, files: RotatingTlsFiles, hasIdentity: boolean): void {
   if (!files.watchesFiles) return;
   const pool = (etcd as unknown as { pool?: { hosts?: { channelCredentials?: unknown }[]; authenticator?: { credentials?: unknown } } }).pool;
   if (pool?.hosts === undefined || pool.authenticator === undefined) return;
-  const credentials = rotatingCredentials(files, options.cert !== undefined);
+  const credentials = rotatingCredentials(files, hasIdentity);
   for (const host of pool.hosts) host.channelCredentials = credentials;
   pool.authenticator.credentials = credentials;
   const close = etcd.close.bind(etcd);
