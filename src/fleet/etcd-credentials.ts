@@ -2,17 +2,18 @@
 // certificate and key in place before the old ones expire, and an etcd restarted with a new
 // server certificate (perhaps from a new CA) must still be reachable — without restarting
 // the server, which would give up its node id. Every new connection to etcd uses the files
-// as they were last read; the files are looked at once a second and read again when they
+// as they were last read; the files are read once a second and taken again when they
 // change, and a set that does not load (a certificate written before its key) is kept out
 // until it does. Connections already open keep the certificate they were made with.
 
-import { statSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { createSecureContext } from 'node:tls';
 import type { ChannelCredentials } from '@grpc/grpc-js';
 import { type EtcdTlsMaterial, type EtcdTlsOptions, pemPath, readTlsMaterial } from './etcd-tls.js';
 
-/** How often the files are looked at (a stat each; read only when one changed). */
+/** How often the files are read to see whether they changed. */
 export const TLS_FILES_CHECK_MS = 1000;
 
 type CaUpdate = { caCertificate: Buffer | undefined } | null;
@@ -122,18 +123,22 @@ export class RotatingTlsFiles {
     return [this.options.ca, this.options.cert, this.options.key].map(pemPath).filter((p): p is string => p !== undefined);
   }
 
-  /** What changes when a file is rewritten or replaced (renamed over, as Kubernetes does). */
+  /**
+   * What the files hold now, as a digest: a rewrite in place or a replacement (renamed over,
+   * as a Kubernetes Secret's update is) changes it even within one timestamp tick. The
+   * files are a few KB: reading them once a second costs nothing worth counting.
+   */
   private stampNow(): string {
-    return this.paths()
-      .map((path) => {
-        try {
-          const s = statSync(path);
-          return `${s.ino}:${s.size}:${s.mtimeMs}`;
-        } catch {
-          return 'missing';
-        }
-      })
-      .join('|');
+    const hash = createHash('sha256');
+    for (const path of this.paths()) {
+      try {
+        hash.update(readFileSync(path));
+      } catch {
+        hash.update('missing');
+      }
+      hash.update('\0');
+    }
+    return hash.digest('hex');
   }
 }
 
