@@ -7,7 +7,7 @@
 // `fleet status` lists the fleet, and a permission revoked under a server is named in
 // /healthz.
 
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Etcd3, Range } from 'etcd3';
@@ -89,6 +89,13 @@ describe.skipIf(!etcdInstalled || !opensslInstalled)('fleet mode with etcd authe
       const got = await runCli(['get', '-n', '3', ...access, '--etcd-user', 'reader'], { HAILSTONE_ETCD_PASSWORD: 'reader-pw' });
       expect(got.stderr).toBe('');
       expect(got.stdout.trim().split('\n')).toHaveLength(3);
+      // A password file others may read works, with a warning saying so.
+      writeFileSync(join(dir, 'reader-pw'), 'reader-pw\n', { mode: 0o644 });
+      chmodSync(join(dir, 'reader-pw'), 0o644);
+      const open = await runCli(['get', ...access, '--etcd-user', 'reader', '--etcd-password-file', join(dir, 'reader-pw')]);
+      expect(open.code).toBe(0);
+      expect(open.stderr).toMatch(/^hailstone: warning: the etcd password file .*reader-pw is open to every user \(mode 644\): .*chmod 600/);
+      expect(s.stderr()).not.toMatch(/password file/);
       // Fencing: the claim key deleted under it.
       await admin.delete().key(claims[0]!);
       await waitFor(() => /fenced: node id/.test(s.stderr()), { what: 'the server to fence itself', child: s.child });
@@ -109,7 +116,7 @@ describe.skipIf(!etcdInstalled || !opensslInstalled)('fleet mode with etcd authe
       s.child.kill('SIGTERM');
       await s.done;
     }
-  });
+  }, 60_000);
 
   it('fleet status lists the holder, its lease and its reservations, then the dead holder\'s reservations as unclaimed', async () => {
     const s = await startServe([...access, '--etcd-user', 'hs', '--etcd-password-file', join(dir, 'pw'), '--port', '0', '--max-lead-ms', '300', '--lease-ttl-s', '3', '--cluster', 'status']);

@@ -54,8 +54,8 @@ describe.skipIf(!etcdInstalled || !opensslInstalled)('etcd refusing a server at 
     } finally {
       setup.close();
     }
-    writeFileSync(join(dir, 'pw'), 'hs-pw\n');
-    writeFileSync(join(dir, 'wrong'), 'not-the-password\n');
+    writeFileSync(join(dir, 'pw'), 'hs-pw\n', { mode: 0o600 });
+    writeFileSync(join(dir, 'wrong'), 'not-the-password\n', { mode: 0o600 });
   });
 
   afterAll(async () => {

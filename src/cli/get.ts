@@ -8,7 +8,7 @@ import { DEFAULT_CLUSTER } from '../fleet/defaults.js';
 import { DEFAULT_HOST, DEFAULT_PORT } from '../server/server.js';
 import { readKeyFile } from '../protocol/auth.js';
 import { type EtcdFlags, addEtcdAccessOptions, etcdOptionsOf } from './etcd-options.js';
-import { choiceOption, intOption, keyFileExposure, listOption } from './options.js';
+import { choiceOption, intOption, keyFileExposure, listOption, passwordFileExposure } from './options.js';
 
 interface GetFlags extends EtcdFlags {
   count: number;
@@ -46,6 +46,8 @@ async function getIds(flags: GetFlags): Promise<number> {
   if (exposure !== undefined) process.stderr.write(`hailstone: warning: ${exposure}\n`);
   const conflicts: NodeIdConflict[] = [];
   const etcd = etcdOptionsOf(flags);
+  const passwordExposure = etcd === undefined || flags.etcdPasswordFile === undefined ? undefined : passwordFileExposure(flags.etcdPasswordFile);
+  if (passwordExposure !== undefined) process.stderr.write(`hailstone: warning: ${passwordExposure}\n`);
   const client = createClient({
     ...(etcd !== undefined
       ? { etcd, cluster: flags.cluster, ...(flags.server.length > 0 ? { servers: flags.server } : {}) }

@@ -25,7 +25,7 @@ export interface ServeConfig {
   workers: number;
   transport: TransportChoice;
   keys: Uint8Array[];
-  /** Key files others may read, and why that matters: logged once, by the process that starts the server. */
+  /** Key files (and the etcd password file) others may read, and why that matters: logged once, by the process that starts the server. */
   keyFileWarnings: { keyFile: string; message: string }[];
   allow: string[];
   rateLimit: RateLimitOptions | undefined;

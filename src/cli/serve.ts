@@ -22,7 +22,7 @@ import { DEFAULT_LAYOUT } from '../layout.js';
 import { nodeIdFromOrdinal } from '../node/ordinal.js';
 import { UsageError } from './failure.js';
 import { type EtcdFlags, addEtcdAccessOptions, etcdOptionsOf } from './etcd-options.js';
-import { booleanWithEnv, choiceOption, intOption, keyFileExposure, listOption, parsedOption } from './options.js';
+import { booleanWithEnv, choiceOption, intOption, keyFileExposure, listOption, parsedOption, passwordFileExposure } from './options.js';
 import { type ServeConfig, ServingProcess, makeLogger, onStopSignal, readyLine, say, startMetrics, warnAboutKeyFiles } from './run-server.js';
 import { DEFAULT_CLUSTER, DEFAULT_COORDINATOR_WAIT_MS, DEFAULT_LEASE_TTL_S, defaultClaimWaitMs } from '../fleet/defaults.js';
 import { servePrimary } from './supervisor.js';
@@ -124,6 +124,7 @@ function configOf(flags: ServeFlags): ServeConfig {
   }
   const etcd = etcdOptionsOf(flags);
   const fleet = etcd !== undefined;
+  const passwordExposure = fleet && flags.etcdPasswordFile !== undefined ? passwordFileExposure(flags.etcdPasswordFile) : undefined;
   if (!fleet && flags.claimWaitMs !== undefined) throw new UsageError('--claim-wait-ms needs --etcd (fleet mode)');
   if (!fleet && flags.advertise !== undefined) throw new UsageError('--advertise needs --etcd (fleet mode): only a claim in etcd carries the address');
   if (flags.advertise !== undefined) parseAdvertise(flags.advertise); // bad usage before a port is bound
@@ -135,10 +136,13 @@ function configOf(flags: ServeFlags): ServeConfig {
     workers: flags.workers,
     transport: flags.transport,
     keys: flags.keyFile.map((file) => readKeyFile(file)),
-    keyFileWarnings: flags.keyFile.flatMap((keyFile) => {
-      const message = keyFileExposure(keyFile);
-      return message === undefined ? [] : [{ keyFile, message }];
-    }),
+    keyFileWarnings: [
+      ...flags.keyFile.flatMap((keyFile) => {
+        const message = keyFileExposure(keyFile);
+        return message === undefined ? [] : [{ keyFile, message }];
+      }),
+      ...(passwordExposure === undefined ? [] : [{ keyFile: flags.etcdPasswordFile!, message: passwordExposure }]),
+    ],
     allow: flags.allow,
     rateLimit: flags.rateLimit,
     metrics: flags.metrics,
