@@ -50,6 +50,11 @@ describe.skipIf(!etcdInstalled || !opensslInstalled)('fleet mode with etcd authe
       await setup.role('hailstone').create();
       await setup.role('hailstone').grant({ permission: 'Readwrite', range: Range.prefix(`hailstone/${CLUSTER}/`) });
       await setup.role('hailstone').grant({ permission: 'Readwrite', range: Range.prefix('hailstone/status/') });
+      // fleet status only reads.
+      await setup.role('status-reader').create();
+      await setup.role('status-reader').grant({ permission: 'Read', range: Range.prefix('hailstone/status/') });
+      await setup.user('operator').create('operator-pw');
+      await setup.user('operator').addRole('status-reader');
       await setup.role('revocable').create();
       await setup.role('revocable').grant({ permission: 'Readwrite', range: Range.prefix('hailstone/revoke/') });
       await setup.user('rv').create('rv-pw');
@@ -120,7 +125,8 @@ describe.skipIf(!etcdInstalled || !opensslInstalled)('fleet mode with etcd authe
 
   it('fleet status lists the holder, its lease and its reservations, then the dead holder\'s reservations as unclaimed', async () => {
     const s = await startServe([...access, '--etcd-user', 'hs', '--etcd-password-file', join(dir, 'pw'), '--port', '0', '--max-lead-ms', '300', '--lease-ttl-s', '3', '--cluster', 'status']);
-    const status = async (format: string) => runCli(['fleet', 'status', ...access, '--etcd-user', 'hs', '--cluster', 'status', '--format', format], { HAILSTONE_ETCD_PASSWORD: 'hs-pw' });
+    // As an operator whose role may only read the cluster's keys.
+    const status = async (format: string) => runCli(['fleet', 'status', ...access, '--etcd-user', 'operator', '--cluster', 'status', '--format', format], { HAILSTONE_ETCD_PASSWORD: 'operator-pw' });
     const node = Number(/ node=(\d+) /.exec(s.stdout())![1]);
     const json = await status('json');
     expect(json.stderr).toBe('');
@@ -152,7 +158,7 @@ describe.skipIf(!etcdInstalled || !opensslInstalled)('fleet mode with etcd authe
       conn.etcd.close();
     }
     expect((await status('table')).stdout).toMatch(new RegExp(`no live claim.*\\n.*\\n${node}\\s+0-1 `, 's'));
-  });
+  }, 60_000);
 
   it('a permission revoked while serving: the node stops issuing, /healthz says etcd refuses and why; granted again, it claims again and serves', async () => {
     const s = await startServe([...access, '--etcd-user', 'rv', '--cluster', 'revoke', '--port', '0', '--max-lead-ms', '300', '--lease-ttl-s', '3', '--metrics', '127.0.0.1:0'], {
