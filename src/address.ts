@@ -1,7 +1,7 @@
 // Network addresses as people read and type them.
 
 import { lookup } from 'node:dns/promises';
-import { isIPv4, isIPv6 } from 'node:net';
+import { isIP, isIPv4, isIPv6 } from 'node:net';
 import { InvalidArgumentError, describe } from './errors.js';
 
 /** "host:port", with an IPv6 host in brackets. */
@@ -27,3 +27,38 @@ export async function resolveHost(host: unknown): Promise<string> {
   return chosen.address;
 }
 
+
+/**
+ * "host:port" ("[v6]:port" for an IPv6 address) as typed: the host and port, the port from
+ * 1 to 65535. `argument` names the option in the error.
+ */
+export function parseHostPort(argument: string, text: string): { host: string; port: number } {
+  const m = typeof text === 'string' ? (/^\[([^\]]+)\]:(\d+)$/.exec(text) ?? /^([^:]+):(\d+)$/.exec(text)) : null;
+  if (m === null) throw new InvalidArgumentError(argument, `${describe(text)} is not host:port (e.g. 127.0.0.1:7077, [::1]:7077 or ids.example.com:7077)`);
+  const port = Number(m[2]);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new InvalidArgumentError(argument, `${describe(text)}: port ${m[2]} is out of range (1 to 65535)`);
+  }
+  return { host: m[1]!, port };
+}
+
+/**
+ * Why a client cannot send to this "host:port", or undefined when it can: the wildcard
+ * addresses a server binds to listen on every interface (0.0.0.0, ::) name no machine.
+ */
+export function unusableAddress(address: string): string | undefined {
+  const m = /^\[([^\]]+)\]:(\d+)$/.exec(address) ?? /^([^:]+):(\d+)$/.exec(address);
+  if (m === null) return `${describe(address)} is not host:port`;
+  const host = m[1]!;
+  if (isIP(host) !== 0 && /^(0\.0\.0\.0|::|0:0:0:0:0:0:0:0)$/.test(host)) return `${host} is the wildcard address (every interface of the server), which names no machine a client can reach`;
+  return undefined;
+}
+
+/** --advertise: "host:port", or a host alone (a bare IPv6 address, or one in brackets). */
+export function parseAdvertise(text: string): { host: string; port: number | undefined } {
+  if (typeof text !== 'string' || text === '') throw new InvalidArgumentError('advertise', `must be HOST:PORT or HOST, got ${describe(text)}`);
+  if (/:\d+$/.test(text) && (!text.includes(':', text.indexOf(':') + 1) || text.startsWith('['))) return parseHostPort('advertise', text);
+  const host = text.replace(/^\[(.*)\]$/, '$1');
+  if (host === '' || /[\s/\[\]]/.test(host) || (host.includes(':') && isIP(host) !== 6)) throw new InvalidArgumentError('advertise', `${describe(text)} is not HOST:PORT or HOST`);
+  return { host, port: undefined };
+}

@@ -17,5 +17,13 @@ export function createClient(options: ClientOptions): Client {
   const etcd = options?.etcd;
   if (etcd === undefined) return createUdpClient(options);
   const { etcd: _etcd, cluster, ...rest } = options;
-  return createUdpClient({ ...rest, discover: (onChange) => new FleetDiscovery({ etcd, cluster }, onChange) });
+  return createUdpClient({
+    ...rest,
+    discover: (onChange) =>
+      new FleetDiscovery({ etcd, cluster }, onChange, (key, info, why) =>
+        process.emitWarning(`the fleet's claim ${key} (host ${info.host ?? '?'}, pid ${info.pid ?? '?'}) names udp ${info.udp}: ${why}; that server is passed over — start it with --advertise HOST:PORT`, {
+          code: 'HAILSTONE_UNUSABLE_ADDRESS',
+        }),
+      ),
+  });
 }

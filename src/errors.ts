@@ -55,7 +55,13 @@ export type HailstoneErrorCode =
   /** Fleet mode: every node id of the cluster is held by a live instance. */
   | 'NO_FREE_NODE_ID'
   /** Fleet mode: etcd could not be reached within the startup bound. */
-  | 'COORDINATOR_UNAVAILABLE';
+  | 'COORDINATOR_UNAVAILABLE'
+  /**
+   * Fleet mode: etcd answered but refused this process — its TLS certificate is not trusted,
+   * names another host or expired, no client certificate was given, the password is wrong, or
+   * the user may not use the cluster's keys. The message names which; retrying cannot help.
+   */
+  | 'COORDINATOR_REFUSED';
 
 export class HailstoneError extends Error {
   override readonly name = 'HailstoneError';

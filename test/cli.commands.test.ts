@@ -59,7 +59,14 @@ describe('a library argument the command line passed on is named by its flag', (
     // Each worker parses its options: its bad usage comes back through the primary, still exit 2.
     [['serve', '--workers', '2', '--allow', '10.0.0.0/8,nonsense', '--port', '0', '--max-lead-ms', '100', '--log-level', 'silent'], /^hailstone: --allow: "nonsense" is not a CIDR/],
     [['get', '--server', 'bad::x'], /^hailstone: --server: "bad::x" is not host:port/],
-    [['get', '--etcd', 'https://127.0.0.1:2379'], /^hailstone: --etcd: "https:\/\/127\.0\.0\.1:2379": use http:\/\/HOST:PORT/],
+    [['get', '--etcd', 'ftp://127.0.0.1:2379'], /^hailstone: --etcd: "ftp:\/\/127\.0\.0\.1:2379": use http:\/\/HOST:PORT, or https:\/\/HOST:PORT for TLS/],
+    [['get', '--etcd', 'http://127.0.0.1:2379,https://127.0.0.1:2380'], /^hailstone: --etcd: mixes http:\/\/ and https:\/\/ endpoints/],
+    [['get', '--etcd', 'http://127.0.0.1:2379', '--etcd-ca', 'package.json'], /^hailstone: --etcd: "http:\/\/127\.0\.0\.1:2379" is http:\/\/ but a CA or client certificate was given: use https:\/\//],
+    [['get', '--etcd', 'https://127.0.0.1:2379', '--etcd-ca', 'package.json'], /^hailstone: --etcd-ca: "package\.json" is not PEM/],
+    [['get', '--etcd', 'https://127.0.0.1:2379', '--etcd-ca', 'no-such.pem'], /^hailstone: --etcd-ca: cannot read "no-such\.pem" \(ENOENT\)/],
+    [['get', '--etcd', 'https://127.0.0.1:2379', '--etcd-cert', 'package.json'], /^hailstone: --etcd-key: a client certificate needs both its certificate and its key/],
+    [['get', '--etcd', 'https://127.0.0.1:2379', '--etcd-user', 'hs'], /^hailstone: --etcd-user hs needs its password: --etcd-password-file FILE, or HAILSTONE_ETCD_PASSWORD/],
+    [['serve', '--etcd', 'http://127.0.0.1:1', '--advertise', 'a b:x'], /^hailstone: --advertise: "a b:x" is not HOST:PORT or HOST/],
     [['serve', '--rate-limit', '0'], /argument '0' is invalid\. "0" is not RPS or RPS:BURST/],
   ])('%j: exit 2, the flag named, no argument name, no stack', async (args, message) => {
     const dir = mkdtempSync(join(root, 'usage-'));

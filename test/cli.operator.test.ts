@@ -80,7 +80,7 @@ describe('the command line parses what it documents', () => {
     [['serve', '--reservation-ms', '1'], /option '--reservation-ms <ms>' argument '1' is invalid\. It must be an integer from 50/],
     [['serve', '--max-lead-ms', '100', '--reservation-ms', '200'], /--reservation-ms \(200\) must not exceed --max-lead-ms \(100\)/],
     [['serve', '--port', '99999'], /option '--port <p>' argument '99999' is invalid/],
-    [['serve', '--node-id', '-1'], /option '--node-id <n>' argument '-1' is invalid\. It must be an integer from 0 to 1023/],
+    [['serve', '--node-id', '-1'], /option '--node-id <n\|ordinal>' argument '-1' is invalid\. It must be an integer from 0 to 1023, or ordinal/],
     [['keygen', '5'], /too many arguments for 'keygen'/],
     [['keygen', '--bogus'], /unknown option '--bogus'/],
     [['inspect', '-5'], /"-5" is not an id: give it in decimal .* or hex \(0x…\)/],

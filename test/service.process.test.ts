@@ -67,7 +67,7 @@ describe('hailstone command', () => {
   it('bad flags and bad input: a clear message and exit code 2; no server: exit code 1', async () => {
     const cases: [string[], RegExp][] = [
       [['serve', '--port', 'abc'], /option '--port <p>' argument 'abc' is invalid\. It must be an integer from 0 to 65535/],
-      [['serve', '--node-id', '1024'], /'--node-id <n>' argument '1024' is invalid\. It must be an integer from 0 to 1023/],
+      [['serve', '--node-id', '1024'], /'--node-id <n\|ordinal>' argument '1024' is invalid\. It must be an integer from 0 to 1023, or ordinal/],
       [['serve', '--workers', '0'], /'--workers <n>' argument '0' is invalid\. It must be an integer/],
       [['serve', '--bogus'], /unknown option '--bogus'/],
       [['serve', '--host', 'no-such-host.invalid', '--state-dir', join(root, 'bad')], /--host: "no-such-host.invalid" does not resolve to an address/],

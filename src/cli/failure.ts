@@ -27,6 +27,7 @@ export class UsageError extends Error {}
  * `servers:`); the operator typed flags, and a message must name what they can change.
  */
 const FLAG_OF: Readonly<Record<string, string>> = {
+  advertise: '--advertise',
   allow: '--allow',
   backend: '--backend',
   claimWaitMs: '--claim-wait-ms',
@@ -36,6 +37,11 @@ const FLAG_OF: Readonly<Record<string, string>> = {
   count: '--count',
   deadlineMs: '--timeout-ms',
   'etcd.endpoints': '--etcd',
+  'etcd.ca': '--etcd-ca',
+  'etcd.cert': '--etcd-cert',
+  'etcd.key': '--etcd-key',
+  'etcd.username': '--etcd-user',
+  'etcd.password': '--etcd-password-file',
   host: '--host',
   httpTokenFile: '--http-token-file',
   key: '--key-file',

@@ -7,26 +7,27 @@ import { type NodeIdConflict, describeConflict } from '../client/conflicts.js';
 import { DEFAULT_CLUSTER } from '../fleet/defaults.js';
 import { DEFAULT_HOST, DEFAULT_PORT } from '../server/server.js';
 import { readKeyFile } from '../protocol/auth.js';
-import { choiceOption, intOption, keyFileExposure, listOption } from './options.js';
+import { type EtcdFlags, addEtcdAccessOptions, etcdOptionsOf } from './etcd-options.js';
+import { choiceOption, intOption, keyFileExposure, listOption, passwordFileExposure } from './options.js';
 
-interface GetFlags {
+interface GetFlags extends EtcdFlags {
   count: number;
   server: string[];
   keyFile?: string;
   format: 'dec' | 'hex' | 'json';
   timeoutMs: number;
-  etcd: string[];
   cluster: string;
 }
 
 export function getProgram(): Command {
-  return new Command('get')
+  const command = new Command('get')
     .description('Ask hailstone servers for ids and print them.')
     .addOption(intOption('-n, --count <n>', 'how many ids', 'HAILSTONE_COUNT', { min: 1, max: 1_000_000, default: 1 }))
     .addOption(listOption('--server <host:port>', 'server to ask; repeat (or comma-separate) to fail over', 'HAILSTONE_SERVERS', hostPort(DEFAULT_HOST, DEFAULT_PORT)))
     .addOption(new Option('--key-file <file>', "the servers' shared key").env('HAILSTONE_KEY_FILE'))
     .addOption(choiceOption('--format <f>', 'dec: one decimal id per line; hex: one 0x-prefixed 16-digit id per line; json: one JSON array of decimal strings', 'HAILSTONE_FORMAT', ['dec', 'hex', 'json'], 'dec'))
-    .addOption(listOption('--etcd <url>', 'fleet mode: ask the live servers listed in etcd (with --server: those too)', 'HAILSTONE_ETCD', 'off'))
+    .addOption(listOption('--etcd <url>', 'fleet mode: ask the live servers listed in etcd (with --server: those too; https:// for TLS)', 'HAILSTONE_ETCD', 'off'));
+  return addEtcdAccessOptions(command)
     .addOption(new Option('--cluster <name>', "fleet mode: the cluster's name").env('HAILSTONE_CLUSTER').default(DEFAULT_CLUSTER))
     .addOption(intOption('--timeout-ms <ms>', 'give up after this long', 'HAILSTONE_TIMEOUT_MS', { min: 1, max: 3_600_000, default: 3000 }))
     .addHelpText(
@@ -44,9 +45,12 @@ async function getIds(flags: GetFlags): Promise<number> {
   const exposure = flags.keyFile === undefined ? undefined : keyFileExposure(flags.keyFile);
   if (exposure !== undefined) process.stderr.write(`hailstone: warning: ${exposure}\n`);
   const conflicts: NodeIdConflict[] = [];
+  const etcd = etcdOptionsOf(flags);
+  const passwordExposure = etcd === undefined || flags.etcdPasswordFile === undefined ? undefined : passwordFileExposure(flags.etcdPasswordFile);
+  if (passwordExposure !== undefined) process.stderr.write(`hailstone: warning: ${passwordExposure}\n`);
   const client = createClient({
-    ...(flags.etcd.length > 0
-      ? { etcd: { endpoints: flags.etcd }, cluster: flags.cluster, ...(flags.server.length > 0 ? { servers: flags.server } : {}) }
+    ...(etcd !== undefined
+      ? { etcd, cluster: flags.cluster, ...(flags.server.length > 0 ? { servers: flags.server } : {}) }
       : { servers: flags.server.length > 0 ? flags.server : [hostPort(DEFAULT_HOST, DEFAULT_PORT)] }),
     ...(key === undefined ? {} : { key }),
     deadlineMs: flags.timeoutMs,

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The hailstone command: serve, get, inspect, keygen.
+// The hailstone command: serve, get, fleet status, inspect, keygen.
 //
 // Exit codes: 0 success (and --help, --version), 1 a runtime failure — one line, "hailstone: CODE:
 // message", never a stack trace — and 2 bad usage. Each command's action sets
@@ -8,6 +8,7 @@
 import { Command, CommanderError } from 'commander';
 import { InvalidArgumentError } from '../errors.js';
 import { ReportedFailure, USAGE, UsageError, failureLine, failureOf, usageErrorOf } from './failure.js';
+import { fleetProgram } from './fleet-status.js';
 import { getProgram } from './get.js';
 import { inspectProgram } from './inspect.js';
 import { keygenProgram } from './keygen.js';
@@ -23,11 +24,28 @@ function program(): Command {
     .addHelpText('after', "\nRun `hailstone <command> --help` for a command's options.")
     .exitOverride()
     .configureOutput(output);
-  for (const command of [serveProgram(runServe), getProgram(), inspectProgram(), keygenProgram()]) {
+  for (const command of [serveProgram(runServe), getProgram(), fleetProgram(), inspectProgram(), keygenProgram()]) {
     root.addCommand(command.exitOverride().configureOutput(output).showHelpAfterError(`(hailstone ${command.name()} --help lists the options)`));
+    for (const sub of command.commands) sub.exitOverride().configureOutput(output).showHelpAfterError(`(hailstone ${command.name()} ${sub.name()} --help lists the options)`);
   }
   return root;
 }
+
+// gRPC names an etcd reached by IP address (https://10.0.0.1:2379) as the TLS server name,
+// which Node warns about (DEP0123) on every run: nothing the operator can change — the
+// certificate is still checked against the IP address. Every other warning is printed.
+const emitWarning = process.emitWarning.bind(process) as (...args: unknown[]) => void;
+process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
+  const options = rest[0] as { code?: string } | string | undefined;
+  const code = typeof options === 'object' ? options?.code : rest[1];
+  if (code === 'DEP0123') return;
+  // The library's own warnings (a fleet server passed over…): one line, as the command says things.
+  if (typeof code === 'string' && code.startsWith('HAILSTONE_')) {
+    process.stderr.write(`hailstone: warning: ${typeof warning === 'string' ? warning : warning.message}\n`);
+    return;
+  }
+  emitWarning(warning, ...rest);
+}) as typeof process.emitWarning;
 
 // A reader that went away (`hailstone serve | head -1`) must never crash the command.
 process.stdout.on('error', () => undefined);

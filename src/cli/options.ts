@@ -71,6 +71,15 @@ export function booleanWithEnv(flag: boolean | undefined, env: string): boolean 
  * its mode is 600 or stricter, or when it cannot be looked at (reading it then says why).
  */
 export function keyFileExposure(path: string): string | undefined {
+  return secretFileExposure(path, 'the key file', 'whoever reads the key can forge replies');
+}
+
+/** The same for etcd's password file: whoever reads it can act as the etcd user (take node ids, write reservations). */
+export function passwordFileExposure(path: string): string | undefined {
+  return secretFileExposure(path, 'the etcd password file', "whoever reads it can act as hailstone's etcd user");
+}
+
+function secretFileExposure(path: string, what: string, consequence: string): string | undefined {
   let mode: number;
   try {
     mode = statSync(path).mode & 0o777;
@@ -79,5 +88,5 @@ export function keyFileExposure(path: string): string | undefined {
   }
   if ((mode & 0o077) === 0) return undefined;
   const who = (mode & 0o007) !== 0 ? 'every user' : 'its group';
-  return `the key file ${path} is open to ${who} (mode ${mode.toString(8).padStart(3, '0')}): whoever reads the key can forge replies; chmod 600 ${path}`;
+  return `${what} ${path} is open to ${who} (mode ${mode.toString(8).padStart(3, '0')}): ${consequence}; chmod 600 ${path}`;
 }

@@ -7,6 +7,7 @@ import { hostPort } from '../address.js';
 import { InvalidArgumentError } from '../errors.js';
 import type { ClaimRef } from '../fleet/etcd-store.js';
 import type { FleetMember } from '../fleet/member.js';
+import type { EtcdOptions } from '../fleet/etcd.js';
 import type { Backend } from '../generator.js';
 import type { StartupWait } from '../node/options.js';
 import { type NodeSource, localNodeSource } from '../node/source.js';
@@ -29,7 +30,7 @@ export interface ServeConfig {
   workers: number;
   transport: TransportChoice;
   keys: Uint8Array[];
-  /** Key files others may read, and why that matters: logged once, by the process that starts the server. */
+  /** Key files (and the etcd password file) others may read, and why that matters: logged once, by the process that starts the server. */
   keyFileWarnings: { keyFile: string; message: string }[];
   allow: string[];
   rateLimit: RateLimitOptions | undefined;
@@ -44,9 +45,11 @@ export interface ServeConfig {
   replayWindowMs: number;
   clockSkewMs: number;
   resetState: boolean;
-  /** Fleet mode: etcd endpoints (undefined: local mode). */
-  etcd: string[] | undefined;
+  /** Fleet mode: etcd's endpoints, TLS files and user (undefined: local mode). */
+  etcd: EtcdOptions | undefined;
   cluster: string;
+  /** Fleet mode: the UDP address for the claim (--advertise). */
+  advertise?: string;
   claimWaitMs: number;
   leaseTtlS: number;
   etcdWaitMs: number;
@@ -148,8 +151,9 @@ export class ServingProcess {
           ...(config.nodeId === undefined ? {} : { nodeId: config.nodeId }),
           ...(config.stateDir === undefined ? {} : { stateDir: config.stateDir }),
           ...(config.fleetClaim === undefined ? {} : { fleetClaim: config.fleetClaim }),
-          etcd: { endpoints: config.etcd },
+          etcd: config.etcd,
           cluster: config.cluster,
+          ...(config.advertise === undefined ? {} : { advertise: config.advertise }),
           claimWaitMs: config.claimWaitMs,
           leaseTtlS: config.leaseTtlS,
           coordinatorWaitMs: config.etcdWaitMs,

@@ -9,6 +9,7 @@
 // restarted with the same stripe; its reservation makes that safe.
 
 import cluster from 'node:cluster';
+import { parseAdvertise } from '../address.js';
 import { Command, Option } from 'commander';
 import { MIN_RESERVATION_MS } from '../node/options.js';
 import { readKeyFile } from '../protocol/auth.js';
@@ -19,8 +20,10 @@ import { TRANSPORT_CHOICES, type TransportChoice } from '../server/select-transp
 import { DEFAULT_HOST, DEFAULT_PORT, DEFAULT_REPLAY_WINDOW_MS, type Server } from '../server/server.js';
 import { type Backend, DEFAULT_MAX_LEAD_MS, MAX_LEAD_MS_LIMIT } from '../generator.js';
 import { DEFAULT_LAYOUT } from '../layout.js';
+import { nodeIdFromOrdinal } from '../node/ordinal.js';
 import { UsageError } from './failure.js';
-import { booleanWithEnv, choiceOption, intOption, keyFileExposure, listOption, parsedOption } from './options.js';
+import { type EtcdFlags, addEtcdAccessOptions, etcdOptionsOf } from './etcd-options.js';
+import { booleanWithEnv, choiceOption, intOption, keyFileExposure, listOption, parsedOption, passwordFileExposure } from './options.js';
 import type { HttpIdServer } from '../server/http-server.js';
 import type { NodeSnapshot } from '../server/health.js';
 import { type ServeConfig, ServingProcess, makeLogger, onStopSignal, readyLine, say, startHttp, startMetrics, warnAboutKeyFiles } from './run-server.js';
@@ -31,7 +34,7 @@ import { serveWorker } from './worker.js';
 const DAY = 86_400_000;
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
-interface ServeFlags {
+interface ServeFlags extends EtcdFlags {
   nodeId?: number;
   host: string;
   port: number;
@@ -55,8 +58,8 @@ interface ServeFlags {
   replayWindowMs: number;
   clockSkewMs: number;
   resetState?: boolean;
-  etcd: string[];
   cluster: string;
+  advertise?: string;
   claimWaitMs: number;
   leaseTtlS: number;
   etcdWaitMs: number;
@@ -64,9 +67,16 @@ interface ServeFlags {
 
 /** The serve command's declaration: flags, variables, ranges and help in one place. */
 export function serveProgram(run: (config: ServeConfig) => Promise<number>): Command {
-  return new Command('serve')
+  const command = new Command('serve')
     .description('Serve ids over UDP (protocol v1) from one node. Every option can also be set with its environment variable.')
-    .addOption(intOption('--node-id <n>', "this node's id; unique among live nodes (default: 0; with --etcd: a free one is claimed)", 'HAILSTONE_NODE_ID', { min: 0, max: DEFAULT_LAYOUT.maxNodeId }))
+    .addOption(
+      parsedOption(
+        '--node-id <n|ordinal>',
+        "this node's id; unique among live nodes (default: 0; with --etcd: a free one is claimed); ordinal: the trailing -N of the host name (a StatefulSet's pod)",
+        'HAILSTONE_NODE_ID',
+        parseNodeId,
+      ),
+    )
     .addOption(new Option('--host <addr>', 'address to bind (never all interfaces unless asked)').env('HAILSTONE_HOST').default(DEFAULT_HOST))
     .addOption(intOption('--port <p>', 'UDP port; 0 picks a free one', 'HAILSTONE_PORT', { min: 0, max: 65535, default: DEFAULT_PORT }))
     .addOption(new Option('--state-dir <dir>', 'durable state, on local storage (default: ./data; with --etcd: none, or an extra floor)').env('HAILSTONE_STATE_DIR'))
@@ -88,8 +98,10 @@ export function serveProgram(run: (config: ServeConfig) => Promise<number>): Com
     .addOption(intOption('--max-startup-wait-ms <ms>', 'at startup, wait this long for a clock behind the stored state instead of refusing', 'HAILSTONE_MAX_STARTUP_WAIT_MS', { min: 0, max: DAY, default: 0 }))
     .addOption(intOption('--replay-window-ms <ms>', 'with a key: how old an accepted request may be', 'HAILSTONE_REPLAY_WINDOW_MS', { min: 1, max: DAY, default: DEFAULT_REPLAY_WINDOW_MS }))
     .addOption(intOption('--clock-skew-ms <ms>', 'shift the clock, to rehearse clock steps (negative: behind)', 'HAILSTONE_CLOCK_SKEW_MS', { min: -365 * DAY, max: 365 * DAY, default: 0 }))
-    .addOption(listOption('--etcd <url>', 'fleet mode: etcd endpoints (repeat or comma-separate); node ids and reservations are granted by etcd', 'HAILSTONE_ETCD', 'off: local mode'))
+    .addOption(listOption('--etcd <url>', 'fleet mode: etcd endpoints (repeat or comma-separate; https:// for TLS); node ids and reservations are granted by etcd', 'HAILSTONE_ETCD', 'off: local mode'));
+  return addEtcdAccessOptions(command)
     .addOption(new Option('--cluster <name>', 'fleet mode: node ids are unique within this cluster').env('HAILSTONE_CLUSTER').default(DEFAULT_CLUSTER))
+    .addOption(new Option('--advertise <host[:port]>', 'fleet mode: the UDP address clients are told, in the claim (default: the bound one; the port: the bound one)').env('HAILSTONE_ADVERTISE'))
     .addOption(intOption('--claim-wait-ms <ms>', 'fleet mode with --node-id: wait this long for its holder to go away, then NODE_ID_TAKEN (default: the lease TTL + 1 s)', 'HAILSTONE_CLAIM_WAIT_MS', { min: 0, max: DAY }))
     .addOption(intOption('--lease-ttl-s <s>', 'fleet mode: lease TTL; a dead holder\'s node id can move after this long', 'HAILSTONE_LEASE_TTL_S', { min: 2, max: 3600, default: DEFAULT_LEASE_TTL_S }))
     .addOption(intOption('--etcd-wait-ms <ms>', 'fleet mode: at startup, wait this long for etcd, then COORDINATOR_UNAVAILABLE', 'HAILSTONE_ETCD_WAIT_MS', { min: 0, max: DAY, default: DEFAULT_COORDINATOR_WAIT_MS }))
@@ -108,18 +120,32 @@ releases the state lock, prints "hailstone stopped" and exits 0. Exit codes: 0 s
     });
 }
 
+/** --node-id: a number from 0 to the layout's largest node id, or "ordinal" (from the host name). */
+function parseNodeId(text: string): number {
+  if (text.trim().toLowerCase() === 'ordinal') return nodeIdFromOrdinal(DEFAULT_LAYOUT.maxNodeId);
+  const value = /^\s*\d+\s*$/.test(text) ? Number(text) : NaN;
+  if (!Number.isSafeInteger(value) || value > DEFAULT_LAYOUT.maxNodeId) {
+    throw new Error(`It must be an integer from 0 to ${DEFAULT_LAYOUT.maxNodeId}, or ordinal.`);
+  }
+  return value;
+}
+
 function configOf(flags: ServeFlags): ServeConfig {
   // The node checks this too, but only after the port is bound; its default never exceeds the lead.
   const { maxLeadMs, reservationMs } = flags;
   if (reservationMs !== undefined && reservationMs > maxLeadMs) {
     throw new UsageError(`--reservation-ms (${reservationMs}) must not exceed --max-lead-ms (${maxLeadMs}): a reservation never reaches further than the lead`);
   }
-  const fleet = flags.etcd.length > 0;
+  const etcd = etcdOptionsOf(flags);
+  const fleet = etcd !== undefined;
+  const passwordExposure = fleet && flags.etcdPasswordFile !== undefined ? passwordFileExposure(flags.etcdPasswordFile) : undefined;
   if (!fleet && flags.claimWaitMs !== undefined) throw new UsageError('--claim-wait-ms needs --etcd (fleet mode)');
   if (flags.http !== undefined && flags.workers > 1) {
     throw new UsageError('--http serves from one process: use it with --workers 1 (one process serves tens of thousands of HTTP requests a second)');
   }
   if (flags.http === undefined && flags.httpTokenFile.length > 0) throw new UsageError('--http-token-file needs --http');
+  if (!fleet && flags.advertise !== undefined) throw new UsageError('--advertise needs --etcd (fleet mode): only a claim in etcd carries the address');
+  if (flags.advertise !== undefined) parseAdvertise(flags.advertise); // bad usage before a port is bound
   return {
     nodeId: fleet ? flags.nodeId : (flags.nodeId ?? 0),
     host: flags.host,
@@ -128,10 +154,13 @@ function configOf(flags: ServeFlags): ServeConfig {
     workers: flags.workers,
     transport: flags.transport,
     keys: flags.keyFile.map((file) => readKeyFile(file)),
-    keyFileWarnings: [...flags.keyFile, ...flags.httpTokenFile].flatMap((keyFile) => {
-      const message = keyFileExposure(keyFile);
-      return message === undefined ? [] : [{ keyFile, message }];
-    }),
+    keyFileWarnings: [
+      ...[...flags.keyFile, ...flags.httpTokenFile].flatMap((keyFile) => {
+        const message = keyFileExposure(keyFile);
+        return message === undefined ? [] : [{ keyFile, message }];
+      }),
+      ...(passwordExposure === undefined ? [] : [{ keyFile: flags.etcdPasswordFile!, message: passwordExposure }]),
+    ],
     allow: flags.allow,
     rateLimit: flags.rateLimit,
     metrics: flags.metrics,
@@ -153,8 +182,9 @@ function configOf(flags: ServeFlags): ServeConfig {
     replayWindowMs: flags.replayWindowMs,
     clockSkewMs: flags.clockSkewMs,
     resetState: booleanWithEnv(flags.resetState, 'HAILSTONE_RESET_STATE'),
-    etcd: fleet ? flags.etcd : undefined,
+    etcd,
     cluster: flags.cluster,
+    ...(flags.advertise === undefined ? {} : { advertise: flags.advertise }),
     claimWaitMs: flags.claimWaitMs ?? defaultClaimWaitMs(fleet && flags.nodeId !== undefined, flags.leaseTtlS),
     leaseTtlS: flags.leaseTtlS,
     etcdWaitMs: flags.etcdWaitMs,

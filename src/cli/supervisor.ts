@@ -278,8 +278,9 @@ export async function servePrimary(config: ServeConfig): Promise<number> {
       ? undefined
       : new (await import('../fleet/member.js')).FleetMember(
           {
-            etcd: { endpoints: config.etcd },
+            etcd: config.etcd,
             cluster: config.cluster,
+            ...(config.advertise === undefined ? {} : { advertise: config.advertise }),
             ...(config.nodeId === undefined ? {} : { nodeId: config.nodeId }),
             claimWaitMs: config.claimWaitMs,
             leaseTtlS: config.leaseTtlS,

@@ -130,6 +130,8 @@ class IdClient implements Client {
         }),
       ]);
     } catch (error) {
+      const refused = this.discovery!.refusal?.(error);
+      if (refused !== undefined) throw new HailstoneError('COORDINATOR_REFUSED', `cannot list the fleet's servers: ${refused}`);
       throw new HailstoneError('UNAVAILABLE', `cannot list the fleet's servers: ${(error as Error).message}; check --etcd`, { retryAfterMs: 1000 });
     } finally {
       clearTimeout(timer);

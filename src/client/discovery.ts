@@ -5,6 +5,11 @@
 export interface ServerDiscovery {
   /** Resolves once the first list was reported (rejects if it cannot be read). */
   readonly ready: Promise<void>;
+  /**
+   * Why the source refuses this client (credentials, permissions), if that is what `error`
+   * says: the client then fails with COORDINATOR_REFUSED instead of UNAVAILABLE.
+   */
+  refusal?(error: unknown): string | undefined;
   close(): Promise<void>;
 }
 

@@ -3,7 +3,7 @@
 
 import { lookup as dnsLookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
-import { InvalidArgumentError, describe } from '../errors.js';
+import { parseHostPort } from '../address.js';
 
 export interface Endpoint {
   host: string;
@@ -18,13 +18,7 @@ export interface Endpoint {
 }
 
 export function parseEndpoint(text: string): Endpoint {
-  const m = /^\[([^\]]+)\]:(\d+)$/.exec(text) ?? /^([^:]+):(\d+)$/.exec(text);
-  if (m === null) throw new InvalidArgumentError('servers', `${describe(text)} is not host:port (e.g. 127.0.0.1:7077, [::1]:7077 or ids.example.com:7077)`);
-  const port = Number(m[2]);
-  if (!Number.isInteger(port) || port < 1 || port > 65535) {
-    throw new InvalidArgumentError('servers', `${describe(text)}: port ${m[2]} is out of range (1 to 65535)`);
-  }
-  const host = m[1]!;
+  const { host, port } = parseHostPort('servers', text);
   return { host, port, text, addresses: isIP(host) === 0 ? undefined : [host], nextAddress: 0, notBefore: 0 };
 }
 

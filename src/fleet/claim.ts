@@ -19,7 +19,7 @@ import { FailureEpisode } from '../log-episode.js';
 import type { NodeLogger } from '../logger.js';
 import { DEFAULT_COORDINATOR_WAIT_MS, DEFAULT_LEASE_TTL_S } from './defaults.js';
 import { LeaseGoneError, LeaseSession } from './lease-session.js';
-import { type ClaimInfo, claimKey, claimsPrefix, etcdUnreachable, ifOwner, isOwner } from './etcd.js';
+import { type ClaimInfo, claimKey, claimsPrefix, etcdMessage, etcdUnreachable, ifOwner, isOwner } from './etcd.js';
 import { describeHolder, holderInstance } from './holder.js';
 import { passOverFarAhead } from './far-ahead.js';
 
@@ -51,6 +51,11 @@ export interface ClaimOptions {
   signal?: AbortSignal;
   /** Told of each attempt that found etcd unreachable (the caller reports it, e.g. on /healthz). */
   onUnreachable?: (error: unknown) => void;
+  /**
+   * Why etcd refuses this claimant (TLS, password, permission), if it does. With a bounded
+   * coordinatorWaitMs (a start) a refusal ends the claim at once: COORDINATOR_REFUSED.
+   */
+  refusal?: (error: unknown) => string | undefined;
 }
 
 
@@ -227,6 +232,11 @@ export async function claimNodeId(options: ClaimOptions): Promise<Claim> {
         logger.warn({ cluster, err: error.message }, `the lease for claiming expired while waiting (${error.message}); claiming again with a new lease`);
         continue;
       }
+      const refused = options.refusal?.(error);
+      if (refused !== undefined && bounded) {
+        unreachable.recovered();
+        throw new HailstoneError('COORDINATOR_REFUSED', refused, { cause: error });
+      }
       if (!etcdUnreachable(error)) {
         unreachable.recovered();
         throw error;
@@ -234,11 +244,11 @@ export async function claimNodeId(options: ClaimOptions): Promise<Claim> {
       if (Date.now() - started >= coordinatorWaitMs) {
         throw new HailstoneError(
           'COORDINATOR_UNAVAILABLE',
-          `etcd at ${describeEndpoints(etcd)} did not answer for ${Math.round((Date.now() - started) / 1000)} s (${(error as Error).message}): start etcd, or check --etcd`,
+          `etcd at ${describeEndpoints(etcd)} did not answer for ${Math.round((Date.now() - started) / 1000)} s (${etcdMessage(error)}): start etcd, or check --etcd`,
           { retryAfterMs: 1000 },
         );
       }
-      options.onUnreachable?.(error);
+      options.onUnreachable?.(refused === undefined ? error : new Error(refused));
       unreachable.failed(
         bounded
           ? `etcd unreachable (${(error as Error).message}); waiting up to ${coordinatorWaitMs} ms for it before claiming a node id`

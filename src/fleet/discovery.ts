@@ -2,8 +2,10 @@
 // then followed with a watch (a server that claims appears, one whose lease ends goes).
 
 import type { Etcd3, Watcher } from 'etcd3';
+import { unusableAddress } from '../address.js';
 import type { ServerDiscovery } from '../client/discovery.js';
 import { type ClaimInfo, type EtcdOptions, checkCluster, claimsPrefix, connectEtcd } from './etcd.js';
+import { etcdRefusal } from './etcd-refusal.js';
 
 export interface DiscoveryOptions {
   etcd: EtcdOptions;
@@ -13,20 +15,31 @@ export interface DiscoveryOptions {
 export class FleetDiscovery implements ServerDiscovery {
   private readonly client: Etcd3;
   private readonly prefix: string;
+  private readonly cluster: string;
   private readonly servers = new Map<string, string>();
+  /** "key udp" of each unusable claim already told. */
+  private readonly told = new Set<string>();
   private watcher: Watcher | undefined;
   private closed = false;
   /** Resolves once the first list was read (rejects if etcd cannot be read). */
   readonly ready: Promise<void>;
 
   constructor(
-    options: DiscoveryOptions,
+    private readonly options: DiscoveryOptions,
     private readonly onChange: (servers: string[]) => void,
+    /** Told once per claim and address that no client can use (a server bound to 0.0.0.0 without --advertise): it is passed over. */
+    private readonly onUnusable: (claimKey: string, info: Partial<ClaimInfo>, why: string) => void = () => undefined,
   ) {
     this.client = connectEtcd(options.etcd);
-    this.prefix = claimsPrefix(checkCluster(options.cluster));
+    this.cluster = checkCluster(options.cluster);
+    this.prefix = claimsPrefix(this.cluster);
     this.ready = this.load();
     this.ready.catch(() => undefined);
+  }
+
+  /** Why etcd refuses this client (TLS, password, permission), if that is what `error` says. */
+  refusal(error: unknown): string | undefined {
+    return etcdRefusal(error, { etcd: this.options.etcd, cluster: this.cluster, role: 'client' });
   }
 
   list(): string[] {
@@ -64,9 +77,18 @@ export class FleetDiscovery implements ServerDiscovery {
 
   private set(key: string, value: string): void {
     try {
-      const info = JSON.parse(value) as ClaimInfo;
-      // A server bound to every interface names no address a client can use: skip it.
-      if (typeof info.udp === 'string' && /:\d+$/.test(info.udp) && !/^(0\.0\.0\.0|\[::\]):/.test(info.udp)) this.servers.set(key, info.udp);
+      const info = JSON.parse(value) as Partial<ClaimInfo>;
+      if (typeof info.udp !== 'string') return;
+      // A server bound to every interface names no address a client can use: pass it over, and say so once.
+      const why = unusableAddress(info.udp);
+      if (why === undefined) {
+        this.servers.set(key, info.udp);
+        return;
+      }
+      this.servers.delete(key);
+      if (this.told.has(`${key} ${info.udp}`)) return;
+      this.told.add(`${key} ${info.udp}`);
+      this.onUnusable(key, info, why);
     } catch {
       // Not a claim this client understands: ignore it.
     }

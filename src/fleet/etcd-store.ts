@@ -52,8 +52,18 @@ export class EtcdStore implements ReservationStore {
   /** Mod revision of the reservation key as this holder last saw or wrote it ('0': absent). */
   private modRevision = '0';
 
-  constructor(init: { etcd: Etcd3; cluster: string; claim: ClaimRef; worker: WorkerStripe; observe?: (seconds: number) => void }) {
-    ({ etcd: this.etcd, cluster: this.cluster, claim: this.claim, observe: this.observe = () => undefined } = init);
+  /** Why etcd refuses this server (TLS, password, permission), if that is what an error says. */
+  private readonly refusal: (error: unknown) => string | undefined;
+
+  constructor(init: {
+    etcd: Etcd3;
+    cluster: string;
+    claim: ClaimRef;
+    worker: WorkerStripe;
+    observe?: (seconds: number) => void;
+    refusal?: (error: unknown) => string | undefined;
+  }) {
+    ({ etcd: this.etcd, cluster: this.cluster, claim: this.claim, observe: this.observe = () => undefined, refusal: this.refusal = () => undefined } = init);
     this.key = reservationKey(this.cluster, this.claim.nodeId, init.worker);
     this.where = `etcd key ${this.key}`;
   }
@@ -113,6 +123,10 @@ export class EtcdStore implements ReservationStore {
   }
 
   describeFailure(error: unknown): string {
+    // A credential that stopped working (a certificate expired, a password changed, a role
+    // revoked) reads like an outage to the node; the log and /healthz say which.
+    const refused = this.refusal(error);
+    if (refused !== undefined) return `coordinator (etcd) refuses: ${refused}`;
     return etcdUnreachable(error) ? 'coordinator (etcd) unreachable' : 'coordinator (etcd) failing';
   }
 

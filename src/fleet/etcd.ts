@@ -18,6 +18,8 @@ import { createRequire } from 'node:module';
 import type { ComparatorBuilder, Etcd3, IOptions } from 'etcd3';
 import { InvalidArgumentError, describe } from '../errors.js';
 import { DEFAULT_CLUSTER } from './defaults.js';
+import { type EtcdTlsMaterial, type EtcdTlsOptions, tlsGiven } from './etcd-tls.js';
+import { RotatingTlsFiles, rotatingCredentials } from './etcd-credentials.js';
 
 // etcd's client (with gRPC) is loaded on the first connection, not on import: it is most
 // of what hailstone would otherwise load, and programs that never reach a fleet — or that
@@ -35,27 +37,52 @@ export const ETCD_ATTEMPT_TIMEOUT_MS = 750;
 const MEMBER_PROBE_AFTER_MS = 250;
 const MEMBER_PROBE_MAX_MS = 2000;
 
-export interface EtcdOptions {
-  /** etcd client URLs, e.g. ["http://10.0.0.1:2379"]. */
+export interface EtcdOptions extends EtcdTlsOptions {
+  /**
+   * etcd client URLs, e.g. ["http://10.0.0.1:2379"] or ["https://etcd-0.example:2379"]. A bare
+   * "host:port" is https:// when TLS material is given, else http://.
+   */
   endpoints: string[];
+  /** etcd authentication (RBAC): the user, with `password`. */
+  username?: string;
+  password?: string;
 }
 
-/** Checks and normalizes etcd endpoints ("http://host:port"; a bare "host:port" gets http://). */
-export function parseEtcdEndpoints(endpoints: string[]): string[] {
+/** Where etcd is and how to reach it: "host:port" of each member, and whether over TLS. */
+export interface EtcdTargets {
+  hosts: string[];
+  secure: boolean;
+}
+
+/** Checks and normalizes etcd endpoints ("http://host:port"; a bare "host:port" gets http://, or https:// when `tls`). */
+export function parseEtcdEndpoints(endpoints: string[], tls = false): string[] {
+  return etcdTargets(endpoints, tls).hosts;
+}
+
+/** Checks etcd endpoints: all http:// or all https://, each with a port. */
+export function etcdTargets(endpoints: string[], tls = false): EtcdTargets {
   if (!Array.isArray(endpoints) || endpoints.length === 0) throw new InvalidArgumentError('etcd.endpoints', 'must list at least one etcd URL, e.g. http://127.0.0.1:2379');
-  return endpoints.map((text) => {
-    const url = /^[a-z]+:\/\//i.test(text) ? text : `http://${text}`;
-    let parsed: URL;
+  const parsed = endpoints.map((text) => {
+    const url = /^[a-z]+:\/\//i.test(text) ? text : `${tls ? 'https' : 'http'}://${text}`;
+    let u: URL;
     try {
-      parsed = new URL(url);
+      u = new URL(url);
     } catch {
       throw new InvalidArgumentError('etcd.endpoints', `${describe(text)} is not an etcd URL such as http://127.0.0.1:2379`);
     }
-    if (parsed.protocol !== 'http:' || parsed.port === '') {
-      throw new InvalidArgumentError('etcd.endpoints', `${describe(text)}: use http://HOST:PORT (TLS is not supported yet)`);
+    if ((u.protocol !== 'http:' && u.protocol !== 'https:') || u.port === '') {
+      throw new InvalidArgumentError('etcd.endpoints', `${describe(text)}: use http://HOST:PORT, or https://HOST:PORT for TLS`);
     }
-    return `${parsed.hostname}:${parsed.port}`;
+    return { host: `${u.hostname}:${u.port}`, secure: u.protocol === 'https:' };
   });
+  const secure = parsed[0]!.secure;
+  if (parsed.some((p) => p.secure !== secure)) {
+    throw new InvalidArgumentError('etcd.endpoints', 'mixes http:// and https:// endpoints: the members of one etcd cluster are reached one way');
+  }
+  if (!secure && tls) {
+    throw new InvalidArgumentError('etcd.endpoints', `${describe(endpoints[0])} is http:// but a CA or client certificate was given: use https:// to reach etcd over TLS`);
+  }
+  return { hosts: parsed.map((p) => p.host), secure };
 }
 
 export function checkCluster(cluster: string | undefined): string {
@@ -87,8 +114,16 @@ export function connectEtcd(options: EtcdOptions): Etcd3 {
  * An etcd client over every endpoint given. `onHealth` is told when a member starts being
  * passed over (it failed or stalled) and when a probe finds it answering again.
  */
-export function openEtcd(options: EtcdOptions, onHealth?: (endpoint: string, up: boolean) => void): EtcdConnection {
-  const hosts = parseEtcdEndpoints(options.endpoints);
+export function openEtcd(
+  options: EtcdOptions,
+  onHealth?: (endpoint: string, up: boolean) => void,
+  /** Told when the TLS files changed and were read again (or did not load). */
+  onTlsFiles?: (event: { ok: boolean; message: string }) => void,
+): EtcdConnection {
+  const { hosts, secure } = etcdTargets(options.endpoints, tlsGiven(options));
+  // Over TLS: the files as they are now, and followed from here on.
+  const files = secure ? new RotatingTlsFiles(options, onTlsFiles) : undefined;
+  const auth = etcdAuth(options);
   const { Etcd3, isRecoverableError } = load('etcd3') as typeof import('etcd3');
   const { noop, circuitBreaker, retry, handleWhen, ConsecutiveBreaker, ExponentialBackoff, ConstantBackoff } = load('cockatiel') as typeof import('cockatiel');
   const health: EndpointHealth = new Map(hosts.map((h) => [h, true]));
@@ -127,8 +162,50 @@ export function openEtcd(options: EtcdOptions, onHealth?: (endpoint: string, up:
     // Reconnect within a second of etcd's return (gRPC's default backoff grows to 2 minutes).
     grpcOptions: { 'grpc.initial_reconnect_backoff_ms': 100, 'grpc.max_reconnect_backoff_ms': 1000 },
     defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + attemptMs }),
+    // Over TLS: the CA given (else the system's) verifies etcd; the client certificate, if any, is presented.
+    ...(files === undefined ? {} : { credentials: credentialsOf(files.current) }),
+    ...(auth === undefined ? {} : { auth }),
   };
-  return { etcd: new Etcd3(config), endpoints: hosts, health };
+  const etcd = new Etcd3(config);
+  if (files !== undefined) followTlsFiles(etcd, files, options.cert !== undefined);
+  return { etcd, endpoints: hosts, health };
+}
+
+/**
+ * Over TLS, every new connection (to each member, and for each login) takes the
+ * certificates as the files now hold them: etcd3 builds its credentials once, so they are
+ * replaced with ones that follow the files. If etcd3's insides ever differ, the fixed
+ * credentials it was given stay in use (the tests of rotation say so).
+ */
+function followTlsFiles(etcd: Etcd3, files: RotatingTlsFiles, hasIdentity: boolean): void {
+  if (!files.watchesFiles) return;
+  const pool = (etcd as unknown as { pool?: { hosts?: { channelCredentials?: unknown }[]; authenticator?: { credentials?: unknown } } }).pool;
+  if (pool?.hosts === undefined || pool.authenticator === undefined) return;
+  const credentials = rotatingCredentials(files, hasIdentity);
+  for (const host of pool.hosts) host.channelCredentials = credentials;
+  pool.authenticator.credentials = credentials;
+  const close = etcd.close.bind(etcd);
+  etcd.close = () => {
+    files.close();
+    close();
+  };
+}
+
+/** etcd3's TLS credentials: no CA given means the system's (gRPC takes null for that). */
+function credentialsOf(tls: EtcdTlsMaterial): NonNullable<IOptions['credentials']> {
+  return {
+    rootCertificate: tls.ca ?? (null as unknown as Buffer),
+    ...(tls.cert === undefined ? {} : { certChain: tls.cert, privateKey: tls.key! }),
+  };
+}
+
+/** The user and password, checked: both or neither. */
+function etcdAuth(options: EtcdOptions): { username: string; password: string } | undefined {
+  const { username, password } = options;
+  if (username === undefined && password === undefined) return undefined;
+  if (typeof username !== 'string' || username === '') throw new InvalidArgumentError('etcd.username', 'a password was given without a user name: give the etcd user too');
+  if (typeof password !== 'string') throw new InvalidArgumentError('etcd.password', `the etcd user ${describe(username)} needs its password`);
+  return { username, password };
 }
 
 /**
@@ -144,6 +221,12 @@ export function etcdUnreachable(error: unknown): boolean {
   if (etcd3.isRecoverableError(error) || cockatiel.isBrokenCircuitError(error)) return true;
   if (error instanceof etcd3.EtcdError || error instanceof etcd3.EtcdLeaseInvalidError || error instanceof etcd3.EtcdPermissionDeniedError) return false;
   return /\b(UNAVAILABLE|DEADLINE_EXCEEDED)\b|ECONNREFUSED|ECONNRESET|No connection established|Failed to connect/.test(error.message);
+}
+
+/** An etcd error's message for a one-line report: its first line, without gRPC's empty "Resolution note". */
+export function etcdMessage(error: unknown): string {
+  const text = error instanceof Error ? error.message : String(error);
+  return text.split('\n')[0]!.replace(/\.?\s*Resolution note:\s*$/, '');
 }
 
 /** Whether etcd says the lease is gone (revoked, or expired): keeping it alive cannot help. */

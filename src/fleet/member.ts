@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Etcd3 } from 'etcd3';
+import { hostPort, parseAdvertise, unusableAddress } from '../address.js';
 import { HailstoneError, InvalidArgumentError } from '../errors.js';
 import { Backoff } from './backoff.js';
 import { DEFAULT_LAYOUT } from '../layout.js';
@@ -20,6 +21,7 @@ import { type Claim, claimNodeId } from './claim.js';
 import { LeaseGoneError } from './lease-session.js';
 import { DEFAULT_COORDINATOR_WAIT_MS, DEFAULT_LEASE_TTL_S, defaultClaimWaitMs } from './defaults.js';
 import { type ClaimInfo, type EndpointHealth, type EtcdOptions, checkCluster, etcdUnreachable, leaseGone, openEtcd } from './etcd.js';
+import { etcdRefusal } from './etcd-refusal.js';
 import { type ClaimRef, EtcdStore, claimRefOf } from './etcd-store.js';
 import { CombinedStore } from '../node/combined-store.js';
 import { LatencyHistogram } from '../latency.js';
@@ -40,6 +42,12 @@ export interface FleetOptions {
   leaseTtlS?: number;
   /** At startup, how long to wait for etcd before COORDINATOR_UNAVAILABLE. Default 30 s. */
   coordinatorWaitMs?: number;
+  /**
+   * The UDP address written into the claim, where clients that find servers in etcd send:
+   * "host:port", or "host" (with the bound port). Default the bound address — which names no
+   * machine when the server binds every interface (0.0.0.0, ::), or is behind NAT.
+   */
+  advertise?: string;
 }
 
 export class FleetMember {
@@ -84,6 +92,10 @@ export class FleetMember {
   private readonly maxLeadMs: number;
   /** Failed attempts to claim (at startup, or again after a fence), logged once per run of failures. */
   private readonly claimEpisode: FailureEpisode;
+  /** --advertise: the host (and port) for the claim. */
+  private readonly advertise: { host: string; port: number | undefined } | undefined;
+  /** The unusable claim address already logged. */
+  private addressWarned: string | undefined;
 
   constructor(
     private readonly options: FleetOptions & Partial<NodeOptions>,
@@ -108,10 +120,14 @@ export class FleetMember {
     if (!Number.isInteger(this.leaseTtlS) || this.leaseTtlS < 2 || this.leaseTtlS > 3600) {
       throw new InvalidArgumentError('leaseTtlS', `must be an integer from 2 to 3600, got ${this.leaseTtlS}`);
     }
-    const connection = openEtcd(options.etcd, (endpoint, up) => {
-      if (up) logger.info({ endpoint, cluster: this.cluster }, `etcd member ${endpoint} answers again`);
-      else logger.warn({ endpoint, cluster: this.cluster }, `etcd member ${endpoint} failed or stalled; requests go to the other members while it is probed`);
-    });
+    const connection = openEtcd(
+      options.etcd,
+      (endpoint, up) => {
+        if (up) logger.info({ endpoint, cluster: this.cluster }, `etcd member ${endpoint} answers again`);
+        else logger.warn({ endpoint, cluster: this.cluster }, `etcd member ${endpoint} failed or stalled; requests go to the other members while it is probed`);
+      },
+      ({ ok, message }) => (ok ? logger.info({ cluster: this.cluster }, message) : logger.warn({ cluster: this.cluster }, message)),
+    );
     this.etcd = connection.etcd;
     this.endpointHealth = connection.health;
     this.gaveUp = new Promise((resolve) => {
@@ -123,6 +139,7 @@ export class FleetMember {
     const base = options.clock ?? Date.now;
     this.clock = () => base() + skew;
     this.claimEpisode = new FailureEpisode(logger, { what: 'claiming a node id', level: 'warn', fields: { cluster: this.cluster } });
+    this.advertise = options.advertise === undefined ? undefined : parseAdvertise(options.advertise);
   }
 
   /** Claims a node id and opens its node (or, under a given claim, only opens the node). */
@@ -143,12 +160,16 @@ export class FleetMember {
     for (;;) {
       try {
         const node = await this.claimAndOpen(Math.max(0, waitMs - (Date.now() - started)));
+        this.checkAddress();
         this.node = node;
         this.problem = undefined;
         this.claimEpisode.recovered();
         return node;
       } catch (error) {
         if (this.closed) throw new HailstoneError('CLOSED', 'stopped while claiming a node id');
+        // etcd refuses (TLS, password, permission): waiting cannot help; say why at once.
+        const refused = error instanceof HailstoneError ? undefined : this.refusal(error);
+        if (refused !== undefined) throw new HailstoneError('COORDINATOR_REFUSED', refused, { cause: error });
         if (!retryable(error)) throw error;
         if (Date.now() - started >= waitMs) {
           throw new HailstoneError('COORDINATOR_UNAVAILABLE', `could not claim a node id and store its first reservation within ${waitMs} ms: ${(error as Error).message}`, { cause: error });
@@ -196,11 +217,33 @@ export class FleetMember {
 
   /** Updates what the claim key says about this instance (its UDP address, once known). */
   async announce(): Promise<void> {
+    this.checkAddress();
     await this.claim?.updateInfo(JSON.stringify(this.info()));
   }
 
   private info(): ClaimInfo {
-    return { instance: this.instance, host: hostname(), udp: this.owner.udp(), pid: process.pid, version: VERSION, startedAt: this.startedAt };
+    return { instance: this.instance, host: hostname(), udp: this.udp(), pid: process.pid, version: VERSION, startedAt: this.startedAt };
+  }
+
+  /** The UDP address for the claim: the advertised one, else the bound one. */
+  private udp(): string {
+    const bound = this.owner.udp();
+    const advertise = this.advertise;
+    if (advertise === undefined) return bound;
+    const port = advertise.port ?? Number(/:(\d+)$/.exec(bound)?.[1]);
+    return Number.isInteger(port) && port > 0 ? hostPort(advertise.host, port) : bound;
+  }
+
+  /** Said once a claim is made: a claim whose address no client can use is not skipped in silence. */
+  private checkAddress(): void {
+    const udp = this.udp();
+    const why = unusableAddress(udp);
+    if (why === undefined || this.addressWarned === udp) return;
+    this.addressWarned = udp;
+    this.owner.logger.warn(
+      { udp, cluster: this.cluster },
+      `the claim names udp ${udp}: ${why}; clients that find servers in etcd cannot use it — give --advertise HOST:PORT (the address clients reach this server at)`,
+    );
   }
 
   stats(): FleetStats {
@@ -260,6 +303,7 @@ export class FleetMember {
         // Free claims pass over ids a fast-clocked predecessor left far ahead of this clock.
         ...(this.options.nodeId === undefined ? { reservationLimit: () => this.clock() + this.maxLeadMs } : {}),
         signal: this.closer.signal,
+        refusal: (error) => this.refusal(error),
         onUnreachable: (error) => {
           this.problem = `unreachable (${(error as Error)?.message ?? String(error)})`;
         },
@@ -284,11 +328,23 @@ export class FleetMember {
     }
   }
 
+  /** Why etcd refuses this server (TLS, password, permission), if it does. */
+  private refusal(error: unknown): string | undefined {
+    return etcdRefusal(error, { etcd: this.options.etcd, cluster: this.cluster, role: 'server' });
+  }
+
   /** Opens a node over etcd under a claim (and over its state dir too, when one is given). */
   private async openNode(claim: ClaimRef): Promise<HailstoneNode> {
     const nodeOptions: NodeRules = { ...this.options, nodeId: claim.nodeId, logger: this.owner.logger };
     const rules = checkNodeRules(nodeOptions);
-    let store: ReservationStore = new EtcdStore({ etcd: this.etcd, cluster: this.cluster, claim, worker: rules.worker, observe: (s) => this.latency.observe(s) });
+    let store: ReservationStore = new EtcdStore({
+      etcd: this.etcd,
+      cluster: this.cluster,
+      claim,
+      worker: rules.worker,
+      observe: (s) => this.latency.observe(s),
+      refusal: (error) => this.refusal(error),
+    });
     let stateFile: string | undefined;
     const { stateDir } = this.options;
     if (typeof stateDir === 'string' && stateDir !== '') {
@@ -351,7 +407,7 @@ export class FleetMember {
           this.giveUp(new HailstoneError('NODE_ID_TAKEN', reason, { retryAfterMs: this.leaseTtlS * 1000 }));
           return;
         }
-        this.problem = `claiming again failed (${(error as Error).message})`;
+        this.problem = `claiming again failed (${this.refusal(error) ?? (error as Error).message})`;
         this.claimEpisode.failed(`claiming a node id again failed (${(error as Error).message}); retrying`, { err: (error as Error).message, retryInMs: backoff.nextMs });
         await backoff.wait(this.closer.signal, 'claiming a node id').catch(() => undefined);
       }

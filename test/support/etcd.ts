@@ -4,7 +4,8 @@
 
 import type { ChildProcess } from 'node:child_process';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { request } from 'node:https';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,6 +27,23 @@ async function freePort(): Promise<number> {
   return port;
 }
 
+/** An etcd serving its clients over TLS: its certificate, and the CA its clients' certificates must come from. */
+export interface TestEtcdTls {
+  /** The server's certificate and key (change them and run() again to rotate). */
+  cert: string;
+  key: string;
+  /** With --client-cert-auth: clients must present a certificate this CA signed. */
+  clientCa?: string;
+  /** What run() checks health with: a CA that verifies the server (none: not verified, for an expired certificate), and a client certificate. */
+  probe: { ca?: string; cert?: string; key?: string };
+}
+
+export interface TestEtcdOptions {
+  tls?: TestEtcdTls;
+  /** etcd's --auth-token-ttl, seconds (simple tokens expire after this long unused). */
+  authTokenTtlS?: number;
+}
+
 export class TestEtcd {
   private child: ChildProcess | undefined;
   private log = { text: () => '' };
@@ -34,19 +52,25 @@ export class TestEtcd {
     readonly dataDir: string,
     readonly clientPort: number,
     readonly peerPort: number,
+    readonly options: TestEtcdOptions,
   ) {}
 
   /** The client URL. */
   get endpoint(): string {
-    return `http://127.0.0.1:${this.clientPort}`;
+    return `${this.options.tls === undefined ? 'http' : 'https'}://127.0.0.1:${this.clientPort}`;
+  }
+
+  /** What etcd has written to stderr. */
+  get stderr(): string {
+    return this.log.text();
   }
 
   get pid(): number | undefined {
     return this.child?.pid;
   }
 
-  static async start(): Promise<TestEtcd> {
-    const etcd = new TestEtcd(mkdtempSync(join(tmpdir(), 'hailstone-etcd-')), await freePort(), await freePort());
+  static async start(options: TestEtcdOptions = {}): Promise<TestEtcd> {
+    const etcd = new TestEtcd(mkdtempSync(join(tmpdir(), 'hailstone-etcd-')), await freePort(), await freePort(), options);
     await etcd.run();
     return etcd;
   }
@@ -54,6 +78,12 @@ export class TestEtcd {
   /** Starts (again) on the same data dir and ports; resolves once it answers. */
   async run(): Promise<void> {
     const name = 'hailstone-test';
+    const tls = this.options.tls;
+    const extra = [
+      ...(tls === undefined ? [] : ['--cert-file', tls.cert, '--key-file', tls.key]),
+      ...(tls?.clientCa === undefined ? [] : ['--trusted-ca-file', tls.clientCa, '--client-cert-auth']),
+      ...(this.options.authTokenTtlS === undefined ? [] : ['--auth-token-ttl', String(this.options.authTokenTtlS)]),
+    ];
     this.child = spawnTracked('etcd', [
       '--name', name,
       '--data-dir', this.dataDir,
@@ -63,14 +93,14 @@ export class TestEtcd {
       '--initial-advertise-peer-urls', `http://127.0.0.1:${this.peerPort}`,
       '--initial-cluster', `${name}=http://127.0.0.1:${this.peerPort}`,
       '--log-level', 'error',
+      ...extra,
     ], { scope: 'file' });
     const child = this.child;
     this.log = collectText(child.stderr!);
     await waitFor(
       async () => {
         try {
-          const res = await fetch(`${this.endpoint}/health`);
-          return res.ok ? true : undefined;
+          return (tls === undefined ? (await fetch(`${this.endpoint}/health`)).ok : await httpsOk(`${this.endpoint}/health`, tls.probe)) || undefined;
         } catch {
           return undefined;
         }
@@ -92,4 +122,26 @@ export class TestEtcd {
     await this.kill();
     rmSync(this.dataDir, { recursive: true, force: true });
   }
+}
+
+/** Whether a GET over TLS answers 200, verifying the server with `ca`. */
+function httpsOk(url: string, tls: { ca?: string; cert?: string; key?: string }): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = request(
+      url,
+      {
+        ...(tls.ca === undefined ? { rejectUnauthorized: false } : { ca: readFileSync(tls.ca) }),
+        ...(tls.cert === undefined ? {} : { cert: readFileSync(tls.cert) }),
+        ...(tls.key === undefined ? {} : { key: readFileSync(tls.key) }),
+        timeout: 1000,
+      },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode === 200);
+      },
+    );
+    req.on('error', () => resolve(false));
+    req.on('timeout', () => req.destroy());
+    req.end();
+  });
 }
