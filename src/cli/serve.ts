@@ -27,7 +27,7 @@ import { booleanWithEnv, choiceOption, intOption, keyFileExposure, listOption, p
 import type { HttpIdServer } from '../server/http-server.js';
 import type { NodeSnapshot } from '../server/health.js';
 import { type ServeConfig, ServingProcess, makeLogger, onStopSignal, readyLine, say, startHttp, startMetrics, warnAboutKeyFiles } from './run-server.js';
-import { DEFAULT_CLUSTER, DEFAULT_COORDINATOR_WAIT_MS, DEFAULT_LEASE_TTL_S, defaultClaimWaitMs } from '../fleet/defaults.js';
+import { DEFAULT_CLUSTER, DEFAULT_COORDINATOR_WAIT_MS, DEFAULT_LEASE_TTL_S, MAX_LEASE_TTL_S, MIN_LEASE_TTL_S, defaultClaimWaitMs } from '../fleet/defaults.js';
 import { servePrimary } from './supervisor.js';
 import { serveWorker } from './worker.js';
 
@@ -103,7 +103,7 @@ export function serveProgram(run: (config: ServeConfig) => Promise<number>): Com
     .addOption(new Option('--cluster <name>', 'fleet mode: node ids are unique within this cluster').env('HAILSTONE_CLUSTER').default(DEFAULT_CLUSTER))
     .addOption(new Option('--advertise <host[:port]>', 'fleet mode: the UDP address clients are told, in the claim (default: the bound one; the port: the bound one)').env('HAILSTONE_ADVERTISE'))
     .addOption(intOption('--claim-wait-ms <ms>', 'fleet mode with --node-id: wait this long for its holder to go away, then NODE_ID_TAKEN (default: the lease TTL + 1 s)', 'HAILSTONE_CLAIM_WAIT_MS', { min: 0, max: DAY }))
-    .addOption(intOption('--lease-ttl-s <s>', 'fleet mode: lease TTL; a dead holder\'s node id can move after this long', 'HAILSTONE_LEASE_TTL_S', { min: 2, max: 3600, default: DEFAULT_LEASE_TTL_S }))
+    .addOption(intOption('--lease-ttl-s <s>', 'fleet mode: lease TTL; a dead holder\'s node id can move after this long', 'HAILSTONE_LEASE_TTL_S', { min: MIN_LEASE_TTL_S, max: MAX_LEASE_TTL_S, default: DEFAULT_LEASE_TTL_S }))
     .addOption(intOption('--etcd-wait-ms <ms>', 'fleet mode: at startup, wait this long for etcd, then COORDINATOR_UNAVAILABLE', 'HAILSTONE_ETCD_WAIT_MS', { min: 0, max: DAY, default: DEFAULT_COORDINATOR_WAIT_MS }))
     .addOption(new Option('--reset-state', 'start over from a damaged state file, as a first start (env HAILSTONE_RESET_STATE=1)'))
     .addHelpText(

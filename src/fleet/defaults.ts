@@ -6,6 +6,9 @@ export const DEFAULT_CLUSTER = 'default';
 
 /** Lease TTL, seconds: how long after a holder dies its node id can move. */
 export const DEFAULT_LEASE_TTL_S = 10;
+/** The lease TTLs accepted, seconds: etcd's minimum is 2 (one keepalive per third of it); past an hour a dead holder's id is stuck too long. */
+export const MIN_LEASE_TTL_S = 2;
+export const MAX_LEASE_TTL_S = 3600;
 
 /** At startup, how long a server keeps trying to reach etcd before COORDINATOR_UNAVAILABLE. */
 export const DEFAULT_COORDINATOR_WAIT_MS = 30_000;

@@ -2,57 +2,31 @@
 // when the claim is lost (fenced) stops that node at once and claims again — perhaps
 // another node id — while the server answers UNAVAILABLE.
 
-import { randomBytes } from 'node:crypto';
-import { hostname } from 'node:os';
 import type { Etcd3 } from 'etcd3';
-import { hostPort, parseAdvertise, unusableAddress } from '../address.js';
-import { HailstoneError, InvalidArgumentError } from '../errors.js';
+import { HailstoneError, checkInteger } from '../errors.js';
 import { Backoff } from './backoff.js';
 import { DEFAULT_LAYOUT } from '../layout.js';
 import { FailureEpisode } from '../log-episode.js';
 import type { NodeLogger } from '../logger.js';
 import type { HailstoneNode } from '../node/node.js';
-import { fileStoreOf } from '../node/open.js';
-import { type NodeOptions, type NodeRules, checkNodeRules, checkReservationMs } from '../node/options.js';
-import { startNode } from '../node/startup.js';
-import { OwnershipLostError, type ReservationStore } from '../node/store.js';
+import { type NodeOptions, checkReservationMs } from '../node/options.js';
+import { OwnershipLostError } from '../node/store.js';
+import { claimAgainCures } from './claim-again.js';
 import type { FleetStats } from '../node/source.js';
 import { type Claim, claimNodeId } from './claim.js';
-import { LeaseGoneError } from './lease-session.js';
-import { DEFAULT_COORDINATOR_WAIT_MS, DEFAULT_LEASE_TTL_S, defaultClaimWaitMs } from './defaults.js';
-import { type ClaimInfo, type EndpointHealth, type EtcdOptions, checkCluster, etcdUnreachable, leaseGone, openEtcd } from './etcd.js';
+import { DEFAULT_COORDINATOR_WAIT_MS, DEFAULT_LEASE_TTL_S, MAX_LEASE_TTL_S, MIN_LEASE_TTL_S, defaultClaimWaitMs } from './defaults.js';
+import { type EndpointHealth, checkCluster, openEtcd } from './etcd.js';
 import { etcdRefusal } from './etcd-refusal.js';
-import { type ClaimRef, EtcdStore, claimRefOf } from './etcd-store.js';
-import { CombinedStore } from '../node/combined-store.js';
+import { type ClaimRef, claimRefOf } from './etcd-store.js';
+import { openFleetNode } from './fleet-node.js';
 import { LatencyHistogram } from '../latency.js';
-import { VERSION } from '../version.js';
+import { InstanceInfo } from './instance-info.js';
+import type { FleetOptions } from './options.js';
 
-export interface FleetOptions {
-  etcd: EtcdOptions;
-  /**
-   * Run under a claim another process holds (a worker of --workers N: the primary claims,
-   * keeps the lease alive and re-claims; its workers write their stripes under that claim).
-   */
-  fleetClaim?: ClaimRef;
-  /** Default "default". Node ids are unique within a cluster. */
-  cluster?: string;
-  /** With a nodeId: how long to wait for its holder to go away before NODE_ID_TAKEN. Default the lease TTL plus 1 s. */
-  claimWaitMs?: number;
-  /** Lease TTL in seconds: how long after a holder dies its node id can move. Default 10. */
-  leaseTtlS?: number;
-  /** At startup, how long to wait for etcd before COORDINATOR_UNAVAILABLE. Default 30 s. */
-  coordinatorWaitMs?: number;
-  /**
-   * The UDP address written into the claim, where clients that find servers in etcd send:
-   * "host:port", or "host" (with the bound port). Default the bound address — which names no
-   * machine when the server binds every interface (0.0.0.0, ::), or is behind NAT.
-   */
-  advertise?: string;
-}
+export type { FleetOptions };
 
 export class FleetMember {
   readonly cluster: string;
-  readonly instance = randomBytes(8).toString('hex');
   readonly latency = new LatencyHistogram();
   private readonly etcd: Etcd3;
   private claim: Claim | undefined;
@@ -68,7 +42,6 @@ export class FleetMember {
   private problem: string | undefined;
   private closed = false;
   private reclaimLoop: Promise<void> | undefined;
-  private readonly startedAt = new Date().toISOString();
   private readonly leaseTtlS: number;
   private givenNodeId: number | undefined;
   private lastNodeId: number | undefined;
@@ -92,10 +65,8 @@ export class FleetMember {
   private readonly maxLeadMs: number;
   /** Failed attempts to claim (at startup, or again after a fence), logged once per run of failures. */
   private readonly claimEpisode: FailureEpisode;
-  /** --advertise: the host (and port) for the claim. */
-  private readonly advertise: { host: string; port: number | undefined } | undefined;
-  /** The unusable claim address already logged. */
-  private addressWarned: string | undefined;
+  /** What the claim key says about this instance. */
+  private readonly self: InstanceInfo;
 
   constructor(
     private readonly options: FleetOptions & Partial<NodeOptions>,
@@ -116,10 +87,7 @@ export class FleetMember {
   ) {
     const { logger } = owner;
     this.cluster = checkCluster(options.cluster);
-    this.leaseTtlS = options.leaseTtlS ?? DEFAULT_LEASE_TTL_S;
-    if (!Number.isInteger(this.leaseTtlS) || this.leaseTtlS < 2 || this.leaseTtlS > 3600) {
-      throw new InvalidArgumentError('leaseTtlS', `must be an integer from 2 to 3600, got ${this.leaseTtlS}`);
-    }
+    this.leaseTtlS = checkInteger('leaseTtlS', options.leaseTtlS ?? DEFAULT_LEASE_TTL_S, MIN_LEASE_TTL_S, MAX_LEASE_TTL_S);
     const connection = openEtcd(
       options.etcd,
       (endpoint, up) => {
@@ -139,7 +107,7 @@ export class FleetMember {
     const base = options.clock ?? Date.now;
     this.clock = () => base() + skew;
     this.claimEpisode = new FailureEpisode(logger, { what: 'claiming a node id', level: 'warn', fields: { cluster: this.cluster } });
-    this.advertise = options.advertise === undefined ? undefined : parseAdvertise(options.advertise);
+    this.self = new InstanceInfo({ logger, cluster: this.cluster, bound: () => owner.udp(), advertise: options.advertise });
   }
 
   /** Claims a node id and opens its node (or, under a given claim, only opens the node). */
@@ -160,7 +128,7 @@ export class FleetMember {
     for (;;) {
       try {
         const node = await this.claimAndOpen(Math.max(0, waitMs - (Date.now() - started)));
-        this.checkAddress();
+        this.self.checkAddress();
         this.node = node;
         this.problem = undefined;
         this.claimEpisode.recovered();
@@ -170,7 +138,7 @@ export class FleetMember {
         // etcd refuses (TLS, password, permission): waiting cannot help; say why at once.
         const refused = error instanceof HailstoneError ? undefined : this.refusal(error);
         if (refused !== undefined) throw new HailstoneError('COORDINATOR_REFUSED', refused, { cause: error });
-        if (!retryable(error)) throw error;
+        if (!claimAgainCures(error)) throw error;
         if (Date.now() - started >= waitMs) {
           throw new HailstoneError('COORDINATOR_UNAVAILABLE', `could not claim a node id and store its first reservation within ${waitMs} ms: ${(error as Error).message}`, { cause: error });
         }
@@ -217,40 +185,15 @@ export class FleetMember {
 
   /** Updates what the claim key says about this instance (its UDP address, once known). */
   async announce(): Promise<void> {
-    this.checkAddress();
-    await this.claim?.updateInfo(JSON.stringify(this.info()));
-  }
-
-  private info(): ClaimInfo {
-    return { instance: this.instance, host: hostname(), udp: this.udp(), pid: process.pid, version: VERSION, startedAt: this.startedAt };
-  }
-
-  /** The UDP address for the claim: the advertised one, else the bound one. */
-  private udp(): string {
-    const bound = this.owner.udp();
-    const advertise = this.advertise;
-    if (advertise === undefined) return bound;
-    const port = advertise.port ?? Number(/:(\d+)$/.exec(bound)?.[1]);
-    return Number.isInteger(port) && port > 0 ? hostPort(advertise.host, port) : bound;
-  }
-
-  /** Said once a claim is made: a claim whose address no client can use is not skipped in silence. */
-  private checkAddress(): void {
-    const udp = this.udp();
-    const why = unusableAddress(udp);
-    if (why === undefined || this.addressWarned === udp) return;
-    this.addressWarned = udp;
-    this.owner.logger.warn(
-      { udp, cluster: this.cluster },
-      `the claim names udp ${udp}: ${why}; clients that find servers in etcd cannot use it — give --advertise HOST:PORT (the address clients reach this server at)`,
-    );
+    this.self.checkAddress();
+    await this.claim?.updateInfo(JSON.stringify(this.self.info()));
   }
 
   stats(): FleetStats {
     return {
       cluster: this.cluster,
       nodeId: this.givenNodeId ?? (this.claim?.lost === undefined ? this.claim?.nodeId : undefined),
-      instance: this.instance,
+      instance: this.self.instance,
       claims: this.claims,
       fences: this.fences,
       renewals: this.pastRenewals + (this.claim?.renewals ?? 0),
@@ -297,7 +240,7 @@ export class FleetMember {
         claimWaitMs: this.options.claimWaitMs ?? defaultClaimWaitMs(this.options.nodeId !== undefined, this.leaseTtlS),
         leaseTtlS: this.leaseTtlS,
         coordinatorWaitMs,
-        info: this.info(),
+        info: this.self.info(),
         logger: this.owner.logger,
         observe: (s) => this.latency.observe(s),
         // Free claims pass over ids a fast-clocked predecessor left far ahead of this clock.
@@ -334,26 +277,11 @@ export class FleetMember {
   }
 
   /** Opens a node over etcd under a claim (and over its state dir too, when one is given). */
-  private async openNode(claim: ClaimRef): Promise<HailstoneNode> {
-    const nodeOptions: NodeRules = { ...this.options, nodeId: claim.nodeId, logger: this.owner.logger };
-    const rules = checkNodeRules(nodeOptions);
-    let store: ReservationStore = new EtcdStore({
-      etcd: this.etcd,
-      cluster: this.cluster,
-      claim,
-      worker: rules.worker,
-      observe: (s) => this.latency.observe(s),
-      refusal: (error) => this.refusal(error),
-    });
-    let stateFile: string | undefined;
-    const { stateDir } = this.options;
-    if (typeof stateDir === 'string' && stateDir !== '') {
-      const file = fileStoreOf({ ...this.options, nodeId: claim.nodeId, stateDir }, rules);
-      stateFile = file.stateFile;
-      store = new CombinedStore(store, file);
-    }
-    return startNode(store, nodeOptions, rules, stateFile);
+  private openNode(claim: ClaimRef): Promise<HailstoneNode> {
+    const { etcd, cluster, latency } = this;
+    return openFleetNode({ etcd, cluster, options: this.options, logger: this.owner.logger, observe: (s) => latency.observe(s), refusal: (error) => this.refusal(error) }, claim);
   }
+
 
   private fenced(claim: Claim, node: HailstoneNode | undefined, reason: string): void {
     if (this.closed) return;
@@ -414,12 +342,4 @@ export class FleetMember {
     }
     this.claimEpisode.abandoned('the server closed');
   }
-}
-
-/** Failures a new claim can cure: etcd unreachable for a moment, a claim lost on the way. */
-function retryable(error: unknown): boolean {
-  if (error instanceof OwnershipLostError) return true;
-  if (error instanceof HailstoneError) return error.code === 'OWNERSHIP_LOST' || error.code === 'COORDINATOR_UNAVAILABLE';
-  // A lease that expired while the claim was being made: claim again with a new one.
-  return etcdUnreachable(error) || error instanceof LeaseGoneError || leaseGone(error);
 }
