@@ -109,8 +109,28 @@ describe('ids over HTTP', () => {
         if (method !== 'HEAD') expect((await json(r)).error.code).toBe('METHOD_NOT_ALLOWED');
       }
     }
+    // Percent-encoding is how a count is spelled, not what it is: %35 is 5.
+    const encoded = await fetch(`${url}/v1/ids?count=%35`);
+    expect(encoded.status).toBe(200);
+    expect((await json(encoded)).ids).toHaveLength(5);
+    // What node:http would answer by itself with no body, or not at all, is answered as the
+    // docs say: no Host header and an unknown Expect are served; CONNECT is a 405 in JSON.
+    const port = Number(new URL(url).port);
+    for (const [request, status] of [
+      ['GET /v1/id HTTP/1.1\r\nConnection: close\r\n\r\n', 200],
+      ['GET /v1/id HTTP/1.1\r\nHost: x\r\nExpect: banana\r\nConnection: close\r\n\r\n', 200],
+      ['CONNECT 127.0.0.1:1 HTTP/1.1\r\nHost: x\r\n\r\n', 405],
+    ] as const) {
+      const c = await rawConnection(port);
+      c.write(request);
+      await c.closed;
+      const [reply] = parseResponses(c.received());
+      expect(reply?.status, request).toBe(status);
+      if (status === 200) expect(reply!.body, request).toMatch(/^\d+\n$/);
+      else expect(JSON.parse(reply!.body).error.code).toBe('METHOD_NOT_ALLOWED');
+    }
     // Not HTTP at all: a JSON 400, and the connection closed.
-    const raw = await rawConnection(Number(new URL(url).port));
+    const raw = await rawConnection(port);
     raw.write('NOT HTTP\r\n\r\n');
     await raw.closed;
     const [answer] = parseResponses(raw.received());

@@ -9,7 +9,7 @@
 // restarted with the same stripe; its reservation makes that safe.
 
 import cluster from 'node:cluster';
-import { parseAdvertise } from '../address.js';
+import { parseAdvertise, resolveHost } from '../address.js';
 import { Command, Option } from 'commander';
 import { MIN_RESERVATION_MS } from '../node/options.js';
 import { readKeyFile } from '../protocol/auth.js';
@@ -208,7 +208,13 @@ async function serveSingle(config: ServeConfig): Promise<number> {
   };
   // Bound before the node opens, like the UDP port: a taken port fails at once. Where
   // --metrics and --http name one address, the HTTP server answers /metrics and /healthz.
-  const shared = config.http !== undefined && config.metrics !== undefined && config.http.host === config.metrics.host && config.http.port === config.metrics.port;
+  // Port 0 asks for any free port, so two of them never name one address.
+  const shared =
+    config.http !== undefined &&
+    config.metrics !== undefined &&
+    config.http.port !== 0 &&
+    config.http.port === config.metrics.port &&
+    (await sameHost(config.http.host, config.metrics.host));
   const metrics = shared ? undefined : await startMetrics(config, snapshot, logger);
   try {
     http = await startHttp(config, proc, logger, shared ? snapshot : undefined);
@@ -261,4 +267,11 @@ async function serveSingle(config: ServeConfig): Promise<number> {
 export async function runServe(config: ServeConfig): Promise<number> {
   if (config.workers === 1) return serveSingle(config);
   return cluster.isPrimary ? servePrimary(config) : serveWorker(config);
+}
+
+/** Whether two host names or addresses are one ("localhost" and 127.0.0.1 are); a name that does not resolve is itself. */
+async function sameHost(a: string, b: string): Promise<boolean> {
+  if (a === b) return true;
+  const [ra, rb] = await Promise.all([resolveHost(a).catch(() => a), resolveHost(b).catch(() => b)]);
+  return ra === rb;
 }

@@ -72,10 +72,12 @@ export function countOf(query: string): number | string {
     }
   }
   if (found === undefined) return 1;
-  if (!/^[1-9]\d{0,5}$/.test(found) || Number(found) > HTTP_MAX_IDS) {
-    return `count must be an integer from 1 to ${HTTP_MAX_IDS}, got ${JSON.stringify(decodeSafely(found).slice(0, 40))}`;
+  // Percent-encoding is the client's spelling, not the value: count=%35 asks for 5.
+  const value = decodeSafely(found);
+  if (!/^[1-9]\d{0,5}$/.test(value) || Number(value) > HTTP_MAX_IDS) {
+    return `count must be an integer from 1 to ${HTTP_MAX_IDS}, got ${JSON.stringify(value.slice(0, 40))}`;
   }
-  return Number(found);
+  return Number(value);
 }
 
 function decodeSafely(text: string): string {

@@ -212,20 +212,27 @@ export async function serveHttp(options: HttpServeOptions): Promise<HttpIdServer
       requestTimeout,
       keepAliveTimeout,
       maxHeaderSize,
+      // An HTTP/1.1 request without Host is answered like any other (node:http would send a
+      // bare 400 with no body): the routes do not depend on it.
+      requireHostHeader: false,
       // How often node:http looks for clients past their headers or request timeout.
       connectionsCheckingInterval: Math.max(10, Math.min(1000, Math.floor(headersTimeout / 4))),
     },
-    (req, res) => {
-      try {
-        onRequest(req, res);
-      } catch (error) {
-        // Not reachable by input, but a bug must cost one request, never the process — nor a stack trace.
-        logger.error({ err: String(error) }, 'unexpected error while answering an HTTP request');
-        if (!res.headersSent) send(res, 'other', errorAnswer(500, 'INTERNAL', 'the server failed to answer this request'));
-        else res.destroy();
-      }
-    },
+    (req, res) => handle(req, res),
   );
+  function handle(req: IncomingMessage, res: ServerResponse): void {
+    try {
+      onRequest(req, res);
+    } catch (error) {
+      // Not reachable by input, but a bug must cost one request, never the process — nor a stack trace.
+      logger.error({ err: String(error) }, 'unexpected error while answering an HTTP request');
+      if (!res.headersSent) send(res, 'other', errorAnswer(500, 'INTERNAL', 'the server failed to answer this request'));
+      else res.destroy();
+    }
+  }
+  // An Expect other than 100-continue: node:http would answer a bare 417; RFC 9110 lets a
+  // server ignore it, so the request is answered as it is.
+  http.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => handle(req, res));
   http.maxConnections = maxConnections;
   http.on('drop', () => counters.connectionsDropped.max_connections++);
   if (allow !== undefined) {
@@ -250,11 +257,22 @@ export async function serveHttp(options: HttpServeOptions): Promise<HttpIdServer
         : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
           ? [408, 'REQUEST_TIMEOUT', 'the request was not received in time']
           : [400, 'BAD_REQUEST', 'not a valid HTTP/1.1 request'];
-    const a = errorAnswer(status, code, message);
-    const head = [`HTTP/1.1 ${status} ${statusText(status)}`, ...Object.entries(a.headers).map(([k, v]) => `${k}: ${v}`), `content-length: ${Buffer.byteLength(a.body)}`, 'connection: close'];
-    counters.answered('other', status);
-    socket.end(`${head.join('\r\n')}\r\n\r\n${a.body}`);
+    answerRaw(socket, errorAnswer(status, code, message));
   });
+  // CONNECT is handed over as a raw socket (node:http would close it unanswered): it is a
+  // method like any other this server does not serve.
+  http.on('connect', (_req: IncomingMessage, socket: Socket) => {
+    if (!socket.writable) return void socket.destroy();
+    const a = errorAnswer(405, 'METHOD_NOT_ALLOWED', 'only GET is served');
+    answerRaw(socket, { ...a, headers: { ...a.headers, allow: 'GET' } });
+  });
+
+  /** One answer written on a socket node:http no longer manages, then closed. */
+  function answerRaw(socket: Socket, a: HttpAnswer): void {
+    const head = [`HTTP/1.1 ${a.status} ${statusText(a.status)}`, ...Object.entries(a.headers).map(([k, v]) => `${k}: ${v}`), `content-length: ${Buffer.byteLength(a.body)}`, 'connection: close'];
+    counters.answered('other', a.status);
+    socket.end(`${head.join('\r\n')}\r\n\r\n${a.body}`);
+  }
 
   await new Promise<void>((resolve, reject) => {
     http.once('error', (error: NodeJS.ErrnoException) => {
