@@ -186,3 +186,30 @@ export function startHailstoneNative(extra: string[] = [], wrap: string[] = []):
   });
 }
 
+/** Clock ticks per second of /proc/PID/stat's times. */
+const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
+
+/** The process and its children (cluster workers, gunicorn's worker), from /proc. */
+export function processTree(pid: number): number[] {
+  try {
+    const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim();
+    return [pid, ...(children === '' ? [] : children.split(/\s+/).map(Number).flatMap(processTree))];
+  } catch {
+    return [pid];
+  }
+}
+
+/** CPU seconds (user + system) used so far by the process tree. */
+export function cpuSeconds(pid: number): number {
+  let ticks = 0;
+  for (const p of processTree(pid)) {
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(f[11]) + Number(f[12]); // utime, stime
+    } catch {
+      // exited
+    }
+  }
+  return ticks / CLK_TCK;
+}

@@ -19,11 +19,11 @@
 // when missing and running as root, as .ci/run installs etcd.
 
 import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { get as httpGet } from 'node:http';
 import { join } from 'node:path';
-import { ROOT, freeTcpPort } from './harness.js';
+import { ROOT, cpuSeconds, freeTcpPort } from './harness.js';
 import { command, describeMachine, machine } from './machine.js';
 import type { HttpResults, HttpRow } from './results.js';
 
@@ -35,7 +35,6 @@ const warmupSeconds = quick ? 1 : 2;
 const rounds = quick ? 1 : 2;
 const CONNECTIONS = 64;
 const BATCH = 4096;
-const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
 
 function installed(program: string, args: string[]): boolean {
   return spawnSync(program, args, { stdio: 'ignore' }).status === 0;
@@ -59,30 +58,6 @@ function ensurePackages(): void {
   }
 }
 
-/** The process and its children (gunicorn's worker). */
-function processTree(pid: number): number[] {
-  try {
-    const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim();
-    return [pid, ...(children === '' ? [] : children.split(/\s+/).map(Number).flatMap(processTree))];
-  } catch {
-    return [pid];
-  }
-}
-
-/** CPU seconds (user + system) used so far by the process tree. */
-function cpuSeconds(pid: number): number {
-  let ticks = 0;
-  for (const p of processTree(pid)) {
-    try {
-      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      ticks += Number(f[11]) + Number(f[12]);
-    } catch {
-      // exited
-    }
-  }
-  return ticks / CLK_TCK;
-}
 
 interface Running {
   child: ChildProcess;

@@ -20,13 +20,13 @@
 // kernel's accounting of the server processes (/proc/PID/stat), so it does not depend on
 // the load generator sharing the machine.
 
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { nativeAvailability } from '../src/server/native-addon.js';
-import { type Etcd, type Started, ROOT, buildC, startEtcd, startProcess } from './harness.js';
+import { type Etcd, type Started, ROOT, buildC, cpuSeconds, processTree, startEtcd, startProcess } from './harness.js';
 import { command, describeMachine, machine } from './machine.js';
 import type { HailstoneTransport, ServerKind, UdpResults, UdpRow } from './results.js';
 
@@ -40,7 +40,6 @@ const warmupMs = quick ? 200 : 1000;
 const pin = process.env.HAILSTONE_BENCH_PIN === '1';
 /** taskset to one CPU when pinning, else nothing. */
 const pinTo = (cpu: number): string[] => (pin ? ['taskset', '-c', String(cpu)] : []);
-const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
 
 function startHailstone(workers: number, transport: HailstoneTransport, etcdEndpoint?: string): Promise<Started> {
   const dir = mkdtempSync(join(tmpdir(), 'hailstone-bench-'));
@@ -94,31 +93,6 @@ function cLoad(port: number, count: number, echo: boolean, ms: number, onWindowS
       resolve(JSON.parse(out) as CLoadResult);
     });
   });
-}
-
-/** The process and its children (cluster workers). */
-function processTree(pid: number): number[] {
-  try {
-    const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim();
-    return [pid, ...(children === '' ? [] : children.split(/\s+/).map(Number).flatMap(processTree))];
-  } catch {
-    return [pid];
-  }
-}
-
-/** CPU seconds (user + system) used so far by the process tree. */
-function cpuSeconds(pid: number): number {
-  let ticks = 0;
-  for (const p of processTree(pid)) {
-    try {
-      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      ticks += Number(f[11]) + Number(f[12]); // utime, stime
-    } catch {
-      // exited
-    }
-  }
-  return ticks / CLK_TCK;
 }
 
 /** Resident memory of the process tree, MiB. */

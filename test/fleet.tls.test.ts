@@ -3,8 +3,6 @@
 // clients reach it with --etcd-ca/--etcd-cert/--etcd-key (or etcdctl's variables, or the
 // library's PEM buffers), and every way the handshake can fail is one line with its cause.
 
-import { rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient } from '../src/index.js';
 import { runCli } from './support/child.js';

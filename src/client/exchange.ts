@@ -38,23 +38,6 @@ interface Pending {
   settle: (outcome: Outcome) => void;
 }
 
-/** A socket connected to one server address. */
-interface Peer {
-  socket: Socket;
-  /** Settles once connect() did: requests are sent after it. */
-  connected: Promise<void>;
-}
-
-interface Pending {
-  endpoint: Endpoint;
-  /** The peer (see peerKey) the request went to. */
-  peer: string;
-  count: number;
-  /** Why a reply to this request was dropped, if one was: said when the request times out. */
-  rejected?: string;
-  settle: (outcome: Outcome) => void;
-}
-
 export function peerKey(address: string, port: number): string {
   return `${address} ${port}`;
 }

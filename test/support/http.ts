@@ -1,7 +1,7 @@
 // Test helpers for ids over HTTP: a raw TCP connection to send any bytes at any pace and
 // see what comes back, and a free TCP port.
 
-import { type Socket, connect, createServer } from 'node:net';
+import { type Socket, connect } from 'node:net';
 
 /** A raw connection: what it received so far, and whether the server closed it. */
 export interface RawConnection {
@@ -67,10 +67,4 @@ export function parseResponses(text: string): { status: number; headers: Record<
 }
 
 /** A loopback TCP port that was just bound and closed again (free, barring a race). */
-export async function freeTcpPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  const port = (server.address() as { port: number }).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
+export { freeTcpPort } from '../../bench/harness.js';
