@@ -47,6 +47,8 @@ export interface ClaimOptions {
    * and taking one would mean waiting out that skew — unless no other id is free.
    */
   reservationLimit?: () => number;
+  /** The ids passed over last (kept by the claimant across its claims, to log them once). */
+  passedOver?: { last?: string };
   /** Aborted when the caller no longer wants the claim: every wait ends at once with CLOSED. */
   signal?: AbortSignal;
   /** Told of each attempt that found etcd unreachable (the caller reports it, e.g. on /healthz). */

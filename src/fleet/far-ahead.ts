@@ -24,8 +24,10 @@ export async function passOverFarAhead(options: ClaimOptions, candidates: number
   const ahead = candidates.filter((id) => (highest.get(id) ?? -Infinity) > limit);
   if (ahead.length === 0) return candidates;
   const key = ahead.join(',');
-  if (key !== lastPassedOver.get(options.info.instance)) {
-    lastPassedOver.set(options.info.instance, key);
+  // Said again only when the ids change: the claimant keeps what it said last.
+  const said = options.passedOver ?? {};
+  if (key !== said.last) {
+    said.last = key;
     options.logger.warn(
       {
         cluster: options.cluster,
@@ -38,6 +40,3 @@ export async function passOverFarAhead(options: ClaimOptions, candidates: number
   const set = new Set(ahead);
   return [...candidates.filter((id) => !set.has(id)), ...ahead];
 }
-
-/** The ids passed over last, per instance: logged again only when they change. */
-const lastPassedOver = new Map<string, string>();

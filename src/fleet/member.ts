@@ -63,6 +63,8 @@ export class FleetMember {
   /** The node's clock and lead, for passing over node ids left far ahead of it. */
   private readonly clock: () => number;
   private readonly maxLeadMs: number;
+  /** The free ids passed over last, said once until they change. */
+  private readonly passedOver: { last?: string } = {};
   /** Failed attempts to claim (at startup, or again after a fence), logged once per run of failures. */
   private readonly claimEpisode: FailureEpisode;
   /** What the claim key says about this instance. */
@@ -244,7 +246,7 @@ export class FleetMember {
         logger: this.owner.logger,
         observe: (s) => this.latency.observe(s),
         // Free claims pass over ids a fast-clocked predecessor left far ahead of this clock.
-        ...(this.options.nodeId === undefined ? { reservationLimit: () => this.clock() + this.maxLeadMs } : {}),
+        ...(this.options.nodeId === undefined ? { reservationLimit: () => this.clock() + this.maxLeadMs, passedOver: this.passedOver } : {}),
         signal: this.closer.signal,
         refusal: (error) => this.refusal(error),
         onUnreachable: (error) => {
