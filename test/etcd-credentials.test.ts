@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RotatingTlsFiles } from '../src/fleet/etcd-credentials.js';
+import { readTlsMaterial } from '../src/fleet/etcd-tls.js';
 import { TestCa, opensslInstalled } from './support/certs.js';
 import { requirePrerequisite } from './support/prerequisite.js';
 
@@ -54,5 +55,43 @@ describe.skipIf(!opensslInstalled)('TLS files followed', () => {
     } finally {
       files.close();
     }
+  });
+
+  it('keeps reading the files after every connection let go of them (all refused, the server fenced): a fix written then is taken', async () => {
+    const cert = join(dir, 'after-fence.pem');
+    const key = join(dir, 'after-fence.key');
+    copyFileSync(first.cert, cert);
+    copyFileSync(first.key, key);
+    const events: { ok: boolean; message: string }[] = [];
+    const files = new RotatingTlsFiles({ ca: ca.cert, cert, key }, (e) => events.push(e));
+    try {
+      files.follow();
+      // gRPC listens while it connects, and lets go when every connection has failed.
+      const listener = () => undefined;
+      files.addIdentityCertificateListener(listener);
+      files.removeIdentityCertificateListener(listener);
+      const original = files.current.cert;
+      copyFileSync(second.cert, cert);
+      copyFileSync(second.key, key);
+      const until = Date.now() + 10_000;
+      while (events.length === 0 && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(events).toEqual([{ ok: true, message: expect.stringMatching(/read again .*after-fence\.pem/) }]);
+      expect(files.current.cert).not.toEqual(original);
+    } finally {
+      files.close();
+    }
+  });
+
+  it('a PEM file of the wrong kind, or a key that is not the certificate\'s, is named by its option before any connection (not as an OpenSSL code at a handshake)', () => {
+    const cases: [Parameters<typeof readTlsMaterial>[0], string, RegExp][] = [
+      [{ ca: ca.cert, cert: first.key, key: first.key }, 'etcd.cert', /holds no certificate .*is it the right file/],
+      [{ ca: first.key }, 'etcd.ca', /holds no certificate/],
+      [{ ca: ca.cert, cert: first.cert, key: first.cert }, 'etcd.key', /holds no private key/],
+      [{ ca: ca.cert, cert: first.cert, key: second.key }, 'etcd.key', /the key does not belong to the certificate/],
+    ];
+    for (const [options, argument, message] of cases) {
+      expect(() => readTlsMaterial(options), argument).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT', argument, message: expect.stringMatching(message) }));
+    }
+    expect(readTlsMaterial({ ca: ca.cert, cert: first.cert, key: first.key }).cert).toBeDefined();
   });
 });

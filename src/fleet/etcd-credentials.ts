@@ -47,26 +47,37 @@ export class RotatingTlsFiles {
     return this.paths().length > 0;
   }
 
+  /**
+   * Reads the files once a second from now until close(). Not only while gRPC listens: when
+   * every connection has failed (etcd's certificate refused, say, and the server fenced),
+   * gRPC lets go of its listeners, and the fix an operator writes to the files must still be
+   * read, for the next connection to take it.
+   */
+  follow(): void {
+    if (this.timer !== undefined || !this.watchesFiles) return;
+    this.timer = setInterval(() => this.check(), TLS_FILES_CHECK_MS);
+    // Looking at files is no reason to stay alive.
+    this.timer.unref();
+  }
+
   addCaCertificateListener(listener: (update: CaUpdate) => void): void {
     this.caListeners.add(listener);
-    this.start();
+    this.follow();
     process.nextTick(listener, this.caUpdate());
   }
 
   removeCaCertificateListener(listener: (update: CaUpdate) => void): void {
     this.caListeners.delete(listener);
-    this.stopIfUnused();
   }
 
   addIdentityCertificateListener(listener: (update: IdentityUpdate) => void): void {
     this.identityListeners.add(listener);
-    this.start();
+    this.follow();
     process.nextTick(listener, this.identityUpdate());
   }
 
   removeIdentityCertificateListener(listener: (update: IdentityUpdate) => void): void {
     this.identityListeners.delete(listener);
-    this.stopIfUnused();
   }
 
   /** Reads the files again if they changed since the last read; true when new material was taken. */
@@ -106,17 +117,6 @@ export class RotatingTlsFiles {
   private identityUpdate(): IdentityUpdate {
     const { cert, key } = this.material;
     return cert === undefined || key === undefined ? null : { certificate: cert, privateKey: key };
-  }
-
-  private start(): void {
-    if (this.timer !== undefined || !this.watchesFiles) return;
-    this.timer = setInterval(() => this.check(), TLS_FILES_CHECK_MS);
-    // Looking at files is no reason to stay alive.
-    this.timer.unref();
-  }
-
-  private stopIfUnused(): void {
-    if (this.caListeners.size === 0 && this.identityListeners.size === 0) this.close();
   }
 
   private paths(): string[] {

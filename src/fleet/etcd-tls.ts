@@ -3,6 +3,7 @@
 // PEM is one clear error rather than a failed handshake.
 
 import { readFileSync } from 'node:fs';
+import { createSecureContext } from 'node:tls';
 import { InvalidArgumentError, describe } from '../errors.js';
 
 /** PEM text or bytes, or the path of a PEM file. */
@@ -26,6 +27,12 @@ export interface EtcdTlsMaterial {
 }
 
 const PEM = /-----BEGIN [A-Z0-9 ]+-----/;
+/** What each source must hold: certificates for the CA and the client certificate, a private key for the key. */
+const HOLDS: Record<string, { pattern: RegExp; what: string }> = {
+  'etcd.ca': { pattern: /-----BEGIN CERTIFICATE-----/, what: 'no certificate (-----BEGIN CERTIFICATE-----)' },
+  'etcd.cert': { pattern: /-----BEGIN CERTIFICATE-----/, what: 'no certificate (-----BEGIN CERTIFICATE-----)' },
+  'etcd.key': { pattern: /-----BEGIN [A-Z ]*PRIVATE KEY-----/, what: 'no private key (-----BEGIN … PRIVATE KEY-----)' },
+};
 
 /** Whether any TLS material was given. */
 export function tlsGiven(options: EtcdTlsOptions): boolean {
@@ -55,9 +62,11 @@ export function readPem(argument: string, source: PemSource): Buffer {
   } else {
     throw new InvalidArgumentError(argument, `must be PEM (a string or a Buffer) or the path of a PEM file, got ${describe(source)}`);
   }
-  if (!PEM.test(bytes.toString('latin1'))) {
-    throw new InvalidArgumentError(argument, `${path === undefined ? 'the value given' : describe(path)} is not PEM (no "-----BEGIN" line)`);
-  }
+  const text = bytes.toString('latin1');
+  const named = path === undefined ? 'the value given' : describe(path);
+  if (!PEM.test(text)) throw new InvalidArgumentError(argument, `${named} is not PEM (no "-----BEGIN" line)`);
+  const holds = HOLDS[argument];
+  if (holds !== undefined && !holds.pattern.test(text)) throw new InvalidArgumentError(argument, `${named} holds ${holds.what}: is it the right file?`);
   return bytes;
 }
 
@@ -67,9 +76,21 @@ export function readTlsMaterial(options: EtcdTlsOptions): EtcdTlsMaterial {
     const missing = options.cert === undefined ? 'etcd.cert' : 'etcd.key';
     throw new InvalidArgumentError(missing, 'a client certificate needs both its certificate and its key');
   }
-  return {
+  const material: EtcdTlsMaterial = {
     ...(options.ca === undefined ? {} : { ca: readPem('etcd.ca', options.ca) }),
     ...(options.cert === undefined ? {} : { cert: readPem('etcd.cert', options.cert) }),
     ...(options.key === undefined ? {} : { key: readPem('etcd.key', options.key) }),
   };
+  // What OpenSSL refuses is said here, naming the option, not as its code at a handshake.
+  if (material.ca !== undefined) loads('etcd.ca', { ca: material.ca }, 'its certificates do not load');
+  if (material.cert !== undefined) loads('etcd.key', { cert: material.cert, key: material.key }, 'the key does not belong to the certificate (give the two issued together), or they do not load');
+  return material;
+}
+
+function loads(argument: string, context: { ca?: Buffer; cert?: Buffer; key?: Buffer }, what: string): void {
+  try {
+    createSecureContext(context);
+  } catch (error) {
+    throw new InvalidArgumentError(argument, `${what}: ${(error as Error).message}`);
+  }
 }

@@ -184,6 +184,7 @@ function followTlsFiles(etcd: Etcd3, files: RotatingTlsFiles, hasIdentity: boole
   const credentials = rotatingCredentials(files, hasIdentity);
   for (const host of pool.hosts) host.channelCredentials = credentials;
   pool.authenticator.credentials = credentials;
+  files.follow();
   const close = etcd.close.bind(etcd);
   etcd.close = () => {
     files.close();
