@@ -57,8 +57,11 @@ export function unusableAddress(address: string): string | undefined {
 /** --advertise: "host:port", or a host alone (a bare IPv6 address, or one in brackets). */
 export function parseAdvertise(text: string): { host: string; port: number | undefined } {
   if (typeof text !== 'string' || text === '') throw new InvalidArgumentError('advertise', `must be HOST:PORT or HOST, got ${describe(text)}`);
-  if (/:\d+$/.test(text) && (!text.includes(':', text.indexOf(':') + 1) || text.startsWith('['))) return parseHostPort('advertise', text);
-  const host = text.replace(/^\[(.*)\]$/, '$1');
-  if (host === '' || /[\s/\[\]]/.test(host) || (host.includes(':') && isIP(host) !== 6)) throw new InvalidArgumentError('advertise', `${describe(text)} is not HOST:PORT or HOST`);
-  return { host, port: undefined };
+  const parsed = /:\d+$/.test(text) && (!text.includes(':', text.indexOf(':') + 1) || text.startsWith('[')) ? parseHostPort('advertise', text) : { host: text.replace(/^\[(.*)\]$/, '$1'), port: undefined };
+  // An IP address, or a DNS name (letters, digits, '-', '.'): what a client can resolve.
+  const { host } = parsed;
+  if (isIP(host) === 0 && !/^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/.test(host)) {
+    throw new InvalidArgumentError('advertise', `${describe(text)} is not HOST:PORT or HOST (an IP address or a DNS name)`);
+  }
+  return parsed;
 }

@@ -12,11 +12,12 @@ describe('--advertise', () => {
     ['10.0.3.17', { host: '10.0.3.17', port: undefined }],
     ['fd00::1', { host: 'fd00::1', port: undefined }],
     ['[fd00::1]', { host: 'fd00::1', port: undefined }],
+    ['web-3.ids.svc.cluster.local', { host: 'web-3.ids.svc.cluster.local', port: undefined }],
   ])('%s', (text, parsed) => {
     expect(parseAdvertise(text)).toEqual(parsed);
   });
 
-  it.each(['', 'a b', 'host:x', 'host:0', 'host:70000', '[]'])('%j is refused, naming --advertise', (text) => {
+  it.each(['', 'a b', 'host:x', 'host:0', 'host:70000', '[]', 'bad host!:80', "''", 'under_score.example:80', '-lead.example', 'a..b'])('%j is refused, naming --advertise', (text) => {
     expect(() => parseAdvertise(text)).toThrow(/^advertise: /);
   });
 });
