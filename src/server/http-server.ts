@@ -15,9 +15,10 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { type IncomingMessage, type ServerResponse, createServer } from 'node:http';
+import { listenHttp } from './http-listen.js';
 import type { BlockList, Socket } from 'node:net';
-import { hostPort, resolveHost } from '../address.js';
-import { HailstoneError, InvalidArgumentError, describe } from '../errors.js';
+import { resolveHost } from '../address.js';
+import { InvalidArgumentError, describe } from '../errors.js';
 import { type NodeLogger, stderrLogger } from '../logger.js';
 import { HttpCounters, type HttpStats } from './http-metrics.js';
 import { type HttpAnswer, type RouteLabel, TEXT_TYPE, answerIdRoute, errorAnswer, idScratch, issue, notFound, routeOf } from './http-routes.js';
@@ -274,23 +275,15 @@ export async function serveHttp(options: HttpServeOptions): Promise<HttpIdServer
     socket.end(`${head.join('\r\n')}\r\n\r\n${a.body}`);
   }
 
-  await new Promise<void>((resolve, reject) => {
-    http.once('error', (error: NodeJS.ErrnoException) => {
-      const why =
-        error.code === 'EADDRINUSE' ? 'is in use by another process' : error.code === 'EACCES' ? 'needs privileges this process lacks' : `cannot be bound (${error.message})`;
-      reject(new HailstoneError('HTTP_PORT_IN_USE', `the HTTP port ${hostPort(host, port)} ${why}: choose another with --http HOST:PORT`, { cause: error }));
-    });
-    http.listen(port, host, () => {
-      http.removeAllListeners('error');
-      // Errors after listening (a client that resets) must never crash the process.
-      http.on('error', (error) => logger.warn({ err: String(error) }, 'HTTP server error'));
-      resolve();
-    });
+  const address = await listenHttp(http, host, port, {
+    code: 'HTTP_PORT_IN_USE',
+    name: 'HTTP',
+    flag: '--http',
+    afterListening: (error) => logger.warn({ err: String(error) }, 'HTTP server error'),
   });
-  const a = http.address() as { address: string; port: number };
   let closed: Promise<void> | undefined;
   return {
-    address: { host: a.address, port: a.port },
+    address,
     stats: () => counters.snapshot(),
     close(graceMs = DEFAULT_HTTP_CLOSE_GRACE_MS) {
       closed ??= new Promise<void>((resolve) => {

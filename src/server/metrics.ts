@@ -10,8 +10,7 @@
 
 import { type IncomingMessage, type ServerResponse, createServer, type Server as HttpServer } from 'node:http';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-import { hostPort } from '../address.js';
-import { HailstoneError } from '../errors.js';
+import { listenHttp } from './http-listen.js';
 import { LATENCY_BUCKETS_S, type LatencySnapshot } from '../latency.js';
 import type { NodeStatus } from '../node/node.js';
 import type { FleetStats } from '../node/source.js';
@@ -239,22 +238,9 @@ export function metricsHandler(snapshot: () => Promise<NodeSnapshot>): (req: Inc
 /** Serves /metrics and /healthz. Binds the given address (127.0.0.1 unless asked). */
 export async function serveMetrics(host: string, port: number, snapshot: () => Promise<NodeSnapshot>): Promise<MetricsServer> {
   const http: HttpServer = createServer(metricsHandler(snapshot));
-  await new Promise<void>((resolve, reject) => {
-    http.once('error', (error: NodeJS.ErrnoException) => {
-      const why =
-        error.code === 'EADDRINUSE' ? 'is in use by another process' : error.code === 'EACCES' ? 'needs privileges this process lacks' : `cannot be bound (${error.message})`;
-      reject(new HailstoneError('METRICS_PORT_IN_USE', `the metrics port ${hostPort(host, port)} ${why}: choose another with --metrics HOST:PORT`, { cause: error }));
-    });
-    http.listen(port, host, () => {
-      http.removeAllListeners('error');
-      // Errors after listening (a client that resets) must never crash the process.
-      http.on('error', () => undefined);
-      resolve();
-    });
-  });
-  const a = http.address() as { address: string; port: number };
+  const address = await listenHttp(http, host, port, { code: 'METRICS_PORT_IN_USE', name: 'metrics', flag: '--metrics', afterListening: () => undefined });
   return {
-    address: { host: a.address, port: a.port },
+    address,
     close: () => new Promise((resolve) => http.close(() => resolve())),
   };
 }

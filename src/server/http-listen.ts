@@ -1,0 +1,28 @@
+// Binding an HTTP server (ids over HTTP, or metrics): a port that cannot be bound is one
+// error with a code and the flag to change, and errors after it listens never crash.
+
+import type { Server as HttpServer } from 'node:http';
+import { hostPort } from '../address.js';
+import { HailstoneError, type HailstoneErrorCode } from '../errors.js';
+
+export function listenHttp(
+  http: HttpServer,
+  host: string,
+  port: number,
+  what: { code: HailstoneErrorCode; name: string; flag: string; afterListening: (error: Error) => void },
+): Promise<{ host: string; port: number }> {
+  return new Promise((resolve, reject) => {
+    http.once('error', (error: NodeJS.ErrnoException) => {
+      const why =
+        error.code === 'EADDRINUSE' ? 'is in use by another process' : error.code === 'EACCES' ? 'needs privileges this process lacks' : `cannot be bound (${error.message})`;
+      reject(new HailstoneError(what.code, `the ${what.name} port ${hostPort(host, port)} ${why}: choose another with ${what.flag} HOST:PORT`, { cause: error }));
+    });
+    http.listen(port, host, () => {
+      http.removeAllListeners('error');
+      // Errors after listening (a client that resets) must never crash the process.
+      http.on('error', what.afterListening);
+      const a = http.address() as { address: string; port: number };
+      resolve({ host: a.address, port: a.port });
+    });
+  });
+}
