@@ -6,6 +6,7 @@ import { unusableAddress } from '../address.js';
 import type { ServerDiscovery } from '../client/discovery.js';
 import { type ClaimInfo, type EtcdOptions, checkCluster, claimsPrefix, connectEtcd } from './etcd.js';
 import { etcdRefusal } from './etcd-refusal.js';
+import { holderOf } from './holder.js';
 
 export interface DiscoveryOptions {
   etcd: EtcdOptions;
@@ -76,21 +77,18 @@ export class FleetDiscovery implements ServerDiscovery {
   }
 
   private set(key: string, value: string): void {
-    try {
-      const info = JSON.parse(value) as Partial<ClaimInfo>;
-      if (typeof info.udp !== 'string') return;
-      // A server bound to every interface names no address a client can use: pass it over, and say so once.
-      const why = unusableAddress(info.udp);
-      if (why === undefined) {
-        this.servers.set(key, info.udp);
-        return;
-      }
-      this.servers.delete(key);
-      if (this.told.has(`${key} ${info.udp}`)) return;
-      this.told.add(`${key} ${info.udp}`);
-      this.onUnusable(key, info, why);
-    } catch {
-      // Not a claim this client understands: ignore it.
+    // Not a claim this client understands: ignore it.
+    const info = holderOf(value);
+    if (typeof info?.udp !== 'string') return;
+    // A server bound to every interface names no address a client can use: pass it over, and say so once.
+    const why = unusableAddress(info.udp);
+    if (why === undefined) {
+      this.servers.set(key, info.udp);
+      return;
     }
+    this.servers.delete(key);
+    if (this.told.has(`${key} ${info.udp}`)) return;
+    this.told.add(`${key} ${info.udp}`);
+    this.onUnusable(key, info, why);
   }
 }

@@ -4,7 +4,7 @@
 // of these, so a server refuses to start at once (COORDINATOR_REFUSED) with the cause in
 // words and what to change — not after --etcd-wait-ms, and not as a gRPC message.
 
-import type { EtcdOptions } from './etcd.js';
+import { type EtcdOptions, claimsPrefix, clusterRoot } from './etcd.js';
 
 /** What the refusal is about: the options given, and the cluster whose keys were asked for. */
 export interface RefusalContext {
@@ -27,9 +27,9 @@ export function etcdRefusal(error: unknown, context: RefusalContext): string | u
   if (/permission denied|EtcdPermissionDeniedError|user name is empty/.test(text)) {
     const who = user === undefined ? 'this client (the common name of its client certificate, or no user)' : `the etcd user ${user}`;
     const needs = {
-      server: `readwrite on the prefix hailstone/${context.cluster}/`,
-      client: `read on the prefix hailstone/${context.cluster}/claims/`,
-      status: `read on the prefix hailstone/${context.cluster}/`,
+      server: `readwrite on the prefix ${clusterRoot(context.cluster)}`,
+      client: `read on the prefix ${claimsPrefix(context.cluster)}`,
+      status: `read on the prefix ${clusterRoot(context.cluster)}`,
     }[context.role];
     return `etcd says permission denied: ${who} needs ${needs} (docs/fleet.md, "etcd authentication and least privilege")`;
   }

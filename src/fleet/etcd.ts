@@ -236,8 +236,13 @@ export function leaseGone(error: unknown): boolean {
   return error instanceof etcd3.EtcdLeaseInvalidError;
 }
 
+/** Every key of a cluster: the prefix a least-privilege role is granted. */
+export function clusterRoot(cluster: string): string {
+  return `hailstone/${cluster}/`;
+}
+
 export function claimsPrefix(cluster: string): string {
-  return `hailstone/${cluster}/claims/`;
+  return `${clusterRoot(cluster)}claims/`;
 }
 
 /** A claim as every write under it names it: the key, and the create revision it had when claimed. */
@@ -267,7 +272,7 @@ export function claimKey(cluster: string, nodeId: number): string {
 
 /** Every node id's reservations. */
 export function reservationsRoot(cluster: string): string {
-  return `hailstone/${cluster}/reservations/`;
+  return `${clusterRoot(cluster)}reservations/`;
 }
 
 export function reservationsPrefix(cluster: string, nodeId: number): string {

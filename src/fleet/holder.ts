@@ -2,13 +2,19 @@
 
 import type { ClaimInfo } from './etcd.js';
 
-/** The instance a claim key's value names, if it names one. */
-export function holderInstance(value: string | null): string | undefined {
+/** What a claim key's value says of its holder; undefined when it is not a JSON object (fields may still be missing). */
+export function holderOf(value: string | null): Partial<ClaimInfo> | undefined {
   try {
-    return (JSON.parse(value ?? '') as ClaimInfo).instance;
+    const info = JSON.parse(value ?? '') as unknown;
+    return typeof info === 'object' && info !== null ? (info as Partial<ClaimInfo>) : undefined;
   } catch {
     return undefined;
   }
+}
+
+/** The instance a claim key's value names, if it names one. */
+export function holderInstance(value: string | null): string | undefined {
+  return holderOf(value)?.instance;
 }
 
 /** Describes a claim's holder from the key's value. */

@@ -5,7 +5,8 @@
 
 import type { Etcd3 } from 'etcd3';
 import { DEFAULT_LAYOUT } from '../layout.js';
-import { type ClaimInfo, claimsPrefix, parseReservation, reservationsRoot } from './etcd.js';
+import { type ClaimInfo, claimsPrefix, clusterRoot, parseReservation, reservationsRoot } from './etcd.js';
+import { holderOf } from './holder.js';
 
 /** One worker stripe's durable reservation. */
 export interface StripeStatus {
@@ -49,8 +50,7 @@ export interface FleetStatus {
 export async function readFleetStatus(etcd: Etcd3, cluster: string, options: { maxNodeId?: number; now?: () => number } = {}): Promise<FleetStatus> {
   const now = options.now ?? Date.now;
   const maxNodeId = options.maxNodeId ?? DEFAULT_LAYOUT.maxNodeId;
-  const root = `hailstone/${cluster}/`;
-  const result = await etcd.getAll().prefix(root).exec();
+  const result = await etcd.getAll().prefix(clusterRoot(cluster)).exec();
   const readAt = now();
   const claims = new Map<number, { holder: Partial<ClaimInfo>; lease: string }>();
   const stripes = new Map<number, StripeStatus[]>();
@@ -58,7 +58,7 @@ export async function readFleetStatus(etcd: Etcd3, cluster: string, options: { m
     const key = kv.key.toString();
     if (key.startsWith(claimsPrefix(cluster))) {
       const nodeId = nodeIdOf(key.slice(claimsPrefix(cluster).length));
-      if (nodeId !== undefined) claims.set(nodeId, { holder: holderOf(kv.value.toString()), lease: kv.lease });
+      if (nodeId !== undefined) claims.set(nodeId, { holder: holderOf(kv.value.toString()) ?? {}, lease: kv.lease });
     } else if (key.startsWith(reservationsRoot(cluster))) {
       const [id, stripe] = key.slice(reservationsRoot(cluster).length).split('/');
       const nodeId = nodeIdOf(id ?? '');
@@ -87,15 +87,6 @@ export async function readFleetStatus(etcd: Etcd3, cluster: string, options: { m
 
 function nodeIdOf(text: string): number | undefined {
   return /^\d{1,5}$/.test(text) ? Number(text) : undefined;
-}
-
-function holderOf(value: string): Partial<ClaimInfo> {
-  try {
-    const info = JSON.parse(value) as unknown;
-    return typeof info === 'object' && info !== null ? (info as Partial<ClaimInfo>) : {};
-  } catch {
-    return {};
-  }
 }
 
 /** The lease's time left; undefined when it is gone or cannot be read (a holder's lease is not ours to fail on). */
