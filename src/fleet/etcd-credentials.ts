@@ -9,7 +9,6 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { createSecureContext } from 'node:tls';
 import type { ChannelCredentials } from '@grpc/grpc-js';
 import { type EtcdTlsMaterial, type EtcdTlsOptions, pemPath, readTlsMaterial } from './etcd-tls.js';
 
@@ -86,9 +85,9 @@ export class RotatingTlsFiles {
     if (stamp === this.stamp || stamp === this.failedStamp) return false;
     let material: EtcdTlsMaterial;
     try {
+      // A certificate and a key that do not belong together fail here (readTlsMaterial loads
+      // them as OpenSSL would), not at a handshake.
       material = readTlsMaterial(this.options);
-      // A certificate and a key that do not belong together fail here, not at a handshake.
-      createSecureContext({ ca: material.ca, cert: material.cert, key: material.key });
     } catch (error) {
       // Perhaps half written (the certificate before its key): tried again when they change.
       this.failedStamp = stamp;
