@@ -1,17 +1,14 @@
 // What the HTTP front end counts, kept as plain numbers on the hot path and printed in
 // Prometheus text format only when /metrics is scraped.
 
+import { LatencyHistogram, type LatencySnapshot, histogramSamples } from '../latency.js';
 import type { RouteLabel } from './http-routes.js';
 
 /** Id requests take tens of microseconds: buckets from 100 µs, unlike the storage histograms. */
 export const HTTP_LATENCY_BUCKETS_S = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1];
 
-export interface HttpLatency {
-  /** Cumulative counts, one per bucket of HTTP_LATENCY_BUCKETS_S. */
-  buckets: number[];
-  count: number;
-  sum: number;
-}
+/** One id route's latency: cumulative counts, one per bucket of HTTP_LATENCY_BUCKETS_S. */
+export type HttpLatency = LatencySnapshot;
 
 export interface HttpStats {
   /** Answers by route and status: requests[route][status] = n. */
@@ -25,7 +22,7 @@ export interface HttpStats {
 
 export class HttpCounters {
   private readonly requests: Partial<Record<RouteLabel, Record<string, number>>> = {};
-  private readonly latency: Partial<Record<'/v1/ids' | '/v1/id', HttpLatency>> = {};
+  private readonly latency: Partial<Record<'/v1/ids' | '/v1/id', LatencyHistogram>> = {};
   idsServed = 0;
   readonly connectionsDropped = { not_allowed: 0, max_connections: 0 };
 
@@ -35,17 +32,14 @@ export class HttpCounters {
   }
 
   observe(route: '/v1/ids' | '/v1/id', seconds: number): void {
-    const h = (this.latency[route] ??= { buckets: HTTP_LATENCY_BUCKETS_S.map(() => 0), count: 0, sum: 0 });
-    h.count++;
-    h.sum += seconds;
-    for (let i = 0; i < HTTP_LATENCY_BUCKETS_S.length; i++) if (seconds <= HTTP_LATENCY_BUCKETS_S[i]!) h.buckets[i]!++;
+    (this.latency[route] ??= new LatencyHistogram(HTTP_LATENCY_BUCKETS_S)).observe(seconds);
   }
 
   snapshot(): HttpStats {
     const requests: HttpStats['requests'] = {};
     for (const [route, byStatus] of Object.entries(this.requests)) requests[route as RouteLabel] = { ...byStatus };
     const latency: HttpStats['latency'] = {};
-    for (const [route, h] of Object.entries(this.latency)) latency[route as '/v1/id'] = { buckets: [...h.buckets], count: h.count, sum: h.sum };
+    for (const [route, h] of Object.entries(this.latency)) latency[route as '/v1/id'] = h.snapshot();
     return { requests, latency, idsServed: this.idsServed, connectionsDropped: { ...this.connectionsDropped } };
   }
 }
@@ -65,9 +59,6 @@ export function httpMetricsText(s: HttpStats): string {
   for (const [reason, n] of Object.entries(s.connectionsDropped)) lines.push(`hailstone_http_connections_dropped_total{reason="${reason}"} ${n}`);
   const name = 'hailstone_http_request_duration_seconds';
   lines.push(`# HELP ${name} How long the id routes took to answer, from the request's headers to the answer's end`, `# TYPE ${name} histogram`);
-  for (const [route, h] of Object.entries(s.latency)) {
-    HTTP_LATENCY_BUCKETS_S.forEach((le, i) => lines.push(`${name}_bucket{route="${route}",le="${le}"} ${h.buckets[i]}`));
-    lines.push(`${name}_bucket{route="${route}",le="+Inf"} ${h.count}`, `${name}_sum{route="${route}"} ${h.sum}`, `${name}_count{route="${route}"} ${h.count}`);
-  }
+  for (const [route, h] of Object.entries(s.latency)) lines.push(...histogramSamples(name, h, HTTP_LATENCY_BUCKETS_S, `route="${route}"`));
   return `${lines.join('\n')}\n`;
 }

@@ -11,7 +11,7 @@
 import { type IncomingMessage, type ServerResponse, createServer, type Server as HttpServer } from 'node:http';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { listenHttp } from './http-listen.js';
-import { LATENCY_BUCKETS_S, type LatencySnapshot } from '../latency.js';
+import { LATENCY_BUCKETS_S, type LatencySnapshot, histogramSamples } from '../latency.js';
 import type { NodeStatus } from '../node/node.js';
 import type { FleetStats } from '../node/source.js';
 import { VERSION } from '../version.js';
@@ -261,8 +261,5 @@ function latencyHistogramText(fleet: FleetStats): string {
 }
 
 function histogramText(name: string, help: string, h: LatencySnapshot): string {
-  const lines = [`# HELP ${name} ${help}`, `# TYPE ${name} histogram`];
-  LATENCY_BUCKETS_S.forEach((le, i) => lines.push(`${name}_bucket{le="${le}"} ${h.buckets[i]}`));
-  lines.push(`${name}_bucket{le="+Inf"} ${h.count}`, `${name}_sum ${h.sum}`, `${name}_count ${h.count}`);
-  return `${lines.join('\n')}\n`;
+  return `${[`# HELP ${name} ${help}`, `# TYPE ${name} histogram`, ...histogramSamples(name, h)].join('\n')}\n`;
 }
