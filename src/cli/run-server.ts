@@ -8,6 +8,7 @@ import { InvalidArgumentError } from '../errors.js';
 import type { ClaimRef } from '../fleet/etcd-store.js';
 import type { FleetMember } from '../fleet/member.js';
 import type { EtcdOptions } from '../fleet/etcd.js';
+import type { ReservationLink } from '../fleet/node-reservation.js';
 import type { Backend } from '../generator.js';
 import type { StartupWait } from '../node/options.js';
 import { type NodeSource, localNodeSource } from '../node/source.js';
@@ -55,6 +56,8 @@ export interface ServeConfig {
   etcdWaitMs: number;
   /** A worker of a fleet server: the primary's claim, which it writes under. */
   fleetClaim?: ClaimRef;
+  /** A worker of a fleet server: the node's reservation under a claim, kept by the primary. */
+  reservationLink?: (claim: ClaimRef) => ReservationLink;
 }
 
 /** Logs what is wrong with the key files (mode): once per server, not once per worker. */
@@ -151,6 +154,7 @@ export class ServingProcess {
           ...(config.nodeId === undefined ? {} : { nodeId: config.nodeId }),
           ...(config.stateDir === undefined ? {} : { stateDir: config.stateDir }),
           ...(config.fleetClaim === undefined ? {} : { fleetClaim: config.fleetClaim }),
+          ...(config.reservationLink === undefined ? {} : { reservationLink: config.reservationLink }),
           etcd: config.etcd,
           cluster: config.cluster,
           ...(config.advertise === undefined ? {} : { advertise: config.advertise }),

@@ -26,6 +26,8 @@ import { hostPort, resolveHost } from '../address.js';
 import { reservePortForWorkers } from '../server/port-guard.js';
 import type { ClaimRef } from '../fleet/etcd-store.js';
 import type { FleetMember } from '../fleet/member.js';
+import { sendFailure } from '../fleet/node-reservation.js';
+import type { StoredFloor } from '../node/store.js';
 import { type Failure, ReportedFailure } from './failure.js';
 import { type ServeConfig, makeLogger, onStopSignal, readyLine, say, startMetrics, warnAboutKeyFiles } from './run-server.js';
 import { type FromWorker, type ToWorker, sentClaim, workerEnv } from './worker-messages.js';
@@ -195,7 +197,23 @@ class Supervisor {
         return this.fleet?.loseClaim(m.reason, m.createRevision);
       case 'listening':
         return this.onListening(index, slot, m);
+      case 'reservation':
+        return this.answerReservation(slot, m);
     }
+  }
+
+  /** A worker's node asks for its floor or an R: the node's one reservation, held here, answers. */
+  private answerReservation(slot: Slot, m: Extract<FromWorker, { type: 'reservation' }>): void {
+    const reply = (answer: Omit<Extract<ToWorker, { type: 'reservation' }>, 'type' | 'id'>) => void this.send(slot.worker, { type: 'reservation', id: m.id, ...answer });
+    const link = this.fleet?.reservationOf(m.createRevision);
+    if (link === undefined) {
+      return reply({ failure: { lost: true, message: `the claim with revision ${m.createRevision} is no longer this server's: it claimed again` } });
+    }
+    const work: Promise<StoredFloor | undefined> = m.until === undefined ? link.open() : link.reserve(m.until).then(() => undefined);
+    work.then(
+      (floor) => reply(floor === undefined ? {} : { floor }),
+      (error: unknown) => reply({ failure: sendFailure(link, error) }),
+    );
   }
 
   private onListening(index: number, slot: Slot, m: Extract<FromWorker, { type: 'listening' }>): void {

@@ -4,6 +4,8 @@
 // primary stops a worker with SIGTERM, not a message.
 
 import type { ClaimRef } from '../fleet/etcd-store.js';
+import type { SentFailure } from '../fleet/node-reservation.js';
+import type { StoredFloor } from '../node/store.js';
 import type { WorkerSnapshot } from '../server/health.js';
 import type { TransportName } from '../server/transport.js';
 import type { Failure } from './failure.js';
@@ -23,7 +25,12 @@ export type FromWorker =
   /** The answer to the primary's snapshot request `id`. */
   | { type: 'snapshot'; id: number; snapshot: WorkerSnapshot | undefined }
   /** Fleet mode: a reservation write found the claim with this create revision gone. */
-  | { type: 'claim-lost'; reason: string; createRevision: string };
+  | { type: 'claim-lost'; reason: string; createRevision: string }
+  /**
+   * Fleet mode: the node's reservation under the claim with this create revision — the
+   * floor to start from (no `until`), or an R ≥ `until` acknowledged by etcd. Answered by id.
+   */
+  | { type: 'reservation'; id: number; createRevision: string; until?: number };
 
 /** From the primary to a worker. */
 export type ToWorker =
@@ -31,7 +38,9 @@ export type ToWorker =
   /** Fleet mode: the claim is lost; stop issuing now. */
   | { type: 'fence'; reason: string }
   /** Fleet mode: the primary claimed again; serve under this claim. */
-  | { type: 'claim'; claim: SentClaim };
+  | { type: 'claim'; claim: SentClaim }
+  /** Fleet mode: the answer to the worker's reservation request `id`: the floor asked for, done, or why not. */
+  | { type: 'reservation'; id: number; floor?: StoredFloor; failure?: SentFailure };
 
 /** What the primary decided for all of its workers, and which worker this one is. */
 export interface WorkerEnv {

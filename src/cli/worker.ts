@@ -5,8 +5,20 @@
 import type { ClaimRef } from '../fleet/etcd-store.js';
 import { holdWorkerGuard } from '../server/port-guard.js';
 import { failureOf } from './failure.js';
+import { PrimaryReservations } from './primary-reservation.js';
 import { type ServeConfig, ServingProcess, makeLogger, onStopSignal } from './run-server.js';
 import { type FromWorker, type SentClaim, type ToWorker, readWorkerEnv } from './worker-messages.js';
+
+/** Sends to the primary without waiting; false when the channel is gone. */
+function post(message: FromWorker): boolean {
+  if (process.send === undefined || !process.connected) return false;
+  try {
+    process.send(message, undefined, {}, () => undefined);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /** Sends to the primary, ignoring a channel that is already gone. */
 function tell(message: FromWorker): Promise<void> {
@@ -42,6 +54,8 @@ export async function serveWorker(config: ServeConfig): Promise<number> {
   // replaced must not cost the new claim.
   const underClaim = (claim: SentClaim): ClaimRef => ({ ...claim, lose: (reason) => void tell({ type: 'claim-lost', reason, createRevision: claim.createRevision }) });
   const fleetClaim = given === undefined ? undefined : underClaim(given);
+  // The node's reservation is the primary's: a worker asks it, never etcd.
+  const reservations = new PrimaryReservations(post);
 
   let stopNow: () => void = () => undefined;
   const stopped = new Promise<void>((resolve) => {
@@ -49,9 +63,15 @@ export async function serveWorker(config: ServeConfig): Promise<number> {
   });
   onStopSignal(stopNow);
   // Without the primary nobody supervises this process or answers for its health: stop.
-  process.on('disconnect', stopNow);
+  process.on('disconnect', () => {
+    reservations.failAll('the primary process is gone');
+    stopNow();
+  });
   process.on('message', (m: ToWorker) => {
     switch (m?.type) {
+      case 'reservation':
+        reservations.answer(m);
+        break;
       case 'snapshot':
         void tell({ type: 'snapshot', id: m.id, snapshot: proc.snapshot() });
         break;
@@ -71,7 +91,7 @@ export async function serveWorker(config: ServeConfig): Promise<number> {
     }
   });
 
-  const starting = proc.start({ ...config, transport, host, port, ...(fleetClaim === undefined ? {} : { fleetClaim }) }, { index, count: config.workers }, logger);
+  const starting = proc.start({ ...config, transport, host, port, ...(fleetClaim === undefined ? {} : { fleetClaim, reservationLink: (claim: SentClaim) => reservations.linkFor(claim) }) }, { index, count: config.workers }, logger);
   let server;
   try {
     server = await Promise.race([starting, stopped.then(() => undefined)]);

@@ -1,37 +1,61 @@
 // Claiming a node id in etcd: a key attached to a lease, created only if absent.
 //
-// The claim is what every reservation write compares against (see etcd-store.ts): while
-// the key exists with this claim's create revision, this instance holds the node id. The
-// lease decides only *when* the key goes away after the holder stops renewing it — never
-// whether two instances issue the same ids.
-//
 // The lease is a LeaseSession (lease-session.ts), kept alive by the claimant while it waits
-// and by the claim once made. The holder also stops on its own before etcd could expire the
-// lease: when no keepalive has been confirmed for TTL minus a safety margin (measured on the
-// monotonic clock from when it was sent), the claim is lost. A process that was paused (GC,
-// SIGSTOP, a frozen VM) past that point finds out on its first timer after it resumes.
+// and by the claim once made (held-claim.ts). What a claimant costs etcd stays the same
+// however large the fleet: a lease grant, one keys-only read of the claims, and one
+// transaction per node id tried — a lost race returns the claims as they are now, and the
+// next try is a random free id (pick-node-id.ts), so races are rare even when the whole
+// fleet starts at once.
+//
+// Every failure on the way is one of: etcd answered that the lease is gone (a paused
+// claimant) — claim again with a new lease; etcd unreachable or failing — wait and try
+// again, up to coordinatorWaitMs, then COORDINATOR_UNAVAILABLE; etcd refusing (TLS,
+// password, permission) — COORDINATOR_REFUSED. No etcd client error leaves claimNodeId.
 
 import { performance } from 'node:perf_hooks';
-import type { Etcd3 } from 'etcd3';
+import type { Etcd3, ITxnResponse } from 'etcd3';
 import { HailstoneError } from '../errors.js';
-import { Backoff, closing, pause } from './backoff.js';
+import { Backoff, closing } from './backoff.js';
 import { FailureEpisode } from '../log-episode.js';
 import type { NodeLogger } from '../logger.js';
 import { DEFAULT_COORDINATOR_WAIT_MS, DEFAULT_LEASE_TTL_S } from './defaults.js';
 import { LeaseGoneError, LeaseSession } from './lease-session.js';
-import { type ClaimInfo, claimKey, claimsPrefix, etcdMessage, etcdUnreachable, ifOwner, isOwner } from './etcd.js';
-import { describeHolder, holderInstance } from './holder.js';
-import { passOverFarAhead } from './far-ahead.js';
+import {
+  type ClaimInfo,
+  claimKey,
+  claimsPrefix,
+  etcdFailed,
+  etcdMessage,
+  etcdUnreachable,
+  keysOnlyRange,
+  leaseGone,
+  prefixRange,
+  rangeOf,
+  reservationsPrefix,
+} from './etcd.js';
+import { Claim } from './held-claim.js';
+import { describeHolder, holderInstance, holderOf } from './holder.js';
+import { highestReservation, sayPassedOver } from './far-ahead.js';
+import { pickFreeNodeId } from './pick-node-id.js';
+import { provablyGone } from './process-identity.js';
+import { HolderWait, type WaitContext } from './holder-wait.js';
+
+export { Claim };
 
 export interface ClaimOptions {
   etcd: Etcd3;
   cluster: string;
-  /** The node id wanted; undefined: the lowest free one (preferNodeId first, when free). */
+  /** The node id wanted; undefined: a free one (preferNodeId first, when free; see pick-node-id.ts). */
   nodeId: number | undefined;
   preferNodeId?: number | undefined;
   /** The layout's largest node id. */
   maxNodeId: number;
-  /** With nodeId: how long to wait for its holder to go away. Default 0. */
+  /**
+   * With nodeId: how long to wait for a live holder to go away, counted from when etcd first
+   * answered this claimant (not from its start: a server up before etcd must not spend the
+   * wait on etcd's downtime). A holder provably gone (process-identity.ts) is not waited for;
+   * one whose lease is running out unrenewed is waited for until it ends. Default 0.
+   */
   claimWaitMs?: number;
   /** Lease TTL, seconds. Default 10. */
   leaseTtlS?: number;
@@ -49,6 +73,10 @@ export interface ClaimOptions {
   reservationLimit?: () => number;
   /** The ids passed over last (kept by the claimant across its claims, to log them once). */
   passedOver?: { last?: string };
+  /** Random numbers in [0, 1) for picking among free ids. Default Math.random. */
+  random?: () => number;
+  /** Told what a given node id's claim waits for (its holder, how long is left), and undefined once it no longer waits. */
+  onWaiting?: (what: string | undefined) => void;
   /** Aborted when the caller no longer wants the claim: every wait ends at once with CLOSED. */
   signal?: AbortSignal;
   /** Told of each attempt that found etcd unreachable (the caller reports it, e.g. on /healthz). */
@@ -61,162 +89,14 @@ export interface ClaimOptions {
 }
 
 
-/** A node id held through an etcd lease. */
-export class Claim {
-  readonly nodeId: number;
-  readonly key: string;
-  /** The claim key's create revision: the compare every reservation write makes. */
-  readonly createRevision: string;
-  private readonly etcd: Etcd3;
-  private readonly session: LeaseSession;
-  private readonly logger: NodeLogger;
-  private lostReason: string | undefined;
-  private readonly lostHandlers: ((reason: string) => void)[] = [];
-  private keepaliveTimer: NodeJS.Timeout | undefined;
-  private fenceTimer: NodeJS.Timeout | undefined;
-  private released = false;
-  /** Failed keepalives are logged once per run of failures. */
-  private readonly keepaliveEpisode: FailureEpisode;
-  /** One keepalive (with its retries through other members) at a time. */
-  private keepaliveInFlight = false;
-  /** Keepalives confirmed, and failed. */
-  renewals = 0;
-  renewalFailures = 0;
-
-  constructor(init: Pick<Claim, 'nodeId' | 'key' | 'createRevision'> & { etcd: Etcd3; session: LeaseSession; logger: NodeLogger }) {
-    ({ nodeId: this.nodeId, key: this.key, createRevision: this.createRevision, etcd: this.etcd, session: this.session, logger: this.logger } = init);
-    this.keepaliveEpisode = new FailureEpisode(this.logger, { what: 'lease keepalives', level: 'warn', fields: { nodeId: this.nodeId } });
-    this.armFence();
-    // The first keepalive now: the claim may have been made with a lease last confirmed a
-    // while ago (after a wait).
-    this.keepaliveTimer = setInterval(() => void this.keepalive(), this.session.keepaliveEveryMs);
-    this.keepaliveTimer.unref();
-    void this.keepalive();
-  }
-
-  get leaseId(): string {
-    return this.session.leaseId;
-  }
-
-  get ttlS(): number {
-    return this.session.ttlS;
-  }
-
-  /** Why the claim was lost, or undefined while it holds. */
-  get lost(): string | undefined {
-    return this.lostReason;
-  }
-
-  /** ms since the last confirmed keepalive was sent. */
-  get sinceConfirmedMs(): number {
-    return this.session.sinceConfirmedMs;
-  }
-
-  onLost(handler: (reason: string) => void): void {
-    if (this.lostReason !== undefined) handler(this.lostReason);
-    else this.lostHandlers.push(handler);
-  }
-
-  /** Gives the claim up: called when a reservation write found the claim gone, or by the fence. */
-  lose(reason: string): void {
-    if (this.lostReason !== undefined) return;
-    this.lostReason = reason;
-    this.stopTimers();
-    this.keepaliveEpisode.abandoned('the claim was lost');
-    this.session.release();
-    for (const handler of this.lostHandlers.splice(0)) handler(reason);
-  }
-
-  /** Rewrites the claim key's value (same lease, same create revision), if the claim still holds. */
-  async updateInfo(value: string): Promise<void> {
-    if (this.lostReason !== undefined) return;
-    await ifOwner(this.etcd, this).then(this.etcd.put(this.key).value(value).lease(this.session.leaseId)).commit();
-  }
-
-  /** Lets go of the node id at once (revokes the lease, which deletes the claim key). */
-  async release(): Promise<void> {
-    if (this.released) return;
-    this.released = true;
-    this.stopTimers();
-    this.keepaliveEpisode.abandoned('the claim was released');
-    if (this.lostReason === undefined) this.lostReason = 'released';
-    await this.session.revoke();
-  }
-
-  private stopTimers(): void {
-    clearInterval(this.keepaliveTimer);
-    clearTimeout(this.fenceTimer);
-  }
-
-  private armFence(): void {
-    clearTimeout(this.fenceTimer);
-    const validMs = this.session.validMs;
-    const left = validMs - this.sinceConfirmedMs;
-    this.fenceTimer = setTimeout(() => {
-      // A timer may fire late (a paused process): measure again.
-      if (this.sinceConfirmedMs >= validMs) {
-        this.lose(`no lease keepalive confirmed for ${Math.round(this.sinceConfirmedMs)} ms (lease TTL ${this.ttlS} s): etcd may give node id ${this.nodeId} to another instance`);
-      } else this.armFence();
-    }, Math.max(0, left));
-    this.fenceTimer.unref();
-  }
-
-  /**
-   * Whether the claim key is gone, by a linearizable read (answered only through the
-   * current leader). A member that was paused and still thinks it leads can answer a
-   * keepalive with "lease not found" from its stale view while the cluster's lease lives;
-   * the key is attached to the lease, so it is there exactly while the lease is. Unknown
-   * (etcd unreachable) counts as not gone: the fence timer decides then.
-   */
-  private async claimKeyGone(): Promise<boolean> {
-    try {
-      const gone = !(await isOwner(this.etcd, this));
-      if (!gone) this.logger.warn({ nodeId: this.nodeId }, `an etcd member said the lease of node id ${this.nodeId} is gone, but its claim key is there: a stale member; keeping the claim`);
-      return gone;
-    } catch {
-      return false;
-    }
-  }
-
-  private async keepalive(): Promise<void> {
-    if (this.lostReason !== undefined || this.keepaliveInFlight) return;
-    this.keepaliveInFlight = true;
-    try {
-      // Tried through every member that answers, for up to a keepalive period.
-      await this.session.keepAlive();
-      if (this.lostReason !== undefined) return;
-      this.renewals++;
-      this.armFence();
-      this.keepaliveEpisode.recovered();
-    } catch (error) {
-      this.renewalFailures++;
-      // Answered after the claim was lost or released: nothing left to keep alive.
-      if (this.lostReason !== undefined) return;
-      if (error instanceof LeaseGoneError && (await this.claimKeyGone())) {
-        this.lose(`${error.message}: node id ${this.nodeId} may be given to another instance`);
-        return;
-      }
-      this.keepaliveEpisode.failed(`lease keepalive failed (${(error as Error).message}); retrying`, {
-        err: (error as Error).message,
-        sinceConfirmedMs: Math.round(this.sinceConfirmedMs),
-      });
-    } finally {
-      this.keepaliveInFlight = false;
-    }
-  }
-}
-
 /**
- * Claims a node id: the one asked for (waiting up to claimWaitMs for its holder to go
- * away), or the lowest free one. Waits for etcd up to coordinatorWaitMs.
+ * Claims a node id: the one asked for (waiting for its holder as claimWaitMs says), or a
+ * free one. Waits for etcd up to coordinatorWaitMs. Rejects only with a HailstoneError.
  */
 export async function claimNodeId(options: ClaimOptions): Promise<Claim> {
-  const ttlS = options.leaseTtlS ?? DEFAULT_LEASE_TTL_S;
-  const claimWaitMs = options.claimWaitMs ?? 0;
   const coordinatorWaitMs = options.coordinatorWaitMs ?? DEFAULT_COORDINATOR_WAIT_MS;
-  const observe = options.observe ?? (() => undefined);
-  const { etcd, cluster, logger } = options;
-  const started = Date.now();
+  const { cluster, logger } = options;
+  const started = performance.now();
   const backoff = new Backoff(100, 2000);
   const unreachable = new FailureEpisode(logger, { what: 'etcd', level: 'warn', fields: { cluster } });
   // A re-claim waits for as long as it takes: there is no bound to tell.
@@ -224,14 +104,20 @@ export async function claimNodeId(options: ClaimOptions): Promise<Claim> {
   for (;;) {
     if (options.signal?.aborted) throw closing('claiming a node id');
     try {
-      const claim = await claimOnce(options, ttlS, claimWaitMs, started, observe);
+      const claim = await claimOnce(options);
       unreachable.recovered();
       return claim;
     } catch (error) {
-      if (error instanceof LeaseGoneError) {
-        // The lease ran out while the claimant waited (a paused process, an etcd that lost
-        // it): nothing was claimed with it; claim again with a new one.
-        logger.warn({ cluster, err: error.message }, `the lease for claiming expired while waiting (${error.message}); claiming again with a new lease`);
+      // NODE_ID_TAKEN, NO_FREE_NODE_ID, CLOSED: said, and final.
+      if (error instanceof HailstoneError) {
+        unreachable.recovered();
+        throw error;
+      }
+      if (error instanceof LeaseGoneError || leaseGone(error)) {
+        // The lease ran out while the claimant waited or raced (a paused process, an etcd
+        // that lost it) — in a keepalive or in the claim transaction itself: nothing was
+        // claimed with it; claim again with a new one.
+        logger.warn({ cluster, err: etcdMessage(error) }, `the lease for claiming expired while claiming (${etcdMessage(error)}); claiming again with a new lease`);
         continue;
       }
       const refused = options.refusal?.(error);
@@ -239,23 +125,20 @@ export async function claimNodeId(options: ClaimOptions): Promise<Claim> {
         unreachable.recovered();
         throw new HailstoneError('COORDINATOR_REFUSED', refused, { cause: error });
       }
-      if (!etcdUnreachable(error)) {
-        unreachable.recovered();
-        throw error;
-      }
-      if (Date.now() - started >= coordinatorWaitMs) {
+      // Anything but etcd failing is a bug here: said as such (INTERNAL), not waited on.
+      if (!etcdFailed(error)) throw error;
+      const how = etcdUnreachable(error) ? 'did not answer' : 'failed';
+      if (performance.now() - started >= coordinatorWaitMs) {
         throw new HailstoneError(
           'COORDINATOR_UNAVAILABLE',
-          `etcd at ${describeEndpoints(etcd)} did not answer for ${Math.round((Date.now() - started) / 1000)} s (${etcdMessage(error)}): start etcd, or check --etcd`,
-          { retryAfterMs: 1000 },
+          `etcd at ${describeEndpoints(options.etcd)} ${how} for ${Math.round((performance.now() - started) / 1000)} s (${etcdMessage(error)}): start etcd, or check --etcd`,
+          { retryAfterMs: 1000, cause: error },
         );
       }
       options.onUnreachable?.(refused === undefined ? error : new Error(refused));
       unreachable.failed(
-        bounded
-          ? `etcd unreachable (${(error as Error).message}); waiting up to ${coordinatorWaitMs} ms for it before claiming a node id`
-          : `etcd unreachable (${(error as Error).message}); waiting for it before claiming a node id`,
-        { err: (error as Error).message, ...(bounded ? { waitMs: coordinatorWaitMs } : {}) },
+        `etcd ${how === 'failed' ? 'failed' : 'unreachable'} (${etcdMessage(error)}); waiting ${bounded ? `up to ${coordinatorWaitMs} ms ` : ''}for it before claiming a node id`,
+        { err: etcdMessage(error), ...(bounded ? { waitMs: coordinatorWaitMs } : {}) },
       );
       await backoff.wait(options.signal, 'claiming a node id');
     }
@@ -267,83 +150,189 @@ function describeEndpoints(etcd: Etcd3): string {
   return Array.isArray(hosts) ? hosts.join(',') : String(hosts ?? 'the given endpoints');
 }
 
-async function claimOnce(options: ClaimOptions, ttlS: number, claimWaitMs: number, started: number, observe: (s: number) => void): Promise<Claim> {
-  const { etcd, cluster, logger } = options;
-  const value = JSON.stringify(options.info);
-  const timed = async <T>(request: Promise<T>): Promise<T> => {
+/** One attempt at a claim, under one lease. */
+class Attempt implements WaitContext {
+  readonly value: string;
+  readonly ttlS: number;
+  private readonly observe: (seconds: number) => void;
+
+  constructor(
+    readonly options: ClaimOptions,
+    readonly session: LeaseSession,
+  ) {
+    this.value = JSON.stringify(options.info);
+    this.ttlS = session.ttlS;
+    this.observe = options.observe ?? (() => undefined);
+  }
+
+  get etcd(): Etcd3 {
+    return this.options.etcd;
+  }
+
+  /** Times an etcd request for the latency histogram. */
+  async timed<T>(request: Promise<T>): Promise<T> {
     const t = performance.now();
     const result = await request;
-    observe((performance.now() - t) / 1000);
+    this.observe((performance.now() - t) / 1000);
     return result;
-  };
+  }
+
+  /** Between tries: the claim is still wanted, and the lease kept fresh (a claim must start with one). */
+  async ready(): Promise<void> {
+    if (this.options.signal?.aborted) throw closing('claiming a node id');
+    await this.session.refresh();
+  }
+
+  /**
+   * The claim transaction: create the key if absent, attached to the lease. `then` reads on
+   * success (the id's reservations), `otherwise` on failure (the holder, or every claim).
+   */
+  async take(nodeId: number, then: 'reservations' | undefined, otherwise: 'holder' | 'claims'): Promise<ITxnResponse> {
+    const { etcd, options } = this;
+    const key = claimKey(options.cluster, nodeId);
+    const put = etcd.put(key).value(this.value).lease(this.session.leaseId);
+    const txn = etcd.if(key, 'Create', '==', 0);
+    txn.then(...(then === 'reservations' ? [put, prefixRange(reservationsPrefix(options.cluster, nodeId))] : [put]));
+    txn.else(otherwise === 'holder' ? etcd.get(key) : keysOnlyRange(claimsPrefix(options.cluster)));
+    return this.timed(txn.commit());
+  }
+
+  /** A new Claim for a won transaction. */
+  won(nodeId: number, result: ITxnResponse): Claim {
+    const { etcd, options, session } = this;
+    const claim = new Claim({ nodeId, key: claimKey(options.cluster, nodeId), createRevision: result.header.revision, etcd, session, logger: options.logger });
+    options.logger.info({ nodeId, cluster: options.cluster, leaseTtlS: this.ttlS, instance: options.info.instance }, `claimed node id ${nodeId} in cluster ${options.cluster}`);
+    return claim;
+  }
+
+  /** Every claimed node id, read keys only. */
+  async claimedIds(): Promise<Set<number>> {
+    const prefix = claimsPrefix(this.options.cluster);
+    const keys = await this.timed(this.etcd.getAll().prefix(prefix).keys());
+    return new Set(keys.map((key) => Number(key.slice(prefix.length))));
+  }
+
+  /** The node ids named by the keys of a keys-only claims range. */
+  idsOf(result: ITxnResponse, n: number): Set<number> {
+    const prefix = claimsPrefix(this.options.cluster);
+    return new Set(rangeOf(result, n).map((kv) => Number(kv.key.toString().slice(prefix.length))));
+  }
+
+  /**
+   * A held id's holder that cannot be using it: this instance's own earlier claim (fenced,
+   * its lease not yet expired), or a process on this machine that provably no longer runs.
+   * Its claim is deleted through a compare on the value read, so a claim made meanwhile by
+   * anyone else stays. True when the id may be tried again at once.
+   */
+  async clearDeadHolder(nodeId: number, holder: string): Promise<boolean> {
+    const { options } = this;
+    const ours = holderInstance(holder) === options.info.instance;
+    if (!ours && !provablyGone(holderOf(holder))) return false;
+    if (!ours) {
+      options.logger.warn(
+        { nodeId, cluster: options.cluster },
+        `node id ${nodeId} is held by ${describeHolder(holder)}, which no longer runs on this machine (same boot and pid namespace, no such process): taking the id without waiting out its lease`,
+      );
+    }
+    const key = claimKey(options.cluster, nodeId);
+    await this.timed(this.etcd.if(key, 'Value', '==', holder).then(this.etcd.delete().key(key)).commit());
+    return true;
+  }
+
+  /** Gives up a claim just won (a far-ahead id): nothing was issued under it. */
+  async drop(nodeId: number, result: ITxnResponse): Promise<void> {
+    const key = claimKey(this.options.cluster, nodeId);
+    await this.timed(this.etcd.if(key, 'Create', '==', result.header.revision).then(this.etcd.delete().key(key)).commit());
+  }
+}
+
+async function claimOnce(options: ClaimOptions): Promise<Claim> {
   // While waiting for a held node id the session is kept alive: a claim must start with a
   // fresh lease, or it would be fenced the moment it is made.
-  const session = await LeaseSession.grant(etcd, ttlS, observe);
+  const session = await LeaseSession.grant(options.etcd, options.leaseTtlS ?? DEFAULT_LEASE_TTL_S, options.observe ?? (() => undefined));
+  // etcd answered: a given id's holder is waited for from here. A server up before etcd
+  // must not have spent its wait on etcd's downtime, and etcd restores every lease —
+  // the dead holder's too — with a fresh TTL when it comes back.
+  const answeredAt = performance.now();
+  const attempt = new Attempt(options, session);
   try {
-    for (;;) {
-      if (options.signal?.aborted) throw closing('claiming a node id');
-      await session.refresh();
-      let candidates: number[];
-      if (options.nodeId !== undefined) candidates = [options.nodeId];
-      else {
-        // Held by others; our own stale claims (fenced, lease not yet expired) are free to us.
-        const claims = await timed(etcd.getAll().prefix(claimsPrefix(cluster)).strings());
-        const taken = new Set(
-          Object.entries(claims)
-            .filter(([, value]) => holderInstance(value) !== options.info.instance)
-            .map(([k]) => Number(k.slice(claimsPrefix(cluster).length))),
-        );
-        candidates = [];
-        const prefer = options.preferNodeId;
-        if (prefer !== undefined && prefer <= options.maxNodeId && !taken.has(prefer)) candidates.push(prefer);
-        for (let id = 0; id <= options.maxNodeId; id++) if (!taken.has(id) && id !== prefer) candidates.push(id);
-        if (options.reservationLimit !== undefined && candidates.length > 0) candidates = await passOverFarAhead(options, candidates, timed);
-        if (candidates.length === 0) {
-          throw new HailstoneError(
-            'NO_FREE_NODE_ID',
-            `all ${options.maxNodeId + 1} node ids of cluster ${cluster} are claimed by live instances: stop one, or use another cluster name (--cluster)`,
-            { retryAfterMs: ttlS * 1000 },
-          );
-        }
-      }
-      for (let i = 0; i < candidates.length; i++) {
-        const nodeId = candidates[i]!;
-        const key = claimKey(cluster, nodeId);
-        const result = await timed(
-          etcd
-            .if(key, 'Create', '==', 0)
-            .then(etcd.put(key).value(value).lease(session.leaseId))
-            .else(etcd.get(key))
-            .commit(),
-        );
-        if (result.succeeded) {
-          const claim = new Claim({ nodeId, key, createRevision: result.header.revision, etcd, session, logger });
-          logger.info({ nodeId, cluster, leaseTtlS: ttlS, instance: options.info.instance }, `claimed node id ${nodeId} in cluster ${cluster}`);
-          return claim;
-        }
-        const holder = result.responses[0]?.response_range?.kvs?.[0]?.value?.toString() ?? null;
-        if (holderInstance(holder) === options.info.instance) {
-          // Our own earlier claim, fenced but not yet expired: take it out of the way, and try
-          // this id again at once.
-          await timed(etcd.if(key, 'Value', '==', holder!).then(etcd.delete().key(key)).commit());
-          i--;
-          continue;
-        }
-        if (options.nodeId !== undefined) {
-          if (Date.now() - started >= claimWaitMs) {
-            throw new HailstoneError(
-              'NODE_ID_TAKEN',
-              `node id ${nodeId} of cluster ${cluster} is held by ${describeHolder(holder)}: stop it, wait for its lease (${ttlS} s) with --claim-wait-ms, or leave out --node-id to claim a free one`,
-              { retryAfterMs: ttlS * 1000 },
-            );
-          }
-        }
-      }
-      // Lost every race (free ids claimed meanwhile), or waiting for a held id: look again.
-      await pause(options.nodeId !== undefined ? 250 : 10 + Math.random() * 40, options.signal, 'claiming a node id');
-    }
+    if (options.nodeId !== undefined) return await claimGiven(attempt, options.nodeId, answeredAt);
+    return await claimFree(attempt);
   } catch (error) {
     await session.revoke();
     throw error;
+  } finally {
+    options.onWaiting?.(undefined);
+  }
+}
+
+/** Claims the node id given, waiting for its holder as claimWaitMs says. */
+async function claimGiven(attempt: Attempt, nodeId: number, answeredAt: number): Promise<Claim> {
+  const { options } = attempt;
+  const wait = new HolderWait(attempt, nodeId, answeredAt, options.claimWaitMs ?? 0, attempt.ttlS);
+  for (;;) {
+    await attempt.ready();
+    const result = await attempt.take(nodeId, undefined, 'holder');
+    if (result.succeeded) return attempt.won(nodeId, result);
+    const kv = rangeOf(result, 0)[0];
+    if (kv === undefined) continue; // gone between the compare and the read: try again
+    const holder = kv.value.toString();
+    if (await attempt.clearDeadHolder(nodeId, holder)) continue;
+    await wait.forHolder(holder, kv.lease);
+  }
+}
+
+/** Claims a free node id: the preferred one if free, else a random one (pick-node-id.ts). */
+async function claimFree(attempt: Attempt): Promise<Claim> {
+  const { options } = attempt;
+  const random = options.random ?? Math.random;
+  const prefer = options.preferNodeId;
+  if (prefer !== undefined && prefer <= options.maxNodeId) {
+    // The id this claimant held before (re-claiming after a fence): taken back when free, or
+    // when held only by its own earlier claim.
+    for (let tries = 0; tries < 2; tries++) {
+      await attempt.ready();
+      const result = await attempt.take(prefer, undefined, 'holder');
+      if (result.succeeded) return attempt.won(prefer, result);
+      const kv = rangeOf(result, 0)[0];
+      if (kv !== undefined && !(await attempt.clearDeadHolder(prefer, kv.value.toString()))) break;
+    }
+  }
+  let taken = await attempt.claimedIds();
+  // Free ids won and given back because a fast-clocked predecessor left them far ahead: how far.
+  const passed = new Map<number, number>();
+  const limit = options.reservationLimit;
+  for (;;) {
+    await attempt.ready();
+    let nodeId = pickFreeNodeId(taken, passed, options.maxNodeId, random);
+    // Only far-ahead ids are left: the least far ahead, after all.
+    const fallback = nodeId === undefined;
+    if (fallback) nodeId = [...passed.entries()].filter(([id]) => !taken.has(id)).sort((a, b) => a[1] - b[1])[0]?.[0];
+    if (nodeId === undefined) {
+      throw new HailstoneError(
+        'NO_FREE_NODE_ID',
+        `all ${options.maxNodeId + 1} node ids of cluster ${options.cluster} are claimed by live instances: stop one, or use another cluster name (--cluster)`,
+        { retryAfterMs: attempt.ttlS * 1000 },
+      );
+    }
+    const checkAhead = limit !== undefined && !fallback;
+    const result = await attempt.take(nodeId, checkAhead ? 'reservations' : undefined, 'claims');
+    if (!result.succeeded) {
+      // Lost the race: the claims as they are now came back with the answer.
+      taken = attempt.idsOf(result, 0);
+      taken.add(nodeId);
+      continue;
+    }
+    if (checkAhead) {
+      const aheadMs = highestReservation(rangeOf(result, 1)) - limit();
+      const another = pickFreeNodeId(new Set([...taken, nodeId]), passed, options.maxNodeId, () => 0) !== undefined;
+      if (aheadMs > 0 && another) {
+        await attempt.drop(nodeId, result);
+        passed.set(nodeId, aheadMs);
+        sayPassedOver(options.logger, options.cluster, passed, (options.passedOver ??= {}));
+        continue;
+      }
+    }
+    return attempt.won(nodeId, result);
   }
 }

@@ -11,7 +11,7 @@
 
 import { performance } from 'node:perf_hooks';
 import type { Etcd3 } from 'etcd3';
-import type { WorkerStripe } from '../layout.js';
+import { DEFAULT_LAYOUT, type WorkerStripe, workerStripe } from '../layout.js';
 import { HailstoneError } from '../errors.js';
 import { OwnershipLostError, type ReservationStore, type StoredFloor } from '../node/store.js';
 import type { Claim } from './claim.js';
@@ -30,19 +30,35 @@ export function claimRefOf(claim: Claim): ClaimRef {
   return { nodeId: claim.nodeId, key: claim.key, createRevision: claim.createRevision, lose: (reason) => claim.lose(reason) };
 }
 
+/** The stripe a node's one reservation is kept under (node-reservation.ts): one stripe of one, every sequence number. */
+export const WHOLE_NODE: WorkerStripe = workerStripe(DEFAULT_LAYOUT, { index: 0, count: 1 });
+
+/** What an etcd store says of itself: the same for a stripe that reaches it through its node's reservation. */
+export function etcdStoreTraits(key: string) {
+  return {
+    where: `etcd key ${key}`,
+    ownership: 'etcd claim',
+    afterLoss: 'the server claims a node id again by itself (perhaps another one); ask another server meanwhile',
+    lostRetryAfterMs: 1000,
+    /**
+     * One attempt stalled on a hung member, and the retry on the next: renewals start with at
+     * least this much reservation left, so a member that stops answering costs no refusal.
+     */
+    renewalMarginMs: ETCD_ATTEMPT_TIMEOUT_MS + 250,
+    slowWriteAdvice:
+      'a slow or stalled etcd member is passed over by itself (see hailstone_etcd_endpoint_up); if writes stay slow, check etcd\'s disk and network, or raise --max-lead-ms',
+    farAheadAdvice: 'Check that instance\'s clock and this one\'s (NTP/chrony); leave out --node-id to claim another free node id',
+  } as const;
+}
+
 export class EtcdStore implements ReservationStore {
   readonly where: string;
-  readonly ownership = 'etcd claim';
-  readonly afterLoss = 'the server claims a node id again by itself (perhaps another one); ask another server meanwhile';
-  readonly lostRetryAfterMs = 1000;
-  /**
-   * One attempt stalled on a hung member, and the retry on the next: renewals start with at
-   * least this much reservation left, so a member that stops answering costs no refusal.
-   */
-  readonly renewalMarginMs = ETCD_ATTEMPT_TIMEOUT_MS + 250;
-  readonly slowWriteAdvice =
-    'a slow or stalled etcd member is passed over by itself (see hailstone_etcd_endpoint_up); if writes stay slow, check etcd\'s disk and network, or raise --max-lead-ms';
-  readonly farAheadAdvice = 'Check that instance\'s clock and this one\'s (NTP/chrony); leave out --node-id to claim another free node id';
+  readonly ownership: string;
+  readonly afterLoss: string;
+  readonly lostRetryAfterMs: number;
+  readonly renewalMarginMs: number;
+  readonly slowWriteAdvice: string;
+  readonly farAheadAdvice: string;
   private readonly etcd: Etcd3;
   private readonly cluster: string;
   private readonly claim: ClaimRef;
@@ -65,7 +81,15 @@ export class EtcdStore implements ReservationStore {
   }) {
     ({ etcd: this.etcd, cluster: this.cluster, claim: this.claim, observe: this.observe = () => undefined, refusal: this.refusal = () => undefined } = init);
     this.key = reservationKey(this.cluster, this.claim.nodeId, init.worker);
-    this.where = `etcd key ${this.key}`;
+    ({
+      where: this.where,
+      ownership: this.ownership,
+      afterLoss: this.afterLoss,
+      lostRetryAfterMs: this.lostRetryAfterMs,
+      renewalMarginMs: this.renewalMarginMs,
+      slowWriteAdvice: this.slowWriteAdvice,
+      farAheadAdvice: this.farAheadAdvice,
+    } = etcdStoreTraits(this.key));
   }
 
   async open(): Promise<StoredFloor> {

@@ -15,7 +15,7 @@
 // hung member out of three costs a request at most one attempt's deadline, not an outage.
 
 import { createRequire } from 'node:module';
-import type { ComparatorBuilder, Etcd3, IOptions } from 'etcd3';
+import type { ComparatorBuilder, Etcd3, IKeyValue, IOptions, IRequestOp, ITxnResponse } from 'etcd3';
 import { InvalidArgumentError, describe } from '../errors.js';
 import { DEFAULT_CLUSTER } from './defaults.js';
 import { type EtcdTlsMaterial, type EtcdTlsOptions, tlsGiven } from './etcd-tls.js';
@@ -236,6 +236,45 @@ export function leaseGone(error: unknown): boolean {
   return error instanceof etcd3.EtcdLeaseInvalidError;
 }
 
+/**
+ * Whether an etcd request failed in a way that asking again may cure: unreachable, or an
+ * error etcd itself answered with (a leader change, too many requests, a request that timed
+ * out inside etcd). A refusal (TLS, password, permission) is told apart by the caller first.
+ */
+export function etcdFailed(error: unknown): boolean {
+  const etcd3 = load('etcd3') as typeof import('etcd3');
+  return etcdUnreachable(error) || error instanceof etcd3.EtcdError || error instanceof etcd3.EtcdLeaseInvalidError;
+}
+
+/** A range of every key under `prefix`, keys only (no values): for a transaction's branch. */
+export function keysOnlyRange(prefix: string): IRequestOp {
+  const { Range } = load('etcd3') as typeof import('etcd3');
+  const range = Range.prefix(prefix);
+  return { request_range: { key: range.start, range_end: range.end, keys_only: true } };
+}
+
+/** A range of every key under `prefix`, with values: for a transaction's branch. */
+export function prefixRange(prefix: string): IRequestOp {
+  const { Range } = load('etcd3') as typeof import('etcd3');
+  const range = Range.prefix(prefix);
+  return { request_range: { key: range.start, range_end: range.end } };
+}
+
+/** The keys and values a transaction's n-th operation read. */
+export function rangeOf(result: ITxnResponse, n: number): IKeyValue[] {
+  return result.responses[n]?.response_range?.kvs ?? [];
+}
+
+/**
+ * How long a lease has left at most, ms (etcd counts whole seconds: a lease with TTL n left
+ * ends within n + 1 s), or undefined when it is gone.
+ */
+export async function leaseLeftMs(etcd: Etcd3, leaseId: string): Promise<number | undefined> {
+  const res = await etcd.leaseClient.leaseTimeToLive({ ID: leaseId });
+  const ttl = Number(res.TTL);
+  return ttl < 0 ? undefined : (ttl + 1) * 1000;
+}
+
 /** Every key of a cluster: the prefix a least-privilege role is granted. */
 export function clusterRoot(cluster: string): string {
   return `hailstone/${cluster}/`;
@@ -303,4 +342,8 @@ export interface ClaimInfo {
   pid: number;
   version: string;
   startedAt: string;
+  /** Where /proc tells it (process-identity.ts): the boot, pid namespace and process start time. */
+  boot?: string;
+  pidns?: string;
+  procStart?: string;
 }

@@ -1,42 +1,32 @@
 // Free claims pass over node ids a fast-clocked predecessor left far ahead: an id whose
 // stored reservation lies past this claimant's clock plus its lead would keep it waiting
 // (or refusing) for as long as that clock ran ahead, while another free id serves at once.
+// Only the id a claimant has just won is looked at (its reservations come back with the
+// claim, in the same transaction): no claimant reads every node id's reservations.
 
-import type { ClaimOptions } from './claim.js';
-import { parseReservation, reservationsRoot } from './etcd.js';
+import type { IKeyValue } from 'etcd3';
+import type { NodeLogger } from '../logger.js';
+import { parseReservation } from './etcd.js';
 
-/**
- * Orders free ids so that those whose stored reservation lies past the claimant's clock plus
- * its lead come last (they would keep it waiting, or refuse, for as long as their
- * predecessor's clock ran ahead), and says once which ids it passed over and why.
- */
-export async function passOverFarAhead(options: ClaimOptions, candidates: number[], timed: <T>(request: Promise<T>) => Promise<T>): Promise<number[]> {
-  const prefix = reservationsRoot(options.cluster);
-  const stored = await timed(options.etcd.getAll().prefix(prefix).strings());
-  const highest = new Map<number, number>();
-  for (const [key, value] of Object.entries(stored)) {
-    const nodeId = Number(key.slice(prefix.length).split('/')[0]);
-    const r = parseReservation(value);
-    // A damaged record is the node's own problem (STATE_CORRUPT when claimed): pass it over too.
-    highest.set(nodeId, Math.max(highest.get(nodeId) ?? -Infinity, r ?? Infinity));
-  }
-  const limit = options.reservationLimit!();
-  const ahead = candidates.filter((id) => (highest.get(id) ?? -Infinity) > limit);
-  if (ahead.length === 0) return candidates;
-  const key = ahead.join(',');
-  // Said again only when the ids change: the claimant keeps what it said last.
-  const said = options.passedOver ?? {};
-  if (key !== said.last) {
-    said.last = key;
-    options.logger.warn(
-      {
-        cluster: options.cluster,
-        passedOver: ahead.slice(0, 16).map((id) => ({ nodeId: id, aheadMs: Math.round(highest.get(id)! - limit) })),
-        count: ahead.length,
-      },
-      `passing over ${ahead.length} free node id(s) (${ahead.slice(0, 8).join(', ')}${ahead.length > 8 ? ', …' : ''}) whose stored reservation lies past this clock plus its lead: an earlier holder's clock ran ahead; claiming another free id`,
-    );
-  }
-  const set = new Set(ahead);
-  return [...candidates.filter((id) => !set.has(id)), ...ahead];
+/** The highest reservation among a node id's keys: -Infinity for none; Infinity when one is damaged (STATE_CORRUPT when opened: pass it over too). */
+export function highestReservation(kvs: IKeyValue[]): number {
+  let highest = -Infinity;
+  for (const kv of kvs) highest = Math.max(highest, parseReservation(kv.value.toString()) ?? Infinity);
+  return highest;
+}
+
+/** Says which free ids were passed over and why — again only when the ids change (the claimant keeps what it said last). */
+export function sayPassedOver(logger: NodeLogger, cluster: string, passed: ReadonlyMap<number, number>, said: { last?: string }): void {
+  const ids = [...passed.keys()].sort((a, b) => a - b);
+  const key = ids.join(',');
+  if (ids.length === 0 || key === said.last) return;
+  said.last = key;
+  logger.warn(
+    {
+      cluster,
+      passedOver: ids.slice(0, 16).map((id) => ({ nodeId: id, aheadMs: Number.isFinite(passed.get(id)) ? Math.round(passed.get(id)!) : null })),
+      count: ids.length,
+    },
+    `passing over ${ids.length} free node id(s) (${ids.slice(0, 8).join(', ')}${ids.length > 8 ? ', …' : ''}) whose stored reservation lies past this clock plus its lead: an earlier holder's clock ran ahead; claiming another free id`,
+  );
 }

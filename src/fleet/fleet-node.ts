@@ -1,7 +1,7 @@
-// A node in fleet mode: its reservations kept in etcd under the claim (and, with a state
+// A node in fleet mode: its reservations kept in etcd under the claim, through the node's one
+// reservation (node-reservation.ts) (and, with a state
 // dir, in a state file too, as a floor etcd restored from an old backup cannot go below).
 
-import type { Etcd3 } from 'etcd3';
 import { CombinedStore } from '../node/combined-store.js';
 import type { HailstoneNode } from '../node/node.js';
 import { fileStoreOf } from '../node/open.js';
@@ -9,25 +9,25 @@ import { type NodeOptions, type NodeRules, checkNodeRules } from '../node/option
 import { startNode } from '../node/startup.js';
 import type { ReservationStore } from '../node/store.js';
 import type { NodeLogger } from '../logger.js';
-import { type ClaimRef, EtcdStore } from './etcd-store.js';
+import { type ClaimRef, WHOLE_NODE, etcdStoreTraits } from './etcd-store.js';
+import { reservationKey } from './etcd.js';
+import { LinkedStore, type ReservationLink } from './node-reservation.js';
 
 export interface FleetNodeContext {
-  etcd: Etcd3;
   cluster: string;
   options: Partial<NodeOptions>;
   logger: NodeLogger;
-  /** Observes every etcd request's duration, seconds. */
-  observe: (seconds: number) => void;
-  /** Why etcd refuses this server (TLS, password, permission), if it does. */
-  refusal: (error: unknown) => string | undefined;
+  /** The node's one reservation under the claim (node-reservation.ts): in process, or through the primary. */
+  link: ReservationLink;
 }
 
 /** Opens a node over etcd under a claim (and over its state dir too, when one is given). */
 export async function openFleetNode(context: FleetNodeContext, claim: ClaimRef): Promise<HailstoneNode> {
-  const { etcd, cluster, options, logger, observe, refusal } = context;
+  const { cluster, options, logger, link } = context;
   const nodeOptions: NodeRules = { ...options, nodeId: claim.nodeId, logger };
   const rules = checkNodeRules(nodeOptions);
-  let store: ReservationStore = new EtcdStore({ etcd, cluster, claim, worker: rules.worker, observe, refusal });
+  // Every stripe reserves through the node's one key: etcd load grows with nodes, not workers.
+  let store: ReservationStore = new LinkedStore(link, etcdStoreTraits(reservationKey(cluster, claim.nodeId, WHOLE_NODE)));
   let stateFile: string | undefined;
   const { stateDir } = options;
   if (typeof stateDir === 'string' && stateDir !== '') {

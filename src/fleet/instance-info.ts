@@ -4,11 +4,11 @@
 // skipped in silence.
 
 import { randomBytes } from 'node:crypto';
-import { hostname } from 'node:os';
 import { hostPort, parseAdvertise, unusableAddress } from '../address.js';
 import type { NodeLogger } from '../logger.js';
 import { VERSION } from '../version.js';
 import type { ClaimInfo } from './etcd.js';
+import { ownIdentity, serverHostname } from './process-identity.js';
 
 export class InstanceInfo {
   readonly instance = randomBytes(8).toString('hex');
@@ -32,7 +32,9 @@ export class InstanceInfo {
   }
 
   info(): ClaimInfo {
-    return { instance: this.instance, host: hostname(), udp: this.udp(), pid: process.pid, version: VERSION, startedAt: this.startedAt };
+    // Where it runs, precisely enough that a successor on this machine can prove it gone
+    // (process-identity.ts) instead of waiting out its lease.
+    return { instance: this.instance, host: serverHostname(), udp: this.udp(), pid: process.pid, version: VERSION, startedAt: this.startedAt, ...ownIdentity() };
   }
 
   /** The UDP address for the claim: the advertised one, else the bound one. */

@@ -15,9 +15,11 @@ import { claimAgainCures } from './claim-again.js';
 import type { FleetStats } from '../node/source.js';
 import { type Claim, claimNodeId } from './claim.js';
 import { DEFAULT_COORDINATOR_WAIT_MS, DEFAULT_LEASE_TTL_S, MAX_LEASE_TTL_S, MIN_LEASE_TTL_S, defaultClaimWaitMs } from './defaults.js';
-import { type EndpointHealth, checkCluster, openEtcd } from './etcd.js';
+import { type EtcdConnection, checkCluster, etcdTargets, openEtcd } from './etcd.js';
+import { tlsGiven } from './etcd-tls.js';
 import { etcdRefusal } from './etcd-refusal.js';
-import { type ClaimRef, claimRefOf } from './etcd-store.js';
+import { type ClaimRef, EtcdStore, WHOLE_NODE, claimRefOf } from './etcd-store.js';
+import { NodeReservation, type ReservationLink } from './node-reservation.js';
 import { openFleetNode } from './fleet-node.js';
 import { LatencyHistogram } from '../latency.js';
 import { InstanceInfo } from './instance-info.js';
@@ -28,7 +30,10 @@ export type { FleetOptions };
 export class FleetMember {
   readonly cluster: string;
   readonly latency = new LatencyHistogram();
-  private readonly etcd: Etcd3;
+  /** Opened on first use: a worker under its primary's claim never talks to etcd itself. */
+  private connection: EtcdConnection | undefined;
+  /** The node's one reservation under the current claim (node-reservation.ts). */
+  private reservation: { createRevision: string; link: NodeReservation } | undefined;
   private claim: Claim | undefined;
   private node: HailstoneNode | undefined;
   private claims = 0;
@@ -58,8 +63,6 @@ export class FleetMember {
    */
   readonly gaveUp: Promise<HailstoneError>;
   private giveUp: (error: HailstoneError) => void = () => undefined;
-  /** Whether each etcd endpoint answered its last request. */
-  private readonly endpointHealth: EndpointHealth;
   /** The node's clock and lead, for passing over node ids left far ahead of it. */
   private readonly clock: () => number;
   private readonly maxLeadMs: number;
@@ -90,16 +93,8 @@ export class FleetMember {
     const { logger } = owner;
     this.cluster = checkCluster(options.cluster);
     this.leaseTtlS = checkInteger('leaseTtlS', options.leaseTtlS ?? DEFAULT_LEASE_TTL_S, MIN_LEASE_TTL_S, MAX_LEASE_TTL_S);
-    const connection = openEtcd(
-      options.etcd,
-      (endpoint, up) => {
-        if (up) logger.info({ endpoint, cluster: this.cluster }, `etcd member ${endpoint} answers again`);
-        else logger.warn({ endpoint, cluster: this.cluster }, `etcd member ${endpoint} failed or stalled; requests go to the other members while it is probed`);
-      },
-      ({ ok, message }) => (ok ? logger.info({ cluster: this.cluster }, message) : logger.warn({ cluster: this.cluster }, message)),
-    );
-    this.etcd = connection.etcd;
-    this.endpointHealth = connection.health;
+    // The endpoints are checked now (bad usage fails at once); the connection waits for first use.
+    etcdTargets(options.etcd.endpoints, tlsGiven(options.etcd));
     this.gaveUp = new Promise((resolve) => {
       this.giveUp = resolve;
     });
@@ -110,6 +105,37 @@ export class FleetMember {
     this.clock = () => base() + skew;
     this.claimEpisode = new FailureEpisode(logger, { what: 'claiming a node id', level: 'warn', fields: { cluster: this.cluster } });
     this.self = new InstanceInfo({ logger, cluster: this.cluster, bound: () => owner.udp(), advertise: options.advertise });
+  }
+
+  private get etcd(): Etcd3 {
+    this.connection ??= openEtcd(
+      this.options.etcd,
+      (endpoint, up) => {
+        if (up) this.owner.logger.info({ endpoint, cluster: this.cluster }, `etcd member ${endpoint} answers again`);
+        else this.owner.logger.warn({ endpoint, cluster: this.cluster }, `etcd member ${endpoint} failed or stalled; requests go to the other members while it is probed`);
+      },
+      ({ ok, message }) => (ok ? this.owner.logger.info({ cluster: this.cluster }, message) : this.owner.logger.warn({ cluster: this.cluster }, message)),
+    );
+    return this.connection.etcd;
+  }
+
+  /**
+   * The node's one reservation under the claim with this create revision, if it is the
+   * current one (the primary of --workers N answers its workers' reservations from it).
+   */
+  reservationOf(createRevision: string): ReservationLink | undefined {
+    const claim = this.claim;
+    if (claim === undefined || claim.createRevision !== createRevision) return undefined;
+    return this.reservationFor(claimRefOf(claim));
+  }
+
+  private reservationFor(claim: ClaimRef): NodeReservation {
+    if (this.reservation?.createRevision !== claim.createRevision) {
+      const { reservationMs } = checkReservationMs(this.options.maxLeadMs, this.options.reservationMs);
+      const store = new EtcdStore({ etcd: this.etcd, cluster: this.cluster, claim, worker: WHOLE_NODE, observe: (s) => this.latency.observe(s), refusal: (error) => this.refusal(error) });
+      this.reservation = { createRevision: claim.createRevision, link: new NodeReservation(store, this.clock, this.maxLeadMs, reservationMs) };
+    }
+    return this.reservation.link;
   }
 
   /** Claims a node id and opens its node (or, under a given claim, only opens the node). */
@@ -205,7 +231,7 @@ export class FleetMember {
       claiming: this.claiming,
       problem: this.fencedBy === undefined && this.problem === undefined ? undefined : [this.fencedBy, this.problem].filter((p) => p !== undefined).join('; '),
       etcdLatency: this.latency.snapshot(),
-      endpoints: Object.fromEntries(this.endpointHealth),
+      endpoints: Object.fromEntries(this.connection?.health ?? []),
     };
   }
 
@@ -223,7 +249,7 @@ export class FleetMember {
       await this.adopting.catch(() => undefined);
       await this.node?.close();
       await this.claim?.release();
-      this.etcd.close();
+      this.connection?.etcd.close();
     })();
     return this.closing;
   }
@@ -251,6 +277,10 @@ export class FleetMember {
         refusal: (error) => this.refusal(error),
         onUnreachable: (error) => {
           this.problem = `unreachable (${(error as Error)?.message ?? String(error)})`;
+        },
+        // Waiting for a given id's holder: /healthz says for whom and how long is left.
+        onWaiting: (what) => {
+          this.problem = what;
         },
       });
       this.claims++;
@@ -280,8 +310,8 @@ export class FleetMember {
 
   /** Opens a node over etcd under a claim (and over its state dir too, when one is given). */
   private openNode(claim: ClaimRef): Promise<HailstoneNode> {
-    const { etcd, cluster, latency } = this;
-    return openFleetNode({ etcd, cluster, options: this.options, logger: this.owner.logger, observe: (s) => latency.observe(s), refusal: (error) => this.refusal(error) }, claim);
+    const link = this.options.reservationLink?.(claim) ?? this.reservationFor(claim);
+    return openFleetNode({ cluster: this.cluster, options: this.options, logger: this.owner.logger, link }, claim);
   }
 
 

@@ -3,6 +3,7 @@
 
 import type { EtcdOptions } from './etcd.js';
 import type { ClaimRef } from './etcd-store.js';
+import type { ReservationLink } from './node-reservation.js';
 
 export interface FleetOptions {
   etcd: EtcdOptions;
@@ -11,6 +12,11 @@ export interface FleetOptions {
    * keeps the lease alive and re-claims; its workers write their stripes under that claim).
    */
   fleetClaim?: ClaimRef;
+  /**
+   * With fleetClaim: the node's one reservation under that claim, kept by the claim's holder
+   * (a worker reaches its primary's over IPC). Absent: this process keeps it.
+   */
+  reservationLink?: (claim: ClaimRef) => ReservationLink;
   /** Default "default". Node ids are unique within a cluster. */
   cluster?: string;
   /** With a nodeId: how long to wait for its holder to go away before NODE_ID_TAKEN. Default the lease TTL plus 1 s. */
