@@ -175,6 +175,46 @@ export interface HttpResults extends Provenance {
   results: HttpRow[];
 }
 
+/** bench/fleet-scale.ts: N claimants starting at once against one kind of etcd. */
+export interface FleetScaleRow {
+  /** 'single' or '3 members'. */
+  etcd: string;
+  claimants: number;
+  /** Worker stripes per node. */
+  stripes: number;
+  claimP50Ms: number;
+  claimP99Ms: number;
+  claimMaxMs: number;
+  /** etcd requests per claimant (counted by etcd): claiming alone, and claiming plus opening the node. */
+  claimRequestsPerClaimant: number;
+  startRequestsPerClaimant: number;
+  /** Claimants that failed, by code: none in a valid run. */
+  failures: Record<string, number>;
+  distinctNodeIds: number;
+  /** While every node renews: etcd requests/s in all and per node, etcd's p99 of unary calls, reservation writes/s. */
+  steadyRequestsPerSec?: number;
+  steadyPerNodePerSec?: number;
+  steadyP99Ms?: number;
+  reservationWritesPerSec?: number;
+  /** A power loss of the whole fleet, then as many new claimants. */
+  restart?: {
+    allClaimedAfterMs: number;
+    requestsPerClaimant: number;
+    /** Node ids whose new holder started at or above the stored R and issued only above the old ids. */
+    nodeIdsAbove: number;
+    idsChecked: number;
+    violations: string[];
+    failures: Record<string, number>;
+  };
+}
+
+export interface FleetScaleResults extends Provenance {
+  leaseTtlS: number;
+  /** etcd connections the claimants shared. */
+  connections: number;
+  results: FleetScaleRow[];
+}
+
 /** Every results file the report reads, by name. */
 export interface Results {
   'generator.json': GeneratorResults;

@@ -27,8 +27,10 @@ export class PrimaryReservations {
     };
     return {
       open: async (): Promise<StoredFloor> => (await ask(undefined)).floor ?? { floor: undefined, firstStart: true },
-      reserve: async (until: number): Promise<void> => {
-        await ask(until);
+      reserve: async (until: number): Promise<number> => {
+        const { reserved } = await ask(until);
+        if (reserved === undefined || !(reserved >= until)) throw new RemoteReservationError('the primary answered a reservation without its R', undefined);
+        return reserved;
       },
       describeFailure: (error) => (error instanceof RemoteReservationError ? error.described : undefined),
     };

@@ -27,7 +27,6 @@ import { reservePortForWorkers } from '../server/port-guard.js';
 import type { ClaimRef } from '../fleet/etcd-store.js';
 import type { FleetMember } from '../fleet/member.js';
 import { sendFailure } from '../fleet/node-reservation.js';
-import type { StoredFloor } from '../node/store.js';
 import { type Failure, ReportedFailure } from './failure.js';
 import { type ServeConfig, makeLogger, onStopSignal, readyLine, say, startMetrics, warnAboutKeyFiles } from './run-server.js';
 import { type FromWorker, type ToWorker, sentClaim, workerEnv } from './worker-messages.js';
@@ -209,9 +208,9 @@ class Supervisor {
     if (link === undefined) {
       return reply({ failure: { lost: true, message: `the claim with revision ${m.createRevision} is no longer this server's: it claimed again` } });
     }
-    const work: Promise<StoredFloor | undefined> = m.until === undefined ? link.open() : link.reserve(m.until).then(() => undefined);
+    const work = m.until === undefined ? link.open().then((floor) => ({ floor })) : link.reserve(m.until).then((reserved) => ({ reserved }));
     work.then(
-      (floor) => reply(floor === undefined ? {} : { floor }),
+      (answer) => reply(answer),
       (error: unknown) => reply({ failure: sendFailure(link, error) }),
     );
   }
@@ -303,6 +302,11 @@ export async function servePrimary(config: ServeConfig): Promise<number> {
             claimWaitMs: config.claimWaitMs,
             leaseTtlS: config.leaseTtlS,
             coordinatorWaitMs: config.etcdWaitMs,
+            // The node's one reservation is written here for every worker: with their lead,
+            // reservation and clock, or it could reach past what a worker may start under.
+            maxLeadMs: config.maxLeadMs,
+            ...(config.reservationMs === undefined ? {} : { reservationMs: config.reservationMs }),
+            clockSkewMs: config.clockSkewMs,
           },
           { logger, udp: () => supervisor.udpAddress, claimOnly: true, onFence: (reason) => supervisor.fence(reason), onClaim: (claim) => supervisor.adoptAll(claim) },
         );

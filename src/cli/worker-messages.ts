@@ -40,7 +40,7 @@ export type ToWorker =
   /** Fleet mode: the primary claimed again; serve under this claim. */
   | { type: 'claim'; claim: SentClaim }
   /** Fleet mode: the answer to the worker's reservation request `id`: the floor asked for, done, or why not. */
-  | { type: 'reservation'; id: number; floor?: StoredFloor; failure?: SentFailure };
+  | { type: 'reservation'; id: number; floor?: StoredFloor; reserved?: number; failure?: SentFailure };
 
 /** What the primary decided for all of its workers, and which worker this one is. */
 export interface WorkerEnv {

@@ -131,9 +131,8 @@ export class FleetMember {
 
   private reservationFor(claim: ClaimRef): NodeReservation {
     if (this.reservation?.createRevision !== claim.createRevision) {
-      const { reservationMs } = checkReservationMs(this.options.maxLeadMs, this.options.reservationMs);
       const store = new EtcdStore({ etcd: this.etcd, cluster: this.cluster, claim, worker: WHOLE_NODE, observe: (s) => this.latency.observe(s), refusal: (error) => this.refusal(error) });
-      this.reservation = { createRevision: claim.createRevision, link: new NodeReservation(store, this.clock, this.maxLeadMs, reservationMs) };
+      this.reservation = { createRevision: claim.createRevision, link: new NodeReservation(store, this.clock, this.maxLeadMs) };
     }
     return this.reservation.link;
   }

@@ -5,8 +5,9 @@
 // stripe writing its own key twice a second over its own connection — etcd load growing
 // with nodes × workers — the claim's holder keeps one key for the whole node and writes it
 // for all of them: a stripe's save is answered from what etcd already acknowledged, or joins
-// the next write. Each write reaches a little further than asked (up to the lead), so a
-// node costs etcd about one write a second however many stripes it has.
+// the next write. Each write reaches as far as the lead allows, and the stripes issue up to
+// what it reached, so a node costs etcd one write per (lead − renewal margin) — about one a
+// second with the defaults — however many stripes it has.
 //
 // Uniqueness still rests on etcd alone: every write is EtcdStore's transaction, compared
 // against the claim and the key's last revision, and a stripe's save resolves only once an
@@ -19,15 +20,15 @@ import { OwnershipLostError, type ReservationStore, type StoredFloor } from '../
 export interface ReservationLink {
   /** The highest R stored for the node id, or acknowledged here since: where a stripe starts. */
   open(): Promise<StoredFloor>;
-  /** Resolves once etcd has acknowledged an R ≥ `until` under the claim. */
-  reserve(until: number): Promise<void>;
+  /** Resolves once etcd has acknowledged an R ≥ `until` under the claim, with that R. */
+  reserve(until: number): Promise<number>;
   /** How a failed reservation reads to an operator. */
   describeFailure(error: unknown): string | undefined;
 }
 
 interface Waiter {
   until: number;
-  resolve: () => void;
+  resolve: (acked: number) => void;
   reject: (error: unknown) => void;
 }
 
@@ -47,7 +48,6 @@ export class NodeReservation implements ReservationLink {
     /** The node's clock (with its skew): how far a write may reach. */
     private readonly clock: () => number,
     private readonly maxLeadMs: number,
-    private readonly reservationMs: number,
   ) {}
 
   async open(): Promise<StoredFloor> {
@@ -65,8 +65,8 @@ export class NodeReservation implements ReservationLink {
     return { floor: Math.max(stored.floor ?? -Infinity, this.acked), firstStart: false };
   }
 
-  reserve(until: number): Promise<void> {
-    if (until <= this.acked) return Promise.resolve();
+  reserve(until: number): Promise<number> {
+    if (until <= this.acked) return Promise.resolve(this.acked);
     return new Promise((resolve, reject) => {
       this.waiting.push({ until, resolve, reject });
       this.flush();
@@ -77,24 +77,27 @@ export class NodeReservation implements ReservationLink {
     return this.store.describeFailure?.(error);
   }
 
-  /** One write at a time, for every stripe waiting: the highest R asked for, reaching on by up to a reservation. */
+  /**
+   * One write at a time, for every stripe waiting: as far as the lead allows (at least the
+   * highest R asked for), so the stripes' next several renewals are answered without a write.
+   */
   private flush(): void {
     if (this.writing) return;
     const batch = this.waiting.splice(0);
     const covered = batch.filter((w) => w.until <= this.acked);
-    for (const w of covered) w.resolve();
+    for (const w of covered) w.resolve(this.acked);
     const open = batch.filter((w) => w.until > this.acked);
     if (open.length === 0) return;
     const wanted = Math.max(...open.map((w) => w.until));
     const now = this.clock();
     // Never past the lead: a restart then always finds the reservation within it.
-    const target = Math.max(wanted, Math.min(wanted + this.reservationMs, now + this.maxLeadMs));
+    const target = Math.max(wanted, now + this.maxLeadMs);
     this.writing = true;
     this.writes++;
     this.store.save(target, now).then(
       () => {
         this.acked = Math.max(this.acked, target);
-        for (const w of open) w.resolve();
+        for (const w of open) w.resolve(this.acked);
       },
       (error: unknown) => {
         for (const w of open) w.reject(error);
@@ -136,7 +139,8 @@ export class LinkedStore implements ReservationStore {
     return this.link.open();
   }
 
-  save(reservedUntil: number): Promise<void> {
+  /** Resolves with the R etcd acknowledged for the node: at least `reservedUntil`, often more. */
+  save(reservedUntil: number): Promise<number> {
     return this.link.reserve(reservedUntil);
   }
 

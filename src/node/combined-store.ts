@@ -1,6 +1,6 @@
 // A reservation store made of two: the node's reservation is durable only once both hold it.
 
-import type { ReservationStore, StoredFloor } from './store.js';
+import { type ReservationStore, type StoredFloor, reachOf } from './store.js';
 
 /**
  * Two stores as one: the primary names what happens after a loss and how to react; both
@@ -45,12 +45,15 @@ export class CombinedStore implements ReservationStore {
     return { floor: floors.length === 0 ? undefined : Math.max(...floors), firstStart: a.firstStart && b.firstStart };
   }
 
-  async save(reservedUntil: number, writtenAt: number): Promise<void> {
+  async save(reservedUntil: number, writtenAt: number): Promise<number> {
     this.failed = this.primary;
-    await this.primary.save(reservedUntil, writtenAt);
+    // The primary may have stored more than asked: the extra store must hold that too before
+    // the node uses it, or it would be no floor at all.
+    const reach = reachOf(reservedUntil, await this.primary.save(reservedUntil, writtenAt));
     this.failed = this.extra;
-    await this.extra.save(reservedUntil, writtenAt);
+    await this.extra.save(reach, writtenAt);
     this.failed = undefined;
+    return reach;
   }
 
   describeFailure(error: unknown): string | undefined {

@@ -41,7 +41,7 @@ import {
   stoppedStatus,
   unhealthy,
 } from './node-state.js';
-import { OwnershipLostError, type ReservationStore } from './store.js';
+import { OwnershipLostError, type ReservationStore, reachOf } from './store.js';
 
 export type { HailstoneNode, NodeStatus, RefusalReason } from './hailstone-node.js';
 export type { NodeState } from './node-state.js';
@@ -295,9 +295,10 @@ export class Node implements HailstoneNode {
     });
   }
 
-  private async persist(target: number): Promise<void> {
+  private async persist(asked: number): Promise<void> {
+    let target: number;
     try {
-      await this.store.save(target, this.clock());
+      target = reachOf(asked, await this.store.save(asked, this.clock()));
     } catch (error) {
       if (error instanceof OwnershipLostError) {
         this.stopIssuing(error.message);

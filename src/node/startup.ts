@@ -6,7 +6,7 @@ import { createGenerator } from '../generator.js';
 import { type HailstoneNode, Node } from './node.js';
 import { iso } from './node-state.js';
 import { type NodeRules, checkNodeRules } from './options.js';
-import { OwnershipLostError, type ReservationStore } from './store.js';
+import { OwnershipLostError, type ReservationStore, reachOf } from './store.js';
 
 /**
  * Opens a node over any reservation store: takes ownership, applies the startup rules (a
@@ -55,10 +55,10 @@ export async function startNode(store: ReservationStore, options: NodeRules, rul
 
     gen.resumeAfter(floor);
     const start = clock();
-    const reservedUntil = Math.max(floor, Math.min(Math.max(start, floor) + reservationMs, start + maxLeadMs));
+    let reservedUntil = Math.max(floor, Math.min(Math.max(start, floor) + reservationMs, start + maxLeadMs));
     const writeStarted = wallClock();
     try {
-      await store.save(reservedUntil, start);
+      reservedUntil = reachOf(reservedUntil, await store.save(reservedUntil, start));
     } catch (error) {
       if (!(error instanceof OwnershipLostError)) throw error;
       throw new HailstoneError('OWNERSHIP_LOST', `${what} lost its ${store.ownership} while starting: ${error.message}; it issued nothing. Find out why, then start again`);

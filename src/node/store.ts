@@ -60,8 +60,10 @@ export interface ReservationStore {
    * Stores `reservedUntil` durably. Resolves only once it is durable and ownership was
    * proved after it was stored; rejects with OwnershipLostError when ownership is
    * disproved, or with another error when storing failed (the old reservation then holds).
+   * May resolve with a later R stored as durably (a node's one reservation in fleet mode,
+   * which reaches further for every stripe at once): the node may then issue up to it.
    */
-  save(reservedUntil: number, writtenAt: number): Promise<void>;
+  save(reservedUntil: number, writtenAt: number): Promise<number | void>;
   /**
    * Checks between renewals that ownership still holds (cheap: run every few hundred ms);
    * rejects with OwnershipLostError when it does not. Optional.
@@ -69,4 +71,9 @@ export interface ReservationStore {
   verify?(): Promise<void>;
   /** Lets go of ownership. The stored reservation stays. */
   close(): Promise<void>;
+}
+
+/** What a save made durable: the R asked for, or the later one the store says it stored. */
+export function reachOf(asked: number, stored: number | void): number {
+  return typeof stored === 'number' && stored > asked ? stored : asked;
 }

@@ -42,7 +42,7 @@ async function canBind(port: number): Promise<boolean> {
 }
 
 /** `count` ports that are free now, from a random place in 20000 .. (ephemeral range start). */
-async function freeLowPorts(count: number, taken: Set<number>): Promise<number[]> {
+export async function freeLowPorts(count: number, taken: Set<number>): Promise<number[]> {
   const high = Math.min(32_000, ephemeralLow() - 1);
   const low = Math.min(20_000, high - 2000);
   const ports: number[] = [];
@@ -77,6 +77,8 @@ export class EtcdMember {
     readonly dataDir: string,
     private readonly initialCluster: string,
     private readonly token: string,
+    /** More flags for etcd (e.g. --metrics extensive). */
+    private readonly extraArgs: string[] = [],
   ) {}
 
   get endpoint(): string {
@@ -125,6 +127,7 @@ export class EtcdMember {
       // etcd 3.4's default logger (capnslog) ignores --log-level and prints every raft step.
       '--logger', 'zap',
       '--log-level', 'error',
+      ...this.extraArgs,
     ], { scope: 'file' });
     this.log = collectText(this.child.stderr!);
     return this.child;
@@ -220,7 +223,7 @@ export class EtcdCluster {
    * member that exits while starting (its port was taken after the probe) makes it try
    * again on other ports.
    */
-  static async start(): Promise<EtcdCluster> {
+  static async start(extraArgs: string[] = []): Promise<EtcdCluster> {
     const taken = new Set<number>();
     for (let attempt = 1; ; attempt++) {
       const ports = await freeLowPorts(2 * MEMBERS, taken);
@@ -229,7 +232,7 @@ export class EtcdCluster {
       const names = Array.from({ length: MEMBERS }, (_, i) => `m${i}`);
       const initialCluster = names.map((n, i) => `${n}=http://127.0.0.1:${ports[MEMBERS + i]}`).join(',');
       const members = names.map(
-        (n, i) => new EtcdMember(i, n, ports[i]!, ports[MEMBERS + i]!, mkdtempSync(join(tmpdir(), `hailstone-etcd-${n}-`)), initialCluster, token),
+        (n, i) => new EtcdMember(i, n, ports[i]!, ports[MEMBERS + i]!, mkdtempSync(join(tmpdir(), `hailstone-etcd-${n}-`)), initialCluster, token, extraArgs),
       );
       const cluster = new EtcdCluster(members);
       for (const m of members) m.spawn();

@@ -6,10 +6,10 @@ import type { ChildProcess } from 'node:child_process';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { request } from 'node:https';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { collectText, exited, spawnTracked, waitFor } from './child.js';
+import { freeLowPorts } from './etcd-cluster.js';
 import { requirePrerequisite } from './prerequisite.js';
 
 export const etcdInstalled = spawnSync('etcd', ['--version']).status === 0;
@@ -17,14 +17,6 @@ export const etcdInstalled = spawnSync('etcd', ['--version']).status === 0;
 /** Fleet tests skip without etcd on a developer's machine; under CI its absence fails, named. */
 export function requireEtcd(): void {
   requirePrerequisite(etcdInstalled, 'etcd (Debian package etcd-server) for fleet mode against a real etcd');
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  const port = (server.address() as { port: number }).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 /** An etcd serving its clients over TLS: its certificate, and the CA its clients' certificates must come from. */
@@ -42,6 +34,8 @@ export interface TestEtcdOptions {
   tls?: TestEtcdTls;
   /** etcd's --auth-token-ttl, seconds (simple tokens expire after this long unused). */
   authTokenTtlS?: number;
+  /** More flags for etcd (e.g. --metrics extensive). */
+  extraArgs?: string[];
 }
 
 export class TestEtcd {
@@ -69,10 +63,26 @@ export class TestEtcd {
     return this.child?.pid;
   }
 
+  /**
+   * Starts on ports below the kernel's ephemeral range (an ephemeral port free when probed
+   * can be taken by any outgoing connection before etcd binds it), again on others when one
+   * was taken after all.
+   */
   static async start(options: TestEtcdOptions = {}): Promise<TestEtcd> {
-    const etcd = new TestEtcd(mkdtempSync(join(tmpdir(), 'hailstone-etcd-')), await freePort(), await freePort(), options);
-    await etcd.run();
-    return etcd;
+    const taken = new Set<number>();
+    for (let attempt = 1; ; attempt++) {
+      const [clientPort, peerPort] = await freeLowPorts(2, taken);
+      taken.add(clientPort!).add(peerPort!);
+      const etcd = new TestEtcd(mkdtempSync(join(tmpdir(), 'hailstone-etcd-')), clientPort!, peerPort!, options);
+      try {
+        await etcd.run();
+        return etcd;
+      } catch (error) {
+        const why = etcd.stderr;
+        await etcd.stop();
+        if (attempt >= 3 || !/address already in use/.test(why)) throw error;
+      }
+    }
   }
 
   /** Starts (again) on the same data dir and ports; resolves once it answers. */
@@ -83,6 +93,7 @@ export class TestEtcd {
       ...(tls === undefined ? [] : ['--cert-file', tls.cert, '--key-file', tls.key]),
       ...(tls?.clientCa === undefined ? [] : ['--trusted-ca-file', tls.clientCa, '--client-cert-auth']),
       ...(this.options.authTokenTtlS === undefined ? [] : ['--auth-token-ttl', String(this.options.authTokenTtlS)]),
+      ...(this.options.extraArgs ?? []),
     ];
     this.child = spawnTracked('etcd', [
       '--name', name,
