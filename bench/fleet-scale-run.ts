@@ -112,7 +112,7 @@ export async function runFleetScale(options: FleetScaleOptions): Promise<FleetSc
   const metrics = () => readEtcdCounters(options.metrics);
   const generation = async (gen: number, retryNoFree: boolean, t0 = performance.now()): Promise<{ phase: ClaimPhase; members: Member[] }> => {
     const before = await metrics();
-    let claimedAt: EtcdCounters | undefined;
+    let claimedAt: Promise<EtcdCounters> | undefined;
     let claimed = 0;
     const failures: Record<string, number> = {};
     const claimMs: number[] = [];
@@ -157,7 +157,7 @@ export async function runFleetScale(options: FleetScaleOptions): Promise<FleetSc
       onClaimed();
       await allClaimed;
       // Opened once every claimant holds its id, so the two phases' requests are told apart.
-      claimedAt ??= await metrics();
+      await (claimedAt ??= metrics());
       const store = new EtcdStore({ etcd: clients[i % clients.length]!, cluster: options.cluster, claim: claimRefOf(claim), worker: WHOLE_NODE });
       const reservation = new NodeReservation(store, Date.now, 2000);
       const member: Member = { claim, reservation, nodes: [], floor: undefined };
@@ -174,7 +174,7 @@ export async function runFleetScale(options: FleetScaleOptions): Promise<FleetSc
     };
     await Promise.all(Array.from({ length: options.claimants }, (_, i) => start(i)));
     const after = await metrics();
-    const claimRequests = claimedAt === undefined ? NaN : requestsBetween(before, claimedAt);
+    const claimRequests = claimedAt === undefined ? NaN : requestsBetween(before, await claimedAt);
     const held = members.map((m) => m.claim.nodeId);
     return {
       members,

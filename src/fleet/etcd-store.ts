@@ -15,7 +15,7 @@ import { DEFAULT_LAYOUT, type WorkerStripe, workerStripe } from '../layout.js';
 import { HailstoneError } from '../errors.js';
 import { OwnershipLostError, type ReservationStore, type StoredFloor } from '../node/store.js';
 import type { Claim } from './claim.js';
-import { ETCD_ATTEMPT_TIMEOUT_MS, etcdUnreachable, formatReservation, ifOwner, isOwner, parseReservation, reservationKey, reservationsPrefix } from './etcd.js';
+import { ETCD_ATTEMPT_TIMEOUT_MS, etcdUnreachable, formatReservation, ifOwner, isOwner, parseReservation, prefixRange, rangeOf, reservationKey, reservationsPrefix } from './etcd.js';
 
 /** What a worker needs to write under a claim made by another process (the primary). */
 export interface ClaimRef {
@@ -94,12 +94,19 @@ export class EtcdStore implements ReservationStore {
 
   async open(): Promise<StoredFloor> {
     // Every stripe of every worker count this node id ever ran with: resume after them all.
+    // Read in one transaction with the claim's compare: the floor is read while the claim
+    // holds, and one request proves both.
     const prefix = reservationsPrefix(this.cluster, this.claim.nodeId);
     const started = performance.now();
-    const all = await this.etcd.getAll().prefix(prefix).exec();
+    const result = await ifOwner(this.etcd, this.claim).then(prefixRange(prefix)).commit();
     this.observe((performance.now() - started) / 1000);
+    if (!result.succeeded) {
+      const reason = `the claim ${this.claim.key} is gone or belongs to another instance`;
+      this.claim.lose?.(reason);
+      throw new OwnershipLostError(reason);
+    }
     let floor: number | undefined;
-    for (const kv of all.kvs) {
+    for (const kv of rangeOf(result, 0)) {
       const value = parseReservation(kv.value.toString());
       if (value === undefined) {
         throw new HailstoneError(
@@ -110,7 +117,6 @@ export class EtcdStore implements ReservationStore {
       floor = Math.max(floor ?? -Infinity, value);
       if (kv.key.toString() === this.key) this.modRevision = kv.mod_revision;
     }
-    await this.proveClaim();
     return { floor, firstStart: floor === undefined };
   }
 
@@ -156,13 +162,5 @@ export class EtcdStore implements ReservationStore {
 
   async close(): Promise<void> {
     // The reservation stays; the claim is released by its holder.
-  }
-
-  private async proveClaim(): Promise<void> {
-    if (!(await isOwner(this.etcd, this.claim))) {
-      const reason = `the claim ${this.claim.key} is gone or belongs to another instance`;
-      this.claim.lose?.(reason);
-      throw new OwnershipLostError(reason);
-    }
   }
 }
