@@ -18,6 +18,7 @@ import { claimsPrefix, connectEtcd, parseReservation, reservationsRoot } from '.
 import { EtcdStore, WHOLE_NODE, claimRefOf } from '../src/fleet/etcd-store.js';
 import { openFleetNode } from '../src/fleet/fleet-node.js';
 import { holderInstance } from '../src/fleet/holder.js';
+import { claimAgainCures } from '../src/fleet/claim-again.js';
 import { NodeReservation } from '../src/fleet/node-reservation.js';
 import type { NodeLogger } from '../src/logger.js';
 import { type EtcdCounters, latencyQuantile, readEtcdCounters, requestsBetween } from './etcd-metrics.js';
@@ -58,6 +59,8 @@ export interface ClaimPhase {
   startRequestsPerClaimant: number;
   /** Claimants that failed, by error code. */
   failures: Record<string, number>;
+  /** Claims lost before their node opened and claimed again, as a server does. */
+  reclaims: number;
   /** Claimants that held an id no other held. */
   distinctNodeIds: number;
 }
@@ -110,11 +113,12 @@ export async function runFleetScale(options: FleetScaleOptions): Promise<FleetSc
   const logger: NodeLogger = { ...options.logger, ...quiet };
   const clients: Etcd3[] = Array.from({ length: options.connections }, () => connectEtcd({ endpoints: options.endpoints }));
   const metrics = () => readEtcdCounters(options.metrics);
-  const generation = async (gen: number, retryNoFree: boolean, t0 = performance.now()): Promise<{ phase: ClaimPhase; members: Member[] }> => {
+  const generation = async (gen: number, t0 = performance.now()): Promise<{ phase: ClaimPhase; members: Member[] }> => {
     const before = await metrics();
     let claimedAt: Promise<EtcdCounters> | undefined;
     let claimed = 0;
     const failures: Record<string, number> = {};
+    let reclaims = 0;
     const claimMs: number[] = [];
     const openMs: number[] = [];
     const members: Member[] = [];
@@ -127,8 +131,8 @@ export async function runFleetScale(options: FleetScaleOptions): Promise<FleetSc
     });
     const start = async (i: number): Promise<void> => {
       const instance = `scale-${gen}-${i}`;
-      let claim: Claim;
-      for (;;) {
+      for (let round = 0; ; round++) {
+        let claim: Claim;
         try {
           claim = await claimNodeId({
             etcd: clients[i % clients.length]!,
@@ -140,36 +144,44 @@ export async function runFleetScale(options: FleetScaleOptions): Promise<FleetSc
             info: { instance, host: 'scale', udp: `127.0.0.1:${10000 + i}`, pid: process.pid, version: 'bench', startedAt: new Date().toISOString() },
             logger,
             reservationLimit: () => Date.now() + 2000,
+            // As a server does (member.ts): after a power loss every id is held until the dead leases run out.
+            freeWaitMs: options.leaseTtlS * 1000 + 5000,
           });
-          break;
         } catch (error) {
-          // After a power loss every id is held by a dead lease until it runs out.
-          if (retryNoFree && error instanceof HailstoneError && error.code === 'NO_FREE_NODE_ID') {
-            await new Promise((r) => setTimeout(r, 250 + Math.random() * 250));
-            continue;
-          }
           failures[codeOf(error)] = (failures[codeOf(error)] ?? 0) + 1;
-          onClaimed();
+          if (round === 0) onClaimed();
           return;
         }
-      }
-      claimMs.push(performance.now() - t0);
-      onClaimed();
-      await allClaimed;
-      // Opened once every claimant holds its id, so the two phases' requests are told apart.
-      await (claimedAt ??= metrics());
-      const store = new EtcdStore({ etcd: clients[i % clients.length]!, cluster: options.cluster, claim: claimRefOf(claim), worker: WHOLE_NODE });
-      const reservation = new NodeReservation(store, Date.now, 2000);
-      const member: Member = { claim, reservation, nodes: [], floor: undefined };
-      members.push(member);
-      try {
-        member.floor = (await reservation.open()).floor;
-        for (let w = 0; w < options.stripes; w++) {
-          member.nodes.push(await openFleetNode({ cluster: options.cluster, options: { worker: { index: w, count: options.stripes }, maxLeadMs: 2000, reservationMs: 1000 }, logger, link: reservation }, claimRefOf(claim)));
+        if (round === 0) {
+          claimMs.push(performance.now() - t0);
+          onClaimed();
+          await allClaimed;
+          // Opened once every claimant holds its id, so the two phases' requests are told apart.
+          await (claimedAt ??= metrics());
         }
-        openMs.push(performance.now() - t0);
-      } catch (error) {
-        failures[`open: ${codeOf(error)}`] = (failures[`open: ${codeOf(error)}`] ?? 0) + 1;
+        const store = new EtcdStore({ etcd: clients[i % clients.length]!, cluster: options.cluster, claim: claimRefOf(claim), worker: WHOLE_NODE });
+        const reservation = new NodeReservation(store, Date.now, 2000);
+        const member: Member = { claim, reservation, nodes: [], floor: undefined };
+        try {
+          member.floor = (await reservation.open()).floor;
+          for (let w = 0; w < options.stripes; w++) {
+            member.nodes.push(await openFleetNode({ cluster: options.cluster, options: { worker: { index: w, count: options.stripes }, maxLeadMs: 2000, reservationMs: 1000 }, logger, link: reservation }, claimRefOf(claim)));
+          }
+          openMs.push(performance.now() - t0);
+          members.push(member);
+          return;
+        } catch (error) {
+          for (const node of member.nodes) await node.close().catch(() => undefined);
+          await claim.release().catch(() => undefined);
+          // As a server does: a claim lost before its node opened (its lease ran out while the
+          // fleet was still claiming) is claimed again.
+          if (claimAgainCures(error) && round < 3) {
+            reclaims++;
+            continue;
+          }
+          failures[`open: ${codeOf(error)}`] = (failures[`open: ${codeOf(error)}`] ?? 0) + 1;
+          return;
+        }
       }
     };
     await Promise.all(Array.from({ length: options.claimants }, (_, i) => start(i)));
@@ -185,12 +197,13 @@ export async function runFleetScale(options: FleetScaleOptions): Promise<FleetSc
         claimRequestsPerClaimant: claimRequests / options.claimants,
         startRequestsPerClaimant: requestsBetween(before, after) / options.claimants,
         failures,
+        reclaims,
         distinctNodeIds: new Set(held).size,
       },
     };
   };
 
-  const first = await generation(1, false);
+  const first = await generation(1);
   const result: FleetScaleResult = { start: first.phase, steady: undefined, restart: undefined };
   try {
     // Steady state: every node renews on its own timers.
@@ -212,7 +225,7 @@ export async function runFleetScale(options: FleetScaleOptions): Promise<FleetSc
       p99Ms: latencyQuantile(a, b, 0.99) * 1000,
       writesPerSec: writes / seconds,
     };
-    if (options.restart) result.restart = await powerLoss(options, clients, first.members, (lostAt) => generation(2, true, lostAt));
+    if (options.restart) result.restart = await powerLoss(options, clients, first.members, (lostAt) => generation(2, lostAt));
   } finally {
     for (const m of first.members) {
       for (const node of m.nodes) await node.close().catch(() => undefined);

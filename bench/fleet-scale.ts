@@ -7,6 +7,7 @@
 // one (each node id's new ids above its old ones).
 //
 //   HAILSTONE_BENCH_FLEET_SIZES=64,256   the fleet sizes (default 64,256,1024)
+//   HAILSTONE_BENCH_FLEET_ETCD=single    which etcds (default single,3 members)
 //   HAILSTONE_BENCH_OUTPUT=path          where to write the results (default bench/results/fleet-scale.json)
 
 import { writeFileSync } from 'node:fs';
@@ -41,6 +42,7 @@ function row(etcd: string, claimants: number, stripes: number, result: FleetScal
     claimRequestsPerClaimant: start.claimRequestsPerClaimant,
     startRequestsPerClaimant: start.startRequestsPerClaimant,
     failures: start.failures,
+    reclaims: start.reclaims,
     distinctNodeIds: start.distinctNodeIds,
     ...(steady === undefined
       ? {}
@@ -80,7 +82,8 @@ async function main(): Promise<void> {
       },
     ],
   ];
-  for (const [kind, startEtcd] of kinds) {
+  const wanted = (process.env.HAILSTONE_BENCH_FLEET_ETCD ?? 'single,3 members').split(',');
+  for (const [kind, startEtcd] of kinds.filter(([k]) => wanted.includes(k))) {
     const etcd = await startEtcd();
     try {
       const runs: [number, number, boolean][] = [...sizes.map((n): [number, number, boolean] => [n, 1, kind === 'single' && n === largest]), [64, 16, false]];

@@ -190,6 +190,8 @@ export interface FleetScaleRow {
   startRequestsPerClaimant: number;
   /** Claimants that failed, by code: none in a valid run. */
   failures: Record<string, number>;
+  /** Claims lost before their node opened (a lease that ran out while the fleet still claimed) and claimed again, as a server does. */
+  reclaims?: number;
   distinctNodeIds: number;
   /** While every node renews: etcd requests/s in all and per node, etcd's p99 of unary calls, reservation writes/s. */
   steadyRequestsPerSec?: number;
@@ -226,11 +228,12 @@ export interface Results {
   'steady.json': SteadyResults;
   'latency.json': LatencyResults;
   'http.json': HttpResults;
+  'fleet-scale.json': FleetScaleResults;
 }
 
 export type ResultsFile = keyof Results;
 
-export const RESULTS_FILES: ResultsFile[] = ['generator.json', 'udp.json', 'udp-pinned.json', 'udp-soak.json', 'client.json', 'import.json', 'steady.json', 'latency.json', 'http.json'];
+export const RESULTS_FILES: ResultsFile[] = ['generator.json', 'udp.json', 'udp-pinned.json', 'udp-soak.json', 'client.json', 'import.json', 'steady.json', 'latency.json', 'http.json', 'fleet-scale.json'];
 
 /** Reads every results file from `dir`; a missing one is an error, not an empty table. */
 export function readResults(dir: string): Results {

@@ -4,9 +4,9 @@
 // produced them, so regenerating the docs from the same files gives the same text.
 
 import { type Machine, describeMachine } from './machine.js';
-import type { GeneratorResults, GeneratorRow, Results, ResultsFile, SteadyResults, UdpResults, UdpRow } from './results.js';
+import type { FleetScaleRow, GeneratorResults, GeneratorRow, Results, ResultsFile, SteadyResults, UdpResults, UdpRow } from './results.js';
 
-export type Doc = 'docs/benchmarks.md' | 'README.md';
+export type Doc = 'docs/benchmarks.md' | 'docs/fleet.md' | 'README.md';
 
 export interface Region {
   /** The name its markers carry. */
@@ -36,6 +36,7 @@ const COMMANDS: Record<ResultsFile, string> = {
   'steady.json': 'npm run bench:steady',
   'latency.json': 'npm run bench:latency',
   'http.json': 'npm run bench:http',
+  'fleet-scale.json': 'npm run bench:fleet-scale',
 };
 
 // ---- formatting ----
@@ -486,6 +487,62 @@ function readmeHttp(results: Results): string {
   );
 }
 
+// ---- a whole fleet starting at once (bench:fleet-scale) ----
+
+/** The failures of a phase, as "none" or "CODE ×n, …". */
+const failuresOf = (failures: Record<string, number>): string => {
+  const entries = Object.entries(failures);
+  return entries.length === 0 ? 'none' : entries.map(([code, n]) => `${code} ×${n}`).join(', ');
+};
+
+function fleetScaleTable(results: Results): string {
+  const data = results['fleet-scale.json'];
+  const rows = data.results;
+  const restart = rows.find((r) => r.restart !== undefined);
+  return [
+    `Each row: N claimants started at once in one process (${data.connections} etcd connections, lease TTL ${data.leaseTtlS} s), each with fleet mode's claim, lease and node reservation and W worker stripes (real nodes on their own timers); etcd requests are etcd's own count (its \`/metrics\`), the latency its p99 for unary calls. "to claim": every request from the start until all hold an id; "with the node": until every node stored its first reservation, including the keepalives and renewals of the first-start wait. Steady: 10 s while every node renews.`,
+    '',
+    table(
+      ['etcd', 'claimants × stripes', 'all claimed (p50 / p99 / max)', 'requests per claimant: to claim / with the node', 'failures', 'steady requests/s: all / per node', 'etcd p99', 'reservation writes/s per node'],
+      ['l', 'l', 'r', 'r', 'l', 'r', 'r', 'r'],
+      rows.map((r) => [
+        r.etcd,
+        `${int(r.claimants)} × ${r.stripes}`,
+        `${int(r.claimP50Ms)} / ${int(r.claimP99Ms)} / ${int(r.claimMaxMs)} ms`,
+        `${fixed(r.claimRequestsPerClaimant, 2)} / ${fixed(r.startRequestsPerClaimant, 2)}`,
+        `${failuresOf(r.failures)}${(r.reclaims ?? 0) > 0 ? ` (${int(r.reclaims!)} claims lost before the node opened, claimed again)` : ''}`,
+        `${int(r.steadyRequestsPerSec ?? NaN)} / ${fixed(r.steadyPerNodePerSec ?? NaN, 2)}`,
+        `${fixed(r.steadyP99Ms ?? NaN, 0)} ms`,
+        fixed((r.reservationWritesPerSec ?? NaN) / r.claimants, 2),
+      ]),
+    ),
+    '',
+    ...fleetScaleVerdicts(rows),
+    ...(restart?.restart === undefined
+      ? []
+      : [
+          `- Power loss of the whole fleet of ${int(restart.claimants)} (${restart.etcd} etcd: every claim and node dropped at once, nothing released), then ${int(restart.claimants)} new claimants: all held an id ${fixed(restart.restart.allClaimedAfterMs / 1000, 1)} s after the loss (the old leases ran out first), ${fixed(restart.restart.requestsPerClaimant, 2)} requests each; ${int(restart.restart.nodeIdsAbove)} of ${int(restart.claimants)} node ids started at or above their stored R and issued only above the old ids (${int(restart.restart.idsChecked)} ids checked); violations: ${restart.restart.violations.length === 0 ? 'none' : restart.restart.violations.slice(0, 3).join('; ')}; failures: ${failuresOf(restart.restart.failures)}.`,
+        ]),
+  ].join('\n');
+}
+
+/** The targets: 1024 claimants all claimed within 10 s at ≤ 10 requests each; ≤ 2 requests/s per node whatever the stripes. */
+function fleetScaleVerdicts(rows: FleetScaleRow[]): string[] {
+  const largest = rows.filter((r) => r.claimants === Math.max(...rows.map((x) => x.claimants)) && r.stripes === 1);
+  const lines = largest.map(
+    (r) =>
+      `- ${int(r.claimants)} claimants, ${r.etcd} etcd, all claimed within 10 s at ≤ 10 etcd requests each: ${verdict(r.claimMaxMs <= 10_000 && r.claimRequestsPerClaimant <= 10 && Object.keys(r.failures).length === 0)} (${fixed(r.claimMaxMs / 1000, 1)} s, ${fixed(r.claimRequestsPerClaimant, 2)} requests)`,
+  );
+  const perNode = rows.map((r) => r.steadyPerNodePerSec ?? NaN);
+  lines.push(`- steady state ≤ 2 etcd requests/s per node whatever the worker stripes: ${verdict(perNode.every((x) => x <= 2))} (${fixed(Math.min(...perNode), 2)}–${fixed(Math.max(...perNode), 2)} across the rows, 1 and 16 stripes)`);
+  return lines;
+}
+
+function fleetScaleSummary(results: Results): string {
+  const rows = results['fleet-scale.json'].results;
+  return [...fleetScaleVerdicts(rows), `- the whole table, with a power loss of the whole fleet: [benchmarks](benchmarks.md#fleet-scale)`].join('\n');
+}
+
 // ---- every region, by document ----
 
 export const REGIONS: Region[] = [
@@ -501,6 +558,8 @@ export const REGIONS: Region[] = [
   { id: 'udp-soak', doc: 'docs/benchmarks.md', sources: ['udp-soak.json'], sourceAt: 'above', body: udpSoak },
   { id: 'targets', doc: 'docs/benchmarks.md', sources: ['udp.json', 'client.json', 'generator.json'], sourceAt: 'above', body: targets },
   { id: 'http', doc: 'docs/benchmarks.md', sources: ['http.json'], sourceAt: 'above', body: httpTable },
+  { id: 'fleet-scale', doc: 'docs/benchmarks.md', sources: ['fleet-scale.json'], sourceAt: 'above', body: fleetScaleTable },
+  { id: 'fleet-scale-summary', doc: 'docs/fleet.md', sources: ['fleet-scale.json'], sourceAt: 'below', body: fleetScaleSummary },
   { id: 'readme-http', doc: 'README.md', sources: ['http.json'], sourceAt: 'above', body: readmeHttp },
   { id: 'readme-generator', doc: 'README.md', sources: ['generator.json'], sourceAt: 'above', body: readmeGenerator },
   { id: 'readme-mission', doc: 'README.md', sources: ['udp.json'], sourceAt: 'below', body: readmeMission },

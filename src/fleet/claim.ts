@@ -3,9 +3,9 @@
 // The lease is a LeaseSession (lease-session.ts), kept alive by the claimant while it waits
 // and by the claim once made (held-claim.ts). What a claimant costs etcd stays the same
 // however large the fleet: a lease grant, one keys-only read of the claims, and one
-// transaction per node id tried — a lost race returns the claims as they are now, and the
-// next try is a random free id (pick-node-id.ts), so races are rare even when the whole
-// fleet starts at once.
+// transaction per node id tried — a lost race reads the claims again, and the next try is a
+// random free id (pick-node-id.ts), so races are rare even when the whole fleet starts at
+// once.
 //
 // Every failure on the way is one of: etcd answered that the lease is gone (a paused
 // claimant) — claim again with a new lease; etcd unreachable or failing — wait and try
@@ -13,9 +13,9 @@
 // password, permission) — COORDINATOR_REFUSED. No etcd client error leaves claimNodeId.
 
 import { performance } from 'node:perf_hooks';
-import type { Etcd3, ITxnResponse } from 'etcd3';
+import type { Etcd3, IKeyValue, ITxnResponse } from 'etcd3';
 import { HailstoneError } from '../errors.js';
-import { Backoff, closing } from './backoff.js';
+import { Backoff, closing, pause } from './backoff.js';
 import { FailureEpisode } from '../log-episode.js';
 import type { NodeLogger } from '../logger.js';
 import { DEFAULT_COORDINATOR_WAIT_MS, DEFAULT_LEASE_TTL_S } from './defaults.js';
@@ -27,7 +27,6 @@ import {
   etcdFailed,
   etcdMessage,
   etcdUnreachable,
-  keysOnlyRange,
   leaseGone,
   prefixRange,
   rangeOf,
@@ -73,6 +72,13 @@ export interface ClaimOptions {
   reservationLimit?: () => number;
   /** The ids passed over last (kept by the claimant across its claims, to log them once). */
   passedOver?: { last?: string };
+  /**
+   * Free claims only: when every node id is held, how long to wait for one to free up
+   * before NO_FREE_NODE_ID, counted from etcd's first answer. A whole fleet restarted after
+   * a power loss finds every id held by its dead predecessors until their leases run out;
+   * a server started then should wait one lease for them, not exit. Default 0.
+   */
+  freeWaitMs?: number;
   /** Random numbers in [0, 1) for picking among free ids. Default Math.random. */
   random?: () => number;
   /** Told what a given node id's claim waits for (its holder, how long is left), and undefined once it no longer waits. */
@@ -184,23 +190,33 @@ class Attempt implements WaitContext {
   }
 
   /**
-   * The claim transaction: create the key if absent, attached to the lease. `then` reads on
-   * success (the id's reservations), `otherwise` on failure (the holder, or every claim).
+   * The claim transaction: create the key if absent, attached to the lease; on success read
+   * the id's reservations too (`then`), on failure the key as it is (its holder). Nothing
+   * larger is read inside it: a transaction that writes is applied by etcd one at a time,
+   * and a range over every claim there would hold up every other claimant.
    */
-  async take(nodeId: number, then: 'reservations' | undefined, otherwise: 'holder' | 'claims'): Promise<ITxnResponse> {
+  async take(nodeId: number, then: 'reservations' | undefined): Promise<ITxnResponse> {
     const { etcd, options } = this;
     const key = claimKey(options.cluster, nodeId);
     const put = etcd.put(key).value(this.value).lease(this.session.leaseId);
     const txn = etcd.if(key, 'Create', '==', 0);
     txn.then(...(then === 'reservations' ? [put, prefixRange(reservationsPrefix(options.cluster, nodeId))] : [put]));
-    txn.else(otherwise === 'holder' ? etcd.get(key) : keysOnlyRange(claimsPrefix(options.cluster)));
+    txn.else(etcd.get(key));
     return this.timed(txn.commit());
   }
 
-  /** A new Claim for a won transaction. */
-  won(nodeId: number, result: ITxnResponse): Claim {
+  /**
+   * The key a lost transaction found is this attempt's own claim: an earlier try of the same
+   * transaction was applied but its answer lost (a stalled member; the retry went to another).
+   */
+  ownLanded(kv: IKeyValue | undefined): boolean {
+    return kv !== undefined && kv.lease === this.session.leaseId;
+  }
+
+  /** A new Claim for a won transaction (its revision), or for this attempt's own landed claim (its create revision). */
+  won(nodeId: number, createRevision: string): Claim {
     const { etcd, options, session } = this;
-    const claim = new Claim({ nodeId, key: claimKey(options.cluster, nodeId), createRevision: result.header.revision, etcd, session, logger: options.logger });
+    const claim = new Claim({ nodeId, key: claimKey(options.cluster, nodeId), createRevision, etcd, session, logger: options.logger });
     options.logger.info({ nodeId, cluster: options.cluster, leaseTtlS: this.ttlS, instance: options.info.instance }, `claimed node id ${nodeId} in cluster ${options.cluster}`);
     return claim;
   }
@@ -210,12 +226,6 @@ class Attempt implements WaitContext {
     const prefix = claimsPrefix(this.options.cluster);
     const keys = await this.timed(this.etcd.getAll().prefix(prefix).keys());
     return new Set(keys.map((key) => Number(key.slice(prefix.length))));
-  }
-
-  /** The node ids named by the keys of a keys-only claims range. */
-  idsOf(result: ITxnResponse, n: number): Set<number> {
-    const prefix = claimsPrefix(this.options.cluster);
-    return new Set(rangeOf(result, n).map((kv) => Number(kv.key.toString().slice(prefix.length))));
   }
 
   /**
@@ -257,7 +267,7 @@ async function claimOnce(options: ClaimOptions): Promise<Claim> {
   const attempt = new Attempt(options, session);
   try {
     if (options.nodeId !== undefined) return await claimGiven(attempt, options.nodeId, answeredAt);
-    return await claimFree(attempt);
+    return await claimFree(attempt, answeredAt);
   } catch (error) {
     await session.revoke();
     throw error;
@@ -272,10 +282,11 @@ async function claimGiven(attempt: Attempt, nodeId: number, answeredAt: number):
   const wait = new HolderWait(attempt, nodeId, answeredAt, options.claimWaitMs ?? 0, attempt.ttlS);
   for (;;) {
     await attempt.ready();
-    const result = await attempt.take(nodeId, undefined, 'holder');
-    if (result.succeeded) return attempt.won(nodeId, result);
+    const result = await attempt.take(nodeId, undefined);
+    if (result.succeeded) return attempt.won(nodeId, result.header.revision);
     const kv = rangeOf(result, 0)[0];
     if (kv === undefined) continue; // gone between the compare and the read: try again
+    if (attempt.ownLanded(kv)) return attempt.won(nodeId, kv!.create_revision);
     const holder = kv.value.toString();
     if (await attempt.clearDeadHolder(nodeId, holder)) continue;
     await wait.forHolder(holder, kv.lease);
@@ -283,7 +294,7 @@ async function claimGiven(attempt: Attempt, nodeId: number, answeredAt: number):
 }
 
 /** Claims a free node id: the preferred one if free, else a random one (pick-node-id.ts). */
-async function claimFree(attempt: Attempt): Promise<Claim> {
+async function claimFree(attempt: Attempt, answeredAt: number): Promise<Claim> {
   const { options } = attempt;
   const random = options.random ?? Math.random;
   const prefer = options.preferNodeId;
@@ -292,9 +303,10 @@ async function claimFree(attempt: Attempt): Promise<Claim> {
     // when held only by its own earlier claim.
     for (let tries = 0; tries < 2; tries++) {
       await attempt.ready();
-      const result = await attempt.take(prefer, undefined, 'holder');
-      if (result.succeeded) return attempt.won(prefer, result);
+      const result = await attempt.take(prefer, undefined);
+      if (result.succeeded) return attempt.won(prefer, result.header.revision);
       const kv = rangeOf(result, 0)[0];
+      if (attempt.ownLanded(kv)) return attempt.won(prefer, kv!.create_revision);
       if (kv !== undefined && !(await attempt.clearDeadHolder(prefer, kv.value.toString()))) break;
     }
   }
@@ -302,12 +314,27 @@ async function claimFree(attempt: Attempt): Promise<Claim> {
   // Free ids won and given back because a fast-clocked predecessor left them far ahead: how far.
   const passed = new Map<number, number>();
   const limit = options.reservationLimit;
+  let waitingForFree = false;
   for (;;) {
     await attempt.ready();
     let nodeId = pickFreeNodeId(taken, passed, options.maxNodeId, random);
     // Only far-ahead ids are left: the least far ahead, after all.
     const fallback = nodeId === undefined;
     if (fallback) nodeId = [...passed.entries()].filter(([id]) => !taken.has(id)).sort((a, b) => a[1] - b[1])[0]?.[0];
+    if (nodeId === undefined && performance.now() - answeredAt < (options.freeWaitMs ?? 0)) {
+      if (!waitingForFree) {
+        waitingForFree = true;
+        options.logger.warn(
+          { cluster: options.cluster, freeWaitMs: options.freeWaitMs },
+          `all ${options.maxNodeId + 1} node ids of cluster ${options.cluster} are claimed: waiting up to ${Math.ceil((options.freeWaitMs ?? 0) / 1000)} s for one to free up (after a whole-fleet restart, the dead holders' leases run out within their TTL)`,
+        );
+        options.onWaiting?.(`all ${options.maxNodeId + 1} node ids are claimed: waiting for one to free up`);
+      }
+      // Read again about once a second: a whole fleet waiting must not flood etcd.
+      await pause(500 + random() * 1000, options.signal, 'claiming a node id');
+      taken = await attempt.claimedIds();
+      continue;
+    }
     if (nodeId === undefined) {
       throw new HailstoneError(
         'NO_FREE_NODE_ID',
@@ -316,10 +343,13 @@ async function claimFree(attempt: Attempt): Promise<Claim> {
       );
     }
     const checkAhead = limit !== undefined && !fallback;
-    const result = await attempt.take(nodeId, checkAhead ? 'reservations' : undefined, 'claims');
+    const result = await attempt.take(nodeId, checkAhead ? 'reservations' : undefined);
     if (!result.succeeded) {
-      // Lost the race: the claims as they are now came back with the answer.
-      taken = attempt.idsOf(result, 0);
+      const kv = rangeOf(result, 0)[0];
+      if (attempt.ownLanded(kv)) return attempt.won(nodeId, kv!.create_revision);
+      // Lost the race: read the claims as they are now (a read, served beside the writes),
+      // so the next try is informed.
+      taken = await attempt.claimedIds();
       taken.add(nodeId);
       continue;
     }
@@ -333,6 +363,6 @@ async function claimFree(attempt: Attempt): Promise<Claim> {
         continue;
       }
     }
-    return attempt.won(nodeId, result);
+    return attempt.won(nodeId, result.header.revision);
   }
 }

@@ -246,13 +246,6 @@ export function etcdFailed(error: unknown): boolean {
   return etcdUnreachable(error) || error instanceof etcd3.EtcdError || error instanceof etcd3.EtcdLeaseInvalidError;
 }
 
-/** A range of every key under `prefix`, keys only (no values): for a transaction's branch. */
-export function keysOnlyRange(prefix: string): IRequestOp {
-  const { Range } = load('etcd3') as typeof import('etcd3');
-  const range = Range.prefix(prefix);
-  return { request_range: { key: range.start, range_end: range.end, keys_only: true } };
-}
-
 /** A range of every key under `prefix`, with values: for a transaction's branch. */
 export function prefixRange(prefix: string): IRequestOp {
   const { Range } = load('etcd3') as typeof import('etcd3');

@@ -27,6 +27,9 @@ import type { FleetOptions } from './options.js';
 
 export type { FleetOptions };
 
+/** Past the lease TTL, how long a free claim waits for an id when every one is held: etcd revokes expired leases in batches. */
+const FREE_WAIT_GRACE_MS = 5000;
+
 export class FleetMember {
   readonly cluster: string;
   readonly latency = new LatencyHistogram();
@@ -270,8 +273,12 @@ export class FleetMember {
         info: this.self.info(),
         logger: this.owner.logger,
         observe: (s) => this.latency.observe(s),
-        // Free claims pass over ids a fast-clocked predecessor left far ahead of this clock.
-        ...(this.options.nodeId === undefined ? { reservationLimit: () => this.clock() + this.maxLeadMs, passedOver: this.passedOver } : {}),
+        // Free claims pass over ids a fast-clocked predecessor left far ahead of this clock,
+        // and wait a lease (and a little) for an id when every one is held: after a power
+        // loss of a whole fleet, its dead holders' leases run out within their TTL.
+        ...(this.options.nodeId === undefined
+          ? { reservationLimit: () => this.clock() + this.maxLeadMs, passedOver: this.passedOver, freeWaitMs: this.leaseTtlS * 1000 + FREE_WAIT_GRACE_MS }
+          : {}),
         signal: this.closer.signal,
         refusal: (error) => this.refusal(error),
         onUnreachable: (error) => {

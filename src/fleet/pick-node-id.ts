@@ -4,8 +4,8 @@
 // a Deployment scaled up) sees the same free ids. If each tried the lowest, the k-th winner
 // would first lose k races, one etcd transaction each: O(n) requests per claimant, O(n²) for
 // the fleet. Each instead takes a random one among the lowest free ids, in a window that
-// grows with the claims it saw: collisions stay rare, a lost race costs one transaction
-// (which also returns the claims as they are now), and a fleet of n nodes still holds ids
+// grows with the claims it saw: collisions stay rare, a lost race costs one transaction and
+// one read of the claims as they are now, and a fleet of n nodes still holds ids
 // below about 3n + 64 — dense enough to read in `fleet status` and on dashboards.
 
 /** The window: this many of the lowest free ids, at least, plus two per claim seen. */
