@@ -20,7 +20,10 @@ import { EtcdCluster } from '../test/support/etcd-cluster.js';
 import { TestEtcd } from '../test/support/etcd.js';
 import { killAllChildren } from '../test/support/child.js';
 
-const sizes = (process.env.HAILSTONE_BENCH_FLEET_SIZES ?? '64,256,1024').split(',').map(Number);
+// HAILSTONE_BENCH_QUICK=1 (the test suite's smoke run): 8 claimants, a short steady state.
+const quick = process.env.HAILSTONE_BENCH_QUICK === '1';
+const sizes = (process.env.HAILSTONE_BENCH_FLEET_SIZES ?? (quick ? '8' : '64,256,1024')).split(',').map(Number);
+const STRIPED: [number, number] = quick ? [8, 4] : [64, 16];
 const output = process.env.HAILSTONE_BENCH_OUTPUT ?? join(ROOT, 'bench/results/fleet-scale.json');
 const LEASE_TTL_S = 10;
 const logger = { info: () => undefined, warn: () => undefined, error: () => undefined, debug: () => undefined };
@@ -86,7 +89,7 @@ async function main(): Promise<void> {
   for (const [kind, startEtcd] of kinds.filter(([k]) => wanted.includes(k))) {
     const etcd = await startEtcd();
     try {
-      const runs: [number, number, boolean][] = [...sizes.map((n): [number, number, boolean] => [n, 1, kind === 'single' && n === largest]), [64, 16, false]];
+      const runs: [number, number, boolean][] = [...sizes.map((n): [number, number, boolean] => [n, 1, kind === 'single' && n === largest]), [...STRIPED, false]];
       for (const [claimants, stripes, restart] of runs) {
         console.log(`== ${kind} etcd: ${claimants} claimants × ${stripes} stripe(s)${restart ? ', then a power loss and a new fleet' : ''}`);
         const result = await runFleetScale({
@@ -97,7 +100,7 @@ async function main(): Promise<void> {
           stripes,
           connections: 8,
           leaseTtlS: LEASE_TTL_S,
-          steadyMs: 10_000,
+          steadyMs: quick ? 2000 : 10_000,
           restart,
           logger,
         });
@@ -109,7 +112,7 @@ async function main(): Promise<void> {
       await etcd.stop();
     }
   }
-  const results: FleetScaleResults = { machine: machine(), command: command('bench:fleet-scale'), leaseTtlS: LEASE_TTL_S, connections: 8, results: rows };
+  const results: FleetScaleResults = { machine: machine(), command: command('bench:fleet-scale'), ...(quick ? { quick } : {}), leaseTtlS: LEASE_TTL_S, connections: 8, results: rows };
   writeFileSync(output, `${JSON.stringify(results, null, 2)}\n`);
   console.log(`${describeMachine(results.machine)}\nwrote ${output}`);
 }

@@ -8,6 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runFleetScale } from '../bench/fleet-scale-run.js';
 import { HailstoneError } from '../src/errors.js';
+import { createClient } from '../src/create-client.js';
 import { claimNodeId } from '../src/fleet/claim.js';
 import { connectEtcd, formatReservation, reservationKey } from '../src/fleet/etcd.js';
 import { WHOLE_NODE } from '../src/fleet/etcd-store.js';
@@ -217,6 +218,21 @@ describe.skipIf(!etcdInstalled)('a fleet at scale (real etcd)', () => {
       client.close();
     }
   }, 30_000);
+
+  it('a client asking a cluster with no claims names the cluster it looked in, and the clusters that have claims', async () => {
+    const client = connectEtcd({ endpoints: [etcd.endpoint] });
+    const held = await claimNodeId({ etcd: client, cluster: 'demo', nodeId: undefined, maxNodeId: 1023, leaseTtlS: 10, info: info(9), logger: silent });
+    const lib = createClient({ etcd: { endpoints: [etcd.endpoint] }, timeoutMs: 1000 });
+    try {
+      const error = (await lib.nextId().catch((e: unknown) => e)) as HailstoneError;
+      expect(error.code).toBe('UNAVAILABLE');
+      expect(error.message).toMatch(/no live servers in the fleet \(no claims in cluster default; claims are in clusters? (.*, )?demo \(1\)(, .*)?: give --cluster \(or cluster\) to ask there\)/);
+    } finally {
+      await lib.close();
+      await held.release();
+      client.close();
+    }
+  });
 
   it('a free claim passes over an id a fast-clocked predecessor left far ahead, and takes it only when no other is free', async () => {
     const client = connectEtcd({ endpoints: [etcd.endpoint] });

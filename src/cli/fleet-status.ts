@@ -85,7 +85,9 @@ function table(status: FleetStatus): string {
     lines.push(columns(rows));
   }
   if (status.unclaimed.length > 0) {
-    lines.push('\nreservations with no live claim (a dead holder\'s: the next holder of the node id starts above them):\n');
+    // etcd keeps no record of how a claim ended (a clean stop revokes the lease, a crash lets
+    // it run out: both just delete the key), so both are said.
+    lines.push('\nreservations with no live claim (their holder stopped — released at a clean stop, or its lease ran out; the next holder of the node id starts above them):\n');
     lines.push(columns([['NODE', 'RESERVATIONS (R, ahead of now)'], ...status.unclaimed.map((u) => [String(u.nodeId), u.stripes.map(stripeText).join(', ')])]));
   }
   return lines.join('');

@@ -136,7 +136,10 @@ class IdClient implements Client {
     } finally {
       clearTimeout(timer);
     }
-    if (this.endpoints.length === 0) throw new HailstoneError('UNAVAILABLE', 'no live servers in the fleet (no claims in etcd): start one', { retryAfterMs: 1000 });
+    if (this.endpoints.length === 0) {
+      const where = await this.discovery!.describeEmpty?.().catch(() => undefined);
+      throw new HailstoneError('UNAVAILABLE', `no live servers in the fleet (${where ?? 'no claims in etcd'}): start one`, { retryAfterMs: 1000 });
+    }
   }
 
   async close(): Promise<void> {

@@ -10,6 +10,8 @@ export interface ServerDiscovery {
    * says: the client then fails with COORDINATOR_REFUSED instead of UNAVAILABLE.
    */
   refusal?(error: unknown): string | undefined;
+  /** What an empty list means, for the error a caller gets: where the source looked, and where servers are instead. */
+  describeEmpty?(): Promise<string>;
   close(): Promise<void>;
 }
 

@@ -43,6 +43,25 @@ export class FleetDiscovery implements ServerDiscovery {
     return etcdRefusal(error, { etcd: this.options.etcd, cluster: this.cluster, role: 'client' });
   }
 
+  /**
+   * Where it looked, and which other clusters of this etcd have claims (a client given no
+   * --cluster looks in "default", and servers started with one are easy to miss). A role
+   * that may read only this cluster's claims gets the first half.
+   */
+  async describeEmpty(): Promise<string> {
+    const here = `no claims in cluster ${this.cluster}`;
+    const root = 'hailstone/';
+    const keys = await this.client.getAll().prefix(root).keys().catch(() => [] as string[]);
+    const counts = new Map<string, number>();
+    for (const key of keys) {
+      const m = /^hailstone\/([^/]+)\/claims\/\d+$/.exec(key);
+      if (m !== null && m[1] !== this.cluster) counts.set(m[1]!, (counts.get(m[1]!) ?? 0) + 1);
+    }
+    if (counts.size === 0) return here;
+    const others = [...counts].sort(([a], [b]) => (a < b ? -1 : 1)).map(([name, n]) => `${name} (${n})`);
+    return `${here}; claims are in cluster${counts.size > 1 ? 's' : ''} ${others.join(', ')}: give --cluster (or cluster) to ask there`;
+  }
+
   list(): string[] {
     return [...new Set(this.servers.values())].sort();
   }
