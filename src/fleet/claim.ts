@@ -97,7 +97,8 @@ export interface ClaimOptions {
 
 /**
  * Claims a node id: the one asked for (waiting for its holder as claimWaitMs says), or a
- * free one. Waits for etcd up to coordinatorWaitMs. Rejects only with a HailstoneError.
+ * free one. Waits for etcd up to coordinatorWaitMs. Rejects with a HailstoneError — or, for
+ * an error that is not etcd's (a bug), with that error.
  */
 export async function claimNodeId(options: ClaimOptions): Promise<Claim> {
   const coordinatorWaitMs = options.coordinatorWaitMs ?? DEFAULT_COORDINATOR_WAIT_MS;
@@ -286,7 +287,7 @@ async function claimGiven(attempt: Attempt, nodeId: number, answeredAt: number):
     if (result.succeeded) return attempt.won(nodeId, result.header.revision);
     const kv = rangeOf(result, 0)[0];
     if (kv === undefined) continue; // gone between the compare and the read: try again
-    if (attempt.ownLanded(kv)) return attempt.won(nodeId, kv!.create_revision);
+    if (attempt.ownLanded(kv)) return attempt.won(nodeId, kv.create_revision);
     const holder = kv.value.toString();
     if (await attempt.clearDeadHolder(nodeId, holder)) continue;
     await wait.forHolder(holder, kv.lease);
