@@ -42,7 +42,7 @@ describe('the npm package', () => {
   it('ships what it runs: every source the addons build from, the LICENSE, and no source map pointing at sources it does not ship', () => {
     const gyp = readFileSync(join(ROOT, 'native', 'binding.gyp'), 'utf8');
     for (const source of gyp.match(/[\w-]+\.c\b/g) ?? []) expect(packed).toContain(`native/${source}`);
-    expect(packed).toEqual(expect.arrayContaining(['LICENSE', 'README.md', 'build/hailstone.wasm', 'dist/index.js', 'dist/index.d.ts', 'dist/cli/main.js', 'native/build.mjs']));
+    expect(packed).toEqual(expect.arrayContaining(['LICENSE', 'README.md', 'build/hailstone.wasm', 'dist/index.js', 'dist/index.d.ts', 'dist/cli/main.js', 'native/build.mjs', 'deploy/prometheus/hailstone.rules.yml', 'deploy/systemd/hailstone.service', 'deploy/grafana/hailstone.json']));
     expect(packed.filter((p) => p.endsWith('.map'))).toEqual([]);
     expect(packed.filter((p) => p.startsWith('native/build/'))).toEqual([]);
   });
