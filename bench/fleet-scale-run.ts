@@ -74,6 +74,9 @@ export interface FleetScaleResult {
         allClaimedAfterMs: number;
         /** Node ids whose new floor lay at or above the old stored R, and whose new ids all lay above the old ones. */
         nodeIdsAbove: number;
+        /** Nodes fenced (their claim lost) before they issued their ids: before the power loss, and after it. */
+        fencedBefore: number;
+        fencedAfter: number;
         violations: string[];
         idsChecked: number;
       })
@@ -93,6 +96,20 @@ const quiet = { info: () => undefined, debug: () => undefined } as const;
 /** Why a claimant failed: its code (documented codes only are expected), or the error's name. */
 function codeOf(error: unknown): string {
   return error instanceof HailstoneError ? error.code : `raw ${(error as Error)?.name ?? typeof error}: ${(error as Error)?.message ?? String(error)}`;
+}
+
+/**
+ * `count` ids, or undefined when the node has stopped for good because its claim was lost
+ * (fenced: a keepalive starved past the lease on an overloaded machine) — counted, not a
+ * failure of the check: a fenced node issues nothing more.
+ */
+async function issueUnlessFenced(node: HailstoneNode, count: number): Promise<bigint[] | undefined> {
+  try {
+    return await issue(node, count);
+  } catch (error) {
+    if (error instanceof HailstoneError && error.code === 'OWNERSHIP_LOST') return undefined;
+    throw error;
+  }
 }
 
 async function issue(node: HailstoneNode, count: number): Promise<bigint[]> {
@@ -245,10 +262,12 @@ async function powerLoss(
 ): Promise<NonNullable<FleetScaleResult['restart']>> {
   const perNode = options.idsPerNode ?? 20;
   const oldMax = new Map<number, bigint>();
+  let fencedBefore = 0;
   for (const m of old) {
     for (const node of m.nodes) {
-      const ids = await issue(node, perNode);
-      oldMax.set(m.claim.nodeId, ids.reduce((x, y) => (y > x ? y : x), oldMax.get(m.claim.nodeId) ?? -1n));
+      const ids = await issueUnlessFenced(node, perNode);
+      if (ids === undefined) fencedBefore++;
+      else oldMax.set(m.claim.nodeId, ids.reduce((x, y) => (y > x ? y : x), oldMax.get(m.claim.nodeId) ?? -1n));
     }
   }
   // Power loss: timers stop, nothing is said to etcd — the leases run out by themselves.
@@ -273,6 +292,7 @@ async function powerLoss(
   const violations: string[] = [];
   let idsChecked = 0;
   let nodeIdsAbove = 0;
+  let fencedAfter = 0;
   try {
     // No two claimants hold one node id: each claim key names the claimant that holds it.
     const claims = await etcd.getAll().prefix(claimsPrefix(options.cluster)).strings();
@@ -289,8 +309,13 @@ async function powerLoss(
         ok = false;
         violations.push(`node id ${nodeId}: the new holder started from ${m.floor}, below the stored R ${r}`);
       }
+      let fenced = false;
       for (const node of m.nodes) {
-        const ids = await issue(node, perNode);
+        const ids = await issueUnlessFenced(node, perNode);
+        if (ids === undefined) {
+          fenced = true;
+          continue;
+        }
         idsChecked += ids.length;
         const low = ids.reduce((x, y) => (y < x ? y : x));
         const before = oldMax.get(nodeId);
@@ -299,7 +324,8 @@ async function powerLoss(
           violations.push(`node id ${nodeId}: new id ${low} is not above the old ${before}`);
         }
       }
-      if (ok) nodeIdsAbove++;
+      if (fenced) fencedAfter++;
+      else if (ok) nodeIdsAbove++;
     }
   } finally {
     for (const m of second.members) {
@@ -307,5 +333,5 @@ async function powerLoss(
       await m.claim.release().catch(() => undefined);
     }
   }
-  return { ...second.phase, allClaimedAfterMs, nodeIdsAbove, violations, idsChecked };
+  return { ...second.phase, allClaimedAfterMs, nodeIdsAbove, fencedBefore, fencedAfter, violations, idsChecked };
 }

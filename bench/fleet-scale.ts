@@ -57,6 +57,8 @@ function row(etcd: string, claimants: number, stripes: number, result: FleetScal
             allClaimedAfterMs: restart.allClaimedAfterMs,
             requestsPerClaimant: restart.startRequestsPerClaimant,
             nodeIdsAbove: restart.nodeIdsAbove,
+            fencedBefore: restart.fencedBefore,
+            fencedAfter: restart.fencedAfter,
             idsChecked: restart.idsChecked,
             violations: restart.violations,
             failures: restart.failures,

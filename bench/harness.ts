@@ -100,17 +100,51 @@ export interface Etcd {
 }
 
 /** A TCP port on 127.0.0.1 that is free right now. */
-export async function freeTcpPort(): Promise<number> {
+/** The lowest port the kernel hands out for outgoing connections (32768 by default). */
+function ephemeralLow(): number {
+  try {
+    return Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]) || 32768;
+  } catch {
+    return 32768;
+  }
+}
+
+async function canBind(port: number): Promise<boolean> {
   const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  const port = (server.address() as { port: number }).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
+  return new Promise((resolve) => {
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
+
+/**
+ * `count` TCP ports free now, from a random place below the kernel's ephemeral range: a port
+ * the kernel picked for a listener and let go can be taken by any outgoing connection (a
+ * gRPC client, a test's socket) before the process it is for binds it; one below the range
+ * only by another listener. Callers that bind later retry on EADDRINUSE all the same.
+ */
+export async function freeLowPorts(count: number, taken: Set<number> = new Set()): Promise<number[]> {
+  const high = Math.min(32_000, ephemeralLow() - 1);
+  const low = Math.min(20_000, high - 2000);
+  const ports: number[] = [];
+  let candidate = low + Math.floor(Math.random() * (high - low));
+  for (let tries = 0; ports.length < count; tries++) {
+    if (tries > 5000) throw new Error(`no ${count} free ports in ${low}..${high}`);
+    candidate = candidate >= high ? low : candidate + 1;
+    if (taken.has(candidate) || ports.includes(candidate)) continue;
+    if (await canBind(candidate)) ports.push(candidate);
+  }
+  return ports;
+}
+
+/** One free TCP port below the ephemeral range, for a server that is given its port. */
+export async function freeTcpPort(): Promise<number> {
+  return (await freeLowPorts(1))[0]!;
 }
 
 /** A throwaway etcd on free loopback ports (fleet rows); undefined (and says why) where there is none. */
 export async function startEtcd(wrap: string[] = []): Promise<Etcd | undefined> {
-  const [client, peer] = [await freeTcpPort(), await freeTcpPort()];
+  const [client, peer] = (await freeLowPorts(2)) as [number, number];
   const dir = mkdtempSync(join(tmpdir(), 'hailstone-bench-etcd-'));
   const endpoint = `http://127.0.0.1:${client}`;
   const etcdArgs = ['--data-dir', dir, '--listen-client-urls', endpoint, '--advertise-client-urls', endpoint,

@@ -204,6 +204,9 @@ export interface FleetScaleRow {
     requestsPerClaimant: number;
     /** Node ids whose new holder started at or above the stored R and issued only above the old ids. */
     nodeIdsAbove: number;
+    /** Nodes fenced (their claim lost on an overloaded machine) before they issued, before and after the loss. */
+    fencedBefore?: number;
+    fencedAfter?: number;
     idsChecked: number;
     violations: string[];
     failures: Record<string, number>;

@@ -158,14 +158,16 @@ describe.skipIf(!etcdInstalled)('a fleet at scale (real etcd)', () => {
       nodeIds: 256,
       stripes: 1,
       connections: 8,
-      leaseTtlS: 5,
+      // The default TTL: with 256 claimants and their nodes in one process on a loaded 2-core
+      // machine, a shorter lease can starve past its valid window and fence (counted below).
+      leaseTtlS: 10,
       steadyMs: 3000,
       restart: true,
       idsPerNode: 5,
       logger: silent,
     });
     const { start, steady, restart } = result;
-    console.log(`256 claimants: claimed in ${Math.round(Math.max(...start.claimMs))} ms, ${start.claimRequestsPerClaimant.toFixed(2)} etcd requests each to claim, ${start.startRequestsPerClaimant.toFixed(2)} with the node opened; steady ${steady?.perNodePerSec.toFixed(2)} requests/s per node; after the power loss all claimed again in ${Math.round(restart?.allClaimedAfterMs ?? NaN)} ms`);
+    console.log(`256 claimants: claimed in ${Math.round(Math.max(...start.claimMs))} ms, ${start.claimRequestsPerClaimant.toFixed(2)} etcd requests each to claim, ${start.startRequestsPerClaimant.toFixed(2)} with the node opened; steady ${steady?.perNodePerSec.toFixed(2)} requests/s per node; after the power loss all claimed again in ${Math.round(restart?.allClaimedAfterMs ?? NaN)} ms; nodes fenced before/after it: ${restart?.fencedBefore}/${restart?.fencedAfter}`);
     for (const failures of [start.failures, restart?.failures ?? {}]) {
       expect(Object.keys(failures).filter((code) => !DOCUMENTED.has(code))).toEqual([]);
     }
@@ -179,10 +181,13 @@ describe.skipIf(!etcdInstalled)('a fleet at scale (real etcd)', () => {
     expect(restart!.violations).toEqual([]);
     expect(restart!.failures).toEqual({});
     expect(restart!.distinctNodeIds).toBe(256);
-    expect(restart!.nodeIdsAbove).toBe(256);
-    expect(restart!.idsChecked).toBe(256 * 5);
+    // A node fenced on a starved machine issues nothing more, and is counted: never most of them.
+    const fenced = restart!.fencedBefore + restart!.fencedAfter;
+    expect(fenced).toBeLessThan(256 / 10);
+    expect(restart!.nodeIdsAbove + restart!.fencedAfter).toBe(256);
+    expect(restart!.idsChecked).toBe((256 - restart!.fencedAfter) * 5);
     // The old leases had to run out first: nobody took an id from a holder still alive.
-    expect(restart!.allClaimedAfterMs).toBeGreaterThan(4000);
+    expect(restart!.allClaimedAfterMs).toBeGreaterThan(8000);
   }, 120_000);
 
   it("a lease that expires between the claimant's read and its claim transaction: it claims again with a new lease, never a raw etcd error", async () => {

@@ -22,15 +22,25 @@ async function httpPort(stdout: () => string): Promise<number> {
 
 describe('hailstone serve --http', () => {
   it('ids over HTTP and UDP from one node; --metrics on the same address (spelled localhost); two token files', async () => {
-    const port = await freeTcpPort();
     const a = join(root, 'a.token');
     const b = join(root, 'b.token');
     writeFileSync(a, 'token-a-0123456789abcdef\n', { mode: 0o600 });
     writeFileSync(b, 'token-b-0123456789abcdef\n', { mode: 0o600 });
-    const s = await startServe(
-      ['--port', '0', '--node-id', '21', '--state-dir', join(root, 'one'), '--max-lead-ms', '300', '--metrics', `localhost:${port}`, '--http-token-file', a, '--http-token-file', b],
-      { HAILSTONE_HTTP: String(port) },
-    );
+    // One port for HTTP and metrics, given by number: free when picked, and picked again if
+    // something else bound it before the server did.
+    let port = 0;
+    let s: Awaited<ReturnType<typeof startServe>> | undefined;
+    for (let attempt = 1; s === undefined; attempt++) {
+      port = await freeTcpPort();
+      try {
+        s = await startServe(
+          ['--port', '0', '--node-id', '21', '--state-dir', join(root, 'one'), '--max-lead-ms', '300', '--metrics', `localhost:${port}`, '--http-token-file', a, '--http-token-file', b],
+          { HAILSTONE_HTTP: String(port) },
+        );
+      } catch (error) {
+        if (attempt >= 3 || !/PORT_IN_USE/.test(String(error))) throw error;
+      }
+    }
     expect(s.stdout()).toMatch(new RegExp(`^hailstone listening on http://127\\.0\\.0\\.1:${port}\\nhailstone listening on udp://`));
     const url = `http://127.0.0.1:${port}`;
 

@@ -11,7 +11,7 @@ import type { NodeSnapshot } from '../src/server/health.js';
 import { serveMetrics } from '../src/server/metrics.js';
 import { realStorage } from '../src/node/storage.js';
 import { requestSize, writeRequestHeader } from '../src/protocol/wire.js';
-import { collectText, exited, readyPort, sleep, spawnCli, spawnFixture } from './support/child.js';
+import { collectText, exited, readyPort, sleep, spawnCli, spawnFixture, waitFor } from './support/child.js';
 import { TestEtcd, etcdInstalled, requireEtcd } from './support/etcd.js';
 import { prng, testSeed } from './support/seed.js';
 import { silent } from './support/logger.js';
@@ -218,7 +218,8 @@ describe('abuse resistance', () => {
     expect(await exited(flood)).toBe(0);
     expect(floodOut.text()).toBe(`sent ${datagrams}\n`);
     const servedDuringFlood = served;
-    await sleep(300);
+    // The legitimate client keeps getting ids once the flood is over.
+    await waitFor(() => served > servedDuringFlood || undefined, { what: 'ids after the flood' });
     stop = true;
     await legit;
     const text = (await get(`http://127.0.0.1:${metricsPort}/metrics`)).body;

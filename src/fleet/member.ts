@@ -111,6 +111,8 @@ export class FleetMember {
   }
 
   private get etcd(): Etcd3 {
+    // Closed: a late request (a worker's reservation, say) must not open a connection nobody closes.
+    if (this.closed) throw new HailstoneError('CLOSED', 'the server is closing');
     this.connection ??= openEtcd(
       this.options.etcd,
       (endpoint, up) => {

@@ -2,7 +2,7 @@
 // member of its etcd is killed, is the leader, or hangs (SIGSTOP): a single etcd cannot
 // show any of that, since losing it is losing all of etcd.
 //
-// Ports are chosen below the kernel's ephemeral range: an ephemeral port that is free when
+// Ports are chosen below the kernel's ephemeral range (freeLowPorts): an ephemeral port that is free when
 // probed can be taken by any outgoing connection (a gRPC client, a test's UDP socket)
 // before a member restarted on it binds it again. Each cluster gets its own
 // --initial-cluster-token, so members of two clusters (two test files at once) never join.
@@ -16,45 +16,13 @@
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freeLowPorts } from '../../bench/harness.js';
 import { socketInodesOf } from '../../src/server/proc-sockets.js';
 import { collectText, exited, sleep, spawnTracked, waitFor } from './child.js';
 
 const MEMBERS = 3;
-
-/** The lowest port the kernel hands out for outgoing connections (32768 by default). */
-function ephemeralLow(): number {
-  try {
-    return Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]) || 32768;
-  } catch {
-    return 32768;
-  }
-}
-
-async function canBind(port: number): Promise<boolean> {
-  const server = createServer();
-  return new Promise((resolve) => {
-    server.once('error', () => resolve(false));
-    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
-  });
-}
-
-/** `count` ports that are free now, from a random place in 20000 .. (ephemeral range start). */
-export async function freeLowPorts(count: number, taken: Set<number>): Promise<number[]> {
-  const high = Math.min(32_000, ephemeralLow() - 1);
-  const low = Math.min(20_000, high - 2000);
-  const ports: number[] = [];
-  let candidate = low + Math.floor(Math.random() * (high - low));
-  for (let tries = 0; ports.length < count; tries++) {
-    if (tries > 5000) throw new Error(`no ${count} free ports in ${low}..${high}`);
-    candidate = candidate >= high ? low : candidate + 1;
-    if (taken.has(candidate)) continue;
-    if (await canBind(candidate)) ports.push(candidate);
-  }
-  return ports;
-}
 
 export interface MemberStatus {
   memberId: string;

@@ -9,7 +9,7 @@ import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { collectText, exited, spawnTracked, waitFor } from './child.js';
-import { freeLowPorts } from './etcd-cluster.js';
+import { freeLowPorts } from '../../bench/harness.js';
 import { requirePrerequisite } from './prerequisite.js';
 
 export const etcdInstalled = spawnSync('etcd', ['--version']).status === 0;

@@ -1,0 +1,113 @@
+// One attempt at claiming a node id, under one lease: the claim transaction and what a
+// claimant reads around it (claim.ts decides which ids to try and when to wait).
+
+import { performance } from 'node:perf_hooks';
+import type { Etcd3, IKeyValue, ITxnResponse } from 'etcd3';
+import { closing } from './backoff.js';
+import type { ClaimOptions } from './claim.js';
+import { claimKey, claimsPrefix, prefixRange, reservationsPrefix } from './etcd.js';
+import { Claim } from './held-claim.js';
+import { describeHolder, holderInstance, holderOf } from './holder.js';
+import type { WaitContext } from './holder-wait.js';
+import type { LeaseSession } from './lease-session.js';
+import { provablyGone } from './process-identity.js';
+
+/** One attempt at a claim, under one lease. */
+export class Attempt implements WaitContext {
+  readonly value: string;
+  readonly ttlS: number;
+  private readonly observe: (seconds: number) => void;
+
+  constructor(
+    readonly options: ClaimOptions,
+    readonly session: LeaseSession,
+  ) {
+    this.value = JSON.stringify(options.info);
+    this.ttlS = session.ttlS;
+    this.observe = options.observe ?? (() => undefined);
+  }
+
+  get etcd(): Etcd3 {
+    return this.options.etcd;
+  }
+
+  /** Times an etcd request for the latency histogram. */
+  async timed<T>(request: Promise<T>): Promise<T> {
+    const t = performance.now();
+    const result = await request;
+    this.observe((performance.now() - t) / 1000);
+    return result;
+  }
+
+  /** Between tries: the claim is still wanted, and the lease kept fresh (a claim must start with one). */
+  async ready(): Promise<void> {
+    if (this.options.signal?.aborted) throw closing('claiming a node id');
+    await this.session.refresh();
+  }
+
+  /**
+   * The claim transaction: create the key if absent, attached to the lease; on success read
+   * the id's reservations too (`then`), on failure the key as it is (its holder). Nothing
+   * larger is read inside it: a transaction that writes is applied by etcd one at a time,
+   * and a range over every claim there would hold up every other claimant.
+   */
+  async take(nodeId: number, then: 'reservations' | undefined): Promise<ITxnResponse> {
+    const { etcd, options } = this;
+    const key = claimKey(options.cluster, nodeId);
+    const put = etcd.put(key).value(this.value).lease(this.session.leaseId);
+    const txn = etcd.if(key, 'Create', '==', 0);
+    txn.then(...(then === 'reservations' ? [put, prefixRange(reservationsPrefix(options.cluster, nodeId))] : [put]));
+    txn.else(etcd.get(key));
+    return this.timed(txn.commit());
+  }
+
+  /**
+   * The key a lost transaction found is this attempt's own claim: an earlier try of the same
+   * transaction was applied but its answer lost (a stalled member; the retry went to another).
+   */
+  ownLanded(kv: IKeyValue | undefined): boolean {
+    return kv !== undefined && kv.lease === this.session.leaseId;
+  }
+
+  /** A new Claim for a won transaction (its revision), or for this attempt's own landed claim (its create revision). */
+  won(nodeId: number, createRevision: string): Claim {
+    const { etcd, options, session } = this;
+    const claim = new Claim({ nodeId, key: claimKey(options.cluster, nodeId), createRevision, etcd, session, logger: options.logger });
+    options.logger.info({ nodeId, cluster: options.cluster, leaseTtlS: this.ttlS, instance: options.info.instance }, `claimed node id ${nodeId} in cluster ${options.cluster}`);
+    return claim;
+  }
+
+  /** Every claimed node id, read keys only. */
+  async claimedIds(): Promise<Set<number>> {
+    const prefix = claimsPrefix(this.options.cluster);
+    const keys = await this.timed(this.etcd.getAll().prefix(prefix).keys());
+    return new Set(keys.map((key) => Number(key.slice(prefix.length))));
+  }
+
+  /**
+   * A held id's holder that cannot be using it: this instance's own earlier claim (fenced,
+   * its lease not yet expired), or a process on this machine that provably no longer runs.
+   * Its claim is deleted through a compare on the value read, so a claim made meanwhile by
+   * anyone else stays. True when the id may be tried again at once.
+   */
+  async clearDeadHolder(nodeId: number, holder: string): Promise<boolean> {
+    const { options } = this;
+    const ours = holderInstance(holder) === options.info.instance;
+    if (!ours && !provablyGone(holderOf(holder))) return false;
+    if (!ours) {
+      options.logger.warn(
+        { nodeId, cluster: options.cluster },
+        `node id ${nodeId} is held by ${describeHolder(holder)}, which no longer runs on this machine (same boot and pid namespace, no such process): taking the id without waiting out its lease`,
+      );
+    }
+    const key = claimKey(options.cluster, nodeId);
+    await this.timed(this.etcd.if(key, 'Value', '==', holder).then(this.etcd.delete().key(key)).commit());
+    return true;
+  }
+
+  /** Gives up a claim just won (a far-ahead id): nothing was issued under it. */
+  async drop(nodeId: number, result: ITxnResponse): Promise<void> {
+    const key = claimKey(this.options.cluster, nodeId);
+    await this.timed(this.etcd.if(key, 'Create', '==', result.header.revision).then(this.etcd.delete().key(key)).commit());
+  }
+}
