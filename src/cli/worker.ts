@@ -9,11 +9,11 @@ import { PrimaryReservations } from './primary-reservation.js';
 import { type ServeConfig, ServingProcess, makeLogger, onStopSignal } from './run-server.js';
 import { type FromWorker, type SentClaim, type ToWorker, readWorkerEnv } from './worker-messages.js';
 
-/** Sends to the primary without waiting; false when the channel is gone. */
-function post(message: FromWorker): boolean {
+/** Sends to the primary; `sent` is called once it is sent (or failed). False when the channel is gone. */
+function post(message: FromWorker, sent: () => void = () => undefined): boolean {
   if (process.send === undefined || !process.connected) return false;
   try {
-    process.send(message, undefined, {}, () => undefined);
+    process.send(message, undefined, {}, () => sent());
     return true;
   } catch {
     return false;
@@ -23,12 +23,7 @@ function post(message: FromWorker): boolean {
 /** Sends to the primary, ignoring a channel that is already gone. */
 function tell(message: FromWorker): Promise<void> {
   return new Promise((resolve) => {
-    if (process.send === undefined || !process.connected) return resolve();
-    try {
-      process.send(message, undefined, {}, () => resolve());
-    } catch {
-      resolve();
-    }
+    if (!post(message, resolve)) resolve();
   });
 }
 

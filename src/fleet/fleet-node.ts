@@ -1,6 +1,6 @@
-// A node in fleet mode: its reservations kept in etcd under the claim, through the node's one
-// reservation (node-reservation.ts) (and, with a state
-// dir, in a state file too, as a floor etcd restored from an old backup cannot go below).
+// A node in fleet mode: it reserves through the node's one reservation in etcd under the claim
+// (node-reservation.ts) and, with a state dir, in a state file too, as a floor etcd restored
+// from an old backup cannot go below.
 
 import { CombinedStore } from '../node/combined-store.js';
 import type { HailstoneNode } from '../node/node.js';
