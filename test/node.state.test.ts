@@ -157,10 +157,12 @@ describe('state file', () => {
     expect(error.code).toBe('CLOCK_FAR_BEHIND');
     expect(error.message).toMatch(/is 36\d{5} ms behind the reservation/);
     expect(error.message).toMatch(/maxStartupWaitMs/);
-    // A clock 700 ms behind, with waiting allowed: starts after the wait, above the old ids.
+    // A clock 1.5 s behind the stored reservation, with waiting allowed: starts after the wait,
+    // above the old ids. The skew is set from the reservation itself, so however long the
+    // steps above took on a loaded machine, the clock is that far behind it when the node opens.
     const before = decodeRecord(readFileSync(statePath())).reservedUntil;
     const warnings: string[] = [];
-    const node = await openNode(base({ clockSkewMs: -1000, maxStartupWaitMs: 5000, logger: { ...silent, warn: (_, m) => warnings.push(m) } }));
+    const node = await openNode(base({ clockSkewMs: before - 1500 - Date.now(), maxStartupWaitMs: 5000, logger: { ...silent, warn: (_, m) => warnings.push(m) } }));
     expect(warnings.join('\n')).toMatch(/the clock is \d+ ms behind the stored reservation; waiting \d+ ms for it/);
     expect(decode(await issue(node)).timestamp).toBeGreaterThan(before);
     await node.close();
