@@ -45,7 +45,7 @@ function start(stateDir: string, skewMs: number, env: Record<string, string> = {
 }
 
 describe('SIGKILL and restart with the clock stepped back', () => {
-  it(`${KILLS} kills at random moments: zero duplicates, ids after each restart above all before`, { timeout: 60_000 + KILLS * 2000 }, async () => {
+  it(`${KILLS} kills at random moments: zero duplicates, ids after each restart above all before`, { timeout: 60_000 + KILLS * 6000 }, async () => {
     const random = prng(testSeed('sigkill'));
     const seen = new Set<bigint>();
     let maxSoFar = -1n;
@@ -110,7 +110,8 @@ describe('SIGKILL and restart with the clock stepped back', () => {
     const second = start(dir, 0);
     expect(await second.done).toBe(3);
     expect(second.stderr()).toMatch(/REFUSED STATE_LOCKED .*in use by process/);
-    expect(Date.now() - t).toBeLessThan(5000);
+    // Fast: no wait for the lock, only a process start — which a loaded machine makes slow.
+    expect(Date.now() - t).toBeLessThan(15_000);
     const before = first.ids.length;
     // The first keeps issuing: more ids come from it after the second was refused.
     await waitFor(() => first.ids.length > before || undefined, { what: 'the first process to keep issuing' });

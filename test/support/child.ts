@@ -102,7 +102,8 @@ const READY_LINE = /hailstone listening on udp:\/\/[^ ]+:(\d+) node=(\d+) worker
 
 /** Resolves with the port once a server prints its ready line; rejects if it exits first. */
 export async function readyPort(child: ChildProcess, stdout: { text: () => string }, stderr: { text: () => string }): Promise<number> {
-  const m = await waitFor(() => READY_LINE.exec(stdout.text()) ?? undefined, { what: 'the ready line', child, stderr });
+  // A server that is starting prints its line or exits; on a loaded machine starting can take long.
+  const m = await waitFor(() => READY_LINE.exec(stdout.text()) ?? undefined, { what: 'the ready line', child, stderr, timeoutMs: 60_000 });
   return Number(m[1]);
 }
 
