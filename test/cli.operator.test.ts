@@ -298,12 +298,13 @@ describe('health tells the truth', () => {
     }
   });
 
-  it('waiting at startup for a clock behind the state: the port answers UNAVAILABLE with the real retry-after, /healthz 503 "waiting for the clock", then it serves', async () => {
+  it('waiting at startup for a clock behind the state: the port answers UNAVAILABLE with the real retry-after, /healthz 503 "waiting for the clock", then it serves', { timeout: 60_000 }, async () => {
     const dir = join(root, 'startup-wait');
     const first = await startServe(['--port', '0', '--state-dir', dir, '--max-lead-ms', '100']);
     first.child.kill('SIGTERM');
     expect(await first.done).toBe(0);
-    const s = spawnServe(['--port', '0', '--state-dir', dir, '--max-lead-ms', '100', '--clock-skew-ms', '-3000', '--max-startup-wait-ms', '10000', '--metrics', '127.0.0.1:0']);
+    // 8 s behind: long enough that a loaded machine still finds it waiting when it asks.
+    const s = spawnServe(['--port', '0', '--state-dir', dir, '--max-lead-ms', '100', '--clock-skew-ms', '-8000', '--max-startup-wait-ms', '20000', '--metrics', '127.0.0.1:0']);
     const bound = await waitFor(() => /"port":(\d+)[^\n]*socket bound/.exec(s.stderr()) ?? undefined, { what: 'the socket to be bound', child: s.child, stderr: { text: s.stderr } });
     const metricsPort = Number((await waitFor(() => /"metrics":"http:\/\/127\.0\.0\.1:(\d+)"/.exec(s.stderr()) ?? undefined, { what: 'the metrics port', child: s.child, stderr: { text: s.stderr } }))[1]);
     const client = createClient({ servers: [`127.0.0.1:${bound[1]}`], deadlineMs: 300 });

@@ -75,10 +75,13 @@ describe.skipIf(!etcdInstalled)('fleet mode: etcd down, as an operator sees it (
     const refusal = lines(log, /answering UNAVAILABLE/)[0]!;
     expect(refusal.msg).toMatch(/lost its etcd claim: .*the server claims a node id again by itself/);
     expect(log).not.toMatch(/openNode/);
-    // The renewals that failed before the fence: one line when they started, one when the fence ended them.
-    expect(lines(log, /cannot extend the durable reservation/)).toHaveLength(1);
-    expect(lines(log, /cannot extend the durable reservation: coordinator \(etcd\) unreachable/)).toHaveLength(1);
-    expect(lines(log, /^durable reservation writes failed for \d+ ms \(\d+ failures?\) until the node stopped issuing$/)).toHaveLength(1);
+    // The renewals that failed before the fence: one line when they started, one when the fence
+    // ended them. (After the re-claim, a new node's renewal may meet an etcd still settling on a
+    // loaded machine: an episode of its own, logged the same way, not counted here.)
+    const beforeReclaim = log.slice(0, log.lastIndexOf('\n', log.indexOf('re-claimed')));
+    expect(lines(beforeReclaim, /cannot extend the durable reservation/)).toHaveLength(1);
+    expect(lines(beforeReclaim, /cannot extend the durable reservation: coordinator \(etcd\) unreachable/)).toHaveLength(1);
+    expect(lines(beforeReclaim, /^durable reservation writes failed for \d+ ms \(\d+ failures?\) until the node stopped issuing$/)).toHaveLength(1);
     // Claiming again: one line when etcd was found unreachable, a summary every 10 s at most, one at the end.
     const waiting = lines(log, /^etcd unreachable .*waiting for it before claiming a node id$/);
     expect(waiting).toHaveLength(1);
