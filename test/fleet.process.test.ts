@@ -328,16 +328,17 @@ describe.skipIf(!etcdInstalled)('fleet mode: claims that have to wait', () => {
     await etcd?.stop();
   });
 
-  it('--workers 2 waiting for a held id with a 2 s lease: when the holder stops it claims, serves and does not fence itself', async () => {
-    const holder = await startServe(fleetArgs(etcd.endpoint, 'wait2', ['--lease-ttl-s', '2']));
+  it('--workers 2 waiting for a held id with a 3 s lease: when the holder stops it claims, serves and does not fence itself', async () => {
+    // 3 s, not less: a 2 s lease leaves a 1 s window, which a loaded 2-core machine can stall past.
+    const holder = await startServe(fleetArgs(etcd.endpoint, 'wait2', ['--lease-ttl-s', '3']));
     const k = nodeOf(holder);
-    const waiting = spawnServe(fleetArgs(etcd.endpoint, 'wait2', ['--node-id', String(k), '--claim-wait-ms', '30000', '--lease-ttl-s', '2', '--workers', '2', '--metrics', '127.0.0.1:0']));
+    const waiting = spawnServe(fleetArgs(etcd.endpoint, 'wait2', ['--node-id', String(k), '--claim-wait-ms', '30000', '--lease-ttl-s', '3', '--workers', '2', '--metrics', '127.0.0.1:0']));
     // Waiting for the held id, as /healthz says (a loaded machine may still be loading the
-    // command) — then for longer than its own 2 s lease, which it must keep alive meanwhile,
+    // command) — then for longer than its own 3 s lease, which it must keep alive meanwhile,
     // or the claim it makes would be fenced the moment it is made. The time is what is tested.
     const metrics = await metricsPortOf(waiting);
     await claimingSaid(metrics, waiting);
-    await new Promise((r) => setTimeout(r, 3000));
+    await new Promise((r) => setTimeout(r, 4000));
     expect(waiting.stdout()).not.toMatch(/listening/);
     holder.child.kill('SIGTERM');
     expect(await holder.done).toBe(0);
