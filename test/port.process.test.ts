@@ -68,7 +68,7 @@ describe.runIf(process.platform === 'linux').each(TRANSPORTS)('one server per po
     expect(await first.done).toBe(0);
   });
 
-  it('restarted on its own port after SIGTERM, after SIGKILL of the whole tree and after SIGKILL of the primary alone: it serves at once; a stopped orphaned worker is named; ids unique across all runs', { timeout: 90_000 }, async () => {
+  it('restarted on its own port after SIGTERM, after SIGKILL of the whole tree and after SIGKILL of the primary alone: it serves at once; a stopped orphaned worker is named; ids unique across all runs', { timeout: 180_000 }, async () => {
     const dir = join(root, `${transport}-restart`);
     const args = (port: string) => ['--workers', '2', '--transport', transport, '--port', port, '--state-dir', dir, ...FAST];
     const all: bigint[] = [];
