@@ -323,15 +323,16 @@ export class Node implements HailstoneNode {
     this.storageErrors++;
     const lastError: StorageError = { code: errorCode(error), message: String((error as Error)?.message ?? error), at: now };
     this.lastStorageError = lastError;
+    // A save still in flight when the node stopped (fenced, closed) fails after it: nothing
+    // is issued any more, so there is no episode to start or say.
+    if (this.state.kind !== 'issuing' && this.state.kind !== 'storage-failing') return;
     const failure = this.store.describeFailure?.(error);
     // This failure's number within the episode.
     const failures = this.storageEpisode.count + 1;
     // Back off, but keep retrying often enough to resume soon after storage recovers.
     const delay = Math.min(RETRY_MIN_MS * 2 ** Math.min(failures, 10), Math.max(RETRY_MIN_MS, this.reservationMs / 4));
     const s = this.state;
-    if (s.kind === 'issuing' || s.kind === 'storage-failing') {
-      this.state = { kind: 'storage-failing', since: s.kind === 'storage-failing' ? s.since : now, retryAt: now + delay, lastError, failure };
-    }
+    this.state = { kind: 'storage-failing', since: s.kind === 'storage-failing' ? s.since : now, retryAt: now + delay, lastError, failure };
     this.storageEpisode.failed(
       `cannot extend the durable reservation${failure === undefined ? '' : `: ${failure}`} (${lastError.message}); ` + `issuing only up to ${iso(this.reservedUntil)}, then refusing`,
       { code: lastError.code, reservedUntil: this.reservedUntil, retryInMs: delay },
