@@ -14,7 +14,7 @@ import { connectEtcd, formatReservation, reservationKey } from '../src/fleet/etc
 import { WHOLE_NODE } from '../src/fleet/etcd-store.js';
 import { NodeReservation } from '../src/fleet/node-reservation.js';
 import { PICK_WINDOW_MIN, pickFreeNodeId } from '../src/fleet/pick-node-id.js';
-import { ownIdentity, provablyGone, serverHostname } from '../src/fleet/process-identity.js';
+import { ownIdentity, processStart, provablyGone, serverHostname } from '../src/fleet/process-identity.js';
 import { OwnershipLostError, type ReservationStore } from '../src/node/store.js';
 import type { NodeLogger } from '../src/logger.js';
 import { exited, spawnTracked } from './support/child.js';
@@ -57,7 +57,6 @@ describe('proving a holder gone', () => {
     const here = { host: serverHostname(), ...self! };
     // A process that ran and is gone (reaped): its pid and start time name nobody now.
     const child = spawnTracked('sleep', ['30']);
-    const { processStart } = await import('../src/fleet/process-identity.js');
     const start = processStart(child.pid!);
     expect(start).toBeDefined();
     const dead = { ...here, pid: child.pid, procStart: start };
