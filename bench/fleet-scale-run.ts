@@ -14,7 +14,9 @@ import type { Etcd3 } from 'etcd3';
 import { HailstoneError } from '../src/errors.js';
 import type { HailstoneNode } from '../src/node/node.js';
 import { type Claim, claimNodeId } from '../src/fleet/claim.js';
-import { claimsPrefix, connectEtcd, parseReservation, reservationsRoot } from '../src/fleet/etcd.js';
+import { claimsPrefix, parseReservation, reservationsRoot } from '../src/fleet/etcd.js';
+import { EtcdCoordinator, connectEtcd } from '../src/fleet/etcd-adapter.js';
+import { systemRuntime } from '../src/system-runtime.js';
 import { EtcdStore, WHOLE_NODE, claimRefOf } from '../src/fleet/etcd-store.js';
 import { openFleetNode } from '../src/fleet/fleet-node.js';
 import { holderInstance } from '../src/fleet/holder.js';
@@ -129,6 +131,7 @@ async function issue(node: HailstoneNode, count: number): Promise<bigint[]> {
 export async function runFleetScale(options: FleetScaleOptions): Promise<FleetScaleResult> {
   const logger: NodeLogger = { ...options.logger, ...quiet };
   const clients: Etcd3[] = Array.from({ length: options.connections }, () => connectEtcd({ endpoints: options.endpoints }));
+  const coordinators = clients.map((client) => new EtcdCoordinator(client, options.endpoints));
   const metrics = () => readEtcdCounters(options.metrics);
   const generation = async (gen: number, t0 = performance.now()): Promise<{ phase: ClaimPhase; members: Member[] }> => {
     const before = await metrics();
@@ -152,7 +155,8 @@ export async function runFleetScale(options: FleetScaleOptions): Promise<FleetSc
         let claim: Claim;
         try {
           claim = await claimNodeId({
-            etcd: clients[i % clients.length]!,
+            coordinator: coordinators[i % coordinators.length]!,
+            runtime: systemRuntime,
             cluster: options.cluster,
             nodeId: undefined,
             maxNodeId: (options.nodeIds ?? 1024) - 1,
@@ -176,7 +180,7 @@ export async function runFleetScale(options: FleetScaleOptions): Promise<FleetSc
           // Opened once every claimant holds its id, so the two phases' requests are told apart.
           await (claimedAt ??= metrics());
         }
-        const store = new EtcdStore({ etcd: clients[i % clients.length]!, cluster: options.cluster, claim: claimRefOf(claim), worker: WHOLE_NODE });
+        const store = new EtcdStore({ coordinator: coordinators[i % coordinators.length]!, runtime: systemRuntime, cluster: options.cluster, claim: claimRefOf(claim), worker: WHOLE_NODE });
         const reservation = new NodeReservation(store, Date.now, 2000);
         const member: Member = { claim, reservation, nodes: [], floor: undefined };
         try {

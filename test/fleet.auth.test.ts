@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Etcd3, Range } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openEtcd } from '../src/fleet/etcd.js';
+import { EtcdCoordinator, openEtcd } from '../src/fleet/etcd-adapter.js';
 import { createClient } from '../src/index.js';
 import { type FleetStatus, readFleetStatus } from '../src/fleet/status.js';
 import { runCli, waitFor } from './support/child.js';
@@ -149,7 +149,7 @@ describe.skipIf(!etcdInstalled || !opensslInstalled)('fleet mode with etcd authe
     const conn = openEtcd(etcdOptions);
     try {
       const dead = await waitFor(async () => {
-        const st = await readFleetStatus(conn.etcd, 'status');
+        const st = await readFleetStatus(new EtcdCoordinator(conn.etcd, conn.endpoints), 'status', { now: Date.now });
         return st.nodes.length === 0 ? st : undefined;
       }, { what: 'the dead holder\'s claim to go', everyMs: 200 });
       expect(dead.unclaimed).toEqual([{ nodeId: node, stripes: [expect.objectContaining({ stripe: '0-1' })] }]);
@@ -199,11 +199,11 @@ describe.skipIf(!etcdInstalled || !opensslInstalled)('fleet mode with etcd authe
       invalidate();
     };
     try {
-      await readFleetStatus(conn.etcd, CLUSTER);
+      await readFleetStatus(new EtcdCoordinator(conn.etcd, conn.endpoints), CLUSTER, { now: Date.now });
       // Idle: the token is forgotten after TOKEN_TTL_S unused.
       const until = Date.now() + TOKEN_TTL_S * 1000 + 1500;
       await waitFor(() => Date.now() > until, { what: 'the token TTL to pass', everyMs: 100 });
-      expect((await readFleetStatus(conn.etcd, CLUSTER)).cluster).toBe(CLUSTER);
+      expect((await readFleetStatus(new EtcdCoordinator(conn.etcd, conn.endpoints), CLUSTER, { now: Date.now })).cluster).toBe(CLUSTER);
       // The token had expired (the test would prove nothing otherwise), and the client logged in again.
       expect(dropped).toBeGreaterThan(0);
     } finally {

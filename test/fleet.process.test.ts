@@ -5,7 +5,8 @@
 
 import { type Server as NetServer, Socket, createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectEtcd, parseReservation, reservationsPrefix } from '../src/fleet/etcd.js';
+import { parseReservation, reservationsPrefix } from '../src/fleet/etcd.js';
+import { connectEtcd } from '../src/fleet/etcd-adapter.js';
 import { decode } from '../src/index.js';
 import { childPids, exited, waitFor } from './support/child.js';
 import { TestEtcd, etcdInstalled, requireEtcd } from './support/etcd.js';
@@ -296,7 +297,7 @@ describe.skipIf(!etcdInstalled)('fleet mode: real servers, real etcd, every id c
     await load.more(2000);
     // Take the claim away (as an operator deleting the key would): a worker's write fails,
     // the primary fences and re-claims, the workers restart under the new claim.
-    const { connectEtcd, claimKey } = await import('../src/fleet/etcd.js');
+    const { claimKey } = await import('../src/fleet/etcd.js');
     const client = connectEtcd({ endpoints: [etcd.endpoint] });
     await client.delete().key(claimKey('w', k));
     client.close();

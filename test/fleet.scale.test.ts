@@ -10,7 +10,9 @@ import { runFleetScale } from '../bench/fleet-scale-run.js';
 import { HailstoneError } from '../src/errors.js';
 import { createClient } from '../src/create-client.js';
 import { claimNodeId } from '../src/fleet/claim.js';
-import { connectEtcd, formatReservation, reservationKey } from '../src/fleet/etcd.js';
+import { formatReservation, reservationKey } from '../src/fleet/etcd.js';
+import { EtcdCoordinator, connectEtcd } from '../src/fleet/etcd-adapter.js';
+import { systemRuntime } from '../src/system-runtime.js';
 import { WHOLE_NODE } from '../src/fleet/etcd-store.js';
 import { NodeReservation } from '../src/fleet/node-reservation.js';
 import { PICK_WINDOW_MIN, pickFreeNodeId } from '../src/fleet/pick-node-id.js';
@@ -195,17 +197,13 @@ describe.skipIf(!etcdInstalled)('a fleet at scale (real etcd)', () => {
     const logger: NodeLogger = { ...silent, warn: (_, m) => warnings.push(m) };
     // The first claim transaction is held past the lease's TTL (2 s, and etcd's second of grace).
     let held = 0;
-    const slow = new Proxy(client, {
+    const coordinator = new EtcdCoordinator(client, [etcd.endpoint]);
+    const slow = new Proxy(coordinator, {
       get(target, prop) {
-        if (prop === 'if') {
-          return (...args: Parameters<typeof target.if>) => {
-            const txn = target.if(...args);
-            const commit = txn.commit.bind(txn);
-            txn.commit = async () => {
-              if (held++ === 0) await new Promise((r) => setTimeout(r, 4000));
-              return commit();
-            };
-            return txn;
+        if (prop === 'txn') {
+          return async (...args: Parameters<typeof target.txn>) => {
+            if (held++ === 0) await new Promise((r) => setTimeout(r, 4000));
+            return target.txn(...args);
           };
         }
         const value = Reflect.get(target, prop, target) as unknown;
@@ -213,7 +211,7 @@ describe.skipIf(!etcdInstalled)('a fleet at scale (real etcd)', () => {
       },
     });
     try {
-      const claim = await claimNodeId({ etcd: slow, cluster: 'expiring', nodeId: undefined, maxNodeId: 1023, leaseTtlS: 2, info: info(1), logger });
+      const claim = await claimNodeId({ coordinator: slow, runtime: systemRuntime, cluster: 'expiring', nodeId: undefined, maxNodeId: 1023, leaseTtlS: 2, info: info(1), logger });
       expect(held).toBeGreaterThanOrEqual(2);
       expect(warnings.join('\n')).toMatch(/the lease for claiming expired while claiming \(.*\); claiming again with a new lease/);
       expect(claim.lost).toBeUndefined();
@@ -225,7 +223,7 @@ describe.skipIf(!etcdInstalled)('a fleet at scale (real etcd)', () => {
 
   it('a client asking a cluster with no claims names the cluster it looked in, and the clusters that have claims', async () => {
     const client = connectEtcd({ endpoints: [etcd.endpoint] });
-    const held = await claimNodeId({ etcd: client, cluster: 'demo', nodeId: undefined, maxNodeId: 1023, leaseTtlS: 10, info: info(9), logger: silent });
+    const held = await claimNodeId({ coordinator: new EtcdCoordinator(client, [etcd.endpoint]), runtime: systemRuntime, cluster: 'demo', nodeId: undefined, maxNodeId: 1023, leaseTtlS: 10, info: info(9), logger: silent });
     const lib = createClient({ etcd: { endpoints: [etcd.endpoint] }, timeoutMs: 1000 });
     try {
       const error = (await lib.nextId().catch((e: unknown) => e)) as HailstoneError;
@@ -244,7 +242,7 @@ describe.skipIf(!etcdInstalled)('a fleet at scale (real etcd)', () => {
     const logger: NodeLogger = { ...silent, warn: (_, m) => warnings.push(m) };
     try {
       await client.put(reservationKey('ahead', 0, WHOLE_NODE)).value(formatReservation(Date.now() + 60_000));
-      const options = { etcd: client, cluster: 'ahead', nodeId: undefined, leaseTtlS: 10, logger, reservationLimit: () => Date.now() + 2000, random: () => 0 };
+      const options = { coordinator: new EtcdCoordinator(client, [etcd.endpoint]), runtime: systemRuntime, cluster: 'ahead', nodeId: undefined, leaseTtlS: 10, logger, reservationLimit: () => Date.now() + 2000, random: () => 0 };
       // random 0: the lowest free id is tried first — id 0, which is 58 s ahead.
       const first = await claimNodeId({ ...options, maxNodeId: 1, info: info(1) });
       expect(first.nodeId).toBe(1);

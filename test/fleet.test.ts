@@ -6,7 +6,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HailstoneError, createClient, serve } from '../src/index.js';
 import { type Claim, claimNodeId } from '../src/fleet/claim.js';
 import { LeaseGoneError, keepLeaseAlive } from '../src/fleet/lease-session.js';
-import { claimKey, connectEtcd, etcdUnreachable, formatReservation, leaseGone, reservationKey } from '../src/fleet/etcd.js';
+import { claimKey, formatReservation, reservationKey } from '../src/fleet/etcd.js';
+import { EtcdCoordinator, classify, connectEtcd } from '../src/fleet/etcd-adapter.js';
+import { coordinatorUnreachable, leaseGone } from '../src/fleet/coordinator.js';
+import { systemRuntime } from '../src/system-runtime.js';
 import { EtcdStore, claimRefOf } from '../src/fleet/etcd-store.js';
 import type { NodeLogger } from '../src/logger.js';
 import { waitFor } from './support/child.js';
@@ -31,7 +34,7 @@ describe.skipIf(!etcdInstalled)('fleet mode in process (real etcd)', () => {
     const client = connectEtcd({ endpoints: [etcd.endpoint] });
     const claims: Claim[] = [];
     const claim = (i: number, nodeId: number | undefined) =>
-      claimNodeId({ etcd: client, cluster: 'b', nodeId, maxNodeId: 1023, leaseTtlS: 60, info: info(i), logger: silent });
+      claimNodeId({ coordinator: new EtcdCoordinator(client, ['etcd']), runtime: systemRuntime, cluster: 'b', nodeId, maxNodeId: 1023, leaseTtlS: 60, info: info(i), logger: silent });
     try {
       for (let start = 0; start < 1000; start += 50) {
         claims.push(...(await Promise.all(Array.from({ length: 50 }, (_, j) => claim(start + j, start + j)))));
@@ -168,7 +171,7 @@ describe.skipIf(!etcdInstalled)('fleet mode in process (real etcd)', () => {
     let abortedAt = 0;
     try {
       const claiming = claimNodeId({
-        etcd: client,
+        coordinator: new EtcdCoordinator(client, ['etcd']), runtime: systemRuntime,
         cluster: 'closing',
         nodeId: undefined,
         maxNodeId: 1023,
@@ -201,14 +204,13 @@ describe.skipIf(!etcdInstalled)('fleet mode in process (real etcd)', () => {
         await lease.grant();
         await lease.revoke();
         const raw = await client.put('hailstone/errors/x').value('1').lease(await lease.grant()).exec().catch((e: unknown) => e);
-        expect(leaseGone(raw)).toBe(true);
-        expect(etcdUnreachable(raw)).toBe(false);
+        expect(leaseGone(classify(raw))).toBe(true);
+        expect(coordinatorUnreachable(classify(raw))).toBe(false);
         expect((raw as Error).name).toBe('Error'); // why a name test never matched
-        const again = client.lease(30, { autoKeepAlive: false });
-        again.on('lost', () => undefined);
-        await again.grant();
-        await again.revoke();
-        await expect(keepLeaseAlive(again, 1000, () => undefined)).rejects.toBeInstanceOf(LeaseGoneError);
+        const coordinator = new EtcdCoordinator(client, [etcd.endpoint]);
+        const again = await coordinator.grantLease(30);
+        await client.leaseClient.leaseRevoke({ ID: again });
+        await expect(keepLeaseAlive(coordinator, systemRuntime, again, 1000, () => undefined)).rejects.toBeInstanceOf(LeaseGoneError);
       } finally {
         client.close();
       }
@@ -218,7 +220,7 @@ describe.skipIf(!etcdInstalled)('fleet mode in process (real etcd)', () => {
       const client = connectEtcd({ endpoints: [etcd.endpoint] });
       try {
         // TTL 3 s: keepalives every ~670 ms, the fence timer at 2 s — the keepalive must be first.
-        const claim = await claimNodeId({ etcd: client, cluster: 'revoked', nodeId: undefined, maxNodeId: 1023, leaseTtlS: 3, info: info(1), logger: silent });
+        const claim = await claimNodeId({ coordinator: new EtcdCoordinator(client, ['etcd']), runtime: systemRuntime, cluster: 'revoked', nodeId: undefined, maxNodeId: 1023, leaseTtlS: 3, info: info(1), logger: silent });
         const revoker = connectEtcd({ endpoints: [etcd.endpoint] });
         await (revoker as unknown as { leaseClient: { leaseRevoke(req: { ID: string }): Promise<unknown> } }).leaseClient.leaseRevoke({ ID: claim.leaseId });
         revoker.close();
@@ -229,7 +231,7 @@ describe.skipIf(!etcdInstalled)('fleet mode in process (real etcd)', () => {
       }
     });
 
-    it('etcd down: the errors are "unreachable"; a message-only gRPC error too; an etcd error is not', async () => {
+    it('etcd down: the adapter says "unreachable"; a message-only gRPC error too; an etcd error is not', async () => {
       const down = await TestEtcd.start();
       const client = connectEtcd({ endpoints: [down.endpoint] });
       try {
@@ -237,11 +239,11 @@ describe.skipIf(!etcdInstalled)('fleet mode in process (real etcd)', () => {
         await down.kill();
         const error = await client.get('hailstone/errors/y').exec().catch((e: unknown) => e);
         expect(error).toBeInstanceOf(Error);
-        expect(etcdUnreachable(error)).toBe(true);
+        expect(coordinatorUnreachable(classify(error))).toBe(true);
         // Errors raised before the client could type them: only the message tells.
-        expect(etcdUnreachable(new Error('14 UNAVAILABLE: No connection established. Last error: connect ECONNREFUSED 127.0.0.1:2379'))).toBe(true);
-        expect(etcdUnreachable(new Error('etcdserver: permission denied'))).toBe(false);
-        expect(etcdUnreachable('not an error')).toBe(false);
+        expect(coordinatorUnreachable(classify(new Error('14 UNAVAILABLE: No connection established. Last error: connect ECONNREFUSED 127.0.0.1:2379')))).toBe(true);
+        expect(coordinatorUnreachable(classify(new Error('etcdserver: permission denied')))).toBe(false);
+        expect(coordinatorUnreachable(classify('not an error'))).toBe(false);
       } finally {
         client.close();
         await down.stop();
@@ -251,9 +253,9 @@ describe.skipIf(!etcdInstalled)('fleet mode in process (real etcd)', () => {
     it('a damaged reservation key: STATE_CORRUPT naming the key and what to put there, not INTERNAL', async () => {
       const client = connectEtcd({ endpoints: [etcd.endpoint] });
       try {
-        const claim = await claimNodeId({ etcd: client, cluster: 'damaged', nodeId: 7, maxNodeId: 1023, leaseTtlS: 30, info: info(2), logger: silent });
+        const claim = await claimNodeId({ coordinator: new EtcdCoordinator(client, ['etcd']), runtime: systemRuntime, cluster: 'damaged', nodeId: 7, maxNodeId: 1023, leaseTtlS: 30, info: info(2), logger: silent });
         await client.put(reservationKey('damaged', 7, { index: 0, count: 1 })).value('not a number');
-        const store = new EtcdStore({ etcd: client, cluster: 'damaged', claim: claimRefOf(claim), worker: { index: 0, count: 1 } as never });
+        const store = new EtcdStore({ coordinator: new EtcdCoordinator(client, ['etcd']), runtime: systemRuntime, cluster: 'damaged', claim: claimRefOf(claim), worker: { index: 0, count: 1 } as never });
         const error = await store.open().catch((e: unknown) => e);
         expect(error).toBeInstanceOf(HailstoneError);
         expect(error).toMatchObject({ code: 'STATE_CORRUPT', message: expect.stringMatching(/etcd key hailstone\/damaged\/reservations\/7\/0-1 holds "not a number", not a reservation.*16 digits/) });

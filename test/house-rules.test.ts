@@ -8,7 +8,7 @@
 
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { type Sources, closureOf, edgesOf, importsOf, readSources } from './support/imports.js';
+import { type Sources, closureOf, edgesOf, importsOf, readSources, withoutComments } from './support/imports.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const sources = readSources(root);
@@ -38,6 +38,30 @@ function generatorLeaks(s: Sources): string[] {
   return leaks;
 }
 
+// Fleet mode reaches etcd only through the coordinator port: one adapter loads etcd3.
+const ETCD_ADAPTER = 'src/fleet/etcd-adapter.ts';
+
+function etcd3Importers(s: Sources): string[] {
+  return edgesOf(s)
+    .filter((e) => e.to === 'etcd3' && e.from !== ETCD_ADAPTER)
+    .map((e) => `${e.from} imports etcd3`);
+}
+
+// Fleet mode runs on a FleetRuntime (src/fleet/runtime.ts): the simulator drives it in virtual
+// time only if nothing in src/fleet/ reads the real clock, sets a real timer or draws real
+// randomness. The etcd adapter and the TLS files it follows are the edge that may.
+const FLEET_EDGE = new Set([ETCD_ADAPTER, 'src/fleet/etcd-credentials.ts']);
+const REAL_TIME = /\bDate\.now\b|\bperformance\.now\b|\bnew Date\(\s*\)|\bset(Timeout|Interval|Immediate)\s*\(|\bMath\.random\b|['"](node:)?(timers|timers\/promises|perf_hooks)['"]|\brandom(Bytes|UUID|Int)\b/g;
+
+function fleetRealTime(s: Sources): string[] {
+  const found: string[] = [];
+  for (const [path, text] of s) {
+    if (!path.startsWith('src/fleet/') || FLEET_EDGE.has(path)) continue;
+    for (const match of withoutComments(text).matchAll(REAL_TIME)) found.push(`${path}: ${match[0]}`);
+  }
+  return found;
+}
+
 describe('house rules', () => {
   it('reads the project: the modules the rules speak of exist and import what they should', () => {
     for (const path of ['src/server/server.ts', 'src/client/client.ts', 'src/node/node.ts', 'src/generator.ts', 'src/backend/wasm-loader.ts']) {
@@ -58,6 +82,15 @@ describe('house rules', () => {
     expect(generatorLeaks(sources)).toEqual([]);
   });
 
+  it('only the etcd adapter imports etcd3', () => {
+    expect(sources.has(ETCD_ADAPTER)).toBe(true);
+    expect(etcd3Importers(sources)).toEqual([]);
+  });
+
+  it('fleet mode outside the etcd adapter reads no real clock, sets no real timer and draws no real randomness', () => {
+    expect(fleetRealTime(sources)).toEqual([]);
+  });
+
   describe('each rule fails when it is broken', () => {
     const withLine = (path: string, line: string): Sources => new Map([...sources, [path, `${line}\n${sources.get(path)}`]]);
 
@@ -76,6 +109,27 @@ describe('house rules', () => {
       ['src/errors.ts', "import type { Etcd3 } from 'etcd3';"],
     ])("the generator's closure reaching it through %s (%s)", (path, line) => {
       expect(generatorLeaks(withLine(path, line)).filter((chain) => chain.includes(path))).not.toEqual([]);
+    });
+
+    it.each([
+      ['src/fleet/claim.ts', "import type { Etcd3 } from 'etcd3';"],
+      ['src/fleet/status.ts', "const { Etcd3 } = load('etcd3');"],
+      ['src/cli/fleet-status.ts', "const etcd3 = await import('etcd3');"],
+    ])('%s importing etcd3 (%s)', (path, line) => {
+      expect(etcd3Importers(withLine(path, line))).toContain(`${path} imports etcd3`);
+    });
+
+    it.each([
+      ['src/fleet/held-claim.ts', 'const t = setTimeout(() => undefined, 10);', 'setTimeout('],
+      ['src/fleet/claim.ts', 'const started = performance.now();', 'performance.now'],
+      ['src/fleet/member.ts', 'const at = Date.now();', 'Date.now'],
+      ['src/fleet/pick-node-id.ts', 'const r = Math.random();', 'Math.random'],
+      ['src/fleet/backoff.ts', "import { setTimeout as sleep } from 'node:timers/promises';", "'node:timers/promises'"],
+      ['src/fleet/instance-info.ts', 'const when = new Date();', 'new Date()'],
+    ])('%s reading real time (%s)', (path, line, found) => {
+      expect(fleetRealTime(withLine(path, line))).toContain(`${path}: ${found}`);
+      // Said in a comment, it is not a use.
+      expect(fleetRealTime(withLine(path, `// ${line}`))).toEqual([]);
     });
 
     it('a comment naming a module is not an import', () => {

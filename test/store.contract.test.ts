@@ -8,7 +8,9 @@ import { HailstoneError } from '../src/errors.js';
 import { type Claim, claimNodeId } from '../src/fleet/claim.js';
 import { EtcdStore, claimRefOf } from '../src/fleet/etcd-store.js';
 import { CombinedStore } from '../src/node/combined-store.js';
-import { claimKey, connectEtcd, reservationKey } from '../src/fleet/etcd.js';
+import { claimKey, reservationKey } from '../src/fleet/etcd.js';
+import { EtcdCoordinator, connectEtcd } from '../src/fleet/etcd-adapter.js';
+import { systemRuntime } from '../src/system-runtime.js';
 import { DEFAULT_LAYOUT } from '../src/layout.js';
 import type { Etcd3 } from 'etcd3';
 import { fileStoreOf } from '../src/node/open.js';
@@ -67,7 +69,8 @@ function etcdSubject(endpoint: string, cluster: string, withFile: boolean): Subj
   const claimed = async (): Promise<Claim> => {
     if (claim === undefined || claim.lost !== undefined) {
       claim = await claimNodeId({
-        etcd: client,
+        coordinator: new EtcdCoordinator(client, [endpoint]),
+        runtime: systemRuntime,
         cluster,
         nodeId: NODE,
         maxNodeId: 1023,
@@ -81,7 +84,7 @@ function etcdSubject(endpoint: string, cluster: string, withFile: boolean): Subj
   };
   return {
     store: async (worker) => {
-      const etcdStore = new EtcdStore({ etcd: client, cluster, claim: claimRefOf(await claimed()), worker: worker as never });
+      const etcdStore = new EtcdStore({ coordinator: new EtcdCoordinator(client, [endpoint]), runtime: systemRuntime, cluster, claim: claimRefOf(await claimed()), worker: worker as never });
       return withFile ? new CombinedStore(etcdStore, await files.store(worker)) : etcdStore;
     },
     loseOwnership: async () => {

@@ -34,23 +34,25 @@ async function printStatus(flags: StatusFlags): Promise<number> {
   const etcdOptions = etcdOptionsOf(flags);
   if (etcdOptions === undefined) throw new UsageError('fleet status needs --etcd (or HAILSTONE_ETCD)');
   // etcd's client is loaded only now: --help and bad usage do not pay for it.
-  const { checkCluster, etcdMessage, etcdUnreachable, openEtcd } = await import('../fleet/etcd.js');
+  const { checkCluster } = await import('../fleet/etcd.js');
+  const { coordinatorMessage, coordinatorUnreachable } = await import('../fleet/coordinator.js');
+  const { etcdCoordinator } = await import('../fleet/etcd-adapter.js');
   const { etcdRefusal } = await import('../fleet/etcd-refusal.js');
   const { readFleetStatus } = await import('../fleet/status.js');
   const cluster = checkCluster(flags.cluster);
-  const { etcd, endpoints } = openEtcd(etcdOptions);
+  const coordinator = etcdCoordinator(etcdOptions);
   let status: FleetStatus;
   try {
-    status = await readFleetStatus(etcd, cluster);
+    status = await readFleetStatus(coordinator, cluster, { now: Date.now });
   } catch (error) {
     const refused = etcdRefusal(error, { etcd: etcdOptions, cluster, role: 'status' });
     if (refused !== undefined) throw new HailstoneError('COORDINATOR_REFUSED', refused, { cause: error });
-    if (etcdUnreachable(error)) {
-      throw new HailstoneError('COORDINATOR_UNAVAILABLE', `etcd at ${endpoints.join(',')} did not answer (${etcdMessage(error)}): start etcd, or check --etcd`, { cause: error });
+    if (coordinatorUnreachable(error)) {
+      throw new HailstoneError('COORDINATOR_UNAVAILABLE', `etcd at ${coordinator.describe} did not answer (${coordinatorMessage(error)}): start etcd, or check --etcd`, { cause: error });
     }
     throw error;
   } finally {
-    etcd.close();
+    coordinator.close();
   }
   process.stdout.write(flags.format === 'json' ? `${JSON.stringify(status, null, 2)}\n` : table(status));
   return 0;

@@ -4,7 +4,7 @@
 
 import { HailstoneError } from '../errors.js';
 import { OwnershipLostError } from '../node/store.js';
-import { etcdFailed } from './etcd.js';
+import { coordinatorFailed } from './coordinator.js';
 import { LeaseGoneError } from './lease-session.js';
 
 export function claimAgainCures(error: unknown): boolean {
@@ -12,5 +12,5 @@ export function claimAgainCures(error: unknown): boolean {
   if (error instanceof HailstoneError) return error.code === 'OWNERSHIP_LOST' || error.code === 'COORDINATOR_UNAVAILABLE';
   // etcd unreachable, or answering with an error of its own (a leader change, too many
   // requests, a lease gone): transient, never a raw error out of a server's start.
-  return etcdFailed(error) || error instanceof LeaseGoneError;
+  return coordinatorFailed(error) || error instanceof LeaseGoneError;
 }

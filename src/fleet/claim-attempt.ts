@@ -1,16 +1,15 @@
 // One attempt at claiming a node id, under one lease: the claim transaction and what a
 // claimant reads around it (claim.ts decides which ids to try and when to wait).
 
-import { performance } from 'node:perf_hooks';
-import type { Etcd3, IKeyValue, ITxnResponse } from 'etcd3';
-import { closing } from './backoff.js';
 import type { ClaimOptions } from './claim.js';
-import { claimKey, claimsPrefix, prefixRange, reservationsPrefix } from './etcd.js';
+import type { Coordinator, KeyValue, TxnResult } from './coordinator.js';
+import { claimKey, claimsPrefix, reservationsPrefix } from './etcd.js';
 import { Claim } from './held-claim.js';
 import { describeHolder, holderInstance, holderOf } from './holder.js';
 import type { WaitContext } from './holder-wait.js';
 import type { LeaseSession } from './lease-session.js';
 import { provablyGone } from './process-identity.js';
+import { type FleetRuntime, closing } from './runtime.js';
 
 /** One attempt at a claim, under one lease. */
 export class Attempt implements WaitContext {
@@ -27,15 +26,19 @@ export class Attempt implements WaitContext {
     this.observe = options.observe ?? (() => undefined);
   }
 
-  get etcd(): Etcd3 {
-    return this.options.etcd;
+  get coordinator(): Coordinator {
+    return this.options.coordinator;
+  }
+
+  get runtime(): FleetRuntime {
+    return this.options.runtime;
   }
 
   /** Times an etcd request for the latency histogram. */
   async timed<T>(request: Promise<T>): Promise<T> {
-    const t = performance.now();
+    const t = this.runtime.now();
     const result = await request;
-    this.observe((performance.now() - t) / 1000);
+    this.observe((this.runtime.now() - t) / 1000);
     return result;
   }
 
@@ -51,28 +54,26 @@ export class Attempt implements WaitContext {
    * larger is read inside it: a transaction that writes is applied by etcd one at a time,
    * and a range over every claim there would hold up every other claimant.
    */
-  async take(nodeId: number, then: 'reservations' | undefined): Promise<ITxnResponse> {
-    const { etcd, options } = this;
+  async take(nodeId: number, then: 'reservations' | undefined): Promise<TxnResult> {
+    const { options } = this;
     const key = claimKey(options.cluster, nodeId);
-    const put = etcd.put(key).value(this.value).lease(this.session.leaseId);
-    const txn = etcd.if(key, 'Create', '==', 0);
-    txn.then(...(then === 'reservations' ? [put, prefixRange(reservationsPrefix(options.cluster, nodeId))] : [put]));
-    txn.else(etcd.get(key));
-    return this.timed(txn.commit());
+    const put = { put: key, value: this.value, lease: this.session.leaseId };
+    const ops = then === 'reservations' ? [put, { range: reservationsPrefix(options.cluster, nodeId) }] : [put];
+    return this.timed(this.coordinator.txn([{ key, target: 'create', equals: '0' }], ops, [{ get: key }]));
   }
 
   /**
    * The key a lost transaction found is this attempt's own claim: an earlier try of the same
    * transaction was applied but its answer lost (a stalled member; the retry went to another).
    */
-  ownLanded(kv: IKeyValue | undefined): boolean {
+  ownLanded(kv: KeyValue | undefined): boolean {
     return kv !== undefined && kv.lease === this.session.leaseId;
   }
 
   /** A new Claim for a won transaction (its revision), or for this attempt's own landed claim (its create revision). */
   won(nodeId: number, createRevision: string): Claim {
-    const { etcd, options, session } = this;
-    const claim = new Claim({ nodeId, key: claimKey(options.cluster, nodeId), createRevision, etcd, session, logger: options.logger });
+    const { options, session } = this;
+    const claim = new Claim({ nodeId, key: claimKey(options.cluster, nodeId), createRevision, session, logger: options.logger });
     options.logger.info({ nodeId, cluster: options.cluster, leaseTtlS: this.ttlS, instance: options.info.instance }, `claimed node id ${nodeId} in cluster ${options.cluster}`);
     return claim;
   }
@@ -80,8 +81,8 @@ export class Attempt implements WaitContext {
   /** Every claimed node id, read keys only. */
   async claimedIds(): Promise<Set<number>> {
     const prefix = claimsPrefix(this.options.cluster);
-    const keys = await this.timed(this.etcd.getAll().prefix(prefix).keys());
-    return new Set(keys.map((key) => Number(key.slice(prefix.length))));
+    const { kvs } = await this.timed(this.coordinator.range(prefix, { keysOnly: true }));
+    return new Set(kvs.map((kv) => Number(kv.key.slice(prefix.length))));
   }
 
   /**
@@ -93,7 +94,7 @@ export class Attempt implements WaitContext {
   async clearDeadHolder(nodeId: number, holder: string): Promise<boolean> {
     const { options } = this;
     const ours = holderInstance(holder) === options.info.instance;
-    if (!ours && !provablyGone(holderOf(holder))) return false;
+    if (!ours && !provablyGone(holderOf(holder), this.runtime.self().identity)) return false;
     if (!ours) {
       options.logger.warn(
         { nodeId, cluster: options.cluster },
@@ -101,13 +102,13 @@ export class Attempt implements WaitContext {
       );
     }
     const key = claimKey(options.cluster, nodeId);
-    await this.timed(this.etcd.if(key, 'Value', '==', holder).then(this.etcd.delete().key(key)).commit());
+    await this.timed(this.coordinator.txn([{ key, target: 'value', equals: holder }], [{ delete: key }]));
     return true;
   }
 
   /** Gives up a claim just won (a far-ahead id): nothing was issued under it. */
-  async drop(nodeId: number, result: ITxnResponse): Promise<void> {
+  async drop(nodeId: number, result: TxnResult): Promise<void> {
     const key = claimKey(this.options.cluster, nodeId);
-    await this.timed(this.etcd.if(key, 'Create', '==', result.header.revision).then(this.etcd.delete().key(key)).commit());
+    await this.timed(this.coordinator.txn([{ key, target: 'create', equals: result.revision }], [{ delete: key }]));
   }
 }

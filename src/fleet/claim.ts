@@ -12,15 +12,15 @@
 // again, up to coordinatorWaitMs, then COORDINATOR_UNAVAILABLE; etcd refusing (TLS,
 // password, permission) — COORDINATOR_REFUSED. No etcd client error leaves claimNodeId.
 
-import { performance } from 'node:perf_hooks';
-import type { Etcd3 } from 'etcd3';
 import { HailstoneError } from '../errors.js';
-import { Backoff, closing, pause } from './backoff.js';
+import { Backoff } from './backoff.js';
+import { type Coordinator, coordinatorFailed, coordinatorMessage, coordinatorUnreachable, leaseGone, readOf } from './coordinator.js';
+import { type FleetRuntime, closing, pause } from './runtime.js';
 import { FailureEpisode } from '../log-episode.js';
 import type { NodeLogger } from '../logger.js';
 import { DEFAULT_COORDINATOR_WAIT_MS, DEFAULT_LEASE_TTL_S } from './defaults.js';
 import { LeaseGoneError, LeaseSession } from './lease-session.js';
-import { type ClaimInfo, etcdFailed, etcdMessage, etcdUnreachable, leaseGone, rangeOf } from './etcd.js';
+import type { ClaimInfo } from './etcd.js';
 import { Claim } from './held-claim.js';
 import { highestReservation, sayPassedOver } from './far-ahead.js';
 import { pickFreeNodeId } from './pick-node-id.js';
@@ -30,7 +30,10 @@ import { Attempt } from './claim-attempt.js';
 export { Claim };
 
 export interface ClaimOptions {
-  etcd: Etcd3;
+  /** etcd, through the coordinator port. */
+  coordinator: Coordinator;
+  /** The clocks, timers and random numbers the claim runs on. */
+  runtime: FleetRuntime;
   cluster: string;
   /** The node id wanted; undefined: a free one (preferNodeId first, when free; see pick-node-id.ts). */
   nodeId: number | undefined;
@@ -67,7 +70,7 @@ export interface ClaimOptions {
    * a server started then should wait one lease for them, not exit. Default 0.
    */
   freeWaitMs?: number;
-  /** Random numbers in [0, 1) for picking among free ids. Default Math.random. */
+  /** Random numbers in [0, 1) for picking among free ids. Default the runtime's. */
   random?: () => number;
   /** Told what a given node id's claim waits for (its holder, how long is left), and undefined once it no longer waits. */
   onWaiting?: (what: string | undefined) => void;
@@ -90,10 +93,10 @@ export interface ClaimOptions {
  */
 export async function claimNodeId(options: ClaimOptions): Promise<Claim> {
   const coordinatorWaitMs = options.coordinatorWaitMs ?? DEFAULT_COORDINATOR_WAIT_MS;
-  const { cluster, logger } = options;
-  const started = performance.now();
-  const backoff = new Backoff(100, 2000);
-  const unreachable = new FailureEpisode(logger, { what: 'etcd', level: 'warn', fields: { cluster } });
+  const { cluster, logger, runtime } = options;
+  const started = runtime.now();
+  const backoff = new Backoff(runtime, 100, 2000);
+  const unreachable = new FailureEpisode(logger, { what: 'etcd', level: 'warn', fields: { cluster }, now: () => runtime.now() });
   // A re-claim waits for as long as it takes: there is no bound to tell.
   const bounded = Number.isFinite(coordinatorWaitMs) && coordinatorWaitMs < Number.MAX_SAFE_INTEGER;
   for (;;) {
@@ -112,7 +115,7 @@ export async function claimNodeId(options: ClaimOptions): Promise<Claim> {
         // The lease ran out while the claimant waited or raced (a paused process, an etcd
         // that lost it) — in a keepalive or in the claim transaction itself: nothing was
         // claimed with it; claim again with a new one.
-        logger.warn({ cluster, err: etcdMessage(error) }, `the lease for claiming expired while claiming (${etcdMessage(error)}); claiming again with a new lease`);
+        logger.warn({ cluster, err: coordinatorMessage(error) }, `the lease for claiming expired while claiming (${coordinatorMessage(error)}); claiming again with a new lease`);
         continue;
       }
       const refused = options.refusal?.(error);
@@ -121,38 +124,33 @@ export async function claimNodeId(options: ClaimOptions): Promise<Claim> {
         throw new HailstoneError('COORDINATOR_REFUSED', refused, { cause: error });
       }
       // Anything but etcd failing is a bug here: said as such (INTERNAL), not waited on.
-      if (!etcdFailed(error)) throw error;
-      const how = etcdUnreachable(error) ? 'did not answer' : 'failed';
-      if (performance.now() - started >= coordinatorWaitMs) {
+      if (!coordinatorFailed(error)) throw error;
+      const how = coordinatorUnreachable(error) ? 'did not answer' : 'failed';
+      if (runtime.now() - started >= coordinatorWaitMs) {
         throw new HailstoneError(
           'COORDINATOR_UNAVAILABLE',
-          `etcd at ${describeEndpoints(options.etcd)} ${how} for ${Math.round((performance.now() - started) / 1000)} s (${etcdMessage(error)}): start etcd, or check --etcd`,
+          `etcd at ${options.coordinator.describe} ${how} for ${Math.round((runtime.now() - started) / 1000)} s (${coordinatorMessage(error)}): start etcd, or check --etcd`,
           { retryAfterMs: 1000, cause: error },
         );
       }
       options.onUnreachable?.(refused === undefined ? error : new Error(refused));
       unreachable.failed(
-        `etcd ${how === 'failed' ? 'failed' : 'unreachable'} (${etcdMessage(error)}); waiting ${bounded ? `up to ${coordinatorWaitMs} ms ` : ''}for it before claiming a node id`,
-        { err: etcdMessage(error), ...(bounded ? { waitMs: coordinatorWaitMs } : {}) },
+        `etcd ${how === 'failed' ? 'failed' : 'unreachable'} (${coordinatorMessage(error)}); waiting ${bounded ? `up to ${coordinatorWaitMs} ms ` : ''}for it before claiming a node id`,
+        { err: coordinatorMessage(error), ...(bounded ? { waitMs: coordinatorWaitMs } : {}) },
       );
       await backoff.wait(options.signal, 'claiming a node id');
     }
   }
 }
 
-function describeEndpoints(etcd: Etcd3): string {
-  const hosts = (etcd as unknown as { pool?: { options?: { hosts?: string | string[] } } }).pool?.options?.hosts;
-  return Array.isArray(hosts) ? hosts.join(',') : String(hosts ?? 'the given endpoints');
-}
-
 async function claimOnce(options: ClaimOptions): Promise<Claim> {
   // While waiting for a held node id the session is kept alive: a claim must start with a
   // fresh lease, or it would be fenced the moment it is made.
-  const session = await LeaseSession.grant(options.etcd, options.leaseTtlS ?? DEFAULT_LEASE_TTL_S, options.observe ?? (() => undefined));
+  const session = await LeaseSession.grant(options.coordinator, options.runtime, options.leaseTtlS ?? DEFAULT_LEASE_TTL_S, options.observe ?? (() => undefined));
   // etcd answered: a given id's holder is waited for from here. A server up before etcd
   // must not have spent its wait on etcd's downtime, and etcd restores every lease —
   // the dead holder's too — with a fresh TTL when it comes back.
-  const answeredAt = performance.now();
+  const answeredAt = options.runtime.now();
   const attempt = new Attempt(options, session);
   try {
     if (options.nodeId !== undefined) return await claimGiven(attempt, options.nodeId, answeredAt);
@@ -172,11 +170,11 @@ async function claimGiven(attempt: Attempt, nodeId: number, answeredAt: number):
   for (;;) {
     await attempt.ready();
     const result = await attempt.take(nodeId, undefined);
-    if (result.succeeded) return attempt.won(nodeId, result.header.revision);
-    const kv = rangeOf(result, 0)[0];
+    if (result.succeeded) return attempt.won(nodeId, result.revision);
+    const kv = readOf(result, 0)[0];
     if (kv === undefined) continue; // gone between the compare and the read: try again
-    if (attempt.ownLanded(kv)) return attempt.won(nodeId, kv.create_revision);
-    const holder = kv.value.toString();
+    if (attempt.ownLanded(kv)) return attempt.won(nodeId, kv.createRevision);
+    const holder = kv.value;
     if (await attempt.clearDeadHolder(nodeId, holder)) continue;
     await wait.forHolder(holder, kv.lease);
   }
@@ -185,7 +183,7 @@ async function claimGiven(attempt: Attempt, nodeId: number, answeredAt: number):
 /** Claims a free node id: the preferred one if free, else a random one (pick-node-id.ts). */
 async function claimFree(attempt: Attempt, answeredAt: number): Promise<Claim> {
   const { options } = attempt;
-  const random = options.random ?? Math.random;
+  const random = options.random ?? (() => options.runtime.random());
   const prefer = options.preferNodeId;
   if (prefer !== undefined && prefer <= options.maxNodeId) {
     // The id this claimant held before (re-claiming after a fence): taken back when free, or
@@ -193,10 +191,10 @@ async function claimFree(attempt: Attempt, answeredAt: number): Promise<Claim> {
     for (let tries = 0; tries < 2; tries++) {
       await attempt.ready();
       const result = await attempt.take(prefer, undefined);
-      if (result.succeeded) return attempt.won(prefer, result.header.revision);
-      const kv = rangeOf(result, 0)[0];
-      if (attempt.ownLanded(kv)) return attempt.won(prefer, kv!.create_revision);
-      if (kv !== undefined && !(await attempt.clearDeadHolder(prefer, kv.value.toString()))) break;
+      if (result.succeeded) return attempt.won(prefer, result.revision);
+      const kv = readOf(result, 0)[0];
+      if (attempt.ownLanded(kv)) return attempt.won(prefer, kv!.createRevision);
+      if (kv !== undefined && !(await attempt.clearDeadHolder(prefer, kv.value))) break;
     }
   }
   let taken = await attempt.claimedIds();
@@ -210,7 +208,7 @@ async function claimFree(attempt: Attempt, answeredAt: number): Promise<Claim> {
     // Only far-ahead ids are left: the least far ahead, after all.
     const fallback = nodeId === undefined;
     if (fallback) nodeId = [...passed.entries()].filter(([id]) => !taken.has(id)).sort((a, b) => a[1] - b[1])[0]?.[0];
-    if (nodeId === undefined && performance.now() - answeredAt < (options.freeWaitMs ?? 0)) {
+    if (nodeId === undefined && options.runtime.now() - answeredAt < (options.freeWaitMs ?? 0)) {
       if (!waitingForFree) {
         waitingForFree = true;
         options.logger.warn(
@@ -220,7 +218,7 @@ async function claimFree(attempt: Attempt, answeredAt: number): Promise<Claim> {
         options.onWaiting?.(`all ${options.maxNodeId + 1} node ids are claimed: waiting for one to free up`);
       }
       // Read again about once a second: a whole fleet waiting must not flood etcd.
-      await pause(500 + random() * 1000, options.signal, 'claiming a node id');
+      await pause(options.runtime, 500 + random() * 1000, options.signal, 'claiming a node id');
       taken = await attempt.claimedIds();
       continue;
     }
@@ -234,8 +232,8 @@ async function claimFree(attempt: Attempt, answeredAt: number): Promise<Claim> {
     const checkAhead = limit !== undefined && !fallback;
     const result = await attempt.take(nodeId, checkAhead ? 'reservations' : undefined);
     if (!result.succeeded) {
-      const kv = rangeOf(result, 0)[0];
-      if (attempt.ownLanded(kv)) return attempt.won(nodeId, kv!.create_revision);
+      const kv = readOf(result, 0)[0];
+      if (attempt.ownLanded(kv)) return attempt.won(nodeId, kv!.createRevision);
       // Lost the race: read the claims as they are now (a read, served beside the writes),
       // so the next try is informed.
       taken = await attempt.claimedIds();
@@ -243,7 +241,7 @@ async function claimFree(attempt: Attempt, answeredAt: number): Promise<Claim> {
       continue;
     }
     if (checkAhead) {
-      const aheadMs = highestReservation(rangeOf(result, 1)) - limit();
+      const aheadMs = highestReservation(readOf(result, 1)) - limit();
       const another = pickFreeNodeId(new Set([...taken, nodeId]), passed, options.maxNodeId, () => 0) !== undefined;
       if (aheadMs > 0 && another) {
         await attempt.drop(nodeId, result);
@@ -252,6 +250,6 @@ async function claimFree(attempt: Attempt, answeredAt: number): Promise<Claim> {
         continue;
       }
     }
-    return attempt.won(nodeId, result.header.revision);
+    return attempt.won(nodeId, result.revision);
   }
 }

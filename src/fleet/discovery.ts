@@ -1,26 +1,29 @@
 // Finding the live servers of a fleet: the UDP addresses in the claim keys, read once and
 // then followed with a watch (a server that claims appears, one whose lease ends goes).
 
-import type { Etcd3, Watcher } from 'etcd3';
 import { unusableAddress } from '../address.js';
 import type { ServerDiscovery } from '../client/discovery.js';
-import { type ClaimInfo, type EtcdOptions, checkCluster, claimsPrefix, connectEtcd } from './etcd.js';
+import type { Coordinator, Watch } from './coordinator.js';
+import { type ClaimInfo, type EtcdOptions, checkCluster, claimsPrefix } from './etcd.js';
+import { etcdCoordinator } from './etcd-adapter.js';
 import { etcdRefusal } from './etcd-refusal.js';
 import { holderOf } from './holder.js';
 
 export interface DiscoveryOptions {
   etcd: EtcdOptions;
   cluster?: string;
+  /** Connects to the coordinator. Default: etcd at `etcd`. */
+  coordinator?: () => Coordinator;
 }
 
 export class FleetDiscovery implements ServerDiscovery {
-  private readonly client: Etcd3;
+  private readonly client: Coordinator;
   private readonly prefix: string;
   private readonly cluster: string;
   private readonly servers = new Map<string, string>();
   /** "key udp" of each unusable claim already told. */
   private readonly told = new Set<string>();
-  private watcher: Watcher | undefined;
+  private watcher: Watch | undefined;
   private closed = false;
   /** Resolves once the first list was read (rejects if etcd cannot be read). */
   readonly ready: Promise<void>;
@@ -31,7 +34,7 @@ export class FleetDiscovery implements ServerDiscovery {
     /** Told once per claim and address that no client can use (a server bound to 0.0.0.0 without --advertise): it is passed over. */
     private readonly onUnusable: (claimKey: string, info: Partial<ClaimInfo>, why: string) => void = () => undefined,
   ) {
-    this.client = connectEtcd(options.etcd);
+    this.client = options.coordinator?.() ?? etcdCoordinator(options.etcd);
     this.cluster = checkCluster(options.cluster);
     this.prefix = claimsPrefix(this.cluster);
     this.ready = this.load();
@@ -51,7 +54,10 @@ export class FleetDiscovery implements ServerDiscovery {
   async describeEmpty(): Promise<string> {
     const here = `no claims in cluster ${this.cluster}`;
     const root = 'hailstone/';
-    const keys = await this.client.getAll().prefix(root).keys().catch(() => [] as string[]);
+    const keys = await this.client
+      .range(root, { keysOnly: true })
+      .then(({ kvs }) => kvs.map((kv) => kv.key))
+      .catch(() => [] as string[]);
     const counts = new Map<string, number>();
     for (const key of keys) {
       const m = /^hailstone\/([^/]+)\/claims\/\d+$/.exec(key);
@@ -73,26 +79,21 @@ export class FleetDiscovery implements ServerDiscovery {
   }
 
   private async load(): Promise<void> {
-    const result = await this.client.getAll().prefix(this.prefix).exec();
-    for (const kv of result.kvs) this.set(kv.key.toString(), kv.value.toString());
+    const result = await this.client.range(this.prefix);
+    for (const kv of result.kvs) this.set(kv.key, kv.value);
     this.onChange(this.list());
     if (this.closed) return;
     // From the revision just read on: nothing between the read and the watch is missed.
-    const watcher = await this.client.watch().prefix(this.prefix).startRevision(String(BigInt(result.header.revision) + 1n)).create();
+    const watcher = await this.client.watch(this.prefix, String(BigInt(result.revision) + 1n), ({ type, kv }) => {
+      if (type === 'put') this.set(kv.key, kv.value);
+      else this.servers.delete(kv.key);
+      this.onChange(this.list());
+    });
     if (this.closed) {
       await watcher.cancel();
       return;
     }
     this.watcher = watcher;
-    watcher.on('put', (kv) => {
-      this.set(kv.key.toString(), kv.value.toString());
-      this.onChange(this.list());
-    });
-    watcher.on('delete', (kv) => {
-      this.servers.delete(kv.key.toString());
-      this.onChange(this.list());
-    });
-    watcher.on('error', () => undefined); // the watcher reconnects by itself
   }
 
   private set(key: string, value: string): void {

@@ -4,6 +4,7 @@
 // of these, so a server refuses to start at once (COORDINATOR_REFUSED) with the cause in
 // words and what to change — not after --etcd-wait-ms, and not as a gRPC message.
 
+import { CoordinatorError } from './coordinator.js';
 import { type EtcdOptions, claimsPrefix, clusterRoot } from './etcd.js';
 
 /** What the refusal is about: the options given, and the cluster whose keys were asked for. */
@@ -15,7 +16,9 @@ export interface RefusalContext {
 }
 
 /** Why etcd refused, with what to do about it; undefined when the error is not a refusal. */
-export function etcdRefusal(error: unknown, context: RefusalContext): string | undefined {
+export function etcdRefusal(failure: unknown, context: RefusalContext): string | undefined {
+  // The etcd client's own error, as the adapter received it.
+  const error = failure instanceof CoordinatorError && failure.cause instanceof Error ? failure.cause : failure;
   if (!(error instanceof Error)) return undefined;
   const text = `${error.name} ${error.message}`;
   const { etcd } = context;

@@ -9,13 +9,13 @@
 // over every stripe and worker count. Whatever a paused old holder can still issue is ≤ its
 // acknowledged R, and everything the new holder issues is above it.
 
-import { performance } from 'node:perf_hooks';
-import type { Etcd3 } from 'etcd3';
 import { DEFAULT_LAYOUT, type WorkerStripe, workerStripe } from '../layout.js';
 import { HailstoneError } from '../errors.js';
 import { OwnershipLostError, type ReservationStore, type StoredFloor } from '../node/store.js';
 import type { Claim } from './claim.js';
-import { ETCD_ATTEMPT_TIMEOUT_MS, etcdUnreachable, formatReservation, ifOwner, isOwner, parseReservation, prefixRange, rangeOf, reservationKey, reservationsPrefix } from './etcd.js';
+import { type Coordinator, coordinatorUnreachable, readOf } from './coordinator.js';
+import { ETCD_ATTEMPT_TIMEOUT_MS, formatReservation, ifOwner, isOwner, parseReservation, reservationKey, reservationsPrefix } from './etcd.js';
+import type { FleetRuntime } from './runtime.js';
 
 /** What a worker needs to write under a claim made by another process (the primary). */
 export interface ClaimRef {
@@ -59,7 +59,8 @@ export class EtcdStore implements ReservationStore {
   readonly renewalMarginMs: number;
   readonly slowWriteAdvice: string;
   readonly farAheadAdvice: string;
-  private readonly etcd: Etcd3;
+  private readonly coordinator: Coordinator;
+  private readonly runtime: FleetRuntime;
   private readonly cluster: string;
   private readonly claim: ClaimRef;
   /** Told each etcd request's duration, seconds. */
@@ -72,14 +73,15 @@ export class EtcdStore implements ReservationStore {
   private readonly refusal: (error: unknown) => string | undefined;
 
   constructor(init: {
-    etcd: Etcd3;
+    coordinator: Coordinator;
+    runtime: FleetRuntime;
     cluster: string;
     claim: ClaimRef;
     worker: WorkerStripe;
     observe?: (seconds: number) => void;
     refusal?: (error: unknown) => string | undefined;
   }) {
-    ({ etcd: this.etcd, cluster: this.cluster, claim: this.claim, observe: this.observe = () => undefined, refusal: this.refusal = () => undefined } = init);
+    ({ coordinator: this.coordinator, runtime: this.runtime, cluster: this.cluster, claim: this.claim, observe: this.observe = () => undefined, refusal: this.refusal = () => undefined } = init);
     this.key = reservationKey(this.cluster, this.claim.nodeId, init.worker);
     ({
       where: this.where,
@@ -97,43 +99,43 @@ export class EtcdStore implements ReservationStore {
     // Read in one transaction with the claim's compare: the floor is read while the claim
     // holds, and one request proves both.
     const prefix = reservationsPrefix(this.cluster, this.claim.nodeId);
-    const started = performance.now();
-    const result = await ifOwner(this.etcd, this.claim).then(prefixRange(prefix)).commit();
-    this.observe((performance.now() - started) / 1000);
+    const started = this.runtime.now();
+    const result = await this.coordinator.txn([ifOwner(this.claim)], [{ range: prefix }]);
+    this.observe((this.runtime.now() - started) / 1000);
     if (!result.succeeded) {
       const reason = `the claim ${this.claim.key} is gone or belongs to another instance`;
       this.claim.lose?.(reason);
       throw new OwnershipLostError(reason);
     }
     let floor: number | undefined;
-    for (const kv of rangeOf(result, 0)) {
-      const value = parseReservation(kv.value.toString());
+    for (const kv of readOf(result, 0)) {
+      const value = parseReservation(kv.value);
       if (value === undefined) {
         throw new HailstoneError(
           'STATE_CORRUPT',
-          `etcd key ${kv.key.toString()} holds ${JSON.stringify(kv.value.toString())}, not a reservation. Nothing will be issued for node id ${this.claim.nodeId} until it is fixed: put the highest R any holder used (ms since the Unix epoch, 16 digits) or, if unknown, a time safely past every id issued`,
+          `etcd key ${kv.key} holds ${JSON.stringify(kv.value)}, not a reservation. Nothing will be issued for node id ${this.claim.nodeId} until it is fixed: put the highest R any holder used (ms since the Unix epoch, 16 digits) or, if unknown, a time safely past every id issued`,
         );
       }
       floor = Math.max(floor ?? -Infinity, value);
-      if (kv.key.toString() === this.key) this.modRevision = kv.mod_revision;
+      if (kv.key === this.key) this.modRevision = kv.modRevision;
     }
     return { floor, firstStart: floor === undefined };
   }
 
   async save(reservedUntil: number): Promise<void> {
-    const started = performance.now();
-    const result = await ifOwner(this.etcd, this.claim)
-      .and(this.key, 'Mod', '==', this.modRevision)
-      .then(this.etcd.put(this.key).value(formatReservation(reservedUntil)))
-      .commit();
-    this.observe((performance.now() - started) / 1000);
+    const started = this.runtime.now();
+    const result = await this.coordinator.txn(
+      [ifOwner(this.claim), { key: this.key, target: 'mod', equals: this.modRevision }],
+      [{ put: this.key, value: formatReservation(reservedUntil) }],
+    );
+    this.observe((this.runtime.now() - started) / 1000);
     if (!result.succeeded && (await this.landedEarlier(reservedUntil))) return;
     if (!result.succeeded) {
       const reason = `the reservation write to ${this.key} was refused: the claim ${this.claim.key} (revision ${this.claim.createRevision}) is gone or another writer changed the reservation`;
       this.claim.lose?.(reason);
       throw new OwnershipLostError(reason);
     }
-    this.modRevision = result.header.revision;
+    this.modRevision = result.revision;
   }
 
   /**
@@ -144,11 +146,10 @@ export class EtcdStore implements ReservationStore {
    * starts strictly above every stored R).
    */
   private async landedEarlier(reservedUntil: number): Promise<boolean> {
-    const [owner, reservation] = await Promise.all([isOwner(this.etcd, this.claim), this.etcd.get(this.key).exec()]);
-    const current = reservation.kvs[0];
+    const [owner, current] = await Promise.all([isOwner(this.coordinator, this.claim), this.coordinator.get(this.key)]);
     if (!owner || current === undefined) return false;
-    if (parseReservation(current.value.toString()) !== reservedUntil) return false;
-    this.modRevision = current.mod_revision;
+    if (parseReservation(current.value) !== reservedUntil) return false;
+    this.modRevision = current.modRevision;
     return true;
   }
 
@@ -157,7 +158,7 @@ export class EtcdStore implements ReservationStore {
     // revoked) reads like an outage to the node; the log and /healthz say which.
     const refused = this.refusal(error);
     if (refused !== undefined) return `coordinator (etcd) refuses: ${refused}`;
-    return etcdUnreachable(error) ? 'coordinator (etcd) unreachable' : 'coordinator (etcd) failing';
+    return coordinatorUnreachable(error) ? 'coordinator (etcd) unreachable' : 'coordinator (etcd) failing';
   }
 
   async close(): Promise<void> {

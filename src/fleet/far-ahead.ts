@@ -4,14 +4,14 @@
 // Only the id a claimant has just won is looked at (its reservations come back with the
 // claim, in the same transaction): no claimant reads every node id's reservations.
 
-import type { IKeyValue } from 'etcd3';
+import type { KeyValue } from './coordinator.js';
 import type { NodeLogger } from '../logger.js';
 import { parseReservation } from './etcd.js';
 
 /** The highest reservation among a node id's keys: -Infinity for none; Infinity when one is damaged (STATE_CORRUPT when opened: pass it over too). */
-export function highestReservation(kvs: IKeyValue[]): number {
+export function highestReservation(kvs: KeyValue[]): number {
   let highest = -Infinity;
-  for (const kv of kvs) highest = Math.max(highest, parseReservation(kv.value.toString()) ?? Infinity);
+  for (const kv of kvs) highest = Math.max(highest, parseReservation(kv.value) ?? Infinity);
   return highest;
 }
 

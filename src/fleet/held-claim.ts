@@ -9,7 +9,8 @@
 // is lost. A process that was paused (GC, SIGSTOP, a frozen VM) past that point finds out
 // on its first timer after it resumes.
 
-import type { Etcd3 } from 'etcd3';
+import type { Coordinator } from './coordinator.js';
+import type { Cancel, FleetRuntime } from './runtime.js';
 import { FailureEpisode } from '../log-episode.js';
 import type { NodeLogger } from '../logger.js';
 import { ifOwner, isOwner } from './etcd.js';
@@ -21,13 +22,14 @@ export class Claim {
   readonly key: string;
   /** The claim key's create revision: the compare every reservation write makes. */
   readonly createRevision: string;
-  private readonly etcd: Etcd3;
+  private readonly coordinator: Coordinator;
+  private readonly runtime: FleetRuntime;
   private readonly session: LeaseSession;
   private readonly logger: NodeLogger;
   private lostReason: string | undefined;
   private readonly lostHandlers: ((reason: string) => void)[] = [];
-  private keepaliveTimer: NodeJS.Timeout | undefined;
-  private fenceTimer: NodeJS.Timeout | undefined;
+  private keepaliveTimer: Cancel | undefined;
+  private fenceTimer: Cancel | undefined;
   private released = false;
   /** Failed keepalives are logged once per run of failures. */
   private readonly keepaliveEpisode: FailureEpisode;
@@ -37,12 +39,13 @@ export class Claim {
   renewals = 0;
   renewalFailures = 0;
 
-  constructor(init: Pick<Claim, 'nodeId' | 'key' | 'createRevision'> & { etcd: Etcd3; session: LeaseSession; logger: NodeLogger }) {
-    ({ nodeId: this.nodeId, key: this.key, createRevision: this.createRevision, etcd: this.etcd, session: this.session, logger: this.logger } = init);
-    this.keepaliveEpisode = new FailureEpisode(this.logger, { what: 'lease keepalives', level: 'warn', fields: { nodeId: this.nodeId } });
+  constructor(init: Pick<Claim, 'nodeId' | 'key' | 'createRevision'> & { session: LeaseSession; logger: NodeLogger }) {
+    ({ nodeId: this.nodeId, key: this.key, createRevision: this.createRevision, session: this.session, logger: this.logger } = init);
+    this.coordinator = this.session.coordinator;
+    this.runtime = this.session.runtime;
+    this.keepaliveEpisode = new FailureEpisode(this.logger, { what: 'lease keepalives', level: 'warn', fields: { nodeId: this.nodeId }, now: () => this.runtime.now() });
     this.armFence();
-    this.keepaliveTimer = setInterval(() => void this.keepalive(), this.session.keepaliveEveryMs);
-    this.keepaliveTimer.unref();
+    this.keepaliveTimer = this.runtime.every(this.session.keepaliveEveryMs, () => void this.keepalive());
     // The first keepalive now when the lease was last confirmed a while ago (after a wait);
     // a lease granted or renewed just before the claim needs none yet — at a fleet's cold
     // start that is one request fewer per claimant.
@@ -85,7 +88,7 @@ export class Claim {
   /** Rewrites the claim key's value (same lease, same create revision), if the claim still holds. */
   async updateInfo(value: string): Promise<void> {
     if (this.lostReason !== undefined) return;
-    await ifOwner(this.etcd, this).then(this.etcd.put(this.key).value(value).lease(this.session.leaseId)).commit();
+    await this.coordinator.txn([ifOwner(this)], [{ put: this.key, value, lease: this.session.leaseId }]);
   }
 
   /** Lets go of the node id at once (revokes the lease, which deletes the claim key). */
@@ -99,21 +102,20 @@ export class Claim {
   }
 
   private stopTimers(): void {
-    clearInterval(this.keepaliveTimer);
-    clearTimeout(this.fenceTimer);
+    this.keepaliveTimer?.cancel();
+    this.fenceTimer?.cancel();
   }
 
   private armFence(): void {
-    clearTimeout(this.fenceTimer);
+    this.fenceTimer?.cancel();
     const validMs = this.session.validMs;
     const left = validMs - this.sinceConfirmedMs;
-    this.fenceTimer = setTimeout(() => {
+    this.fenceTimer = this.runtime.after(Math.max(0, left), () => {
       // A timer may fire late (a paused process): measure again.
       if (this.sinceConfirmedMs >= validMs) {
         this.lose(`no lease keepalive confirmed for ${Math.round(this.sinceConfirmedMs)} ms (lease TTL ${this.ttlS} s): etcd may give node id ${this.nodeId} to another instance`);
       } else this.armFence();
-    }, Math.max(0, left));
-    this.fenceTimer.unref();
+    }, true);
   }
 
   /**
@@ -125,7 +127,7 @@ export class Claim {
    */
   private async claimKeyGone(): Promise<boolean> {
     try {
-      const gone = !(await isOwner(this.etcd, this));
+      const gone = !(await isOwner(this.coordinator, this));
       if (!gone) this.logger.warn({ nodeId: this.nodeId }, `an etcd member said the lease of node id ${this.nodeId} is gone, but its claim key is there: a stale member; keeping the claim`);
       return gone;
     } catch {

@@ -7,13 +7,11 @@
 // leader — so a server never exits because of its own dead predecessor. The wait is said
 // once, with the holder and the time left, and told to the caller for /healthz.
 
-import { performance } from 'node:perf_hooks';
-import type { Etcd3 } from 'etcd3';
 import { HailstoneError } from '../errors.js';
 import type { NodeLogger } from '../logger.js';
-import { pause } from './backoff.js';
-import { leaseLeftMs } from './etcd.js';
+import type { Coordinator } from './coordinator.js';
 import { describeHolder } from './holder.js';
+import { type FleetRuntime, pause } from './runtime.js';
 
 /** A lease whose end moved later than first seen by more than this was renewed (etcd counts whole seconds). */
 const RENEWAL_SEEN_MS = 1500;
@@ -22,21 +20,22 @@ const ENDING_GRACE_MS = 3000;
 
 /** What the wait needs of the claim attempt. */
 export interface WaitContext {
-  readonly etcd: Etcd3;
+  readonly coordinator: Coordinator;
+  readonly runtime: FleetRuntime;
   readonly options: { cluster: string; logger: NodeLogger; signal?: AbortSignal | undefined; onWaiting?: ((what: string | undefined) => void) | undefined };
   timed<T>(request: Promise<T>): Promise<T>;
 }
 
 export class HolderWait {
   private holder: string | undefined;
-  /** When the holder's lease was first seen due to end (performance.now() ms). */
+  /** When the holder's lease was first seen due to end (runtime.now() ms). */
   private firstEndsAt = 0;
   private renewed = false;
 
   constructor(
     private readonly context: WaitContext,
     private readonly nodeId: number,
-    /** When etcd first answered this claimant (performance.now() ms). */
+    /** When etcd first answered this claimant (runtime.now() ms). */
     private readonly answeredAt: number,
     private readonly claimWaitMs: number,
     private readonly ttlS: number,
@@ -47,11 +46,11 @@ export class HolderWait {
    * when it is worth trying again, rejects with NODE_ID_TAKEN when the holder lives.
    */
   async forHolder(holder: string, lease: string): Promise<void> {
-    const { etcd, options } = this.context;
-    const left = lease === '0' ? Infinity : await this.context.timed(leaseLeftMs(etcd, lease));
+    const { coordinator, runtime, options } = this.context;
+    const left = lease === '0' ? Infinity : await this.context.timed(leaseLeftMs(coordinator, lease));
     // The lease is gone: its key goes with it — look again at once.
-    if (left === undefined) return pause(50, options.signal, 'claiming a node id');
-    const now = performance.now();
+    if (left === undefined) return pause(runtime, 50, options.signal, 'claiming a node id');
+    const now = runtime.now();
     const endsAt = now + left;
     const first = holder !== this.holder;
     if (first) {
@@ -71,6 +70,15 @@ export class HolderWait {
     const what = `node id ${this.nodeId} is held by ${describeHolder(holder)}: waiting for its lease to end (${Number.isFinite(left) ? `at most ${Math.ceil(left / 1000)} s left` : 'it has no lease'}; giving up ${Math.max(0, Math.ceil((this.claimWaitMs - waited) / 1000))} s from now if it is renewed)`;
     if (first) options.logger.warn({ nodeId: this.nodeId, cluster: options.cluster, leaseLeftMs: Number.isFinite(left) ? left : null, claimWaitMs: this.claimWaitMs }, what);
     options.onWaiting?.(what);
-    await pause(Math.max(100, Math.min(1000, left / 2)), options.signal, 'claiming a node id');
+    await pause(runtime, Math.max(100, Math.min(1000, left / 2)), options.signal, 'claiming a node id');
   }
+}
+
+/**
+ * How long a lease has left at most, ms (etcd counts whole seconds: a lease with TTL n left
+ * ends within n + 1 s), or undefined when it is gone.
+ */
+async function leaseLeftMs(coordinator: Coordinator, leaseId: string): Promise<number | undefined> {
+  const ttl = await coordinator.leaseTimeToLive(leaseId);
+  return ttl === undefined ? undefined : (ttl.leftS + 1) * 1000;
 }

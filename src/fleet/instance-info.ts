@@ -3,16 +3,15 @@
 // else the bound one. A claim whose address no client can use is said once in the log, not
 // skipped in silence.
 
-import { randomBytes } from 'node:crypto';
 import { hostPort, parseAdvertise, unusableAddress } from '../address.js';
 import type { NodeLogger } from '../logger.js';
 import { VERSION } from '../version.js';
 import type { ClaimInfo } from './etcd.js';
-import { ownIdentity, serverHostname } from './process-identity.js';
+import type { FleetRuntime } from './runtime.js';
 
 export class InstanceInfo {
-  readonly instance = randomBytes(8).toString('hex');
-  private readonly startedAt = new Date().toISOString();
+  readonly instance: string;
+  private readonly startedAt: string;
   /** --advertise: the host (and port) for the claim. */
   private readonly advertise: { host: string; port: number | undefined } | undefined;
   /** The unusable claim address already logged. */
@@ -26,15 +25,20 @@ export class InstanceInfo {
       bound: () => string;
       /** "host:port", or "host" (with the bound port). */
       advertise: string | undefined;
+      /** Where the instance id, start time and process identity come from. */
+      runtime: FleetRuntime;
     },
   ) {
+    this.instance = options.runtime.instanceId();
+    this.startedAt = new Date(options.runtime.wall()).toISOString();
     this.advertise = options.advertise === undefined ? undefined : parseAdvertise(options.advertise);
   }
 
   info(): ClaimInfo {
     // Where it runs, precisely enough that a successor on this machine can prove it gone
     // (process-identity.ts) instead of waiting out its lease.
-    return { instance: this.instance, host: serverHostname(), udp: this.udp(), pid: process.pid, version: VERSION, startedAt: this.startedAt, ...ownIdentity() };
+    const { host, pid, identity } = this.options.runtime.self();
+    return { instance: this.instance, host, udp: this.udp(), pid, version: VERSION, startedAt: this.startedAt, ...identity };
   }
 
   /** The UDP address for the claim: the advertised one, else the bound one. */

@@ -8,9 +8,8 @@
 // Keepalives are timed from the moment each was *sent*: etcd extends the lease after that
 // moment, so the lease lives at least TTL past it.
 
-import { performance } from 'node:perf_hooks';
-import type { Etcd3, Lease } from 'etcd3';
-import { ETCD_REQUEST_TIMEOUT_MS, etcdUnreachable, leaseGone } from './etcd.js';
+import { type Coordinator, coordinatorUnreachable, leaseGone } from './coordinator.js';
+import type { FleetRuntime } from './runtime.js';
 
 /** How long before the lease could expire the holder gives up the claim by itself. */
 export function safetyMarginMs(ttlS: number): number {
@@ -30,31 +29,31 @@ export class LeaseGoneError extends Error {
  * stalls, until `budgetMs` is spent. Resolves with the send time of the attempt etcd
  * confirmed (etcd extends the lease after it, so the lease lives at least TTL past it).
  */
-export async function keepLeaseAlive(lease: Lease, budgetMs: number, observe: (seconds: number) => void): Promise<number> {
-  const until = performance.now() + budgetMs;
+export async function keepLeaseAlive(coordinator: Coordinator, runtime: FleetRuntime, leaseId: string, budgetMs: number, observe: (seconds: number) => void): Promise<number> {
+  const until = runtime.now() + budgetMs;
   for (;;) {
-    const sentAt = performance.now();
+    const sentAt = runtime.now();
     try {
       // Each attempt gets what is left of the budget, at most a third of it: a stalled member
       // must leave time for two more.
-      const res = await lease.keepaliveOnce({ deadline: Date.now() + Math.max(100, Math.min(until - sentAt, budgetMs / 3)) });
-      observe((performance.now() - sentAt) / 1000);
-      if (Number(res.TTL) <= 0) throw new LeaseGoneError('etcd says the lease expired');
+      await coordinator.keepAlive(leaseId, Math.max(100, Math.min(until - sentAt, budgetMs / 3)));
+      observe((runtime.now() - sentAt) / 1000);
       return sentAt;
     } catch (error) {
       if (leaseGone(error)) throw new LeaseGoneError(`etcd says the lease is gone (${(error as Error).message})`);
-      if (error instanceof LeaseGoneError || !etcdUnreachable(error) || performance.now() >= until) throw error;
+      if (!coordinatorUnreachable(error) || runtime.now() >= until) throw error;
     }
   }
 }
 
 /** A granted lease and when its last keepalive etcd confirmed was sent. */
 export class LeaseSession {
-  /** performance.now() when the last confirmed keepalive (or the grant) was sent. */
+  /** runtime.now() when the last confirmed keepalive (or the grant) was sent. */
   private confirmedSentAt: number;
 
   private constructor(
-    private readonly lease: Lease,
+    readonly coordinator: Coordinator,
+    readonly runtime: FleetRuntime,
     readonly leaseId: string,
     readonly ttlS: number,
     grantSentAt: number,
@@ -64,23 +63,16 @@ export class LeaseSession {
   }
 
   /** Grants a lease of `ttlS` seconds. */
-  static async grant(etcd: Etcd3, ttlS: number, observe: (seconds: number) => void): Promise<LeaseSession> {
-    const lease = etcd.lease(ttlS, { autoKeepAlive: false });
-    lease.on('lost', () => undefined); // reported through the session's callers, never as an unhandled event
-    const sentAt = performance.now();
-    try {
-      const leaseId = await lease.grant();
-      observe((performance.now() - sentAt) / 1000);
-      return new LeaseSession(lease, leaseId, ttlS, sentAt, observe);
-    } catch (error) {
-      lease.release();
-      throw error;
-    }
+  static async grant(coordinator: Coordinator, runtime: FleetRuntime, ttlS: number, observe: (seconds: number) => void): Promise<LeaseSession> {
+    const sentAt = runtime.now();
+    const leaseId = await coordinator.grantLease(ttlS);
+    observe((runtime.now() - sentAt) / 1000);
+    return new LeaseSession(coordinator, runtime, leaseId, ttlS, sentAt, observe);
   }
 
   /** ms since the last confirmed keepalive (or the grant) was sent. */
   get sinceConfirmedMs(): number {
-    return performance.now() - this.confirmedSentAt;
+    return this.runtime.now() - this.confirmedSentAt;
   }
 
   /** How long after a confirmed keepalive was sent the lease is surely alive: TTL minus the safety margin. */
@@ -98,7 +90,7 @@ export class LeaseSession {
    * Rejects with LeaseGoneError when etcd says the lease is gone, or with the last error.
    */
   async keepAlive(): Promise<void> {
-    const sentAt = await keepLeaseAlive(this.lease, this.keepaliveEveryMs, this.observe);
+    const sentAt = await keepLeaseAlive(this.coordinator, this.runtime, this.leaseId, this.keepaliveEveryMs, this.observe);
     if (sentAt > this.confirmedSentAt) this.confirmedSentAt = sentAt;
   }
 
@@ -109,11 +101,11 @@ export class LeaseSession {
 
   /** Stops handling the lease here (it expires in etcd by itself). */
   release(): void {
-    this.lease.release();
+    this.coordinator.forgetLease(this.leaseId);
   }
 
   /** Revokes the lease at once (deleting the keys attached to it); failures are ignored. */
   async revoke(): Promise<void> {
-    await this.lease.revoke({ deadline: Date.now() + ETCD_REQUEST_TIMEOUT_MS }).catch(() => undefined);
+    await this.coordinator.revokeLease(this.leaseId).catch(() => undefined);
   }
 }

@@ -2,7 +2,6 @@
 // when the claim is lost (fenced) stops that node at once and claims again — perhaps
 // another node id — while the server answers UNAVAILABLE.
 
-import type { Etcd3 } from 'etcd3';
 import { HailstoneError, checkInteger } from '../errors.js';
 import { Backoff } from './backoff.js';
 import { DEFAULT_LAYOUT } from '../layout.js';
@@ -15,7 +14,11 @@ import { claimAgainCures } from './claim-again.js';
 import type { FleetStats } from '../node/source.js';
 import { type Claim, claimNodeId } from './claim.js';
 import { DEFAULT_COORDINATOR_WAIT_MS, DEFAULT_LEASE_TTL_S, MAX_LEASE_TTL_S, MIN_LEASE_TTL_S, defaultClaimWaitMs } from './defaults.js';
-import { type EtcdConnection, checkCluster, etcdTargets, openEtcd } from './etcd.js';
+import type { Coordinator } from './coordinator.js';
+import { checkCluster, etcdTargets } from './etcd.js';
+import { etcdCoordinator } from './etcd-adapter.js';
+import type { FleetRuntime } from './runtime.js';
+import { systemRuntime } from '../system-runtime.js';
 import { tlsGiven } from './etcd-tls.js';
 import { etcdRefusal } from './etcd-refusal.js';
 import { type ClaimRef, EtcdStore, WHOLE_NODE, claimRefOf } from './etcd-store.js';
@@ -34,7 +37,9 @@ export class FleetMember {
   readonly cluster: string;
   readonly latency = new LatencyHistogram();
   /** Opened on first use: a worker under its primary's claim never talks to etcd itself. */
-  private connection: EtcdConnection | undefined;
+  private connection: Coordinator | undefined;
+  /** The clocks, timers and chance this member runs on. */
+  private readonly runtime: FleetRuntime;
   /** The node's one reservation under the current claim (node-reservation.ts). */
   private reservation: { createRevision: string; link: NodeReservation } | undefined;
   private claim: Claim | undefined;
@@ -94,6 +99,7 @@ export class FleetMember {
     },
   ) {
     const { logger } = owner;
+    this.runtime = options.runtime ?? systemRuntime;
     this.cluster = checkCluster(options.cluster);
     this.leaseTtlS = checkInteger('leaseTtlS', options.leaseTtlS ?? DEFAULT_LEASE_TTL_S, MIN_LEASE_TTL_S, MAX_LEASE_TTL_S);
     // The endpoints are checked now (bad usage fails at once); the connection waits for first use.
@@ -104,16 +110,16 @@ export class FleetMember {
     const { maxLeadMs } = checkReservationMs(options.maxLeadMs, options.reservationMs);
     this.maxLeadMs = maxLeadMs;
     const skew = options.clockSkewMs ?? 0;
-    const base = options.clock ?? Date.now;
+    const base = options.clock ?? (() => this.runtime.wall());
     this.clock = () => base() + skew;
-    this.claimEpisode = new FailureEpisode(logger, { what: 'claiming a node id', level: 'warn', fields: { cluster: this.cluster } });
-    this.self = new InstanceInfo({ logger, cluster: this.cluster, bound: () => owner.udp(), advertise: options.advertise });
+    this.claimEpisode = new FailureEpisode(logger, { what: 'claiming a node id', level: 'warn', fields: { cluster: this.cluster }, now: () => this.runtime.now() });
+    this.self = new InstanceInfo({ logger, cluster: this.cluster, bound: () => owner.udp(), advertise: options.advertise, runtime: this.runtime });
   }
 
-  private get etcd(): Etcd3 {
+  private get coordinator(): Coordinator {
     // Closed: a late request (a worker's reservation, say) must not open a connection nobody closes.
     if (this.closed) throw new HailstoneError('CLOSED', 'the server is closing');
-    this.connection ??= openEtcd(
+    this.connection ??= this.options.coordinator?.() ?? etcdCoordinator(
       this.options.etcd,
       (endpoint, up) => {
         if (up) this.owner.logger.info({ endpoint, cluster: this.cluster }, `etcd member ${endpoint} answers again`);
@@ -121,7 +127,7 @@ export class FleetMember {
       },
       ({ ok, message }) => (ok ? this.owner.logger.info({ cluster: this.cluster }, message) : this.owner.logger.warn({ cluster: this.cluster }, message)),
     );
-    return this.connection.etcd;
+    return this.connection;
   }
 
   /**
@@ -136,7 +142,7 @@ export class FleetMember {
 
   private reservationFor(claim: ClaimRef): NodeReservation {
     if (this.reservation?.createRevision !== claim.createRevision) {
-      const store = new EtcdStore({ etcd: this.etcd, cluster: this.cluster, claim, worker: WHOLE_NODE, observe: (s) => this.latency.observe(s), refusal: (error) => this.refusal(error) });
+      const store = new EtcdStore({ coordinator: this.coordinator, runtime: this.runtime, cluster: this.cluster, claim, worker: WHOLE_NODE, observe: (s) => this.latency.observe(s), refusal: (error) => this.refusal(error) });
       this.reservation = { createRevision: claim.createRevision, link: new NodeReservation(store, this.clock, this.maxLeadMs) };
     }
     return this.reservation.link;
@@ -155,11 +161,11 @@ export class FleetMember {
     // COORDINATOR_UNAVAILABLE. Only what retrying cannot fix (NODE_ID_TAKEN, NO_FREE_NODE_ID,
     // CLOCK_FAR_BEHIND, bad arguments) ends the start at once.
     const waitMs = this.options.coordinatorWaitMs ?? DEFAULT_COORDINATOR_WAIT_MS;
-    const started = Date.now();
-    const backoff = new Backoff(200, 2000);
+    const started = this.runtime.now();
+    const backoff = new Backoff(this.runtime, 200, 2000);
     for (;;) {
       try {
-        const node = await this.claimAndOpen(Math.max(0, waitMs - (Date.now() - started)));
+        const node = await this.claimAndOpen(Math.max(0, waitMs - (this.runtime.now() - started)));
         this.self.checkAddress();
         this.node = node;
         this.problem = undefined;
@@ -171,7 +177,7 @@ export class FleetMember {
         const refused = error instanceof HailstoneError ? undefined : this.refusal(error);
         if (refused !== undefined) throw new HailstoneError('COORDINATOR_REFUSED', refused, { cause: error });
         if (!claimAgainCures(error)) throw error;
-        if (Date.now() - started >= waitMs) {
+        if (this.runtime.now() - started >= waitMs) {
           throw new HailstoneError('COORDINATOR_UNAVAILABLE', `could not claim a node id and store its first reservation within ${waitMs} ms: ${(error as Error).message}`, { cause: error });
         }
         this.problem = `claiming failed (${(error as Error).message})`;
@@ -253,7 +259,7 @@ export class FleetMember {
       await this.adopting.catch(() => undefined);
       await this.node?.close();
       await this.claim?.release();
-      this.connection?.etcd.close();
+      this.connection?.close();
     })();
     return this.closing;
   }
@@ -263,7 +269,8 @@ export class FleetMember {
     try {
       const layout = this.options.layout ?? DEFAULT_LAYOUT;
       const claim = await claimNodeId({
-        etcd: this.etcd,
+        coordinator: this.coordinator,
+        runtime: this.runtime,
         cluster: this.cluster,
         nodeId: this.options.nodeId,
         // Without a fixed id, take the last one back when it is free (or our own stale claim).
@@ -347,7 +354,7 @@ export class FleetMember {
     this.pastRenewals += old.renewals;
     this.pastRenewalFailures += old.renewalFailures;
     await oldNode?.close();
-    const backoff = new Backoff(200, 5000);
+    const backoff = new Backoff(this.runtime, 200, 5000);
     while (!this.closed) {
       try {
         const node = await this.claimAndOpen(Number.MAX_SAFE_INTEGER);

@@ -1,12 +1,18 @@
 // What fleet mode takes: etcd, the cluster, the claim's waits and lease, the address to
 // advertise — and, for a worker of --workers N, the claim its primary holds.
 
+import type { Coordinator } from './coordinator.js';
 import type { EtcdOptions } from './etcd.js';
+import type { FleetRuntime } from './runtime.js';
 import type { ClaimRef } from './etcd-store.js';
 import type { ReservationLink } from './node-reservation.js';
 
 export interface FleetOptions {
   etcd: EtcdOptions;
+  /** Connects to the coordinator. Default: etcd at `etcd` (etcd-adapter.ts); the simulator passes its own. */
+  coordinator?: () => Coordinator;
+  /** The clocks, timers and chance fleet mode runs on. Default the system's. */
+  runtime?: FleetRuntime;
   /**
    * Run under a claim another process holds (a worker of --workers N: the primary claims,
    * keeps the lease alive and re-claims; its workers write their stripes under that claim).

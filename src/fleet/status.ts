@@ -3,7 +3,7 @@
 // far it runs ahead of now — and reservations whose node id no live instance claims (a
 // dead holder's, kept so the next holder starts above them), and how many ids are free.
 
-import type { Etcd3 } from 'etcd3';
+import type { Coordinator } from './coordinator.js';
 import { DEFAULT_LAYOUT } from '../layout.js';
 import { type ClaimInfo, claimsPrefix, clusterRoot, parseReservation, reservationsRoot } from './etcd.js';
 import { holderOf } from './holder.js';
@@ -47,23 +47,23 @@ export interface FleetStatus {
 }
 
 /** Reads the cluster's keys (one request) and each holder's lease. */
-export async function readFleetStatus(etcd: Etcd3, cluster: string, options: { maxNodeId?: number; now?: () => number } = {}): Promise<FleetStatus> {
-  const now = options.now ?? Date.now;
+export async function readFleetStatus(coordinator: Coordinator, cluster: string, options: { maxNodeId?: number; now: () => number }): Promise<FleetStatus> {
+  const { now } = options;
   const maxNodeId = options.maxNodeId ?? DEFAULT_LAYOUT.maxNodeId;
-  const result = await etcd.getAll().prefix(clusterRoot(cluster)).exec();
+  const result = await coordinator.range(clusterRoot(cluster));
   const readAt = now();
   const claims = new Map<number, { holder: Partial<ClaimInfo>; lease: string }>();
   const stripes = new Map<number, StripeStatus[]>();
   for (const kv of result.kvs) {
-    const key = kv.key.toString();
+    const key = kv.key;
     if (key.startsWith(claimsPrefix(cluster))) {
       const nodeId = nodeIdOf(key.slice(claimsPrefix(cluster).length));
-      if (nodeId !== undefined) claims.set(nodeId, { holder: holderOf(kv.value.toString()) ?? {}, lease: kv.lease });
+      if (nodeId !== undefined) claims.set(nodeId, { holder: holderOf(kv.value) ?? {}, lease: kv.lease });
     } else if (key.startsWith(reservationsRoot(cluster))) {
       const [id, stripe] = key.slice(reservationsRoot(cluster).length).split('/');
       const nodeId = nodeIdOf(id ?? '');
       if (nodeId === undefined || stripe === undefined) continue;
-      const reservation = parseReservation(kv.value.toString());
+      const reservation = parseReservation(kv.value);
       const list = stripes.get(nodeId) ?? [];
       list.push({ stripe, reservation, aheadMs: reservation === undefined ? undefined : reservation - readAt });
       stripes.set(nodeId, list);
@@ -72,7 +72,7 @@ export async function readFleetStatus(etcd: Etcd3, cluster: string, options: { m
   const byStripe = (a: StripeStatus, b: StripeStatus) => a.stripe.localeCompare(b.stripe, 'en', { numeric: true });
   const nodes = await Promise.all(
     [...claims].map(async ([nodeId, { holder, lease }]): Promise<ClaimedNodeStatus> => {
-      const ttl = await leaseTtl(etcd, lease);
+      const ttl = await leaseTtl(coordinator, lease);
       return { nodeId, holder, ...ttl, stripes: (stripes.get(nodeId) ?? []).sort(byStripe) };
     }),
   );
@@ -82,7 +82,7 @@ export async function readFleetStatus(etcd: Etcd3, cluster: string, options: { m
     .map(([nodeId, list]) => ({ nodeId, stripes: list.sort(byStripe) }))
     .sort((a, b) => a.nodeId - b.nodeId);
   const held = [...claims.keys()].filter((id) => id <= maxNodeId).length;
-  return { cluster, revision: result.header.revision, readAt, nodes, unclaimed, freeIds: maxNodeId + 1 - held };
+  return { cluster, revision: result.revision, readAt, nodes, unclaimed, freeIds: maxNodeId + 1 - held };
 }
 
 function nodeIdOf(text: string): number | undefined {
@@ -90,12 +90,11 @@ function nodeIdOf(text: string): number | undefined {
 }
 
 /** The lease's time left; undefined when it is gone or cannot be read (a holder's lease is not ours to fail on). */
-async function leaseTtl(etcd: Etcd3, lease: string): Promise<{ leaseLeftS: number | undefined; leaseTtlS: number | undefined }> {
+async function leaseTtl(coordinator: Coordinator, lease: string): Promise<{ leaseLeftS: number | undefined; leaseTtlS: number | undefined }> {
   if (lease === '0') return { leaseLeftS: undefined, leaseTtlS: undefined };
   try {
-    const res = await etcd.leaseClient.leaseTimeToLive({ ID: lease, keys: false });
-    const left = Number(res.TTL);
-    return { leaseLeftS: left < 0 ? undefined : left, leaseTtlS: Number(res.grantedTTL) };
+    const ttl = await coordinator.leaseTimeToLive(lease);
+    return { leaseLeftS: ttl?.leftS, leaseTtlS: ttl?.grantedS };
   } catch {
     return { leaseLeftS: undefined, leaseTtlS: undefined };
   }

@@ -27,13 +27,18 @@ const SPECIFIER = /(?:\bfrom\s*|\bimport\s*\(?\s*|\bload\(\s*)['"]([^'"]+)['"]/g
 
 /** The modules a file imports: project files as paths ("src/node/node.ts"), packages as named. */
 export function importsOf(path: string, text: string): string[] {
-  const code = text.replace(/\/\*[\s\S]*?\*\//g, '').replace(/(^|[^:'"`])\/\/.*$/gm, '$1');
+  const code = withoutComments(text);
   const found: string[] = [];
   for (const match of code.matchAll(SPECIFIER)) {
     const spec = match[1]!;
     found.push(spec.startsWith('.') ? posix.normalize(posix.join(dirname(path), spec)).replace(/\.js$/, '.ts') : spec);
   }
   return found;
+}
+
+/** The code of a file without its comments: prose naming a module or a call is not code. */
+export function withoutComments(text: string): string {
+  return text.replace(/\/\*[\s\S]*?\*\//g, '').replace(/(^|[^:'"`])\/\/.*$/gm, '$1');
 }
 
 export interface ImportEdge {
