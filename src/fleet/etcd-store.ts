@@ -68,6 +68,8 @@ export class EtcdStore implements ReservationStore {
   private readonly key: string;
   /** Mod revision of the reservation key as this holder last saw or wrote it ('0': absent). */
   private modRevision = '0';
+  /** Rs sent whose answer never came: one of them may be what the key holds now. */
+  private readonly unconfirmed = new Set<number>();
 
   /** Why etcd refuses this server (TLS, password, permission), if that is what an error says. */
   private readonly refusal: (error: unknown) => string | undefined;
@@ -122,35 +124,47 @@ export class EtcdStore implements ReservationStore {
     return { floor, firstStart: floor === undefined };
   }
 
-  async save(reservedUntil: number): Promise<void> {
-    const started = this.runtime.now();
-    const result = await this.coordinator.txn(
-      [ifOwner(this.claim), { key: this.key, target: 'mod', equals: this.modRevision }],
-      [{ put: this.key, value: formatReservation(reservedUntil) }],
-    );
-    this.observe((this.runtime.now() - started) / 1000);
-    if (!result.succeeded && (await this.landedEarlier(reservedUntil))) return;
-    if (!result.succeeded) {
+  async save(reservedUntil: number): Promise<number> {
+    for (let tries = 0; ; tries++) {
+      const started = this.runtime.now();
+      // Unconfirmed until etcd answers: a write whose answer is lost may still have landed.
+      this.unconfirmed.add(reservedUntil);
+      const result = await this.coordinator.txn(
+        [ifOwner(this.claim), { key: this.key, target: 'mod', equals: this.modRevision }],
+        [{ put: this.key, value: formatReservation(reservedUntil) }],
+      );
+      this.observe((this.runtime.now() - started) / 1000);
+      if (result.succeeded) {
+        this.modRevision = result.revision;
+        // Any earlier write still in flight compares an older revision: it can no longer land.
+        this.unconfirmed.clear();
+        return reservedUntil;
+      }
+      const landed = tries === 0 ? await this.ownLanded() : undefined;
+      if (landed !== undefined && landed >= reservedUntil) return landed;
+      if (landed !== undefined) continue; // an earlier, lower R of ours landed: write this one over it
       const reason = `the reservation write to ${this.key} was refused: the claim ${this.claim.key} (revision ${this.claim.createRevision}) is gone or another writer changed the reservation`;
       this.claim.lose?.(reason);
       throw new OwnershipLostError(reason);
     }
-    this.modRevision = result.revision;
   }
 
   /**
-   * A write retried through another member after its first attempt stalled may find that
-   * first attempt applied: the compare then fails on our own write. It counts as stored when
-   * the key holds exactly this R and the claim is still ours — the write that put it there
-   * compared the claim like any other, and no later holder's R can equal it (a new holder
-   * starts strictly above every stored R).
+   * A write whose answer was lost (a timeout, a stalled member) may have been applied: the
+   * next write's revision compare then fails on our own write. It is recognised by a read
+   * that finds the claim still ours and the key holding an R this store sent and never saw
+   * answered — every write to the key compares its writer's claim, so while the claim is
+   * ours no one else can have written it. Then the store goes on from that revision (and
+   * that R is stored). Returns the R found, or undefined when the key is not ours.
    */
-  private async landedEarlier(reservedUntil: number): Promise<boolean> {
+  private async ownLanded(): Promise<number | undefined> {
     const [owner, current] = await Promise.all([isOwner(this.coordinator, this.claim), this.coordinator.get(this.key)]);
-    if (!owner || current === undefined) return false;
-    if (parseReservation(current.value) !== reservedUntil) return false;
+    if (!owner || current === undefined) return undefined;
+    const value = parseReservation(current.value);
+    if (value === undefined || !this.unconfirmed.has(value)) return undefined;
     this.modRevision = current.modRevision;
-    return true;
+    this.unconfirmed.clear();
+    return value;
   }
 
   describeFailure(error: unknown): string {

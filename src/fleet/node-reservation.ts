@@ -14,7 +14,7 @@
 // R at or past what it asked for was acknowledged. A new holder of the node id starts
 // above every key under the node id's prefix — this one and any a past worker count left.
 
-import { OwnershipLostError, type ReservationStore, type StoredFloor } from '../node/store.js';
+import { OwnershipLostError, type ReservationStore, type StoredFloor, reachOf } from '../node/store.js';
 
 /** What a node's store asks of its node's one reservation: in process, or from a worker over IPC. */
 export interface ReservationLink {
@@ -95,8 +95,8 @@ export class NodeReservation implements ReservationLink {
     this.writing = true;
     this.writes++;
     this.store.save(target, now).then(
-      () => {
-        this.acked = Math.max(this.acked, target);
+      (stored) => {
+        this.acked = Math.max(this.acked, reachOf(target, stored));
         for (const w of open) w.resolve(this.acked);
       },
       (error: unknown) => {
