@@ -117,7 +117,7 @@ export class Node implements HailstoneNode {
     this.firstStart = init.firstStart;
     this.lastVerified = this.wallClock();
     this.warnings = new NodeWarnings(this.logger, { nodeId: this.nodeId, worker: this.worker.index, maxLeadMs: this.maxLeadMs, store: this.store });
-    this.storageEpisode = new FailureEpisode(this.logger, { what: 'durable reservation writes', fields: { nodeId: this.nodeId, worker: this.worker.index } });
+    this.storageEpisode = new FailureEpisode(this.logger, { what: 'durable reservation writes', fields: { nodeId: this.nodeId, worker: this.worker.index }, now: this.wallClock });
     // Checked often, so that a renewal starts within a few ms of being due (polling is cheap,
     // a renewal that starts a tick late is not: see renewal.ts) and a lost lock is noticed
     // within VERIFY_EVERY_MS even when renewals are seconds apart. The timer's lateness is

@@ -1,0 +1,484 @@
+// The fleet simulator: N members — each a real FleetMember with its real node, over the
+// in-memory coordinator — and their clients, under one seeded scheduler in virtual time,
+// with crashes, pauses, clock steps, partitions and coordinator faults drawn from the seed.
+// The invariants are checked as ids are issued, and the first violation is reported with
+// the events that led to it; the same seed gives the same trace, so any failure replays.
+
+import { createHash } from 'node:crypto';
+import { DEFAULT_LAYOUT } from '../../src/layout.js';
+import { readIds } from '../../src/codec.js';
+import { HailstoneError } from '../../src/errors.js';
+import { FleetMember } from '../../src/fleet/member.js';
+import type { HailstoneNode } from '../../src/node/node.js';
+import type { NodeLogger } from '../../src/logger.js';
+import { prng } from '../support/seed.js';
+import { type Fault, type FaultKind, planFaults } from './faults.js';
+import { MemoryClient, type SimNetwork } from './memory-client.js';
+import { MemoryEtcd } from './memory-etcd.js';
+import { Scheduler } from './scheduler.js';
+import { MachineClock, SimProcess, subSeed } from './sim-process.js';
+
+export interface SimOptions {
+  seed: number;
+  members?: number;
+  /** Simulated minutes. */
+  minutes?: number;
+  /** Faults per simulated minute (0: none). Default 12. */
+  faultsPerMinute?: number;
+  /** Only these kinds of fault. */
+  faultKinds?: FaultKind[];
+  /** Keep every trace line (for a failure's report and the replay test). Default: the last 40. */
+  keepTrace?: boolean;
+}
+
+export interface Violation {
+  at: number;
+  invariant: 'unique' | 'increasing' | 'one-holder' | 'liveness' | 'refusal-without-fault' | 'error';
+  message: string;
+}
+
+export interface SimReport {
+  seed: number;
+  members: number;
+  minutes: number;
+  leaseTtlS: number;
+  maxLeadMs: number;
+  givenIds: number;
+  faults: number;
+  faultKinds: Record<string, number>;
+  ids: number;
+  requests: number;
+  /** Requests refused while a fault (or a start) explained it. */
+  refusals: number;
+  /** Refused requests by why: the node's refusal reason, or that no node was serving. */
+  refusedBy: Record<string, number>;
+  /** Share of requests served, per member. */
+  availability: number[];
+  violation: Violation | undefined;
+  lastEvents: string[];
+  traceHash: string;
+  events: number;
+  coordinatorRequests: number;
+  virtualMs: number;
+}
+
+/** How long after the faults stop (or a process starts) every member must serve again, given the lease TTL. */
+export function recoveryBoundMs(leaseTtlS: number, maxLeadMs: number): number {
+  // A dead holder's lease (which a coordinator restart renews), the claim's own wait for it,
+  // a re-claim's backoff, and the first reservation's wait for the clock.
+  return 2 * leaseTtlS * 1000 + 15_000 + maxLeadMs;
+}
+
+const EPOCH_MS = DEFAULT_LAYOUT.epoch + 900_000_000_000;
+const CLIENT_EVERY_MS = 100;
+/** At the end of a run, every member must serve within this last stretch (no fault may explain a refusal in it). */
+const LIVENESS_TAIL_MS = 30_000;
+const CLUSTER = 'sim';
+const SEQUENCE_BITS = BigInt(DEFAULT_LAYOUT.sequenceBits);
+const NODE_MASK = (1n << BigInt(DEFAULT_LAYOUT.nodeBits)) - 1n;
+const TICK_SHIFT = BigInt(DEFAULT_LAYOUT.sequenceBits + DEFAULT_LAYOUT.nodeBits);
+
+interface MemberSlot {
+  index: number;
+  clock: MachineClock;
+  givenNodeId: number | undefined;
+  process: SimProcess | undefined;
+  incarnation: number;
+  node: HailstoneNode | undefined;
+  /** Virtual ms at which the current process started. */
+  startedAt: number;
+  served: number;
+  asked: number;
+  /** Virtual ms of the last id served. */
+  lastServedAt: number;
+}
+
+/** A holder's tenure of a node id: the range of id timestamps it issued. */
+interface Tenure {
+  holder: string;
+  min: number;
+  max: number;
+}
+
+export class Simulation {
+  readonly scheduler = new Scheduler();
+  private readonly etcd: MemoryEtcd;
+  private readonly net: SimNetwork & { down: boolean; partitioned: Set<number>; extraDelayMs: number; lossChance: number; deposedChance: number; leaderUntil: number };
+  private readonly slots: MemberSlot[] = [];
+  private readonly random: () => number;
+  private readonly netRandom: () => number;
+  private readonly hash = createHash('sha256');
+  private readonly trace: string[] = [];
+  private readonly keepTrace: boolean;
+  private readonly issued = new Map<bigint, string>();
+  private readonly buffer = new Uint8Array(8 * 4);
+  private readonly lastIdOf = new WeakMap<HailstoneNode, bigint>();
+  private readonly holderOf = new WeakMap<HailstoneNode, string>();
+  private readonly tenures = new Map<number, Tenure[]>();
+  /** Windows in which a member may refuse: [from, until) per member, or for all (-1). */
+  private readonly excuses: { member: number; from: number; until: number }[] = [];
+  private violation: Violation | undefined;
+  private events = 0;
+  private ids = 0;
+  private requests = 0;
+  private refusals = 0;
+  private readonly refusedBy: Record<string, number> = {};
+  private readonly faults: Fault[];
+  readonly members: number;
+  readonly minutes: number;
+  readonly leaseTtlS: number;
+  readonly maxLeadMs: number;
+  private readonly boundMs: number;
+  private readonly quietAt: number;
+  private readonly endAt: number;
+
+  constructor(private readonly options: SimOptions) {
+    const { seed } = options;
+    this.random = prng(subSeed(seed, 'world'));
+    this.netRandom = prng(subSeed(seed, 'network'));
+    this.keepTrace = options.keepTrace ?? false;
+    this.members = options.members ?? 16;
+    this.minutes = options.minutes ?? 10;
+    // Per seed: the lease and the lead, as operators choose them.
+    this.leaseTtlS = [3, 5, 10][Math.floor(this.random() * 3)]!;
+    this.maxLeadMs = [300, 1000, 2000][Math.floor(this.random() * 3)]!;
+    this.boundMs = recoveryBoundMs(this.leaseTtlS, this.maxLeadMs);
+    this.endAt = this.minutes * 60_000;
+    // Faults stop early enough that each one's effect, the recovery bound after it and a
+    // final 30 s in which every member must serve all fit before the end.
+    const longestFaultMs = Math.max(2 * this.leaseTtlS * 1000 + 200, 16_000);
+    this.quietAt = this.endAt - LIVENESS_TAIL_MS - this.boundMs - longestFaultMs;
+    this.etcd = new MemoryEtcd(() => this.scheduler.now);
+    const sim = this;
+    this.net = {
+      scheduler: this.scheduler,
+      etcd: this.etcd,
+      down: false,
+      partitioned: new Set(),
+      extraDelayMs: 0,
+      lossChance: 0,
+      deposedChance: 0,
+      leaderUntil: 0,
+      up: () => !sim.net.down,
+      reachable: (p) => !sim.net.partitioned.has(p),
+      latencyMs: () => 1 + Math.floor(sim.netRandom() * 3) + sim.net.extraDelayMs,
+      leaderAt: () => sim.net.leaderUntil,
+      replyLost: () => sim.net.lossChance > 0 && sim.netRandom() < sim.net.lossChance,
+      deposedAnswer: () => sim.net.deposedChance > 0 && sim.netRandom() < sim.net.deposedChance,
+    };
+    const givenShare = this.random() < 0.3 ? 0 : this.random();
+    for (let i = 0; i < this.members; i++) {
+      const drift = Math.round((this.random() - 0.5) * 400);
+      this.slots.push({
+        index: i,
+        clock: new MachineClock(this.scheduler, EPOCH_MS + Math.floor(this.random() * 50), drift),
+        // Given ids from the top of the range: free claims take the lowest free ids, so the two never meet.
+        givenNodeId: this.random() < givenShare ? DEFAULT_LAYOUT.maxNodeId - i : undefined,
+        process: undefined,
+        incarnation: 0,
+        node: undefined,
+        startedAt: 0,
+        served: 0,
+        asked: 0,
+        lastServedAt: -1,
+      });
+    }
+    const perMinute = options.faultsPerMinute ?? 12;
+    this.faults = perMinute === 0 || this.quietAt <= 5_000 ? [] : planFaults({ seed, members: this.members, from: 5_000, until: this.quietAt, perMinute, leaseTtlS: this.leaseTtlS, kinds: options.faultKinds });
+  }
+
+  async run(): Promise<SimReport> {
+    this.note('start', `members ${this.members} ttl ${this.leaseTtlS}s lead ${this.maxLeadMs}ms given ${this.slots.filter((s) => s.givenNodeId !== undefined).length} faults ${this.faults.length}`);
+    for (const slot of this.slots) this.scheduler.at(Math.floor(this.random() * 2000), () => this.startProcess(slot));
+    for (const fault of this.faults) this.scheduler.at(fault.at, () => this.inject(fault));
+    this.clients();
+    await this.scheduler.runUntil(this.endAt, () => this.violation !== undefined);
+    if (this.violation === undefined) this.checkLiveness();
+    return this.report();
+  }
+
+  private report(): SimReport {
+    const kinds: Record<string, number> = {};
+    for (const f of this.faults) kinds[f.kind] = (kinds[f.kind] ?? 0) + 1;
+    const r = this.etcd.requests;
+    return {
+      seed: this.options.seed,
+      members: this.members,
+      minutes: this.minutes,
+      leaseTtlS: this.leaseTtlS,
+      maxLeadMs: this.maxLeadMs,
+      givenIds: this.slots.filter((s) => s.givenNodeId !== undefined).length,
+      faults: this.faults.length,
+      faultKinds: kinds,
+      ids: this.ids,
+      requests: this.requests,
+      refusals: this.refusals,
+      refusedBy: this.refusedBy,
+      availability: this.slots.map((s) => (s.asked === 0 ? 1 : s.served / s.asked)),
+      violation: this.violation,
+      lastEvents: this.trace.slice(-40),
+      traceHash: this.hash.copy().digest('hex'),
+      events: this.events,
+      coordinatorRequests: r.txn + r.range + r.get + r.grant + r.keepalive + r.revoke + r.ttl + r.watch,
+      virtualMs: this.scheduler.now,
+    };
+  }
+
+  /** One line of the trace: hashed, and kept for a failure's report. */
+  private note(kind: string, detail: string): void {
+    const line = `${this.scheduler.now} ${kind} ${detail}`;
+    this.hash.update(line);
+    this.hash.update('\n');
+    this.events++;
+    this.trace.push(line);
+    if (!this.keepTrace && this.trace.length > 200) this.trace.splice(0, 100);
+  }
+
+  private violate(invariant: Violation['invariant'], message: string): void {
+    if (this.violation !== undefined) return;
+    this.violation = { at: this.scheduler.now, invariant, message };
+    this.note('VIOLATION', `${invariant}: ${message}`);
+  }
+
+  private excuse(member: number, from: number, until: number): void {
+    this.excuses.push({ member, from, until });
+  }
+
+  private excused(member: number, at: number): boolean {
+    return this.excuses.some((e) => (e.member === member || e.member === -1) && e.from <= at && at < e.until);
+  }
+
+  private loggerOf(slot: MemberSlot, incarnation: number): NodeLogger {
+    const line = (level: string) => (_fields: object, message: string) => {
+      if (slot.incarnation === incarnation) this.note(`m${slot.index} ${level}`, message.slice(0, 160));
+    };
+    return { info: line('info'), warn: line('warn'), error: line('error') };
+  }
+
+  private startProcess(slot: MemberSlot): void {
+    // A start while a process runs (a restart crossing a whole-system restart) replaces it.
+    this.kill(slot, 'replaced by a new start');
+    slot.incarnation++;
+    const incarnation = slot.incarnation;
+    const process = new SimProcess(this.scheduler, slot.index, incarnation, slot.clock, this.options.seed);
+    slot.process = process;
+    slot.node = undefined;
+    slot.startedAt = this.scheduler.now;
+    this.excuse(slot.index, this.scheduler.now, this.scheduler.now + this.boundMs);
+    this.note(`m${slot.index} start`, `incarnation ${incarnation}${slot.givenNodeId === undefined ? '' : ` --node-id ${slot.givenNodeId}`}`);
+    const logger = this.loggerOf(slot, incarnation);
+    const member = new FleetMember(
+      {
+        etcd: { endpoints: ['http://sim:2379'] },
+        coordinator: () => new MemoryClient(this.net, process),
+        runtime: process.runtime,
+        cluster: CLUSTER,
+        nodeId: slot.givenNodeId,
+        leaseTtlS: this.leaseTtlS,
+        maxLeadMs: this.maxLeadMs,
+        coordinatorWaitMs: 30_000,
+        clock: () => slot.clock.read(),
+        wallClock: () => EPOCH_MS + this.scheduler.now,
+        timer: process.timer,
+        sleep: (ms) => process.sleep(ms),
+        logger,
+      },
+      {
+        logger,
+        udp: () => `10.0.0.${slot.index}:7000`,
+        onNode: (node) => {
+          if (process.alive) this.adopt(slot, node);
+        },
+      },
+    );
+    const exit = (why: string) => {
+      if (!process.alive || slot.process !== process) return;
+      this.note(`m${slot.index} exit`, why);
+      process.alive = false;
+      slot.node = undefined;
+      // An orchestrator starts it again.
+      this.scheduler.after(1000 + Math.floor(this.random() * 2000), () => this.startProcess(slot));
+    };
+    member.start().then(
+      (node) => {
+        if (process.alive && node !== undefined) this.adopt(slot, node);
+      },
+      (error: unknown) => {
+        if (!(error instanceof HailstoneError)) this.violate('error', `member ${slot.index} failed to start with a raw error: ${(error as Error)?.stack ?? String(error)}`);
+        exit(`start failed: ${(error as Error).message}`);
+      },
+    );
+    void member.gaveUp.then((error) => exit(`gave up: ${error.message}`));
+  }
+
+  private adopt(slot: MemberSlot, node: HailstoneNode): void {
+    slot.node = node;
+    this.holderOf.set(node, `m${slot.index}.${slot.incarnation}#${node.nodeId}@${this.scheduler.now}`);
+    this.note(`m${slot.index} serving`, `node id ${node.nodeId}`);
+  }
+
+  private kill(slot: MemberSlot, why: string): void {
+    const process = slot.process;
+    if (process === undefined || !process.alive) return;
+    process.alive = false;
+    slot.node = undefined;
+    this.note(`m${slot.index} killed`, why);
+  }
+
+  /** Every member's clients ask for a few ids every CLIENT_EVERY_MS (at the member's process: late if it is paused). */
+  private clients(): void {
+    const tick = () => {
+      if (this.scheduler.now >= this.endAt) return;
+      for (const slot of this.slots) {
+        const process = slot.process;
+        if (process === undefined) continue;
+        const count = 1 + Math.floor(this.random() * 3);
+        const askedAt = this.scheduler.now;
+        if (!process.alive) {
+          this.ask(slot, undefined, count, askedAt);
+          continue;
+        }
+        process.deliver(() => this.ask(slot, slot.node, count, askedAt));
+      }
+      this.scheduler.after(CLIENT_EVERY_MS, tick);
+    };
+    this.scheduler.at(CLIENT_EVERY_MS, tick);
+  }
+
+  private ask(slot: MemberSlot, node: HailstoneNode | undefined, count: number, askedAt: number): void {
+    this.requests++;
+    slot.asked++;
+    let issued: bigint[] = [];
+    let refusal: string | undefined;
+    if (node === undefined) refusal = slot.process?.alive ? 'claiming' : 'down';
+    else {
+      // As the server asks: a refusal is a status, not an exception.
+      const written = node.tryFill(this.buffer, 0, count);
+      if (written > 0) issued = readIds(this.buffer, 0, written);
+      else refusal = written < 0 ? node.refusalReason(written) : 'no ids';
+    }
+    for (const id of issued) this.check(slot, node!, id);
+    if (issued.length > 0) {
+      slot.served++;
+      slot.lastServedAt = this.scheduler.now;
+      this.note(`m${slot.index} ids`, `${issued.length} ${issued[0]}`);
+    } else {
+      this.refusals++;
+      this.refusedBy[refusal ?? '?'] = (this.refusedBy[refusal ?? '?'] ?? 0) + 1;
+      if (!this.excused(slot.index, askedAt) && !this.excused(slot.index, this.scheduler.now)) {
+        this.violate('refusal-without-fault', `member ${slot.index} refused (${refusal}) at ${this.scheduler.now} ms with no fault active and past its start's ${this.boundMs} ms`);
+      }
+    }
+  }
+
+  private check(slot: MemberSlot, node: HailstoneNode, id: bigint): void {
+    this.ids++;
+    const holder = this.holderOf.get(node) ?? `m${slot.index}?`;
+    const first = this.issued.get(id);
+    if (first !== undefined) {
+      this.violate('unique', `id ${id} issued by ${holder} at ${this.scheduler.now} ms was issued before by ${first}`);
+      return;
+    }
+    this.issued.set(id, `${holder} at ${this.scheduler.now} ms`);
+    const last = this.lastIdOf.get(node);
+    if (last !== undefined && id <= last) this.violate('increasing', `${holder} issued ${id} after ${last}`);
+    this.lastIdOf.set(node, id);
+    // The node id and the time tick, straight from the bits (the tick orders as the timestamp does).
+    const nodeId = Number((id >> SEQUENCE_BITS) & NODE_MASK);
+    const timestamp = Number(id >> TICK_SHIFT);
+    const tenures = this.tenures.get(nodeId) ?? [];
+    this.tenures.set(nodeId, tenures);
+    let own = tenures.find((t) => t.holder === holder);
+    if (own === undefined) {
+      own = { holder, min: timestamp, max: timestamp };
+      tenures.push(own);
+    } else if (timestamp <= own.max && timestamp >= own.min) return; // the range did not grow: nothing new can overlap
+    own.min = Math.min(own.min, timestamp);
+    own.max = Math.max(own.max, timestamp);
+    for (const other of tenures) {
+      if (other !== own && !(own.max < other.min || other.max < own.min)) {
+        this.violate('one-holder', `node id ${nodeId}: ${holder} issued ids in ${own.min}..${own.max}, overlapping ${other.holder}'s ${other.min}..${other.max}`);
+      }
+    }
+  }
+
+  /** Every member served in the run's last stretch, which no fault explains (a refusal there is a violation already). */
+  private checkLiveness(): void {
+    for (const slot of this.slots) {
+      if (slot.lastServedAt < this.endAt - LIVENESS_TAIL_MS) {
+        this.violate('liveness', `member ${slot.index} served nothing in the last ${LIVENESS_TAIL_MS} ms, ${this.boundMs} ms after the faults stopped (last id at ${slot.lastServedAt} ms)`);
+      }
+    }
+  }
+
+  private inject(fault: Fault): void {
+    const { kind, member, ms } = fault;
+    const now = this.scheduler.now;
+    const slot = member === undefined ? undefined : this.slots[member]!;
+    this.note('fault', `${kind}${member === undefined ? '' : ` m${member}`} ${ms}ms${kind === 'reply-loss' || kind === 'deposed-leader' ? ` p=${fault.chance.toFixed(2)}` : ''}`);
+    const until = now + ms + this.boundMs;
+    switch (kind) {
+      case 'crash':
+        this.kill(slot!, 'SIGKILL');
+        this.scheduler.after(ms, () => this.startProcess(slot!));
+        this.excuse(slot!.index, now, until);
+        break;
+      case 'pause': {
+        const process = slot!.process;
+        if (process?.alive) process.pausedUntil = Math.max(process.pausedUntil, now + ms);
+        this.excuse(slot!.index, now, until);
+        break;
+      }
+      case 'clock-back':
+        slot!.clock.offsetMs -= ms;
+        this.excuse(slot!.index, now, until);
+        break;
+      case 'clock-ahead':
+        slot!.clock.offsetMs += ms;
+        this.excuse(slot!.index, now, until);
+        break;
+      case 'partition':
+        this.net.partitioned.add(slot!.index);
+        this.scheduler.after(ms, () => this.net.partitioned.delete(slot!.index));
+        this.excuse(slot!.index, now, until);
+        break;
+      case 'delay':
+        this.net.extraDelayMs = 200 + Math.floor(fault.chance * 2000);
+        this.scheduler.after(ms, () => (this.net.extraDelayMs = 0));
+        this.excuse(-1, now, until);
+        break;
+      case 'reply-loss':
+        this.net.lossChance = fault.chance;
+        this.scheduler.after(ms, () => (this.net.lossChance = 0));
+        this.excuse(-1, now, until);
+        break;
+      case 'deposed-leader':
+        this.net.deposedChance = fault.chance;
+        this.scheduler.after(ms, () => (this.net.deposedChance = 0));
+        this.excuse(-1, now, until);
+        break;
+      case 'election':
+        this.net.leaderUntil = Math.max(this.net.leaderUntil, now + ms);
+        this.scheduler.after(ms, () => this.etcd.elected());
+        this.excuse(-1, now, until);
+        break;
+      case 'whole-restart': {
+        for (const s of this.slots) this.kill(s, 'whole-system restart');
+        this.net.down = true;
+        this.scheduler.after(ms, () => {
+          this.net.down = false;
+          this.etcd.elected();
+          this.note('coordinator', 'back, with a new leader');
+        });
+        // The servers come back in any order, some before the coordinator.
+        for (const s of this.slots) this.scheduler.after(Math.floor(this.random() * (ms + 5000)), () => this.startProcess(s));
+        this.excuse(-1, now, now + ms + 5000 + this.boundMs);
+        break;
+      }
+    }
+  }
+}
+
+export async function simulate(options: SimOptions): Promise<SimReport> {
+  return new Simulation(options).run();
+}
