@@ -10,11 +10,15 @@
 // on its first timer after it resumes.
 
 import type { Coordinator } from './coordinator.js';
-import type { Cancel, FleetRuntime } from './runtime.js';
-import { FailureEpisode } from '../log-episode.js';
+import { type Cancel, type FleetRuntime, pause } from './runtime.js';
+import { EPISODE_SUMMARY_EVERY_MS, FailureEpisode } from '../log-episode.js';
 import type { NodeLogger } from '../logger.js';
 import { ifOwner, isOwner } from './etcd.js';
 import { LeaseGoneError, type LeaseSession } from './lease-session.js';
+import { mutated } from './mutations.js';
+
+/** After a stale member's "lease not found" (the claim key is there), the keepalive is sent again this soon. */
+const STALE_ANSWER_PAUSE_MS = 100;
 
 /** A node id held through an etcd lease. */
 export class Claim {
@@ -33,6 +37,8 @@ export class Claim {
   private released = false;
   /** Failed keepalives are logged once per run of failures. */
   private readonly keepaliveEpisode: FailureEpisode;
+  /** When a stale member's answer was last said in the log (runtime.now()). */
+  private staleSaidAt = -Infinity;
   /** One keepalive (with its retries through other members) at a time. */
   private keepaliveInFlight = false;
   /** Keepalives confirmed, and failed. */
@@ -128,7 +134,11 @@ export class Claim {
   private async claimKeyGone(): Promise<boolean> {
     try {
       const gone = !(await isOwner(this.coordinator, this));
-      if (!gone) this.logger.warn({ nodeId: this.nodeId }, `an etcd member said the lease of node id ${this.nodeId} is gone, but its claim key is there: a stale member; keeping the claim`);
+      // Said once per episode of stale answers, not at every one.
+      if (!gone && this.runtime.now() - this.staleSaidAt >= EPISODE_SUMMARY_EVERY_MS) {
+        this.staleSaidAt = this.runtime.now();
+        this.logger.warn({ nodeId: this.nodeId }, `an etcd member said the lease of node id ${this.nodeId} is gone, but its claim key is there: a stale member; keeping the claim`);
+      }
       return gone;
     } catch {
       return false;
@@ -140,19 +150,32 @@ export class Claim {
     this.keepaliveInFlight = true;
     try {
       // Tried through every member that answers, for up to a keepalive period.
-      await this.session.keepAlive();
+      for (;;) {
+        try {
+          await this.session.keepAlive();
+          break;
+        } catch (error) {
+          // Answered after the claim was lost or released: nothing left to keep alive.
+          if (!(error instanceof LeaseGoneError) || this.lostReason !== undefined) throw error;
+          if (mutated('deposed-leader-fences') || (await this.claimKeyGone())) {
+            this.lose(`${error.message}: node id ${this.nodeId} may be given to another instance`);
+            return;
+          }
+          // A stale member said so while the claim key is there: ask again shortly, until the
+          // fence is due — the next answer may come from the leader, and a keepalive period
+          // lost to each stale answer would fence a healthy holder while a deposed leader
+          // keeps answering.
+          if (this.sinceConfirmedMs + STALE_ANSWER_PAUSE_MS >= this.session.validMs) throw error;
+          await pause(this.runtime, STALE_ANSWER_PAUSE_MS, undefined, 'keeping the lease alive');
+        }
+      }
       if (this.lostReason !== undefined) return;
       this.renewals++;
       this.armFence();
       this.keepaliveEpisode.recovered();
     } catch (error) {
       this.renewalFailures++;
-      // Answered after the claim was lost or released: nothing left to keep alive.
       if (this.lostReason !== undefined) return;
-      if (error instanceof LeaseGoneError && (await this.claimKeyGone())) {
-        this.lose(`${error.message}: node id ${this.nodeId} may be given to another instance`);
-        return;
-      }
       this.keepaliveEpisode.failed(`lease keepalive failed (${(error as Error).message}); retrying`, {
         err: (error as Error).message,
         sinceConfirmedMs: Math.round(this.sinceConfirmedMs),
