@@ -44,6 +44,13 @@ export interface TxnResult {
   reads: KeyValue[][];
 }
 
+export interface LeaseTtl {
+  leftS: number;
+  grantedS: number;
+  /** The raft term of the leader that answered: it changes when a new leader is elected. */
+  term: string;
+}
+
 /** A change a watch delivers. */
 export interface WatchEvent {
   type: 'put' | 'delete';
@@ -76,8 +83,11 @@ export interface Coordinator {
   revokeLease(leaseId: string): Promise<void>;
   /** Stops handling a lease here (it runs out in the coordinator by itself). */
   forgetLease(leaseId: string): void;
-  /** The lease's TTL left and granted, seconds; undefined when it is gone. */
-  leaseTimeToLive(leaseId: string): Promise<{ leftS: number; grantedS: number } | undefined>;
+  /**
+   * The lease's TTL left and granted, seconds, and the leader's term that answered (a new
+   * leader gives every lease a fresh TTL); undefined when the lease is gone.
+   */
+  leaseTimeToLive(leaseId: string): Promise<LeaseTtl | undefined>;
   /** Delivers every change under `prefix` from `fromRevision` on, in order. */
   watch(prefix: string, fromRevision: string, onEvent: (event: WatchEvent) => void): Promise<Watch>;
   close(): void;

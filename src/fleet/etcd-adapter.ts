@@ -12,7 +12,7 @@
 import { createRequire } from 'node:module';
 import type { Etcd3, IKeyValue, IOptions, IRequestOp, Lease, Watcher } from 'etcd3';
 import { InvalidArgumentError, describe } from '../errors.js';
-import { type Compare, type Coordinator, CoordinatorError, type KeyValue, type Op, type TxnResult, type Watch, type WatchEvent } from './coordinator.js';
+import { type Compare, type Coordinator, CoordinatorError, type KeyValue, type LeaseTtl, type Op, type TxnResult, type Watch, type WatchEvent } from './coordinator.js';
 import { ETCD_REQUEST_TIMEOUT_MS, type EtcdOptions, attemptTimeoutMs, etcdTargets } from './etcd.js';
 import { type EtcdTlsMaterial, tlsGiven } from './etcd-tls.js';
 import { RotatingTlsFiles, rotatingCredentials } from './etcd-credentials.js';
@@ -267,11 +267,11 @@ export class EtcdCoordinator implements Coordinator {
     this.leases.delete(leaseId);
   }
 
-  leaseTimeToLive(leaseId: string): Promise<{ leftS: number; grantedS: number } | undefined> {
+  leaseTimeToLive(leaseId: string): Promise<LeaseTtl | undefined> {
     return classified(async () => {
       const res = await this.etcd.leaseClient.leaseTimeToLive({ ID: leaseId, keys: false });
       const left = Number(res.TTL);
-      return left < 0 ? undefined : { leftS: left, grantedS: Number(res.grantedTTL) };
+      return left < 0 ? undefined : { leftS: left, grantedS: Number(res.grantedTTL), term: String(res.header.raft_term) };
     });
   }
 

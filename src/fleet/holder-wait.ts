@@ -2,9 +2,11 @@
 //
 // The claimant asks etcd how long the holder's lease has left. A holder that renews it is
 // alive: after claimWaitMs the answer is NODE_ID_TAKEN. A holder whose lease only runs down
-// is waited for until the lease ends, even a little past claimWaitMs — the lease etcd
-// restored with a fresh TTL when it came back, say, plus the second it adds on electing a
-// leader — so a server never exits because of its own dead predecessor. The wait is said
+// is waited for until the lease ends, even past claimWaitMs, so a server never exits
+// because of its own dead predecessor. A lease seen extended once is not yet renewed: etcd
+// gives every lease a fresh TTL when it elects a leader (after a restart, say), and a
+// holder that lives renews its lease again a keepalive period later. An extension seen
+// across a leader's term change is the election's, and is not counted at all. The wait is said
 // once, with the holder and the time left, and told to the caller for /healthz.
 
 import { HailstoneError } from '../errors.js';
@@ -13,10 +15,10 @@ import type { Coordinator } from './coordinator.js';
 import { describeHolder } from './holder.js';
 import { type FleetRuntime, pause } from './runtime.js';
 
-/** A lease whose end moved later than first seen by more than this was renewed (etcd counts whole seconds). */
-const RENEWAL_SEEN_MS = 1500;
-/** Past claimWaitMs, an unrenewed lease due to end within this is still waited for. */
-const ENDING_GRACE_MS = 3000;
+/** A lease whose end moved later than last seen by more than this was extended (etcd counts whole seconds). */
+const EXTENSION_SEEN_MS = 1500;
+/** Extensions seen before the holder counts as renewing its lease (one may be a leader election's). */
+const EXTENSIONS_OF_A_LIVE_HOLDER = 2;
 
 /** What the wait needs of the claim attempt. */
 export interface WaitContext {
@@ -28,9 +30,12 @@ export interface WaitContext {
 
 export class HolderWait {
   private holder: string | undefined;
-  /** When the holder's lease was first seen due to end (runtime.now() ms). */
-  private firstEndsAt = 0;
-  private renewed = false;
+  /** When the holder's lease was last seen due to end (runtime.now() ms). */
+  private endsAt = 0;
+  /** How often the lease was seen extended by its holder (within one leader's term). */
+  private extensions = 0;
+  /** The leader's term at the last look. */
+  private term = '';
 
   constructor(
     private readonly context: WaitContext,
@@ -47,23 +52,28 @@ export class HolderWait {
    */
   async forHolder(holder: string, lease: string): Promise<void> {
     const { coordinator, runtime, options } = this.context;
-    const left = lease === '0' ? Infinity : await this.context.timed(leaseLeftMs(coordinator, lease));
+    const ttl = lease === '0' ? { leftMs: Infinity, term: '' } : await this.context.timed(leaseLeft(coordinator, lease));
     // The lease is gone: its key goes with it — look again at once.
-    if (left === undefined) return pause(runtime, 50, options.signal, 'claiming a node id');
+    if (ttl === undefined) return pause(runtime, 50, options.signal, 'claiming a node id');
+    const left = ttl.leftMs;
     const now = runtime.now();
     const endsAt = now + left;
     const first = holder !== this.holder;
     if (first) {
       this.holder = holder;
-      this.firstEndsAt = endsAt;
-      this.renewed = false;
-    } else if (endsAt > this.firstEndsAt + RENEWAL_SEEN_MS) this.renewed = true;
+      this.extensions = 0;
+    } else if (endsAt > this.endsAt + EXTENSION_SEEN_MS && ttl.term === this.term) this.extensions++;
+    // An extension across a new leader's term is the election's fresh TTL, not the holder's doing.
+    this.endsAt = endsAt;
+    this.term = ttl.term;
+    const renewed = this.extensions >= EXTENSIONS_OF_A_LIVE_HOLDER;
     const waited = now - this.answeredAt;
-    const endingUnrenewed = !this.renewed && left <= ENDING_GRACE_MS;
-    if (this.claimWaitMs === 0 || (waited >= this.claimWaitMs && !endingUnrenewed)) {
+    // A lease that only runs down ends within its TTL: waited for, however long claimWaitMs is.
+    const runningDown = !renewed && Number.isFinite(left);
+    if (this.claimWaitMs === 0 || (waited >= this.claimWaitMs && !runningDown)) {
       throw new HailstoneError(
         'NODE_ID_TAKEN',
-        `node id ${this.nodeId} of cluster ${options.cluster} is held by ${describeHolder(holder)}${this.renewed ? ', which keeps its lease alive' : ''}: stop it, wait for its lease (${this.ttlS} s) with --claim-wait-ms, or leave out --node-id to claim a free one`,
+        `node id ${this.nodeId} of cluster ${options.cluster} is held by ${describeHolder(holder)}${renewed ? ', which keeps its lease alive' : ''}: stop it, wait for its lease (${this.ttlS} s) with --claim-wait-ms, or leave out --node-id to claim a free one`,
         { retryAfterMs: this.ttlS * 1000 },
       );
     }
@@ -76,9 +86,9 @@ export class HolderWait {
 
 /**
  * How long a lease has left at most, ms (etcd counts whole seconds: a lease with TTL n left
- * ends within n + 1 s), or undefined when it is gone.
+ * ends within n + 1 s), and the term of the leader that said so; undefined when it is gone.
  */
-async function leaseLeftMs(coordinator: Coordinator, leaseId: string): Promise<number | undefined> {
+async function leaseLeft(coordinator: Coordinator, leaseId: string): Promise<{ leftMs: number; term: string } | undefined> {
   const ttl = await coordinator.leaseTimeToLive(leaseId);
-  return ttl === undefined ? undefined : (ttl.leftS + 1) * 1000;
+  return ttl === undefined ? undefined : { leftMs: (ttl.leftS + 1) * 1000, term: ttl.term };
 }

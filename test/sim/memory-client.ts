@@ -12,14 +12,14 @@
 // Answers reach the process through SimProcess.deliver: a paused process gets them when it
 // resumes, a dead one never.
 
-import { type Compare, type Coordinator, CoordinatorError, type KeyValue, type Op, type TxnResult, type Watch, type WatchEvent } from '../../src/fleet/coordinator.js';
+import { type Compare, type Coordinator, CoordinatorError, type KeyValue, type LeaseTtl, type Op, type TxnResult, type Watch, type WatchEvent } from '../../src/fleet/coordinator.js';
 import { ETCD_REQUEST_TIMEOUT_MS } from '../../src/fleet/etcd.js';
 import type { Applied, MemoryEtcd } from './memory-etcd.js';
-import type { Scheduler } from './scheduler.js';
+import type { Clockwork } from './scheduler.js';
 
 /** What the network and the coordinator's health are at this moment (the simulator's fault state). */
 export interface SimNetwork {
-  readonly scheduler: Scheduler;
+  readonly scheduler: Clockwork;
   readonly etcd: MemoryEtcd;
   /** Whether the coordinator answers at all (false: down, or restarting). */
   up(): boolean;
@@ -86,7 +86,7 @@ export class MemoryClient implements Coordinator {
     // Nothing is kept per lease on this side.
   }
 
-  leaseTimeToLive(leaseId: string): Promise<{ leftS: number; grantedS: number } | undefined> {
+  leaseTimeToLive(leaseId: string): Promise<LeaseTtl | undefined> {
     return this.request((etcd) => ({ ok: true, value: etcd.timeToLive(leaseId) }));
   }
 

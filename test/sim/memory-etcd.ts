@@ -7,7 +7,7 @@
 // MemoryEtcd is the cluster's state; each process talks to it through a MemoryClient
 // (memory-client.ts), which is where the network and its faults live.
 
-import type { Compare, KeyValue, Op, TxnResult, WatchEvent } from '../../src/fleet/coordinator.js';
+import type { Compare, KeyValue, LeaseTtl, Op, TxnResult, WatchEvent } from '../../src/fleet/coordinator.js';
 
 interface LeaseState {
   ttlS: number;
@@ -26,6 +26,8 @@ export type Applied<T> = { ok: true; value: T } | { ok: false; leaseGone: string
 
 export class MemoryEtcd {
   private revision = 1;
+  /** The leader's term: raised by every election. */
+  private term = 2;
   private readonly keys = new Map<string, KeyValue>();
   private readonly leases = new Map<string, LeaseState>();
   private readonly watches = new Set<WatchState>();
@@ -47,6 +49,7 @@ export class MemoryEtcd {
 
   /** A new leader: every lease lives a full TTL from now (etcd's lease renewal on election). */
   elected(): void {
+    this.term++;
     const now = this.now();
     for (const lease of this.leases.values()) lease.expiresAt = now + lease.ttlS * 1000;
   }
@@ -115,13 +118,13 @@ export class MemoryEtcd {
     }
   }
 
-  timeToLive(id: string): { leftS: number; grantedS: number } | undefined {
+  timeToLive(id: string): LeaseTtl | undefined {
     this.requests.ttl++;
     this.expireLeases();
     const lease = this.leases.get(id);
     if (lease === undefined) return undefined;
     // etcd answers whole seconds, rounded down.
-    return { leftS: Math.max(0, Math.floor((lease.expiresAt - this.now()) / 1000)), grantedS: lease.ttlS };
+    return { leftS: Math.max(0, Math.floor((lease.expiresAt - this.now()) / 1000)), grantedS: lease.ttlS, term: String(this.term) };
   }
 
   /** Whether a lease exists (for the deposed-leader fault: only a live lease can be wrongly said gone). */
@@ -137,6 +140,19 @@ export class MemoryEtcd {
     const state = { prefix, onEvent };
     this.watches.add(state);
     return () => this.watches.delete(state);
+  }
+
+  /** An operator's put (etcdctl put): no compare, no lease. */
+  adminPut(key: string, value: string): void {
+    this.revision++;
+    this.put(key, value, '0');
+  }
+
+  /** An operator's delete (etcdctl del). */
+  adminDelete(key: string): void {
+    if (!this.keys.has(key)) return;
+    this.revision++;
+    this.remove(key);
   }
 
   private holds(c: Compare): boolean {
