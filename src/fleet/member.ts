@@ -14,7 +14,7 @@ import { claimAgainCures } from './claim-again.js';
 import type { FleetStats } from '../node/source.js';
 import { type Claim, claimNodeId } from './claim.js';
 import { DEFAULT_COORDINATOR_WAIT_MS, DEFAULT_LEASE_TTL_S, MAX_LEASE_TTL_S, MIN_LEASE_TTL_S, defaultClaimWaitMs } from './defaults.js';
-import type { Coordinator } from './coordinator.js';
+import { type Coordinator, coordinatorFailed } from './coordinator.js';
 import { checkCluster, etcdTargets } from './etcd.js';
 import { etcdCoordinator } from './etcd-adapter.js';
 import type { FleetRuntime } from './runtime.js';
@@ -22,7 +22,7 @@ import { systemRuntime } from '../system-runtime.js';
 import { tlsGiven } from './etcd-tls.js';
 import { etcdRefusal } from './etcd-refusal.js';
 import { type ClaimRef, EtcdStore, WHOLE_NODE, claimRefOf } from './etcd-store.js';
-import { NodeReservation, type ReservationLink } from './node-reservation.js';
+import { NodeReservation, RemoteReservationError, type ReservationLink } from './node-reservation.js';
 import { openFleetNode } from './fleet-node.js';
 import { LatencyHistogram } from '../latency.js';
 import { InstanceInfo } from './instance-info.js';
@@ -80,6 +80,8 @@ export class FleetMember {
   private readonly claimEpisode: FailureEpisode;
   /** What the claim key says about this instance. */
   private readonly self: InstanceInfo;
+  /** runtime.now() when the member was made. */
+  private readonly createdAt: number;
 
   constructor(
     private readonly options: FleetOptions & Partial<NodeOptions>,
@@ -100,6 +102,7 @@ export class FleetMember {
   ) {
     const { logger } = owner;
     this.runtime = options.runtime ?? systemRuntime;
+    this.createdAt = this.runtime.now();
     this.cluster = checkCluster(options.cluster);
     this.leaseTtlS = checkInteger('leaseTtlS', options.leaseTtlS ?? DEFAULT_LEASE_TTL_S, MIN_LEASE_TTL_S, MAX_LEASE_TTL_S);
     // The endpoints are checked now (bad usage fails at once); the connection waits for first use.
@@ -152,7 +155,7 @@ export class FleetMember {
   async start(): Promise<HailstoneNode | undefined> {
     const given = this.options.fleetClaim;
     if (given !== undefined) {
-      this.node = await this.openNode(given);
+      this.node = await this.openUnder(given);
       this.givenNodeId = given.nodeId;
       return this.node;
     }
@@ -188,6 +191,33 @@ export class FleetMember {
   }
 
   /**
+   * A worker's start under its primary's claim: etcd failing for a moment (directly, or
+   * through the primary's reservation) is waited on up to coordinatorWaitMs, as a claim is;
+   * a claim found gone is said at once (the primary claims again, and the worker follows).
+   */
+  private async openUnder(claim: ClaimRef): Promise<HailstoneNode> {
+    const waitMs = this.options.coordinatorWaitMs ?? DEFAULT_COORDINATOR_WAIT_MS;
+    const started = this.runtime.now();
+    const backoff = new Backoff(this.runtime, 200, 2000);
+    for (;;) {
+      try {
+        const node = await this.openNode(claim);
+        this.claimEpisode.recovered();
+        return node;
+      } catch (error) {
+        if (this.closed) throw new HailstoneError('CLOSED', 'stopped while opening the node');
+        const transient = coordinatorFailed(error) || error instanceof RemoteReservationError;
+        if (!transient) throw error;
+        if (this.runtime.now() - started >= waitMs) {
+          throw new HailstoneError('COORDINATOR_UNAVAILABLE', `could not store the node's first reservation within ${waitMs} ms: ${(error as Error).message}`, { cause: error });
+        }
+        this.claimEpisode.failed(`opening the node under the claim failed (${(error as Error).message}); trying again`, { err: (error as Error).message, retryInMs: backoff.nextMs });
+        await backoff.wait(this.closer.signal, 'opening the node');
+      }
+    }
+  }
+
+  /**
    * A worker under its primary's claim: the primary claimed again (perhaps another node id).
    * Closes the node of the old claim and opens one under the new claim; the server keeps its
    * socket and answers UNAVAILABLE until the new node has stored its first reservation.
@@ -198,7 +228,7 @@ export class FleetMember {
       const old = this.node;
       old?.stopIssuing('the server claimed a node id again');
       await old?.close();
-      const node = await this.openNode(claim);
+      const node = await this.openUnder(claim);
       if (this.closed) {
         await node.close();
         return;
@@ -289,6 +319,7 @@ export class FleetMember {
           ? { reservationLimit: () => this.clock() + this.maxLeadMs, passedOver: this.passedOver, freeWaitMs: this.leaseTtlS * 1000 + FREE_WAIT_GRACE_MS }
           : {}),
         signal: this.closer.signal,
+        startedAt: this.createdAt,
         refusal: (error) => this.refusal(error),
         onUnreachable: (error) => {
           this.problem = `unreachable (${(error as Error)?.message ?? String(error)})`;
