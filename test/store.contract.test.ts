@@ -1,6 +1,6 @@
 // One contract for every place a node keeps its reservation R: the state file (on the
-// simulated disk), the etcd key (against a real etcd) and the two combined (fleet mode with
-// a state dir). node.ts relies on exactly these rules and nothing else, so a store that
+// simulated disk), the etcd key (against a real etcd, and against the in-memory coordinator
+// the fleet simulator runs on) and the two combined (fleet mode with a state dir). node.ts relies on exactly these rules and nothing else, so a store that
 // passes them can stand under a node.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,6 +13,8 @@ import { EtcdCoordinator, connectEtcd } from '../src/fleet/etcd-adapter.js';
 import { systemRuntime } from '../src/system-runtime.js';
 import { DEFAULT_LAYOUT } from '../src/layout.js';
 import type { Etcd3 } from 'etcd3';
+import type { Coordinator } from '../src/fleet/coordinator.js';
+import { liveMemoryEtcd } from './sim/live.js';
 import { fileStoreOf } from '../src/node/open.js';
 import { checkNodeRules } from '../src/node/options.js';
 import { OwnershipLostError, type ReservationStore } from '../src/node/store.js';
@@ -61,15 +63,42 @@ function fileSubject(fs = new SimulatedFs(prng(1))): Subject {
   };
 }
 
-function etcdSubject(endpoint: string, cluster: string, withFile: boolean): Subject {
+/** The coordinator a subject claims and writes through, and an operator's hands on its keys. */
+interface CoordinatorUnderTest {
+  connect(): Coordinator;
+  put(key: string, value: string): Promise<void>;
+  remove(key: string): Promise<void>;
+  close(): void;
+}
+
+function realEtcd(endpoint: string): CoordinatorUnderTest {
   const client: Etcd3 = connectEtcd({ endpoints: [endpoint] });
+  return {
+    connect: () => new EtcdCoordinator(client, [endpoint]),
+    put: async (key, value) => void (await client.put(key).value(value)),
+    remove: async (key) => void (await client.delete().key(key)),
+    close: () => client.close(),
+  };
+}
+
+function memoryEtcd(): CoordinatorUnderTest {
+  const { etcd, connect } = liveMemoryEtcd();
+  return {
+    connect,
+    put: async (key, value) => etcd.adminPut(key, value),
+    remove: async (key) => etcd.adminDelete(key),
+    close: () => undefined,
+  };
+}
+
+function etcdSubject(coordinator: CoordinatorUnderTest, cluster: string, withFile: boolean): Subject {
   const files = fileSubject();
   let claim: Claim | undefined;
   let instance = 0;
   const claimed = async (): Promise<Claim> => {
     if (claim === undefined || claim.lost !== undefined) {
       claim = await claimNodeId({
-        coordinator: new EtcdCoordinator(client, [endpoint]),
+        coordinator: coordinator.connect(),
         runtime: systemRuntime,
         cluster,
         nodeId: NODE,
@@ -84,20 +113,16 @@ function etcdSubject(endpoint: string, cluster: string, withFile: boolean): Subj
   };
   return {
     store: async (worker) => {
-      const etcdStore = new EtcdStore({ coordinator: new EtcdCoordinator(client, [endpoint]), runtime: systemRuntime, cluster, claim: claimRefOf(await claimed()), worker: worker as never });
+      const etcdStore = new EtcdStore({ coordinator: coordinator.connect(), runtime: systemRuntime, cluster, claim: claimRefOf(await claimed()), worker: worker as never });
       return withFile ? new CombinedStore(etcdStore, await files.store(worker)) : etcdStore;
     },
-    loseOwnership: async () => {
-      await client.delete().key(claimKey(cluster, NODE));
-    },
-    damage: async (worker) => {
-      await client.put(reservationKey(cluster, NODE, worker)).value('damaged');
-    },
+    loseOwnership: async () => coordinator.remove(claimKey(cluster, NODE)),
+    damage: async (worker) => coordinator.put(reservationKey(cluster, NODE, worker), 'damaged'),
     // Combined: etcd has every R it acknowledged, so a missing state file loses nothing.
     ownRecordCanBeLost: false,
     done: async () => {
       await claim?.release();
-      client.close();
+      coordinator.close();
     },
   };
 }
@@ -116,8 +141,9 @@ describe.skipIf(!etcdInstalled)('the ReservationStore contract', () => {
 
   const subjects: [string, () => Subject][] = [
     ['the state file (simulated disk)', () => fileSubject()],
-    ['the etcd key (real etcd)', () => etcdSubject(etcd.endpoint, `contract${n++}`, false)],
-    ['etcd and a state file combined', () => etcdSubject(etcd.endpoint, `contract${n++}`, true)],
+    ['the etcd key (real etcd)', () => etcdSubject(realEtcd(etcd.endpoint), `contract${n++}`, false)],
+    ['etcd and a state file combined', () => etcdSubject(realEtcd(etcd.endpoint), `contract${n++}`, true)],
+    ['the etcd key (the in-memory coordinator of the fleet simulator)', () => etcdSubject(memoryEtcd(), `contract${n++}`, false)],
   ];
 
   describe.each(subjects)('%s', (_, make) => {

@@ -24,6 +24,7 @@ import type { ClaimInfo } from './etcd.js';
 import { Claim } from './held-claim.js';
 import { highestReservation, sayPassedOver } from './far-ahead.js';
 import { pickFreeNodeId } from './pick-node-id.js';
+import { mutated } from './mutations.js';
 import { HolderWait } from './holder-wait.js';
 import { Attempt } from './claim-attempt.js';
 
@@ -74,6 +75,8 @@ export interface ClaimOptions {
   random?: () => number;
   /** Told what a given node id's claim waits for (its holder, how long is left), and undefined once it no longer waits. */
   onWaiting?: (what: string | undefined) => void;
+  /** When the process started (runtime.now()): only the 'claim-wait-from-start' mutation counts from it. */
+  startedAt?: number;
   /** Aborted when the caller no longer wants the claim: every wait ends at once with CLOSED. */
   signal?: AbortSignal;
   /** Told of each attempt that found etcd unreachable (the caller reports it, e.g. on /healthz). */
@@ -150,7 +153,7 @@ async function claimOnce(options: ClaimOptions): Promise<Claim> {
   // etcd answered: a given id's holder is waited for from here. A server up before etcd
   // must not have spent its wait on etcd's downtime, and etcd restores every lease —
   // the dead holder's too — with a fresh TTL when it comes back.
-  const answeredAt = options.runtime.now();
+  const answeredAt = mutated('claim-wait-from-start') ? (options.startedAt ?? options.runtime.now()) : options.runtime.now();
   const attempt = new Attempt(options, session);
   try {
     if (options.nodeId !== undefined) return await claimGiven(attempt, options.nodeId, answeredAt);
@@ -229,7 +232,7 @@ async function claimFree(attempt: Attempt, answeredAt: number): Promise<Claim> {
         { retryAfterMs: attempt.ttlS * 1000 },
       );
     }
-    const checkAhead = limit !== undefined && !fallback;
+    const checkAhead = limit !== undefined && !fallback && !mutated('far-ahead-taken');
     const result = await attempt.take(nodeId, checkAhead ? 'reservations' : undefined);
     if (!result.succeeded) {
       const kv = readOf(result, 0)[0];

@@ -12,6 +12,7 @@ import type { NodeLogger } from '../logger.js';
 import { type ClaimRef, WHOLE_NODE, etcdStoreTraits } from './etcd-store.js';
 import { reservationKey } from './etcd.js';
 import { LinkedStore, type ReservationLink } from './node-reservation.js';
+import { mutated } from './mutations.js';
 
 export interface FleetNodeContext {
   cluster: string;
@@ -35,5 +36,16 @@ export async function openFleetNode(context: FleetNodeContext, claim: ClaimRef):
     stateFile = file.stateFile;
     store = new CombinedStore(store, file);
   }
+  if (mutated('resume-below-floor')) store = resumingBelowFloor(store, rules.maxLeadMs);
   return startNode(store, nodeOptions, rules, stateFile);
+}
+
+/** The 'resume-below-floor' mutation: the stored floor read a lead too low, as a node that forgot its last reservation would. */
+function resumingBelowFloor(store: ReservationStore, leadMs: number): ReservationStore {
+  return Object.assign(Object.create(store) as ReservationStore, {
+    open: async () => {
+      const stored = await store.open();
+      return stored.floor === undefined ? stored : { ...stored, floor: stored.floor - leadMs };
+    },
+  });
 }

@@ -60,12 +60,19 @@ function before(a: ScheduledEvent, b: ScheduledEvent): boolean {
   return a.at < b.at || (a.at === b.at && a.seq < b.seq);
 }
 
+/** What the in-memory coordinator needs of time: the scheduler's, or real time (live.ts). */
+export interface Clockwork {
+  readonly now: number;
+  at(time: number, run: () => void): ScheduledEvent;
+  after(ms: number, run: () => void): ScheduledEvent;
+}
+
 /** Lets every promise continuation started so far run (one macrotask turn drains the microtask queue). */
 export function settle(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
 
-export class Scheduler {
+export class Scheduler implements Clockwork {
   /** Virtual ms since the simulation started. */
   now = 0;
   private seq = 0;

@@ -9,7 +9,10 @@ import { DEFAULT_LAYOUT } from '../../src/layout.js';
 import { readIds } from '../../src/codec.js';
 import { HailstoneError } from '../../src/errors.js';
 import { FleetMember } from '../../src/fleet/member.js';
+import { type FleetMutation, mutate } from '../../src/fleet/mutations.js';
 import type { HailstoneNode } from '../../src/node/node.js';
+import type { ReservationLink } from '../../src/fleet/node-reservation.js';
+import { OwnershipLostError } from '../../src/node/store.js';
 import type { NodeLogger } from '../../src/logger.js';
 import { prng } from '../support/seed.js';
 import { type Fault, type FaultKind, planFaults } from './faults.js';
@@ -27,13 +30,31 @@ export interface SimOptions {
   faultsPerMinute?: number;
   /** Only these kinds of fault. */
   faultKinds?: FaultKind[];
+  /** Worker stripes per member (--workers N): a primary claims, each worker serves a stripe. Default 1. */
+  stripes?: number;
   /** Keep every trace line (for a failure's report and the replay test). Default: the last 40. */
   keepTrace?: boolean;
+  /** A past bug switched back on for this run (src/fleet/mutations.ts): the simulator must find it. */
+  mutation?: FleetMutation;
 }
+
+/** Which faults can take a holder's claim from it, by how its fence says it was lost. */
+const FENCE_CAUSES: { reason: RegExp; kinds: FaultKind[] }[] = [
+  // No keepalive got through in time: the holder could not reach etcd, or its answers were lost.
+  { reason: /no lease keepalive confirmed/, kinds: ['pause', 'partition', 'delay', 'reply-loss', 'election', 'whole-restart'] },
+  // The lease or the claim key really is gone: it ran out while the holder could not renew it.
+  { reason: /./, kinds: ['pause', 'partition', 'delay', 'election', 'whole-restart'] },
+];
+
+/** Which faults can make a server exit, by the code it exits with. */
+const EXIT_CAUSES: { code: RegExp; kinds: FaultKind[] }[] = [
+  { code: /^COORDINATOR_UNAVAILABLE$/, kinds: ['partition', 'delay', 'election', 'whole-restart', 'reply-loss'] },
+  { code: /^CLOCK_/, kinds: ['clock-back', 'clock-ahead'] },
+];
 
 export interface Violation {
   at: number;
-  invariant: 'unique' | 'increasing' | 'one-holder' | 'liveness' | 'refusal-without-fault' | 'error';
+  invariant: 'unique' | 'increasing' | 'one-holder' | 'liveness' | 'refusal-without-fault' | 'needless-fence' | 'needless-exit' | 'error';
   message: string;
 }
 
@@ -69,6 +90,12 @@ export function recoveryBoundMs(leaseTtlS: number, maxLeadMs: number): number {
   return 2 * leaseTtlS * 1000 + 15_000 + maxLeadMs;
 }
 
+/** What a worker's store finds when its claim is no longer the primary's: the claim is gone. */
+function lostLink(createRevision: string): ReservationLink {
+  const lost = () => Promise.reject(new OwnershipLostError(`the claim with revision ${createRevision} is no longer this server's: it claimed again`));
+  return { open: lost, reserve: lost, describeFailure: () => undefined };
+}
+
 const EPOCH_MS = DEFAULT_LAYOUT.epoch + 900_000_000_000;
 const CLIENT_EVERY_MS = 100;
 /** At the end of a run, every member must serve within this last stretch (no fault may explain a refusal in it). */
@@ -84,7 +111,10 @@ interface MemberSlot {
   givenNodeId: number | undefined;
   process: SimProcess | undefined;
   incarnation: number;
-  node: HailstoneNode | undefined;
+  /** The node each stripe serves from (one stripe, or one per worker). */
+  nodes: (HailstoneNode | undefined)[];
+  /** Claims made by this member's processes, to name each holder. */
+  claims: number;
   /** Virtual ms at which the current process started. */
   startedAt: number;
   served: number;
@@ -115,6 +145,8 @@ export class Simulation {
   private readonly lastIdOf = new WeakMap<HailstoneNode, bigint>();
   private readonly holderOf = new WeakMap<HailstoneNode, string>();
   private readonly tenures = new Map<number, Tenure[]>();
+  /** Every fault as it hit: for telling a fence or an exit it explains from one nothing explains. */
+  private readonly hits: { kind: FaultKind; member: number | undefined; from: number; until: number }[] = [];
   /** Windows in which a member may refuse: [from, until) per member, or for all (-1). */
   private readonly excuses: { member: number; from: number; until: number }[] = [];
   private violation: Violation | undefined;
@@ -125,6 +157,7 @@ export class Simulation {
   private readonly refusedBy: Record<string, number> = {};
   private readonly faults: Fault[];
   readonly members: number;
+  readonly stripes: number;
   readonly minutes: number;
   readonly leaseTtlS: number;
   readonly maxLeadMs: number;
@@ -138,6 +171,7 @@ export class Simulation {
     this.netRandom = prng(subSeed(seed, 'network'));
     this.keepTrace = options.keepTrace ?? false;
     this.members = options.members ?? 16;
+    this.stripes = options.stripes ?? 1;
     this.minutes = options.minutes ?? 10;
     // Per seed: the lease and the lead, as operators choose them.
     this.leaseTtlS = [3, 5, 10][Math.floor(this.random() * 3)]!;
@@ -176,7 +210,8 @@ export class Simulation {
         givenNodeId: this.random() < givenShare ? DEFAULT_LAYOUT.maxNodeId - i : undefined,
         process: undefined,
         incarnation: 0,
-        node: undefined,
+        nodes: [],
+        claims: 0,
         startedAt: 0,
         served: 0,
         asked: 0,
@@ -188,6 +223,15 @@ export class Simulation {
   }
 
   async run(): Promise<SimReport> {
+    const undo = this.options.mutation === undefined ? undefined : mutate(this.options.mutation);
+    try {
+      return await this.runAll();
+    } finally {
+      undo?.();
+    }
+  }
+
+  private async runAll(): Promise<SimReport> {
     this.note('start', `members ${this.members} ttl ${this.leaseTtlS}s lead ${this.maxLeadMs}ms given ${this.slots.filter((s) => s.givenNodeId !== undefined).length} faults ${this.faults.length}`);
     for (const slot of this.slots) this.scheduler.at(Math.floor(this.random() * 2000), () => this.startProcess(slot));
     for (const fault of this.faults) this.scheduler.at(fault.at, () => this.inject(fault));
@@ -262,66 +306,161 @@ export class Simulation {
     const incarnation = slot.incarnation;
     const process = new SimProcess(this.scheduler, slot.index, incarnation, slot.clock, this.options.seed);
     slot.process = process;
-    slot.node = undefined;
+    slot.nodes = [];
     slot.startedAt = this.scheduler.now;
     this.excuse(slot.index, this.scheduler.now, this.scheduler.now + this.boundMs);
-    this.note(`m${slot.index} start`, `incarnation ${incarnation}${slot.givenNodeId === undefined ? '' : ` --node-id ${slot.givenNodeId}`}`);
+    this.note(`m${slot.index} start`, `incarnation ${incarnation}${slot.givenNodeId === undefined ? '' : ` --node-id ${slot.givenNodeId}`}${this.stripes > 1 ? ` --workers ${this.stripes}` : ''}`);
     const logger = this.loggerOf(slot, incarnation);
-    const member = new FleetMember(
-      {
-        etcd: { endpoints: ['http://sim:2379'] },
-        coordinator: () => new MemoryClient(this.net, process),
-        runtime: process.runtime,
-        cluster: CLUSTER,
-        nodeId: slot.givenNodeId,
-        leaseTtlS: this.leaseTtlS,
-        maxLeadMs: this.maxLeadMs,
-        coordinatorWaitMs: 30_000,
-        clock: () => slot.clock.read(),
-        wallClock: () => EPOCH_MS + this.scheduler.now,
-        timer: process.timer,
-        sleep: (ms) => process.sleep(ms),
-        logger,
-      },
-      {
-        logger,
-        udp: () => `10.0.0.${slot.index}:7000`,
-        onNode: (node) => {
-          if (process.alive) this.adopt(slot, node);
-        },
-      },
-    );
+    const common = {
+      etcd: { endpoints: ['http://sim:2379'] },
+      coordinator: () => new MemoryClient(this.net, process),
+      runtime: process.runtime,
+      cluster: CLUSTER,
+      leaseTtlS: this.leaseTtlS,
+      maxLeadMs: this.maxLeadMs,
+      coordinatorWaitMs: 30_000,
+      clock: () => slot.clock.read(),
+      wallClock: () => EPOCH_MS + this.scheduler.now,
+      timer: process.timer,
+      sleep: (ms: number) => process.sleep(ms),
+      logger,
+    };
+    const alive = () => process.alive && slot.process === process;
     const exit = (why: string) => {
-      if (!process.alive || slot.process !== process) return;
+      if (!alive()) return;
       this.note(`m${slot.index} exit`, why);
       process.alive = false;
-      slot.node = undefined;
+      slot.nodes = [];
       // An orchestrator starts it again.
       this.scheduler.after(1000 + Math.floor(this.random() * 2000), () => this.startProcess(slot));
     };
-    member.start().then(
-      (node) => {
-        if (process.alive && node !== undefined) this.adopt(slot, node);
-      },
-      (error: unknown) => {
-        if (!(error instanceof HailstoneError)) this.violate('error', `member ${slot.index} failed to start with a raw error: ${(error as Error)?.stack ?? String(error)}`);
-        exit(`start failed: ${(error as Error).message}`);
+    const failed = (error: unknown) => {
+      if (!alive()) return;
+      if (!(error instanceof HailstoneError)) this.violate('error', `member ${slot.index} failed with a raw error: ${(error as Error)?.stack ?? String(error)}`);
+      else this.exited(slot, error);
+      exit(`start failed: ${(error as Error).message}`);
+    };
+    // One stripe: the member claims and serves. Several (--workers N): a primary claims and
+    // keeps the node's one reservation; each worker serves its stripe under that claim.
+    const workers: FleetMember[] = [];
+    const primary = new FleetMember(
+      { ...common, nodeId: slot.givenNodeId },
+      {
+        logger,
+        udp: () => `10.0.0.${slot.index}:7000`,
+        claimOnly: this.stripes > 1,
+        onNode: (node) => {
+          if (alive()) this.adopt(slot, 0, node, true);
+        },
+        onFence: (reason) => {
+          if (!alive()) return;
+          for (const node of slot.nodes) node?.stopIssuing(reason);
+          this.fenced(slot, reason);
+        },
+        onClaim: (claim) => {
+          if (!alive() || this.stripes === 1) return;
+          slot.claims++;
+          workers.forEach((worker, k) =>
+            void worker.adopt(claim).catch((error: unknown) => {
+              if (!alive() || workers[k] !== worker) return;
+              this.note(`m${slot.index} worker ${k} failed`, (error as Error).message.slice(0, 160));
+              slot.nodes[k] = undefined;
+              this.scheduler.after(500, () => startWorker(k));
+            }),
+          );
+        },
       },
     );
-    void member.gaveUp.then((error) => exit(`gave up: ${error.message}`));
+    // The supervisor: a worker that fails is started again under the primary's current claim.
+    const startWorker = (k: number) => {
+      const claim = primary.claimRef();
+      if (!alive() || claim === undefined) {
+        if (alive()) this.scheduler.after(500, () => startWorker(k));
+        return;
+      }
+      const worker = new FleetMember(
+        {
+          ...common,
+          fleetClaim: claim,
+          reservationLink: (ref) => primary.reservationOf(ref.createRevision) ?? lostLink(ref.createRevision),
+          worker: { index: k, count: this.stripes },
+        },
+        {
+          logger,
+          udp: () => `10.0.0.${slot.index}:7000`,
+          onNode: (node) => {
+            if (alive()) this.adopt(slot, k, node, false);
+          },
+        },
+      );
+      workers[k] = worker;
+      const restart = (error: unknown) => {
+        if (!alive() || workers[k] !== worker) return;
+        if (!(error instanceof HailstoneError) && !(error instanceof OwnershipLostError)) {
+          this.violate('error', `member ${slot.index} worker ${k} failed with a raw error: ${(error as Error)?.stack ?? String(error)}`);
+          return;
+        }
+        this.note(`m${slot.index} worker ${k} failed`, (error as Error).message.slice(0, 160));
+        slot.nodes[k] = undefined;
+        this.scheduler.after(500, () => startWorker(k));
+      };
+      worker.start().then((node) => {
+        if (alive() && node !== undefined && workers[k] === worker) this.adopt(slot, k, node, false);
+      }, restart);
+    };
+    const startWorkers = () => {
+      slot.claims++;
+      for (let k = 0; k < this.stripes; k++) startWorker(k);
+    };
+    primary.start().then((node) => {
+      if (!alive()) return;
+      if (this.stripes > 1) startWorkers();
+      else if (node !== undefined) this.adopt(slot, 0, node, true);
+    }, failed);
+    void primary.gaveUp.then((error) => {
+      if (!alive()) return;
+      this.exited(slot, error);
+      exit(`gave up: ${error.message}`);
+    });
   }
 
-  private adopt(slot: MemberSlot, node: HailstoneNode): void {
-    slot.node = node;
-    this.holderOf.set(node, `m${slot.index}.${slot.incarnation}#${node.nodeId}@${this.scheduler.now}`);
-    this.note(`m${slot.index} serving`, `node id ${node.nodeId}`);
+  /** A fault of one of these kinds hit this member (or every member) within `withinMs` before now. */
+  private explained(slot: MemberSlot, kinds: FaultKind[], withinMs: number): boolean {
+    const now = this.scheduler.now;
+    return this.hits.some((h) => kinds.includes(h.kind) && (h.member === undefined || h.member === slot.index) && h.from <= now && now <= h.until + withinMs);
+  }
+
+  /** A fence must have a fault that can take a claim behind it: a lease's worth of time after one, at most. */
+  private fenced(slot: MemberSlot, reason: string): void {
+    this.note(`m${slot.index} fenced`, reason.slice(0, 160));
+    const cause = FENCE_CAUSES.find((c) => c.reason.test(reason))!;
+    if (!this.explained(slot, cause.kinds, 2 * this.leaseTtlS * 1000 + 5000)) {
+      this.violate('needless-fence', `member ${slot.index} was fenced (${reason}) with no fault that can take a claim (${cause.kinds.join(', ')}) in the last ${2 * this.leaseTtlS} s`);
+    }
+  }
+
+  /** A server exits only for what an operator must see: etcd gone past its wait, or a clock step it cannot wait out. */
+  private exited(slot: MemberSlot, error: HailstoneError): void {
+    const cause = EXIT_CAUSES.find((c) => c.code.test(error.code));
+    if (cause === undefined || !this.explained(slot, cause.kinds, this.boundMs)) {
+      this.violate('needless-exit', `member ${slot.index} exited with ${error.code} (${error.message}) with no fault that explains it`);
+    }
+  }
+
+  /** A stripe serves from a new node: under a new claim (one stripe), or the current one (a worker). */
+  private adopt(slot: MemberSlot, stripe: number, node: HailstoneNode, newClaim: boolean): void {
+    if (newClaim) slot.claims++;
+    slot.nodes[stripe] = node;
+    // The holder of a node id is the claim: every stripe under it shares the node id's time.
+    this.holderOf.set(node, `m${slot.index}.${slot.incarnation} claim ${slot.claims} (node id ${node.nodeId})`);
+    this.note(`m${slot.index} serving`, `stripe ${stripe} node id ${node.nodeId}`);
   }
 
   private kill(slot: MemberSlot, why: string): void {
     const process = slot.process;
     if (process === undefined || !process.alive) return;
     process.alive = false;
-    slot.node = undefined;
+    slot.nodes = [];
     this.note(`m${slot.index} killed`, why);
   }
 
@@ -338,7 +477,9 @@ export class Simulation {
           this.ask(slot, undefined, count, askedAt);
           continue;
         }
-        process.deliver(() => this.ask(slot, slot.node, count, askedAt));
+        // A request reaches one stripe (the kernel spreads them over the workers' sockets).
+        const stripe = Math.floor(this.random() * this.stripes);
+        process.deliver(() => this.ask(slot, slot.nodes[stripe], count, askedAt));
       }
       this.scheduler.after(CLIENT_EVERY_MS, tick);
     };
@@ -417,6 +558,7 @@ export class Simulation {
     const slot = member === undefined ? undefined : this.slots[member]!;
     this.note('fault', `${kind}${member === undefined ? '' : ` m${member}`} ${ms}ms${kind === 'reply-loss' || kind === 'deposed-leader' ? ` p=${fault.chance.toFixed(2)}` : ''}`);
     const until = now + ms + this.boundMs;
+    this.hits.push({ kind, member, from: now, until: now + ms });
     switch (kind) {
       case 'crash':
         this.kill(slot!, 'SIGKILL');
