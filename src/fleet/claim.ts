@@ -207,18 +207,22 @@ async function claimFree(attempt: Attempt, answeredAt: number): Promise<Claim> {
   let waitingForFree = false;
   for (;;) {
     await attempt.ready();
+    // While the free wait lasts, ids left far ahead are not taken: the ids dead holders
+    // still hold (a whole fleet restarted) free up within a lease, and serve at once.
+    const canWait = options.runtime.now() - answeredAt < (options.freeWaitMs ?? 0);
     let nodeId = pickFreeNodeId(taken, passed, options.maxNodeId, random);
-    // Only far-ahead ids are left: the least far ahead, after all.
-    const fallback = nodeId === undefined;
+    // Only far-ahead ids are left, and no more waiting: the least far ahead, after all.
+    const fallback = nodeId === undefined && !canWait;
     if (fallback) nodeId = [...passed.entries()].filter(([id]) => !taken.has(id)).sort((a, b) => a[1] - b[1])[0]?.[0];
-    if (nodeId === undefined && options.runtime.now() - answeredAt < (options.freeWaitMs ?? 0)) {
+    if (nodeId === undefined && canWait) {
       if (!waitingForFree) {
         waitingForFree = true;
+        const what = passed.size === 0 ? `all ${options.maxNodeId + 1} node ids of cluster ${options.cluster} are claimed` : `every free node id of cluster ${options.cluster} was left far ahead by a fast clock, and the rest are claimed`;
         options.logger.warn(
           { cluster: options.cluster, freeWaitMs: options.freeWaitMs },
-          `all ${options.maxNodeId + 1} node ids of cluster ${options.cluster} are claimed: waiting up to ${Math.ceil((options.freeWaitMs ?? 0) / 1000)} s for one to free up (after a whole-fleet restart, the dead holders' leases run out within their TTL)`,
+          `${what}: waiting up to ${Math.ceil((options.freeWaitMs ?? 0) / 1000)} s for one to free up (after a whole-fleet restart, the dead holders' leases run out within their TTL)`,
         );
-        options.onWaiting?.(`all ${options.maxNodeId + 1} node ids are claimed: waiting for one to free up`);
+        options.onWaiting?.(`${passed.size === 0 ? `all ${options.maxNodeId + 1} node ids are claimed` : 'only node ids left far ahead are free'}: waiting for one to free up`);
       }
       // Read again about once a second: a whole fleet waiting must not flood etcd.
       await pause(options.runtime, 500 + random() * 1000, options.signal, 'claiming a node id');
@@ -245,7 +249,8 @@ async function claimFree(attempt: Attempt, answeredAt: number): Promise<Claim> {
     }
     if (checkAhead) {
       const aheadMs = highestReservation(readOf(result, 1)) - limit();
-      const another = pickFreeNodeId(new Set([...taken, nodeId]), passed, options.maxNodeId, () => 0) !== undefined;
+      // Passed over when another id is free now, or may be soon (the free wait lasts).
+      const another = canWait || pickFreeNodeId(new Set([...taken, nodeId]), passed, options.maxNodeId, () => 0) !== undefined;
       if (aheadMs > 0 && another) {
         await attempt.drop(nodeId, result);
         passed.set(nodeId, aheadMs);
