@@ -14,9 +14,12 @@ import type { NodeLogger } from '../logger.js';
 import type { Coordinator } from './coordinator.js';
 import { describeHolder } from './holder.js';
 import { type FleetRuntime, pause } from './runtime.js';
+import { mutated } from './mutations.js';
 
 /** A lease whose end moved later than last seen by more than this was extended (etcd counts whole seconds). */
 const EXTENSION_SEEN_MS = 1500;
+/** The 'claim-wait-from-start' mutation's old rule: past claimWaitMs, only a lease ending within this was waited for. */
+const OLD_ENDING_GRACE_MS = 3000;
 /** Extensions seen before the holder counts as renewing its lease (one may be a leader election's). */
 const EXTENSIONS_OF_A_LIVE_HOLDER = 2;
 
@@ -69,7 +72,7 @@ export class HolderWait {
     const renewed = this.extensions >= EXTENSIONS_OF_A_LIVE_HOLDER;
     const waited = now - this.answeredAt;
     // A lease that only runs down ends within its TTL: waited for, however long claimWaitMs is.
-    const runningDown = !renewed && Number.isFinite(left);
+    const runningDown = !renewed && Number.isFinite(left) && (!mutated('claim-wait-from-start') || left <= OLD_ENDING_GRACE_MS);
     if (this.claimWaitMs === 0 || (waited >= this.claimWaitMs && !runningDown)) {
       throw new HailstoneError(
         'NODE_ID_TAKEN',

@@ -8,7 +8,10 @@ export type FleetMutation =
   | 'no-claim-compare'
   /** A node resumes below the stored floor after a restart: sequences of the ms before reused. */
   | 'resume-below-floor'
-  /** A given node id's claim wait counted from the process's start, not from etcd's first answer. */
+  /**
+   * A given node id's claim wait counted from the process's start, not from etcd's first
+   * answer, and given up at its end unless the holder's lease was about to end (the old rule).
+   */
   | 'claim-wait-from-start'
   /** A keepalive answered "lease not found" fences at once, without reading the claim key. */
   | 'deposed-leader-fences'

@@ -66,7 +66,8 @@ export function planFaults(options: FaultPlanOptions): Fault[] {
       crash: 100 + random() * 5000, // down this long before the restart
       pause: 50 + random() * 2 * ttlMs, // sometimes well past the lease
       'clock-back': 10 + random() * 5000,
-      'clock-ahead': 10 + random() * 5000,
+      // Mostly small; now and then a step of half a minute (an NTP server that was wrong).
+      'clock-ahead': random() < 0.25 ? 5000 + random() * 25_000 : 10 + random() * 5000,
       partition: 200 + random() * 2 * ttlMs,
       delay: 500 + random() * 10_000,
       'reply-loss': 500 + random() * 10_000,

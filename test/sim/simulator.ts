@@ -5,7 +5,8 @@
 // the events that led to it; the same seed gives the same trace, so any failure replays.
 
 import { createHash } from 'node:crypto';
-import { DEFAULT_LAYOUT } from '../../src/layout.js';
+import { DEFAULT_LAYOUT, type Layout, defineLayout } from '../../src/layout.js';
+import type { Backend } from '../../src/generator.js';
 import { readIds } from '../../src/codec.js';
 import { HailstoneError } from '../../src/errors.js';
 import { FleetMember } from '../../src/fleet/member.js';
@@ -36,6 +37,10 @@ export interface SimOptions {
   keepTrace?: boolean;
   /** A past bug switched back on for this run (src/fleet/mutations.ts): the simulator must find it. */
   mutation?: FleetMutation;
+  /** Fixed settings instead of the seed's draw (the scale run: an operator's defaults, every id free). */
+  fixed?: { leaseTtlS: number; maxLeadMs: number; smallLayout: boolean; givenIds: boolean; backend: Backend };
+  /** How often each member's clients ask. Default 100 ms. */
+  clientEveryMs?: number;
 }
 
 /** Which faults can take a holder's claim from it, by how its fence says it was lost. */
@@ -80,6 +85,12 @@ export interface SimReport {
   traceHash: string;
   events: number;
   coordinatorRequests: number;
+  /** The coordinator's requests by kind, over the whole run. */
+  requestKinds: Record<string, number>;
+  /** The coordinator's requests so far at each virtual second. */
+  requestsBySecond: number[];
+  /** When each member first served an id (virtual ms; -1: never). */
+  firstServedAt: number[];
   virtualMs: number;
 }
 
@@ -101,9 +112,8 @@ const CLIENT_EVERY_MS = 100;
 /** At the end of a run, every member must serve within this last stretch (no fault may explain a refusal in it). */
 const LIVENESS_TAIL_MS = 30_000;
 const CLUSTER = 'sim';
-const SEQUENCE_BITS = BigInt(DEFAULT_LAYOUT.sequenceBits);
-const NODE_MASK = (1n << BigInt(DEFAULT_LAYOUT.nodeBits)) - 1n;
-const TICK_SHIFT = BigInt(DEFAULT_LAYOUT.sequenceBits + DEFAULT_LAYOUT.nodeBits);
+/** A small cluster's layout: 32 node ids, so free claims meet the ids their predecessors left. */
+const SMALL_LAYOUT = defineLayout({ nodeBits: 5, sequenceBits: 17 });
 
 interface MemberSlot {
   index: number;
@@ -121,6 +131,8 @@ interface MemberSlot {
   asked: number;
   /** Virtual ms of the last id served. */
   lastServedAt: number;
+  /** Virtual ms of the first id this member served. */
+  firstServedAt: number;
 }
 
 /** A holder's tenure of a node id: the range of id timestamps it issued. */
@@ -161,6 +173,14 @@ export class Simulation {
   readonly minutes: number;
   readonly leaseTtlS: number;
   readonly maxLeadMs: number;
+  readonly layout: Layout;
+  readonly backend: Backend;
+  private readonly clientEveryMs: number;
+  /** The coordinator's requests so far, sampled each virtual second (what a fleet costs it, over time). */
+  private readonly requestsBySecond: number[] = [];
+  private readonly sequenceBits: bigint;
+  private readonly nodeMask: bigint;
+  private readonly tickShift: bigint;
   private readonly boundMs: number;
   private readonly quietAt: number;
   private readonly endAt: number;
@@ -173,9 +193,18 @@ export class Simulation {
     this.members = options.members ?? 16;
     this.stripes = options.stripes ?? 1;
     this.minutes = options.minutes ?? 10;
-    // Per seed: the lease and the lead, as operators choose them.
-    this.leaseTtlS = [3, 5, 10][Math.floor(this.random() * 3)]!;
-    this.maxLeadMs = [300, 1000, 2000][Math.floor(this.random() * 3)]!;
+    // Per seed: the lease, the lead and the node ids, as operators choose them.
+    const fixed = options.fixed;
+    this.layout = (fixed === undefined ? this.random() < 0.5 : fixed.smallLayout) ? SMALL_LAYOUT : DEFAULT_LAYOUT;
+    this.sequenceBits = BigInt(this.layout.sequenceBits);
+    this.nodeMask = (1n << BigInt(this.layout.nodeBits)) - 1n;
+    this.tickShift = BigInt(this.layout.sequenceBits + this.layout.nodeBits);
+    this.leaseTtlS = fixed?.leaseTtlS ?? [3, 5, 10][Math.floor(this.random() * 3)]!;
+    this.maxLeadMs = fixed?.maxLeadMs ?? [300, 1000, 2000][Math.floor(this.random() * 3)]!;
+    this.clientEveryMs = options.clientEveryMs ?? CLIENT_EVERY_MS;
+    // Both generator cores, one per seed (the scale run takes the TypeScript one: thousands
+    // of WebAssembly instances would each reserve their own memory).
+    this.backend = fixed?.backend ?? (this.random() < 0.5 ? 'wasm' : 'ts');
     this.boundMs = recoveryBoundMs(this.leaseTtlS, this.maxLeadMs);
     this.endAt = this.minutes * 60_000;
     // Faults stop early enough that each one's effect, the recovery bound after it and a
@@ -200,14 +229,18 @@ export class Simulation {
       replyLost: () => sim.net.lossChance > 0 && sim.netRandom() < sim.net.lossChance,
       deposedAnswer: () => sim.net.deposedChance > 0 && sim.netRandom() < sim.net.deposedChance,
     };
-    const givenShare = this.random() < 0.3 ? 0 : this.random();
+    // Given ids sit at the top of the range, where free claims (the lowest free ids) do not
+    // reach — in a large layout. In a small one they would: a cluster of 32 ids either gives
+    // every member its id or none (mixing them there is an operator's error the server
+    // reports as NODE_ID_TAKEN, not a fault).
+    const givenShare = fixed !== undefined ? (fixed.givenIds ? 1 : 0) : this.layout === SMALL_LAYOUT ? (this.random() < 0.5 ? 0 : 1) : this.random() < 0.3 ? 0 : this.random();
     for (let i = 0; i < this.members; i++) {
       const drift = Math.round((this.random() - 0.5) * 400);
       this.slots.push({
         index: i,
         clock: new MachineClock(this.scheduler, EPOCH_MS + Math.floor(this.random() * 50), drift),
         // Given ids from the top of the range: free claims take the lowest free ids, so the two never meet.
-        givenNodeId: this.random() < givenShare ? DEFAULT_LAYOUT.maxNodeId - i : undefined,
+        givenNodeId: this.random() < givenShare ? this.layout.maxNodeId - i : undefined,
         process: undefined,
         incarnation: 0,
         nodes: [],
@@ -216,6 +249,7 @@ export class Simulation {
         served: 0,
         asked: 0,
         lastServedAt: -1,
+        firstServedAt: -1,
       });
     }
     const perMinute = options.faultsPerMinute ?? 12;
@@ -232,10 +266,15 @@ export class Simulation {
   }
 
   private async runAll(): Promise<SimReport> {
-    this.note('start', `members ${this.members} ttl ${this.leaseTtlS}s lead ${this.maxLeadMs}ms given ${this.slots.filter((s) => s.givenNodeId !== undefined).length} faults ${this.faults.length}`);
+    this.note('start', `backend ${this.backend} layout ${this.layout.nodeBits}/${this.layout.sequenceBits} members ${this.members} ttl ${this.leaseTtlS}s lead ${this.maxLeadMs}ms given ${this.slots.filter((s) => s.givenNodeId !== undefined).length} faults ${this.faults.length}`);
     for (const slot of this.slots) this.scheduler.at(Math.floor(this.random() * 2000), () => this.startProcess(slot));
     for (const fault of this.faults) this.scheduler.at(fault.at, () => this.inject(fault));
     this.clients();
+    const sample = () => {
+      this.requestsBySecond.push(this.coordinatorRequests());
+      if (this.scheduler.now < this.endAt) this.scheduler.after(1000, sample);
+    };
+    this.scheduler.at(0, sample);
     await this.scheduler.runUntil(this.endAt, () => this.violation !== undefined);
     if (this.violation === undefined) this.checkLiveness();
     return this.report();
@@ -263,9 +302,17 @@ export class Simulation {
       lastEvents: this.trace.slice(-40),
       traceHash: this.hash.copy().digest('hex'),
       events: this.events,
-      coordinatorRequests: r.txn + r.range + r.get + r.grant + r.keepalive + r.revoke + r.ttl + r.watch,
+      coordinatorRequests: this.coordinatorRequests(),
+      requestsBySecond: this.requestsBySecond,
+      requestKinds: { ...this.etcd.requests },
+      firstServedAt: this.slots.map((s) => s.firstServedAt),
       virtualMs: this.scheduler.now,
     };
+  }
+
+  private coordinatorRequests(): number {
+    const r = this.etcd.requests;
+    return r.txn + r.range + r.get + r.grant + r.keepalive + r.revoke + r.ttl + r.watch;
   }
 
   /** One line of the trace: hashed, and kept for a failure's report. */
@@ -316,6 +363,8 @@ export class Simulation {
       coordinator: () => new MemoryClient(this.net, process),
       runtime: process.runtime,
       cluster: CLUSTER,
+      layout: this.layout,
+      backend: this.backend,
       leaseTtlS: this.leaseTtlS,
       maxLeadMs: this.maxLeadMs,
       coordinatorWaitMs: 30_000,
@@ -481,9 +530,9 @@ export class Simulation {
         const stripe = Math.floor(this.random() * this.stripes);
         process.deliver(() => this.ask(slot, slot.nodes[stripe], count, askedAt));
       }
-      this.scheduler.after(CLIENT_EVERY_MS, tick);
+      this.scheduler.after(this.clientEveryMs, tick);
     };
-    this.scheduler.at(CLIENT_EVERY_MS, tick);
+    this.scheduler.at(this.clientEveryMs, tick);
   }
 
   private ask(slot: MemberSlot, node: HailstoneNode | undefined, count: number, askedAt: number): void {
@@ -502,6 +551,7 @@ export class Simulation {
     if (issued.length > 0) {
       slot.served++;
       slot.lastServedAt = this.scheduler.now;
+      if (slot.firstServedAt < 0) slot.firstServedAt = this.scheduler.now;
       this.note(`m${slot.index} ids`, `${issued.length} ${issued[0]}`);
     } else {
       this.refusals++;
@@ -525,8 +575,8 @@ export class Simulation {
     if (last !== undefined && id <= last) this.violate('increasing', `${holder} issued ${id} after ${last}`);
     this.lastIdOf.set(node, id);
     // The node id and the time tick, straight from the bits (the tick orders as the timestamp does).
-    const nodeId = Number((id >> SEQUENCE_BITS) & NODE_MASK);
-    const timestamp = Number(id >> TICK_SHIFT);
+    const nodeId = Number((id >> this.sequenceBits) & this.nodeMask);
+    const timestamp = Number(id >> this.tickShift);
     const tenures = this.tenures.get(nodeId) ?? [];
     this.tenures.set(nodeId, tenures);
     let own = tenures.find((t) => t.holder === holder);
