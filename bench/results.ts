@@ -220,6 +220,28 @@ export interface FleetScaleResults extends Provenance {
   results: FleetScaleRow[];
 }
 
+/** test/sim/scale.ts: one simulated fleet starting at once and running steady. */
+export interface FleetSimRow {
+  members: number;
+  stripes: number;
+  leaseTtlS: number;
+  maxLeadMs: number;
+  /** Virtual ms from the start until every member served an id. */
+  allServingMs: number;
+  coldStartRequestsPerMember: number;
+  steadyRequestsPerSec: number;
+  steadyRequestsPerSecPerMember: number;
+  requestKinds: Record<string, number>;
+  ids: number;
+  cpuSeconds: number;
+}
+
+export interface FleetSimResults extends Provenance {
+  rows: FleetSimRow[];
+  /** npm test's seed band: what one seed costs. */
+  band: { seeds: number; members: number; minutes: number; fewestFaults: number; ids: number; cpuSecondsPerSeed: number };
+}
+
 /** Every results file the report reads, by name. */
 export interface Results {
   'generator.json': GeneratorResults;
@@ -232,11 +254,12 @@ export interface Results {
   'latency.json': LatencyResults;
   'http.json': HttpResults;
   'fleet-scale.json': FleetScaleResults;
+  'fleet-sim.json': FleetSimResults;
 }
 
 export type ResultsFile = keyof Results;
 
-export const RESULTS_FILES: ResultsFile[] = ['generator.json', 'udp.json', 'udp-pinned.json', 'udp-soak.json', 'client.json', 'import.json', 'steady.json', 'latency.json', 'http.json', 'fleet-scale.json'];
+export const RESULTS_FILES: ResultsFile[] = ['generator.json', 'udp.json', 'udp-pinned.json', 'udp-soak.json', 'client.json', 'import.json', 'steady.json', 'latency.json', 'http.json', 'fleet-scale.json', 'fleet-sim.json'];
 
 /** Reads every results file from `dir`; a missing one is an error, not an empty table. */
 export function readResults(dir: string): Results {

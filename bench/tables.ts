@@ -37,6 +37,7 @@ const COMMANDS: Record<ResultsFile, string> = {
   'latency.json': 'npm run bench:latency',
   'http.json': 'npm run bench:http',
   'fleet-scale.json': 'npm run bench:fleet-scale',
+  'fleet-sim.json': 'npm run sim:scale',
 };
 
 // ---- formatting ----
@@ -543,6 +544,23 @@ function fleetScaleSummary(results: Results): string {
   return [...fleetScaleVerdicts(rows), `- the whole table, with a power loss of the whole fleet: [benchmarks](benchmarks.md#fleet-scale)`].join('\n');
 }
 
+/** The simulated fleet beside the real-etcd one: the same questions, asked of 1024 members in virtual time. */
+function fleetSim(results: Results): string {
+  const { rows, band } = results['fleet-sim.json'];
+  const real = results['fleet-scale.json'].results.find((r) => r.claimants === 1024 && r.etcd === 'single' && r.stripes === 1);
+  const body = table(
+    ['members × stripes', 'every member serving after', 'coordinator requests per member until then', 'steady requests/s', 'per member', 'ids checked', 'simulator CPU'],
+    ['l', 'r', 'r', 'r', 'r', 'r', 'r'],
+    rows.map((r) => [`${int(r.members)} × ${r.stripes}`, `${fixed(r.allServingMs / 1000, 1)} s`, fixed(r.coldStartRequestsPerMember, 1), int(r.steadyRequestsPerSec), fixed(r.steadyRequestsPerSecPerMember, 2), int(r.ids), `${fixed(r.cpuSeconds, 1)} s`]),
+  );
+  const compare =
+    real === undefined
+      ? ''
+      : `\n\nThe real etcd, same lease and lead (\`npm run bench:fleet-scale\`, single member): ${int(real.claimants)} claimants, the slowest claimed in ${fixed(real.claimMaxMs / 1000, 1)} s, ${fixed(real.startRequestsPerClaimant, 2)} requests each to claim and open the node; steady ${fixed(real.steadyPerNodePerSec ?? NaN, 2)} requests/s per node.`;
+  const speed = `\n\nThe suite's band: ${band.seeds} seeds of ${band.members} members × ${band.minutes} simulated minutes, at least ${band.fewestFaults} faults each, ${millions(band.ids, 2)} ids checked: **${fixed(band.cpuSecondsPerSeed, 2)} s of CPU per seed** (target under 1 s: ${band.cpuSecondsPerSeed < 1 ? 'met' : 'missed'}).`;
+  return `${body}${compare}${speed}`;
+}
+
 // ---- every region, by document ----
 
 export const REGIONS: Region[] = [
@@ -560,6 +578,7 @@ export const REGIONS: Region[] = [
   { id: 'http', doc: 'docs/benchmarks.md', sources: ['http.json'], sourceAt: 'above', body: httpTable },
   { id: 'fleet-scale', doc: 'docs/benchmarks.md', sources: ['fleet-scale.json'], sourceAt: 'above', body: fleetScaleTable },
   { id: 'fleet-scale-summary', doc: 'docs/fleet.md', sources: ['fleet-scale.json'], sourceAt: 'below', body: fleetScaleSummary },
+  { id: 'fleet-sim', doc: 'docs/fleet.md', sources: ['fleet-sim.json', 'fleet-scale.json'], sourceAt: 'below', body: fleetSim },
   { id: 'readme-http', doc: 'README.md', sources: ['http.json'], sourceAt: 'above', body: readmeHttp },
   { id: 'readme-generator', doc: 'README.md', sources: ['generator.json'], sourceAt: 'above', body: readmeGenerator },
   { id: 'readme-mission', doc: 'README.md', sources: ['udp.json'], sourceAt: 'below', body: readmeMission },

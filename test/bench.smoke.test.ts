@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { findRegions } from '../bench/regions.js';
-import { type FleetScaleResults, readResults } from '../bench/results.js';
+import { type FleetScaleResults, type FleetSimResults, readResults } from '../bench/results.js';
 import { REGIONS, renderRegion } from '../bench/tables.js';
 import { nativeAvailability } from '../src/server/native-addon.js';
 import { etcdInstalled } from './support/etcd.js';
@@ -201,6 +201,24 @@ describe('benchmarks (smoke run)', () => {
       expect(r.steadyRequestsPerSec).toBeGreaterThan(0);
     }
     expect(data.results[0]!.restart).toMatchObject({ violations: [], failures: {}, nodeIdsAbove: 8 });
+  });
+
+  it('fleet simulator at scale (quick): a fleet starting at once with 1 and 16 stripes, what the coordinator carries, and the band\'s CPU per seed', { timeout: 120_000 }, async () => {
+    const output = join(dir, 'fleet-sim.json');
+    await tsx('test/sim/scale.ts', { HAILSTONE_BENCH_OUTPUT: output, HAILSTONE_SIM_QUICK: '1' });
+    const data = JSON.parse(readFileSync(output, 'utf8')) as FleetSimResults;
+    expect(data).toMatchObject({ quick: true, machine: { node: process.version } });
+    expect(data.rows.map((r) => [r.members, r.stripes])).toEqual([[16, 1], [16, 16]]);
+    for (const r of data.rows) {
+      expect(r.allServingMs).toBeGreaterThan(0);
+      expect(r.coldStartRequestsPerMember).toBeGreaterThan(0);
+      expect(r.steadyRequestsPerSecPerMember).toBeGreaterThan(0);
+      expect(r.ids).toBeGreaterThan(0);
+    }
+    // One reservation per node: the coordinator carries the same whatever the stripes.
+    expect(data.rows[1]!.steadyRequestsPerSecPerMember).toBeLessThan(data.rows[0]!.steadyRequestsPerSecPerMember * 1.5);
+    expect(data.band).toMatchObject({ seeds: 1, members: 16, minutes: 10 });
+    expect(data.band.fewestFaults).toBeGreaterThanOrEqual(100);
   });
 
   it('the report renders the charts and every generated region of the docs from these results', { timeout: 60_000 }, async () => {

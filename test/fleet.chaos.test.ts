@@ -2,9 +2,10 @@
 // A random schedule of what a fleet meets — holders SIGKILLed and restarted (with their
 // node id, or any), holders SIGSTOPped past their lease while another claims their id,
 // etcd killed and restarted on its data, restarts with a skewed clock — under load, every
-// id of every reply kept and checked for duplicates at the end. `npm test` runs a few
-// events; `npm run test:fleet-chaos` many (HAILSTONE_FLEET_CHAOS_EVENTS). The seed is
-// printed; HAILSTONE_SEED replays the schedule.
+// id of every reply kept and checked for duplicates at the end. `npm run test:fleet-chaos`
+// runs it (HAILSTONE_FLEET_CHAOS_EVENTS events); `npm test` runs the fleet simulator's seed
+// band instead, which covers these schedules in virtual time. The seed is printed;
+// HAILSTONE_SEED replays the schedule.
 
 import { describe, expect, it } from 'vitest';
 import { decode } from '../src/index.js';

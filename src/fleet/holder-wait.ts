@@ -33,7 +33,7 @@ export interface WaitContext {
 
 export class HolderWait {
   private holder: string | undefined;
-  /** When the holder's lease was last seen due to end (runtime.now() ms). */
+  /** When the holder's lease was due to end at the last extension seen (or the first look, or the last election). */
   private endsAt = 0;
   /** How often the lease was seen extended by its holder (within one leader's term). */
   private extensions = 0;
@@ -65,9 +65,14 @@ export class HolderWait {
     if (first) {
       this.holder = holder;
       this.extensions = 0;
-    } else if (endsAt > this.endsAt + EXTENSION_SEEN_MS && ttl.term === this.term) this.extensions++;
-    // An extension across a new leader's term is the election's fresh TTL, not the holder's doing.
-    this.endsAt = endsAt;
+      this.endsAt = endsAt;
+    } else if (ttl.term !== this.term) {
+      // A new leader gave the lease a fresh TTL: not the holder's doing; measure from here.
+      this.endsAt = endsAt;
+    } else if (endsAt > this.endsAt + EXTENSION_SEEN_MS) {
+      this.extensions++;
+      this.endsAt = endsAt;
+    }
     this.term = ttl.term;
     const renewed = this.extensions >= EXTENSIONS_OF_A_LIVE_HOLDER;
     const waited = now - this.answeredAt;

@@ -26,7 +26,7 @@ import { NodeReservation, RemoteReservationError, type ReservationLink } from '.
 import { openFleetNode } from './fleet-node.js';
 import { LatencyHistogram } from '../latency.js';
 import { InstanceInfo } from './instance-info.js';
-import type { FleetOptions } from './options.js';
+import type { FleetEdges, FleetOptions } from './options.js';
 
 export type { FleetOptions };
 
@@ -84,7 +84,7 @@ export class FleetMember {
   private readonly createdAt: number;
 
   constructor(
-    private readonly options: FleetOptions & Partial<NodeOptions>,
+    private readonly options: FleetOptions & FleetEdges & Partial<NodeOptions>,
     /** The server this member claims for, or the primary of --workers N. */
     private readonly owner: {
       logger: NodeLogger;

@@ -9,10 +9,6 @@ import type { ReservationLink } from './node-reservation.js';
 
 export interface FleetOptions {
   etcd: EtcdOptions;
-  /** Connects to the coordinator. Default: etcd at `etcd` (etcd-adapter.ts); the simulator passes its own. */
-  coordinator?: () => Coordinator;
-  /** The clocks, timers and chance fleet mode runs on. Default the system's. */
-  runtime?: FleetRuntime;
   /**
    * Run under a claim another process holds (a worker of --workers N: the primary claims,
    * keeps the lease alive and re-claims; its workers write their stripes under that claim).
@@ -37,4 +33,16 @@ export interface FleetOptions {
    * machine when the server binds every interface (0.0.0.0, ::), or is behind NAT.
    */
   advertise?: string;
+}
+
+/**
+ * What a member runs on, besides its options: the coordinator and the runtime. A server
+ * takes the defaults (etcd at `etcd`, the system's clocks); the fleet simulator passes its
+ * in-memory etcd and virtual time. Not part of the public options.
+ */
+export interface FleetEdges {
+  /** Connects to the coordinator. Default: etcd at `etcd` (etcd-adapter.ts). */
+  coordinator?: () => Coordinator;
+  /** The clocks, timers and chance fleet mode runs on. Default the system's. */
+  runtime?: FleetRuntime;
 }

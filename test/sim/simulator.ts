@@ -109,6 +109,8 @@ function lostLink(createRevision: string): ReservationLink {
 
 const EPOCH_MS = DEFAULT_LAYOUT.epoch + 900_000_000_000;
 const CLIENT_EVERY_MS = 100;
+/** An issued id's record: holder index × this + the virtual ms it was issued at (runs of up to a day). */
+const ISSUED_AT_SPAN = 1e8;
 /** At the end of a run, every member must serve within this last stretch (no fault may explain a refusal in it). */
 const LIVENESS_TAIL_MS = 30_000;
 const CLUSTER = 'sim';
@@ -152,7 +154,9 @@ export class Simulation {
   private readonly hash = createHash('sha256');
   private readonly trace: string[] = [];
   private readonly keepTrace: boolean;
-  private readonly issued = new Map<bigint, string>();
+  private readonly issued = new Map<bigint, number>();
+  private readonly holders: string[] = [];
+  private readonly holderIndexes = new Map<string, number>();
   private readonly buffer = new Uint8Array(8 * 4);
   private readonly lastIdOf = new WeakMap<HailstoneNode, bigint>();
   private readonly holderOf = new WeakMap<HailstoneNode, string>();
@@ -562,15 +566,25 @@ export class Simulation {
     }
   }
 
+  private holderIndex(holder: string): number {
+    let index = this.holderIndexes.get(holder);
+    if (index === undefined) {
+      index = this.holders.push(holder) - 1;
+      this.holderIndexes.set(holder, index);
+    }
+    return index;
+  }
+
   private check(slot: MemberSlot, node: HailstoneNode, id: bigint): void {
     this.ids++;
     const holder = this.holderOf.get(node) ?? `m${slot.index}?`;
     const first = this.issued.get(id);
     if (first !== undefined) {
-      this.violate('unique', `id ${id} issued by ${holder} at ${this.scheduler.now} ms was issued before by ${first}`);
+      this.violate('unique', `id ${id} issued by ${holder} at ${this.scheduler.now} ms was issued before by ${this.holders[Math.floor(first / ISSUED_AT_SPAN)]} at ${first % ISSUED_AT_SPAN} ms`);
       return;
     }
-    this.issued.set(id, `${holder} at ${this.scheduler.now} ms`);
+    // Who issued it and when, in one number (no object or string per id).
+    this.issued.set(id, this.holderIndex(holder) * ISSUED_AT_SPAN + Math.floor(this.scheduler.now));
     const last = this.lastIdOf.get(node);
     if (last !== undefined && id <= last) this.violate('increasing', `${holder} issued ${id} after ${last}`);
     this.lastIdOf.set(node, id);
