@@ -51,7 +51,8 @@ function etcd3Importers(s: Sources): string[] {
 // time only if nothing in src/fleet/ reads the real clock, sets a real timer or draws real
 // randomness. The etcd adapter and the TLS files it follows are the edge that may.
 const FLEET_EDGE = new Set([ETCD_ADAPTER, 'src/fleet/etcd-credentials.ts']);
-const REAL_TIME = /\bDate\.now\b|\bperformance\.now\b|\bnew Date\(\s*\)|\bset(Timeout|Interval|Immediate)\s*\(|\bMath\.random\b|['"](node:)?(timers|timers\/promises|perf_hooks)['"]|\brandom(Bytes|UUID|Int)\b/g;
+const REAL_TIME =
+  /\bDate\s*(\.\s*now|\[\s*['"]now['"]\s*\])|\bperformance\b|\bnew Date\s*(\(\s*\)|(?!\s*\())|(?<![.\w])Date\s*\(\s*\)|\bset(Timeout|Interval|Immediate)\b|\bprocess\.(hrtime|uptime)\b|\bAbortSignal\.timeout\b|\bMath\.random\b|\bgetRandomValues\b|['"](node:)?(timers|timers\/promises|perf_hooks)['"]|\brandom(Bytes|UUID|Int)\b/g;
 
 function fleetRealTime(s: Sources): string[] {
   const found: string[] = [];
@@ -120,12 +121,16 @@ describe('house rules', () => {
     });
 
     it.each([
-      ['src/fleet/held-claim.ts', 'const t = setTimeout(() => undefined, 10);', 'setTimeout('],
-      ['src/fleet/claim.ts', 'const started = performance.now();', 'performance.now'],
+      ['src/fleet/held-claim.ts', 'const t = setTimeout(() => undefined, 10);', 'setTimeout'],
+      ['src/fleet/claim.ts', 'const started = performance.now();', 'performance'],
       ['src/fleet/member.ts', 'const at = Date.now();', 'Date.now'],
       ['src/fleet/pick-node-id.ts', 'const r = Math.random();', 'Math.random'],
       ['src/fleet/backoff.ts', "import { setTimeout as sleep } from 'node:timers/promises';", "'node:timers/promises'"],
       ['src/fleet/instance-info.ts', 'const when = new Date();', 'new Date()'],
+      ['src/fleet/status.ts', "const t = Date['now']();", "Date['now']"],
+      ['src/fleet/claim-attempt.ts', 'const t = process.hrtime.bigint();', 'process.hrtime'],
+      ['src/fleet/backoff.ts', 'const s = AbortSignal.timeout(10);', 'AbortSignal.timeout'],
+      ['src/fleet/far-ahead.ts', 'const later = setTimeout;', 'setTimeout'],
     ])('%s reading real time (%s)', (path, line, found) => {
       expect(fleetRealTime(withLine(path, line))).toContain(`${path}: ${found}`);
       // Said in a comment, it is not a use.

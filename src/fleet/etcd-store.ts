@@ -159,8 +159,11 @@ export class EtcdStore implements ReservationStore {
    * that R is stored). Returns the R found, or undefined when the key is not ours.
    */
   private async ownLanded(): Promise<number | undefined> {
-    const [owner, current] = await Promise.all([isOwner(this.coordinator, this.claim), this.coordinator.get(this.key)]);
-    if (!owner || current === undefined) return undefined;
+    // One transaction: the key as it is while the claim holds — two reads could see the
+    // claim ours and then the key as a later holder wrote it.
+    const result = await this.coordinator.txn([ifOwner(this.claim)], [{ get: this.key }]);
+    const current = readOf(result, 0)[0];
+    if (!result.succeeded || current === undefined) return undefined;
     const value = parseReservation(current.value);
     if (value === undefined || !this.unconfirmed.has(value)) return undefined;
     this.modRevision = current.modRevision;

@@ -55,11 +55,13 @@ export class HolderWait {
    */
   async forHolder(holder: string, lease: string): Promise<void> {
     const { coordinator, runtime, options } = this.context;
+    // Measured from when the question was sent: a slow answer (or a late event loop) must
+    // not make the lease's end look later, as a renewal would.
+    const now = runtime.now();
     const ttl = lease === '0' ? { leftMs: Infinity, term: '' } : await this.context.timed(leaseLeft(coordinator, lease));
     // The lease is gone: its key goes with it — look again at once.
     if (ttl === undefined) return pause(runtime, 50, options.signal, 'claiming a node id');
     const left = ttl.leftMs;
-    const now = runtime.now();
     const endsAt = now + left;
     const first = holder !== this.holder;
     if (first) {
@@ -76,8 +78,14 @@ export class HolderWait {
     this.term = ttl.term;
     const renewed = this.extensions >= EXTENSIONS_OF_A_LIVE_HOLDER;
     const waited = now - this.answeredAt;
-    // A lease that only runs down ends within its TTL: waited for, however long claimWaitMs is.
-    const runningDown = !renewed && Number.isFinite(left) && (!mutated('claim-wait-from-start') || left <= OLD_ENDING_GRACE_MS);
+    // A lease that only runs down ends within its TTL: waited for past claimWaitMs — but
+    // only a lease no longer than this cluster's (one granted for an hour by hand is not a
+    // predecessor's), and not forever (etcd electing leader after leader renews it each time).
+    const runningDown =
+      !renewed &&
+      left <= (this.ttlS + 2) * 1000 &&
+      waited < this.claimWaitMs + 2 * this.ttlS * 1000 &&
+      (!mutated('claim-wait-from-start') || left <= OLD_ENDING_GRACE_MS);
     if (this.claimWaitMs === 0 || (waited >= this.claimWaitMs && !runningDown)) {
       throw new HailstoneError(
         'NODE_ID_TAKEN',

@@ -206,7 +206,8 @@ export class FleetMember {
         return node;
       } catch (error) {
         if (this.closed) throw new HailstoneError('CLOSED', 'stopped while opening the node');
-        const transient = coordinatorFailed(error) || error instanceof RemoteReservationError;
+        // etcd failing, here or at the primary (a primary's other failures, a damaged key, say, are not waited on).
+        const transient = coordinatorFailed(error) || (error instanceof RemoteReservationError && /^coordinator \(etcd\) (unreachable|failing)/.test(error.described ?? ''));
         if (!transient) throw error;
         if (this.runtime.now() - started >= waitMs) {
           throw new HailstoneError('COORDINATOR_UNAVAILABLE', `could not store the node's first reservation within ${waitMs} ms: ${(error as Error).message}`, { cause: error });
