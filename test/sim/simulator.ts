@@ -137,6 +137,16 @@ interface MemberSlot {
   firstServedAt: number;
 }
 
+/** What the checks keep for one node object (one stripe under one claim). */
+interface NodeRecord {
+  holder: string;
+  holderIndex: number;
+  lastId: bigint | undefined;
+  tenure: Tenure;
+  /** Every holder's tenure of this node id. */
+  tenures: Tenure[];
+}
+
 /** A holder's tenure of a node id: the range of id timestamps it issued. */
 interface Tenure {
   holder: string;
@@ -158,7 +168,7 @@ export class Simulation {
   private readonly holders: string[] = [];
   private readonly holderIndexes = new Map<string, number>();
   private readonly buffer = new Uint8Array(8 * 4);
-  private readonly lastIdOf = new WeakMap<HailstoneNode, bigint>();
+  private readonly records = new WeakMap<HailstoneNode, NodeRecord>();
   private readonly holderOf = new WeakMap<HailstoneNode, string>();
   private readonly tenures = new Map<number, Tenure[]>();
   /** Every fault as it hit: for telling a fence or an exit it explains from one nothing explains. */
@@ -182,8 +192,6 @@ export class Simulation {
   private readonly clientEveryMs: number;
   /** The coordinator's requests so far, sampled each virtual second (what a fleet costs it, over time). */
   private readonly requestsBySecond: number[] = [];
-  private readonly sequenceBits: bigint;
-  private readonly nodeMask: bigint;
   private readonly tickShift: bigint;
   private readonly boundMs: number;
   private readonly quietAt: number;
@@ -200,8 +208,6 @@ export class Simulation {
     // Per seed: the lease, the lead and the node ids, as operators choose them.
     const fixed = options.fixed;
     this.layout = (fixed === undefined ? this.random() < 0.5 : fixed.smallLayout) ? SMALL_LAYOUT : DEFAULT_LAYOUT;
-    this.sequenceBits = BigInt(this.layout.sequenceBits);
-    this.nodeMask = (1n << BigInt(this.layout.nodeBits)) - 1n;
     this.tickShift = BigInt(this.layout.sequenceBits + this.layout.nodeBits);
     this.leaseTtlS = fixed?.leaseTtlS ?? [3, 5, 10][Math.floor(this.random() * 3)]!;
     this.maxLeadMs = fixed?.maxLeadMs ?? [300, 1000, 2000][Math.floor(this.random() * 3)]!;
@@ -575,37 +581,51 @@ export class Simulation {
     return index;
   }
 
+  /** What the checks keep per node object: one lookup per id. */
+  private recordOf(slot: MemberSlot, node: HailstoneNode): NodeRecord {
+    let record = this.records.get(node);
+    if (record === undefined) {
+      const holder = this.holderOf.get(node) ?? `m${slot.index}?`;
+      const tenures = this.tenures.get(node.nodeId) ?? [];
+      this.tenures.set(node.nodeId, tenures);
+      // Every stripe under one claim shares the holder's tenure of the node id.
+      let tenure = tenures.find((t) => t.holder === holder);
+      if (tenure === undefined) {
+        tenure = { holder, min: Infinity, max: -Infinity };
+        tenures.push(tenure);
+      }
+      record = { holder, holderIndex: this.holderIndex(holder), lastId: undefined, tenure, tenures };
+      this.records.set(node, record);
+    }
+    return record;
+  }
+
   private check(slot: MemberSlot, node: HailstoneNode, id: bigint): void {
     this.ids++;
-    const holder = this.holderOf.get(node) ?? `m${slot.index}?`;
+    const record = this.recordOf(slot, node);
+    const { holder } = record;
     const first = this.issued.get(id);
     if (first !== undefined) {
       this.violate('unique', `id ${id} issued by ${holder} at ${this.scheduler.now} ms was issued before by ${this.holders[Math.floor(first / ISSUED_AT_SPAN)]} at ${first % ISSUED_AT_SPAN} ms`);
       return;
     }
     // Who issued it and when, in one number (no object or string per id).
-    this.issued.set(id, this.holderIndex(holder) * ISSUED_AT_SPAN + Math.floor(this.scheduler.now));
-    const last = this.lastIdOf.get(node);
-    if (last !== undefined && id <= last) this.violate('increasing', `${holder} issued ${id} after ${last}`);
-    this.lastIdOf.set(node, id);
-    // The node id and the time tick, straight from the bits (the tick orders as the timestamp does).
-    const nodeId = Number((id >> this.sequenceBits) & this.nodeMask);
+    this.issued.set(id, record.holderIndex * ISSUED_AT_SPAN + Math.floor(this.scheduler.now));
+    if (record.lastId !== undefined && id <= record.lastId) this.violate('increasing', `${holder} issued ${id} after ${record.lastId}`);
+    record.lastId = id;
+    // The time tick, straight from the bits (it orders as the timestamp does).
     const timestamp = Number(id >> this.tickShift);
-    const tenures = this.tenures.get(nodeId) ?? [];
-    this.tenures.set(nodeId, tenures);
-    let own = tenures.find((t) => t.holder === holder);
-    if (own === undefined) {
-      own = { holder, min: timestamp, max: timestamp };
-      tenures.push(own);
-    } else if (timestamp <= own.max && timestamp >= own.min) return; // the range did not grow: nothing new can overlap
+    const own = record.tenure;
+    if (timestamp <= own.max && timestamp >= own.min) return; // the range did not grow: nothing new can overlap
     own.min = Math.min(own.min, timestamp);
     own.max = Math.max(own.max, timestamp);
-    for (const other of tenures) {
-      if (other !== own && !(own.max < other.min || other.max < own.min)) {
-        this.violate('one-holder', `node id ${nodeId}: ${holder} issued ids in ${own.min}..${own.max}, overlapping ${other.holder}'s ${other.min}..${other.max}`);
+    for (const other of record.tenures) {
+      if (other !== own && other.min <= other.max && !(own.max < other.min || other.max < own.min)) {
+        this.violate('one-holder', `node id ${node.nodeId}: ${holder} issued ids in ${own.min}..${own.max}, overlapping ${other.holder}'s ${other.min}..${other.max}`);
       }
     }
   }
+
 
   /** Every member served in the run's last stretch, which no fault explains (a refusal there is a violation already). */
   private checkLiveness(): void {
