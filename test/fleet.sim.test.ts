@@ -29,8 +29,12 @@ async function seedsToFailure(mutation: FleetMutation, limit: number): Promise<S
 describe('the fleet simulator', () => {
   it(`a band of ${BAND.length} seeds — 16 members, 10 simulated minutes, at least 100 faults each: no id twice, every invariant holds`, async () => {
     let ids = 0;
+    const worlds = new Set<string>();
     for (const seed of BAND) {
       const report = await simulate({ seed });
+      if (report.stateDirs) worlds.add('state dirs');
+      if (report.givenIds > 0) worlds.add('given ids');
+      if (report.givenIds < report.members) worlds.add('free ids');
       expect(report.violation, failure(report)).toBeUndefined();
       expect(report.faults).toBeGreaterThanOrEqual(100);
       expect(report.ids).toBeGreaterThan(10_000);
@@ -38,6 +42,8 @@ describe('the fleet simulator', () => {
       expect(Object.values(report.refusedBy).reduce((a, b) => a + b, 0)).toBe(report.refusals);
       ids += report.ids;
     }
+    // The band draws every kind of world: state dirs on the simulated disk, given and free ids.
+    expect([...worlds].sort()).toEqual(['free ids', 'given ids', 'state dirs']);
     console.log(`[sim] ${BAND.length} seeds, ${ids} ids checked`);
   }, 240_000);
 

@@ -35,7 +35,7 @@ export function fileStoreOf(options: NodeOptions, rules: CheckedRules): FileStor
     worker: rules.worker,
     resetState: options.resetState ?? false,
     onReset: (reason) => rules.logger.warn({ nodeId: rules.nodeId, reason }, 'resetState: ignoring the state file; starting as a first start'),
-    lockContext: { fs, processes: options.processes ?? realProcesses, kernel, sleep: rules.sleep, wallClock: Date.now },
+    lockContext: { fs, processes: options.processes ?? realProcesses, kernel, sleep: rules.sleep, wallClock: rules.wallClock },
   });
 }
 

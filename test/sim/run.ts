@@ -66,7 +66,7 @@ async function main(): Promise<number> {
     else if (seeds.length === 1 || report.violation !== undefined) {
       const availability = Math.min(...report.availability);
       console.log(
-        `seed ${seed}: ${report.violation === undefined ? 'ok' : 'FAILED'} — ${members} members${stripes === 1 ? '' : ` × ${stripes} workers`}, ${minutes} min, TTL ${report.leaseTtlS} s, lead ${report.maxLeadMs} ms, ${report.givenIds} given ids; ` +
+        `seed ${seed}: ${report.violation === undefined ? 'ok' : 'FAILED'} — ${members} members${stripes === 1 ? '' : ` × ${stripes} workers`}, ${minutes} min, TTL ${report.leaseTtlS} s, lead ${report.maxLeadMs} ms, ${report.givenIds} given ids${report.stateDirs ? ', state dirs' : ''}; ` +
           `${report.faults} faults ${JSON.stringify(report.faultKinds)}; ${report.ids} ids, ${report.refusals} of ${report.requests} requests refused (lowest member availability ${(availability * 100).toFixed(2)} %); ` +
           `${report.events} events, trace ${report.traceHash.slice(0, 16)}; ${cpuMs} ms CPU`,
       );

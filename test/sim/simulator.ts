@@ -16,6 +16,7 @@ import type { ReservationLink } from '../../src/fleet/node-reservation.js';
 import { OwnershipLostError } from '../../src/node/store.js';
 import type { NodeLogger } from '../../src/logger.js';
 import { prng } from '../support/seed.js';
+import { SimProcesses, SimulatedFs } from '../support/sim-fs.js';
 import { type Fault, type FaultKind, planFaults } from './faults.js';
 import { MemoryClient, type SimNetwork } from './memory-client.js';
 import { MemoryEtcd } from './memory-etcd.js';
@@ -70,6 +71,8 @@ export interface SimReport {
   leaseTtlS: number;
   maxLeadMs: number;
   givenIds: number;
+  /** Whether the members kept a --state-dir on their machine's simulated disk. */
+  stateDirs: boolean;
   faults: number;
   faultKinds: Record<string, number>;
   ids: number;
@@ -127,6 +130,12 @@ interface MemberSlot {
   nodes: (HailstoneNode | undefined)[];
   /** Claims made by this member's processes, to name each holder. */
   claims: number;
+  /** The machine's disk, when its servers keep a --state-dir (it outlives their processes; a power loss loses what was not synced). */
+  disk: SimulatedFs | undefined;
+  /** The machine's process table, for the state dir's locks. */
+  processes: SimProcesses;
+  /** The pid of the current process in that table. */
+  pid: number;
   /** Virtual ms at which the current process started. */
   startedAt: number;
   served: number;
@@ -189,6 +198,7 @@ export class Simulation {
   readonly maxLeadMs: number;
   readonly layout: Layout;
   readonly backend: Backend;
+  readonly stateDirs: boolean;
   private readonly clientEveryMs: number;
   /** The coordinator's requests so far, sampled each virtual second (what a fleet costs it, over time). */
   private readonly requestsBySecond: number[] = [];
@@ -243,6 +253,9 @@ export class Simulation {
     // reach — in a large layout. In a small one they would: a cluster of 32 ids either gives
     // every member its id or none (mixing them there is an operator's error the server
     // reports as NODE_ID_TAKEN, not a fault).
+    // Half the seeds keep a state dir on each machine's (simulated) disk: an extra floor.
+    const stateDirs = fixed === undefined && this.random() < 0.5;
+    this.stateDirs = stateDirs;
     const givenShare = fixed !== undefined ? (fixed.givenIds ? 1 : 0) : this.layout === SMALL_LAYOUT ? (this.random() < 0.5 ? 0 : 1) : this.random() < 0.3 ? 0 : this.random();
     for (let i = 0; i < this.members; i++) {
       const drift = Math.round((this.random() - 0.5) * 400);
@@ -255,6 +268,9 @@ export class Simulation {
         incarnation: 0,
         nodes: [],
         claims: 0,
+        disk: stateDirs ? new SimulatedFs(prng(subSeed(options.seed, `disk ${i}`)), () => EPOCH_MS + this.scheduler.now) : undefined,
+        processes: new SimProcesses(),
+        pid: 0,
         startedAt: 0,
         served: 0,
         asked: 0,
@@ -276,7 +292,7 @@ export class Simulation {
   }
 
   private async runAll(): Promise<SimReport> {
-    this.note('start', `backend ${this.backend} layout ${this.layout.nodeBits}/${this.layout.sequenceBits} members ${this.members} ttl ${this.leaseTtlS}s lead ${this.maxLeadMs}ms given ${this.slots.filter((s) => s.givenNodeId !== undefined).length} faults ${this.faults.length}`);
+    this.note('start', `${this.stateDirs ? 'state dirs ' : ''}backend ${this.backend} layout ${this.layout.nodeBits}/${this.layout.sequenceBits} members ${this.members} ttl ${this.leaseTtlS}s lead ${this.maxLeadMs}ms given ${this.slots.filter((s) => s.givenNodeId !== undefined).length} faults ${this.faults.length}`);
     for (const slot of this.slots) this.scheduler.at(Math.floor(this.random() * 2000), () => this.startProcess(slot));
     for (const fault of this.faults) this.scheduler.at(fault.at, () => this.inject(fault));
     this.clients();
@@ -301,6 +317,7 @@ export class Simulation {
       leaseTtlS: this.leaseTtlS,
       maxLeadMs: this.maxLeadMs,
       givenIds: this.slots.filter((s) => s.givenNodeId !== undefined).length,
+      stateDirs: this.stateDirs,
       faults: this.faults.length,
       faultKinds: kinds,
       ids: this.ids,
@@ -365,6 +382,8 @@ export class Simulation {
     slot.process = process;
     slot.nodes = [];
     slot.startedAt = this.scheduler.now;
+    const { pid, probe } = slot.processes.spawn();
+    slot.pid = pid;
     this.excuse(slot.index, this.scheduler.now, this.scheduler.now + this.boundMs);
     this.note(`m${slot.index} start`, `incarnation ${incarnation}${slot.givenNodeId === undefined ? '' : ` --node-id ${slot.givenNodeId}`}${this.stripes > 1 ? ` --workers ${this.stripes}` : ''}`);
     const logger = this.loggerOf(slot, incarnation);
@@ -383,12 +402,14 @@ export class Simulation {
       timer: process.timer,
       sleep: (ms: number) => process.sleep(ms),
       logger,
+      ...(slot.disk === undefined ? {} : { stateDir: '/state', fs: slot.disk, processes: probe, kernelLocks: false as const }),
     };
     const alive = () => process.alive && slot.process === process;
     const exit = (why: string) => {
       if (!alive()) return;
       this.note(`m${slot.index} exit`, why);
       process.alive = false;
+      slot.processes.kill(slot.pid);
       slot.nodes = [];
       // An orchestrator starts it again.
       this.scheduler.after(1000 + Math.floor(this.random() * 2000), () => this.startProcess(slot));
@@ -520,6 +541,7 @@ export class Simulation {
     if (process === undefined || !process.alive) return;
     process.alive = false;
     slot.nodes = [];
+    slot.processes.kill(slot.pid);
     this.note(`m${slot.index} killed`, why);
   }
 
@@ -689,7 +711,11 @@ export class Simulation {
         this.excuse(-1, now, until);
         break;
       case 'whole-restart': {
-        for (const s of this.slots) this.kill(s, 'whole-system restart');
+        for (const s of this.slots) {
+          this.kill(s, 'whole-system restart');
+          // A power loss: each disk keeps only what was synced.
+          s.disk?.crash();
+        }
         this.net.down = true;
         this.scheduler.after(ms, () => {
           this.net.down = false;
