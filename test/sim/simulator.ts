@@ -254,7 +254,8 @@ export class Simulation {
     // every member its id or none (mixing them there is an operator's error the server
     // reports as NODE_ID_TAKEN, not a fault).
     // Half the seeds keep a state dir on each machine's (simulated) disk: an extra floor.
-    const stateDirs = fixed === undefined && this.random() < 0.5;
+    // (Drawn apart from the rest of the world, so adding it left every other draw of a seed as it was.)
+    const stateDirs = fixed === undefined && prng(subSeed(options.seed, 'state dirs'))() < 0.5;
     this.stateDirs = stateDirs;
     const givenShare = fixed !== undefined ? (fixed.givenIds ? 1 : 0) : this.layout === SMALL_LAYOUT ? (this.random() < 0.5 ? 0 : 1) : this.random() < 0.3 ? 0 : this.random();
     for (let i = 0; i < this.members; i++) {
