@@ -14,7 +14,7 @@ import { HailstoneError } from '../errors.js';
 import { OwnershipLostError, type ReservationStore, type StoredFloor } from '../node/store.js';
 import type { Claim } from './claim.js';
 import { type Coordinator, coordinatorUnreachable, readOf } from './coordinator.js';
-import { ETCD_ATTEMPT_TIMEOUT_MS, formatReservation, ifOwner, isOwner, parseReservation, reservationKey, reservationsPrefix } from './etcd.js';
+import { ETCD_ATTEMPT_TIMEOUT_MS, formatReservation, ifOwner, parseReservation, reservationKey, reservationsPrefix } from './etcd.js';
 import type { FleetRuntime } from './runtime.js';
 import { mutated } from './mutations.js';
 

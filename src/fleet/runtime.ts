@@ -48,20 +48,3 @@ export function pause(runtime: FleetRuntime, ms: number, signal: AbortSignal | u
     signal?.addEventListener('abort', onAbort, { once: true });
   });
 }
-
-/** Resolves with `promise`, or rejects with `onTimeout()` after `ms` on the runtime's clock. */
-export function within<T>(runtime: FleetRuntime, promise: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const timer = runtime.after(ms, () => reject(onTimeout()), true);
-    promise.then(
-      (value) => {
-        timer.cancel();
-        resolve(value);
-      },
-      (error: unknown) => {
-        timer.cancel();
-        reject(error);
-      },
-    );
-  });
-}

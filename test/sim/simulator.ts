@@ -310,7 +310,6 @@ export class Simulation {
   private report(): SimReport {
     const kinds: Record<string, number> = {};
     for (const f of this.faults) kinds[f.kind] = (kinds[f.kind] ?? 0) + 1;
-    const r = this.etcd.requests;
     return {
       seed: this.options.seed,
       members: this.members,
