@@ -73,6 +73,7 @@ describe('the fleet simulator', () => {
     ['landed-write-fences', 'needless-fence'],
     ['claim-wait-from-start', 'needless-exit'],
     ['far-ahead-taken', 'needless-exit'],
+    ['no-claim-compare', 'needless-fence'],
   ])('finds the past bug %s within 200 seeds (as a %s violation)', async (mutation, invariant) => {
     const found = await seedsToFailure(mutation, 200);
     expect(found, `${mutation}: no violation in 200 seeds`).toBeDefined();

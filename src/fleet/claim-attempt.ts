@@ -2,13 +2,14 @@
 // claimant reads around it (claim.ts decides which ids to try and when to wait).
 
 import type { ClaimOptions } from './claim.js';
-import type { Coordinator, KeyValue, TxnResult } from './coordinator.js';
+import type { Compare, Coordinator, KeyValue, TxnResult } from './coordinator.js';
 import { claimKey, claimsPrefix, reservationsPrefix } from './etcd.js';
 import { Claim } from './held-claim.js';
 import { describeHolder, holderInstance, holderOf } from './holder.js';
 import type { WaitContext } from './holder-wait.js';
 import type { LeaseSession } from './lease-session.js';
 import { provablyGone } from './process-identity.js';
+import { mutated } from './mutations.js';
 import { type FleetRuntime, closing } from './runtime.js';
 
 /** One attempt at a claim, under one lease. */
@@ -59,7 +60,8 @@ export class Attempt implements WaitContext {
     const key = claimKey(options.cluster, nodeId);
     const put = { put: key, value: this.value, lease: this.session.leaseId };
     const ops = then === 'reservations' ? [put, { range: reservationsPrefix(options.cluster, nodeId) }] : [put];
-    return this.timed(this.coordinator.txn([{ key, target: 'create', equals: '0' }], ops, [{ get: key }]));
+    const ifAbsent: Compare[] = mutated('no-claim-compare') ? [] : [{ key, target: 'create', equals: '0' }];
+    return this.timed(this.coordinator.txn(ifAbsent, ops, [{ get: key }]));
   }
 
   /**

@@ -4,7 +4,10 @@
 // every server and every other test; nothing outside the simulator's tests adds to it.
 
 export type FleetMutation =
-  /** Reservation writes without the claim compare: a deposed holder's write lands. */
+  /**
+   * The claim compare dropped everywhere: a claim transaction that takes the key even when
+   * another holds it, and reservation writes that do not check the claim is still theirs.
+   */
   | 'no-claim-compare'
   /** A node resumes below the stored floor after a restart: sequences of the ms before reused. */
   | 'resume-below-floor'
