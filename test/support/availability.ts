@@ -34,6 +34,8 @@ export interface ServerAvailability {
    * the others keep the server's own gap short.
    */
   worstClientGapMs: number;
+  /** Every gap longer than 100 ms, as [from, to] in ms from the window's start, in order. */
+  gaps: [number, number][];
 }
 
 interface Tracked {
@@ -49,6 +51,7 @@ interface Tracked {
   /** Per client: its last OK reply, and its longest gap. */
   clientLastOkAt: number[];
   worstClientGapMs: number;
+  gaps: [number, number][];
   /** Seconds of the window (counted from its start) that had an OK reply. */
   okSeconds: Set<number>;
   /** When its load began (a server added later is measured from then). */
@@ -108,6 +111,7 @@ export class Availability {
       longestGapToMs: 0,
       clientLastOkAt: [],
       worstClientGapMs: 0,
+      gaps: [],
       okSeconds: new Set(),
       addedAt: Date.now(),
       calls: 0,
@@ -152,6 +156,7 @@ export class Availability {
 
   private gap(s: Tracked, now: number): void {
     const gap = now - s.lastOkAt;
+    if (gap > 100) s.gaps.push([s.lastOkAt - this.windowStart, now - this.windowStart]);
     if (gap > s.longestGapMs) {
       s.longestGapMs = gap;
       s.longestGapFromMs = s.lastOkAt - this.windowStart;
@@ -183,6 +188,7 @@ export class Availability {
       s.lastOkAt = this.windowStart;
       s.clientLastOkAt.fill(this.windowStart);
       s.longestGapMs = s.longestGapFromMs = s.longestGapToMs = s.worstClientGapMs = 0;
+      s.gaps = [];
       s.okSeconds.clear();
       s.refusals.clear();
     }
@@ -191,6 +197,11 @@ export class Availability {
   /** Notes an event (a member killed, paused, ...) to print beside the gaps. */
   mark(what: string): void {
     this.marks.push({ at: Date.now(), what });
+  }
+
+  /** When the first event was noted, in ms from the window's start (undefined before any). */
+  firstMarkMs(): number | undefined {
+    return this.marks.length === 0 ? undefined : this.marks[0]!.at - this.windowStart;
   }
 
   /** Resolves once every server gave at least `n` more OK replies (rejects after `ms`). */
@@ -238,6 +249,7 @@ export class Availability {
         longestGapFromMs: longer ? s.lastOkAt - this.windowStart : s.longestGapFromMs,
         longestGapToMs: longer ? now - this.windowStart : s.longestGapToMs,
         worstClientGapMs: Math.max(s.worstClientGapMs, ...s.clientLastOkAt.map((at) => now - at)),
+        gaps: open > 100 && this.stoppedAt === undefined ? [...s.gaps, [s.lastOkAt - this.windowStart, now - this.windowStart]] : [...s.gaps],
       };
     });
   }
