@@ -13,6 +13,7 @@ import { collectText, exited, sleep, spawnFixture, waitFor } from './support/chi
 import { prng, testSeed } from './support/seed.js';
 
 const KILLS = Number(process.env.HAILSTONE_CHAOS_KILLS ?? '30');
+const STARTUP_SYNC_DELAY_MS = 150;
 const dir = mkdtempSync(join(tmpdir(), 'hailstone-kill-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -56,15 +57,18 @@ describe('SIGKILL and restart with the clock stepped back', () => {
     let startupKills = 0;
     for (let k = 0; k < KILLS; k++) {
       const skew = -Math.floor(random() * 5000);
-      const life = start(dir, skew);
       const mode = random();
+      // A startup kill's incarnation has every fsync STARTUP_SYNC_DELAY_MS late, so openNode
+      // (at least a file and a directory fsync) lasts long enough for a kill at a random
+      // moment of it to land there even when this machine is too busy to react within ms.
+      const life = start(dir, skew, mode < 0.15 ? { HAILSTONE_SYNC_DELAY_MS: String(STARTUP_SYNC_DELAY_MS) } : {});
       if (mode < 0.15) {
         // Kill during startup, while openNode reads, waits for the clock or writes the first
         // reservation — timed from the child's OPENING line, not from spawn, so the kill does
         // not land while the runtime is still loading code.
         startupKills++;
         await Promise.race([life.opening, life.done]);
-        await sleep(Math.floor(random() * lastOpenMs));
+        await sleep(Math.floor(random() * (lastOpenMs + 2 * STARTUP_SYNC_DELAY_MS)));
         if (!life.stderr().includes('READY')) killedWhileOpening++;
       } else {
         await Promise.race([life.opening, life.done]);
