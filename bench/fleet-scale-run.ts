@@ -9,7 +9,7 @@
 //
 // Used by `npm run bench:fleet-scale` (1024 claimants) and by the fleet scale test (256).
 
-import { performance } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import type { Etcd3 } from 'etcd3';
 import { HailstoneError } from '../src/errors.js';
 import type { HailstoneNode } from '../src/node/node.js';
@@ -69,7 +69,19 @@ export interface ClaimPhase {
 
 export interface FleetScaleResult {
   start: ClaimPhase;
-  steady: { seconds: number; nodes: number; stripes: number; requestsPerSec: number; perNodePerSec: number; p99Ms: number; writesPerSec: number } | undefined;
+  steady:
+    | {
+        seconds: number;
+        nodes: number;
+        stripes: number;
+        requestsPerSec: number;
+        perNodePerSec: number;
+        p99Ms: number;
+        writesPerSec: number;
+        /** How late this process's timers ran at worst in the window (the nodes renew on them). */
+        eventLoopLagMaxMs: number;
+      }
+    | undefined;
   restart:
     | (ClaimPhase & {
         /** ms from the power loss until every new claimant held a node id (the old leases ran out first). */
@@ -232,7 +244,10 @@ export async function runFleetScale(options: FleetScaleOptions): Promise<FleetSc
     const writesBefore = first.members.reduce((s, m) => s + m.reservation.writes, 0);
     const a = await metrics();
     const t = performance.now();
+    const lag = monitorEventLoopDelay({ resolution: 10 });
+    lag.enable();
     await new Promise((r) => setTimeout(r, options.steadyMs));
+    lag.disable();
     const b = await metrics();
     const seconds = (performance.now() - t) / 1000;
     const writes = first.members.reduce((s, m) => s + m.reservation.writes, 0) - writesBefore;
@@ -245,6 +260,7 @@ export async function runFleetScale(options: FleetScaleOptions): Promise<FleetSc
       perNodePerSec: requestsPerSec / first.members.length,
       p99Ms: latencyQuantile(a, b, 0.99) * 1000,
       writesPerSec: writes / seconds,
+      eventLoopLagMaxMs: lag.max / 1e6,
     };
     if (options.restart) result.restart = await powerLoss(options, clients, first.members, (lostAt) => generation(2, lostAt));
   } finally {

@@ -178,7 +178,13 @@ describe.skipIf(!etcdInstalled)('a fleet at scale (real etcd)', () => {
     // Opening the node adds one read (with the claim's compare) and its first write; the
     // rest is every claim's keepalives and renewals during the first-start wait.
     expect(start.startRequestsPerClaimant - start.claimRequestsPerClaimant).toBeLessThanOrEqual(6);
-    expect(steady!.perNodePerSec).toBeLessThanOrEqual(2);
+    // About one reservation write a second and a keepalive a third of the TTL: ≤ 2 requests/s.
+    // A process whose timers run late by more than a fifth of the 1 s reservation renews with
+    // a larger margin — earlier, so more often (fail closed, not fail often) — up to a write
+    // every quarter of the 2 s lead: then ≤ 4, and the lag is printed beside it.
+    const starved = steady!.eventLoopLagMaxMs > 200;
+    if (starved) console.log(`[scale] timers up to ${Math.round(steady!.eventLoopLagMaxMs)} ms late in the steady window: ${steady!.perNodePerSec.toFixed(2)} requests/s per node held to 4, not 2`);
+    expect(steady!.perNodePerSec).toBeLessThanOrEqual(starved ? 4 : 2);
     expect(restart!.violations).toEqual([]);
     expect(restart!.failures).toEqual({});
     expect(restart!.distinctNodeIds).toBe(256);
