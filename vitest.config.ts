@@ -1,4 +1,5 @@
 import { configDefaults, defineConfig } from 'vitest/config';
+import { LongestFirstSequencer } from './test/support/sequencer.js';
 
 // The process-level fleet chaos run is the long version of what the fleet simulator checks in
 // virtual time (test/fleet.sim.test.ts): `npm run test:fleet-chaos` runs it, not `npm test`.
@@ -16,6 +17,7 @@ export default defineConfig({
     // two at a time and 1.7 with three, 388 s against 324 s of wall time.
     pool: 'forks',
     maxWorkers: 3,
+    sequence: { sequencer: LongestFirstSequencer },
     testTimeout: 30_000,
     hookTimeout: 30_000,
   },
