@@ -11,6 +11,8 @@ export default defineConfig({
     exclude: [...configDefaults.exclude, ...longRunsOnly],
     // Kills every child process a test left running, by process group, even when it failed.
     setupFiles: ['test/support/cleanup.ts'],
+    // The hailstone command runs as built: built first when a source is newer.
+    globalSetup: ['test/support/built.ts'],
     // Child processes and sockets: run files in separate processes, three at a time. Most
     // process-level files spend their time waiting (leases, timers, children starting), so on
     // this 2-core machine a third file fills the idle CPU: the suite used 1.4 of 2 cores with

@@ -13,7 +13,7 @@ import { HailstoneError, createClient, openNode, serve } from '../src/index.js';
 import { serveProgram } from '../src/cli/serve.js';
 import type { NodeSnapshot } from '../src/server/health.js';
 import { serveMetrics } from '../src/server/metrics.js';
-import { childPids, collectText, exited, readyPort, runCli, spawnFixture, spawnTracked, waitFor } from './support/child.js';
+import { CLI_ENTRY, childPids, collectText, exited, readyPort, runCli, spawnFixture, spawnTracked, waitFor } from './support/child.js';
 import { requirePrerequisite } from './support/prerequisite.js';
 import { ManualClock } from './support/clock.js';
 import { spawnServe, startServe } from './support/serve-process.js';
@@ -170,7 +170,7 @@ describe('startup failures: one line, exit 1, at once', () => {
     // In a mount namespace of its own: a read-only bind mount of the dir, seen by this child only.
     const script = [
       `mount --bind ${dir} ${dir} && mount -o remount,bind,ro ${dir}`,
-      `${process.execPath} --import tsx src/cli/main.ts serve --port 0 --state-dir ${dir} --max-lead-ms 100; echo "exit=$?"`,
+      `${process.execPath} ${CLI_ENTRY} serve --port 0 --state-dir ${dir} --max-lead-ms 100; echo "exit=$?"`,
     ].join(' && ');
     const child = spawnTracked('unshare', ['--mount', 'sh', '-c', script]);
     const out = collectText(child.stdout!);
@@ -181,7 +181,7 @@ describe('startup failures: one line, exit 1, at once', () => {
 
     const running = [
       `mount --bind ${dir} ${dir}`,
-      `(${process.execPath} --import tsx src/cli/main.ts serve --port 0 --state-dir ${dir} --max-lead-ms 100 & echo "pid=$!"; wait $!; echo "exit=$?")`,
+      `(${process.execPath} ${CLI_ENTRY} serve --port 0 --state-dir ${dir} --max-lead-ms 100 & echo "pid=$!"; wait $!; echo "exit=$?")`,
     ].join(' && ');
     const child2 = spawnTracked('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', running]);
     const out2 = collectText(child2.stdout!);

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { decode } from '../src/index.js';
 import { kernelLockAvailability } from '../src/node/kernel-lock.js';
-import { childPids, collectText, exited, readyPort, spawnTracked, waitFor } from './support/child.js';
+import { CLI_ENTRY, childPids, collectText, exited, readyPort, spawnTracked, waitFor } from './support/child.js';
 import { requirePrerequisite } from './support/prerequisite.js';
 import { Load, duplicatesIn, spawnServe, startServe } from './support/serve-process.js';
 import { TRANSPORTS } from './support/udp.js';
@@ -242,7 +242,7 @@ describe('a restart in a new PID namespace gets the same pid', () => {
     const dir = join(root, `pidns-${lockName.length}`);
     const ids: bigint[] = [];
     for (let round = 0; round < 3; round++) {
-      const child = spawnTracked('unshare', ['--pid', '--fork', '--mount-proc', '--kill-child', process.execPath, '--import', 'tsx', 'src/cli/main.ts', 'serve', '--port', '0', '--state-dir', dir, '--max-lead-ms', '300'], { env });
+      const child = spawnTracked('unshare', ['--pid', '--fork', '--mount-proc', '--kill-child', process.execPath, CLI_ENTRY, 'serve', '--port', '0', '--state-dir', dir, '--max-lead-ms', '300'], { env });
       const out = collectText(child.stdout!);
       const err = collectText(child.stderr!);
       const port = await readyPort(child, out, err);

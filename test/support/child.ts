@@ -1,4 +1,6 @@
-// Running test fixtures as real child processes (through tsx, so they run the sources).
+// Running real child processes: test fixtures through tsx (they run the sources), and the
+// hailstone command as users run it, built (test/support/built.ts builds it first when the
+// sources are newer).
 //
 // Every child starts as the leader of its own process group and is remembered until it
 // has exited. test/support/cleanup.ts kills the groups still alive after each test —
@@ -84,9 +86,16 @@ export function spawnFixture(fixture: string, args: string[], env: Record<string
   return spawnTs(`test/fixtures/${fixture}`, args, env);
 }
 
-/** The hailstone command, from the sources. */
+/**
+ * The built hailstone command (from the repository root), as the package's bin runs it: a
+ * third of the CPU of loading the sources through tsx at every start, in a suite that starts
+ * hundreds of servers.
+ */
+export const CLI_ENTRY = 'dist/cli/main.js';
+
+/** The hailstone command. */
 export function spawnCli(args: string[], env: Record<string, string> = {}, options: { keepGroupAfterExit?: boolean } = {}): ChildProcess {
-  return spawnTracked(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { env, ...options });
+  return spawnTracked(process.execPath, [CLI_ENTRY, ...args], { env, ...options });
 }
 
 /** Runs the command to completion: exit code, stdout, stderr. */
