@@ -258,7 +258,8 @@ async function serveSingle(config: ServeConfig): Promise<number> {
   await http?.close();
   await server.close();
   await metrics?.close();
-  logger.info({ stats: server.stats() }, 'stopped');
+  // What was served, over UDP and (with --http) over HTTP: the same node answered both.
+  logger.info({ stats: server.stats(), ...(http === undefined ? {} : { http: http.stats() }) }, 'stopped');
   say('hailstone stopped\n');
   return 0;
 }

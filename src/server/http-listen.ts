@@ -4,6 +4,7 @@
 import type { Server as HttpServer } from 'node:http';
 import { hostPort } from '../address.js';
 import { HailstoneError, type HailstoneErrorCode } from '../errors.js';
+import { describeTcpListener } from './proc-sockets.js';
 
 export function listenHttp(
   http: HttpServer,
@@ -13,8 +14,14 @@ export function listenHttp(
 ): Promise<{ host: string; port: number }> {
   return new Promise((resolve, reject) => {
     http.once('error', (error: NodeJS.ErrnoException) => {
+      // Who holds it, as PORT_IN_USE names the holder of a UDP port: read from /proc, when it can be.
+      const holder = error.code === 'EADDRINUSE' ? describeTcpListener(port) : undefined;
       const why =
-        error.code === 'EADDRINUSE' ? 'is in use by another process' : error.code === 'EACCES' ? 'needs privileges this process lacks' : `cannot be bound (${error.message})`;
+        error.code === 'EADDRINUSE'
+          ? `is in use by ${holder ?? `another process (see: ss -tlpn sport = :${port})`}`
+          : error.code === 'EACCES'
+            ? 'needs privileges this process lacks'
+            : `cannot be bound (${error.message})`;
       reject(new HailstoneError(what.code, `the ${what.name} port ${hostPort(host, port)} ${why}: choose another with ${what.flag} HOST:PORT`, { cause: error }));
     });
     http.listen(port, host, () => {
