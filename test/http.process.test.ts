@@ -1,6 +1,7 @@
 // `hailstone serve --http` as a real process: ids over HTTP from the same node as UDP, one
 // port for ids and metrics, token files, bad usage, and SIGTERM with requests in flight.
 
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -9,7 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createClient, decode } from '../src/index.js';
 import { runCli, waitFor } from './support/child.js';
 import { freeTcpPort, parseResponses, rawConnection } from './support/http.js';
-import { startServe } from './support/serve-process.js';
+import { spawnServe, startServe } from './support/serve-process.js';
 
 const root = mkdtempSync(join(tmpdir(), 'hailstone-http-cli-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -69,6 +70,10 @@ describe('hailstone serve --http', () => {
     expect(metrics).toMatch(/hailstone_requests_total [1-9]/);
     expect(metrics).toMatch(/hailstone_http_request_duration_seconds_count\{route="\/v1\/ids"\} 1\n/);
     expect(await (await fetch(`${url}/healthz`)).json()).toMatchObject({ status: 'ok', nodeId: 21 });
+    // A load balancer probing with HEAD gets the same status, and no body.
+    const head = await fetch(`${url}/healthz`, { method: 'HEAD' });
+    expect([head.status, await head.text()]).toEqual([200, '']);
+    expect((await fetch(`${url}/healthz`, { method: 'POST' })).headers.get('allow')).toBe('GET, HEAD');
 
     s.child.kill('SIGTERM');
     expect(await s.done).toBe(0);
@@ -129,6 +134,34 @@ describe('hailstone serve --http', () => {
     expect(await s.done).toBe(0);
     expect(s.stdout()).toMatch(/hailstone stopped\n$/);
     await expect(fetch(`${url}/v1/id`)).rejects.toThrow();
+    // The shutdown line counts what HTTP served, beside UDP's (none here).
+    const stoppedLine = s.stderr().split('\n').find((l) => l.includes('"msg":"stopped"'));
+    const stats = JSON.parse(stoppedLine ?? '{}') as { stats?: { idsServed: number }; http?: { idsServed: number } };
+    expect(stats.stats?.idsServed).toBe(0);
+    // At least every id a client read (the first, the idle one, the probe's, the 7, the
+    // loops'); a loop's last answer may have been served and not read.
+    expect(stats.http?.idsServed).toBeGreaterThanOrEqual(3 + 7 + answered.reduce((a, b) => a + b, 0));
+  });
+
+  it('the first answer after the listening line: 503 STARTING with the real wait of a first start (one lead), then ids', async () => {
+    // Not startServe, which returns at the UDP line (printed once ids are served).
+    const s = spawnServe(['--port', '0', '--state-dir', join(root, 'first'), '--max-lead-ms', '2000', '--http', '0']);
+    const port = await httpPort(s.stdout);
+    const asked = Date.now();
+    const first = await fetch(`http://127.0.0.1:${port}/v1/id`);
+    expect(first.status).toBe(503);
+    const { error } = (await first.json()) as { error: { code: string; retryAfterMs: number } };
+    expect(error.code).toBe('STARTING');
+    // Not a placeholder: the rest of the 2 s first-start wait, as counted by the server.
+    expect(error.retryAfterMs).toBeGreaterThan(500);
+    expect(error.retryAfterMs).toBeLessThanOrEqual(2000);
+    expect(first.headers.get('retry-after')).toBe(String(Math.ceil(error.retryAfterMs / 1000)));
+    // The README's line: curl --retry honours Retry-After and prints an id once the wait is over.
+    const curl = spawnSync('curl', ['-sf', '--retry', '5', `http://127.0.0.1:${port}/v1/id`], { encoding: 'utf8', timeout: 30_000 });
+    expect(curl.stdout).toMatch(/^\d+\n$/);
+    expect(Date.now() - asked).toBeGreaterThanOrEqual(error.retryAfterMs - 50);
+    s.child.kill('SIGTERM');
+    expect(await s.done).toBe(0);
   });
 
   it('bad usage exits 2; a taken HTTP port exits 1 naming it', async () => {
@@ -149,7 +182,8 @@ describe('hailstone serve --http', () => {
       const port = (taken.address() as { port: number }).port;
       const r = await runCli(['serve', '--port', '0', '--state-dir', join(root, 'taken'), '--http', String(port)]);
       expect(r.code).toBe(1);
-      expect(r.stderr).toMatch(new RegExp(`HTTP_PORT_IN_USE: the HTTP port 127\\.0\\.0\\.1:${port} is in use`));
+      // Named as PORT_IN_USE names a UDP port's holder: here, this test's own process.
+      expect(r.stderr).toMatch(new RegExp(`HTTP_PORT_IN_USE: the HTTP port 127\\.0\\.0\\.1:${port} is in use by pid ${process.pid} \\(\\S*node`));
     } finally {
       taken.close();
     }

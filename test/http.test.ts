@@ -119,12 +119,12 @@ describe('ids over HTTP', () => {
       expect(r.status, path).toBe(404);
       expect((await json(r)).error.code).toBe('NOT_FOUND');
     }
-    for (const method of ['POST', 'PUT', 'DELETE', 'PATCH', 'HEAD', 'OPTIONS']) {
+    for (const method of ['POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS']) {
       for (const path of ['/v1/id', '/v1/ids?count=2']) {
         const r = await fetch(`${url}${path}`, { method });
         expect(r.status, `${method} ${path}`).toBe(405);
-        expect(r.headers.get('allow')).toBe('GET');
-        if (method !== 'HEAD') expect((await json(r)).error.code).toBe('METHOD_NOT_ALLOWED');
+        expect(r.headers.get('allow')).toBe('GET, HEAD');
+        expect((await json(r)).error.code).toBe('METHOD_NOT_ALLOWED');
       }
     }
     // Percent-encoding is how a count is spelled, not what it is: %35 is 5.
@@ -160,6 +160,35 @@ describe('ids over HTTP', () => {
     const [answer] = parseResponses(raw.received());
     expect(answer?.status).toBe(400);
     expect(JSON.parse(answer!.body).error.code).toBe('BAD_REQUEST');
+  });
+
+  it('HEAD on the id routes (a load balancer\'s probe): the status a GET would get, no body, and no id issued', async () => {
+    const udp = await udpServer();
+    const real = servingNodeOf(udp.server);
+    // The real node, with every tryFill (the only way an id is issued) counted.
+    let fills = 0;
+    const counted = (node: NonNullable<ReturnType<ServingNode['node']>>) =>
+      new Proxy(node, { get: (target, key) => (key === 'tryFill' ? (fills++, target.tryFill.bind(target)) : Reflect.get(target, key)) });
+    const source: ServingNode = { node: () => { const n = real.node(); return n && counted(n); }, retryAfterMs: (status) => real.retryAfterMs(status) };
+    const { url, server } = await http({ source });
+    await served(`${url}/v1/id`);
+    const fillsBefore = fills;
+    for (const path of ['/v1/id', '/v1/ids?count=4096']) {
+      const r = await fetch(`${url}${path}`, { method: 'HEAD' });
+      expect(r.status, path).toBe(200);
+      expect(r.headers.get('cache-control')).toBe('no-store');
+      expect(await r.text()).toBe('');
+    }
+    expect(fills).toBe(fillsBefore);
+    expect(server.stats().idsServed).toBe(1);
+    // Starting, and a node that cannot issue: 503 with its Retry-After, as GET would.
+    let node: ReturnType<ServingNode['node']>;
+    const starting = await http({ source: { node: () => node, retryAfterMs: () => 1500 } });
+    const early = await fetch(`${starting.url}/v1/id`, { method: 'HEAD' });
+    expect([early.status, early.headers.get('retry-after')]).toEqual([503, '2']);
+    node = { status: () => ({ healthy: false, reason: 'the clock is behind', retryAfterMs: 700 }) } as never;
+    const unhealthy = await fetch(`${starting.url}/v1/ids`, { method: 'HEAD' });
+    expect([unhealthy.status, unhealthy.headers.get('retry-after')]).toEqual([503, '1']);
   });
 
   it('refusals: 503 with Retry-After in whole seconds (rounded up) and retryAfterMs; STARTING while the node opens', async () => {

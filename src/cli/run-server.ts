@@ -218,7 +218,7 @@ export async function startHttp(config: ServeConfig, proc: ServingProcess, logge
   const STARTING_RETRY_MS = 100;
   try {
     const server = await serveHttp({
-      source: { node: () => current()?.node(), retryAfterMs: (status) => current()?.retryAfterMs(status) ?? STARTING_RETRY_MS },
+      source: { node: () => current()?.node(), retryAfterMs: (status) => current()?.retryAfterMs(status) ?? STARTING_RETRY_MS, planned: () => current()?.planned?.() ?? false },
       host: http.host,
       port: http.port,
       tokens: http.tokens,

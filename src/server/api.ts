@@ -88,4 +88,10 @@ export interface ServingNode {
   node(): HailstoneNode | undefined;
   /** How long to wait: while starting (no status), or after tryFill returned the negative `status`. */
   retryAfterMs(status?: number): number;
+  /**
+   * While starting: whether the server knows yet when its node will serve (its startup wait
+   * is known, or it serves). Until it does, a request waits a moment for it, so the first
+   * STARTING answer carries the real wait, not a guess. Absent: always known.
+   */
+  planned?(): boolean;
 }

@@ -28,6 +28,8 @@ export interface HttpAnswer {
   body: string;
   /** How many ids the answer carries (for metrics). */
   ids?: number;
+  /** An answer to HEAD: no body, and no Content-Length (a GET's would differ). */
+  head?: true;
 }
 
 /** A tryFill buffer large enough for one request's ids; one per server, reused. */
@@ -139,10 +141,31 @@ export function idAnswer(scratch: Buffer): HttpAnswer {
   return { status: 200, headers: { 'content-type': TEXT_TYPE, 'cache-control': NO_STORE }, body: `${scratch.readBigUInt64BE(0)}\n`, ids: 1 };
 }
 
-/** The answer to an id route (GET /v1/id, GET /v1/ids), or a 400/405/503 error. */
+/** The methods the id routes answer. */
+export const ID_ROUTE_METHODS = 'GET, HEAD';
+
+/**
+ * HEAD on an id route, for load balancers' health probes: the status and headers a GET
+ * would get now — 200, or 503 with its Retry-After — with no body, and no id issued.
+ */
+export function headAnswer(route: '/v1/id' | '/v1/ids', source: ServingNode): HttpAnswer {
+  const node = source.node();
+  if (node === undefined) {
+    const retryAfterMs = source.retryAfterMs();
+    return errorAnswer(503, 'STARTING', `the server is starting: ids are served in ${retryAfterMs} ms`, { retryAfterMs });
+  }
+  const status = node.status();
+  if (!status.healthy) {
+    return errorAnswer(503, 'UNAVAILABLE', `the node cannot issue ids now: ${status.reason ?? 'unhealthy'}`, { retryAfterMs: status.retryAfterMs ?? source.retryAfterMs() });
+  }
+  return { status: 200, headers: { 'content-type': route === '/v1/id' ? TEXT_TYPE : JSON_TYPE, 'cache-control': NO_STORE }, body: '', head: true };
+}
+
+/** The answer to an id route (GET or HEAD /v1/id, /v1/ids), or a 400/405/503 error. */
 export function answerIdRoute(route: '/v1/id' | '/v1/ids', method: string | undefined, query: string, accept: string | undefined, source: ServingNode, scratch: Buffer): HttpAnswer {
+  if (method === 'HEAD') return headAnswer(route, source);
   if (method !== 'GET') {
-    return errorAnswer(405, 'METHOD_NOT_ALLOWED', `${route} answers GET only, not ${method ?? 'no method'}`, { headers: { allow: 'GET' } });
+    return errorAnswer(405, 'METHOD_NOT_ALLOWED', `${route} answers GET and HEAD only, not ${method ?? 'no method'}`, { headers: { allow: ID_ROUTE_METHODS } });
   }
   if (route === '/v1/id') {
     const n = issue(source, scratch, 1);

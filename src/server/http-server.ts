@@ -21,7 +21,7 @@ import { resolveHost } from '../address.js';
 import { InvalidArgumentError, describe } from '../errors.js';
 import { type NodeLogger, stderrLogger } from '../logger.js';
 import { HttpCounters, type HttpStats } from './http-metrics.js';
-import { type HttpAnswer, type RouteLabel, TEXT_TYPE, answerIdRoute, errorAnswer, idScratch, issue, notFound, routeOf } from './http-routes.js';
+import { type HttpAnswer, ID_ROUTE_METHODS, type RouteLabel, TEXT_TYPE, answerIdRoute, errorAnswer, idScratch, issue, notFound, routeOf } from './http-routes.js';
 import { type RateLimitOptions, RateLimiter } from './rate-limit.js';
 import { parseAllowList } from './allow-list.js';
 import { type ServingNode, DEFAULT_HOST } from './server.js';
@@ -32,6 +32,11 @@ export const DEFAULT_HTTP_KEEP_ALIVE_TIMEOUT_MS = 5_000;
 export const DEFAULT_HTTP_MAX_HEADER_BYTES = 8192;
 export const DEFAULT_HTTP_MAX_CONNECTIONS = 1024;
 export const DEFAULT_HTTP_CLOSE_GRACE_MS = 10_000;
+/**
+ * The longest a request waits, while the server starts, for it to know how long it will be:
+ * reading the state takes a few ms; a fleet claim can take seconds, and is not waited out.
+ */
+const PLAN_WAIT_MS = 300;
 /** Bearer tokens shorter than this are refused: guessable. */
 export const MIN_TOKEN_LENGTH = 16;
 
@@ -155,13 +160,18 @@ export async function serveHttp(options: HttpServeOptions): Promise<HttpIdServer
   let closing = false;
 
   const send = (res: ServerResponse, route: RouteLabel, a: HttpAnswer): void => {
-    a.headers['content-length'] = String(Buffer.byteLength(a.body));
+    if (a.head !== true) a.headers['content-length'] = String(Buffer.byteLength(a.body));
     if (closing) a.headers.connection = 'close';
     res.writeHead(a.status, a.headers).end(a.body);
     counters.answered(route, a.status);
   };
 
-  const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+  const untilPlanned = async (): Promise<void> => {
+    const until = Date.now() + PLAN_WAIT_MS;
+    while (!closing && source.node() === undefined && !source.planned!() && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
+  };
+
+  const onRequest = (req: IncomingMessage, res: ServerResponse, planWaited: boolean): void => {
     const started = performance.now();
     const url = req.url ?? '/';
     const q = url.indexOf('?');
@@ -183,6 +193,12 @@ export async function serveHttp(options: HttpServeOptions): Promise<HttpIdServer
     }
     if (route !== '/v1/ids' && route !== '/v1/id') {
       send(res, route, notFound(path));
+      return;
+    }
+    if (!planWaited && source.planned !== undefined && source.node() === undefined && !source.planned()) {
+      // Starting, and how long for is not known yet (the state is being read): answer once
+      // it is — within a few ms as a rule, at most PLAN_WAIT_MS — with the real wait.
+      void untilPlanned().then(() => handle(req, res, true));
       return;
     }
     if (route === '/v1/id' && req.method === 'GET') {
@@ -221,9 +237,9 @@ export async function serveHttp(options: HttpServeOptions): Promise<HttpIdServer
     },
     (req, res) => handle(req, res),
   );
-  function handle(req: IncomingMessage, res: ServerResponse): void {
+  function handle(req: IncomingMessage, res: ServerResponse, planWaited = false): void {
     try {
-      onRequest(req, res);
+      onRequest(req, res, planWaited);
     } catch (error) {
       // Not reachable by input, but a bug must cost one request, never the process — nor a stack trace.
       logger.error({ err: String(error) }, 'unexpected error while answering an HTTP request');
@@ -264,8 +280,8 @@ export async function serveHttp(options: HttpServeOptions): Promise<HttpIdServer
   // method like any other this server does not serve.
   http.on('connect', (_req: IncomingMessage, socket: Socket) => {
     if (!socket.writable) return void socket.destroy();
-    const a = errorAnswer(405, 'METHOD_NOT_ALLOWED', 'only GET is served');
-    answerRaw(socket, { ...a, headers: { ...a.headers, allow: 'GET' } });
+    const a = errorAnswer(405, 'METHOD_NOT_ALLOWED', 'only GET and HEAD are served');
+    answerRaw(socket, { ...a, headers: { ...a.headers, allow: ID_ROUTE_METHODS } });
   });
 
   /** One answer written on a socket node:http no longer manages, then closed. */

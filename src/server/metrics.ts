@@ -191,14 +191,15 @@ export interface MetricsServer {
 /** The paths metricsHandler answers. */
 export const METRICS_PATHS = ['/metrics', '/healthz'] as const;
 
-/** Answers GET /metrics and GET /healthz (404 otherwise): for serveMetrics, or an HTTP server that serves ids too. */
+/** Answers GET (and HEAD) /metrics and /healthz (404 otherwise): for serveMetrics, or an HTTP server that serves ids too. */
 export function metricsHandler(snapshot: () => Promise<NodeSnapshot>): (req: IncomingMessage, res: ServerResponse) => void {
   let latest: NodeSnapshot = { workers: [], workerRestarts: 0, expectedWorkers: 0 };
   const registry = metricsRegistry(() => latest);
   return (req, res) => {
     const path = (req.url ?? '/').split('?')[0];
-    if (req.method !== 'GET') {
-      res.writeHead(405, { allow: 'GET' }).end();
+    // HEAD as GET (node:http sends no body for it): load balancers probe /healthz with either.
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { allow: 'GET, HEAD' }).end();
       return;
     }
     if (path === '/metrics') {

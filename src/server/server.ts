@@ -47,7 +47,7 @@ export type { ServeCommonOptions, Server, ServerStats, ServingNode } from './api
 /** The node a server made by serve() answers from, for HTTP to answer from the same one. */
 export function servingNodeOf(server: Server): ServingNode {
   if (!(server instanceof IdServer)) throw new InvalidArgumentError('server', 'must be a server made by serve()');
-  return { node: () => server.issuing(), retryAfterMs: (status) => server.retryAfterMs(status) };
+  return { node: () => server.issuing(), retryAfterMs: (status) => server.retryAfterMs(status), planned: () => server.issuing() !== undefined || server.startingUntil !== undefined };
 }
 
 class IdServer implements Server {

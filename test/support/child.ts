@@ -94,7 +94,7 @@ export function spawnFixture(fixture: string, args: string[], env: Record<string
 export const CLI_ENTRY = 'dist/cli/main.js';
 
 /** The hailstone command. */
-export function spawnCli(args: string[], env: Record<string, string> = {}, options: { keepGroupAfterExit?: boolean } = {}): ChildProcess {
+export function spawnCli(args: string[], env: Record<string, string> = {}, options: { keepGroupAfterExit?: boolean; scope?: 'test' | 'file' } = {}): ChildProcess {
   return spawnTracked(process.execPath, [CLI_ENTRY, ...args], { env, ...options });
 }
 

@@ -21,7 +21,7 @@ export async function startServe(args: string[], env: Record<string, string> = {
 }
 
 /** Starts `hailstone serve ARGS` without waiting for it to be ready. */
-export function spawnServe(args: string[], env: Record<string, string> = {}, options: { keepGroupAfterExit?: boolean } = {}): Omit<ServeProcess, 'port'> {
+export function spawnServe(args: string[], env: Record<string, string> = {}, options: { keepGroupAfterExit?: boolean; scope?: 'test' | 'file' } = {}): Omit<ServeProcess, 'port'> {
   const child = spawnCli(['serve', ...args], env, options);
   const out = collectText(child.stdout!);
   const err = collectText(child.stderr!);
