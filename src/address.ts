@@ -28,6 +28,17 @@ export async function resolveHost(host: unknown): Promise<string> {
 }
 
 
+/** Whether `port` is one a server may listen on: an integer from 0 (any free one) to 65535. */
+export function isListenPort(port: unknown): port is number {
+  return Number.isInteger(port) && (port as number) >= 0 && (port as number) <= 65535;
+}
+
+/** `port` as a server's listening port, or InvalidArgumentError naming `argument`. */
+export function listenPort(port: unknown, argument = 'port'): number {
+  if (!isListenPort(port)) throw new InvalidArgumentError(argument, `must be an integer from 0 to 65535, got ${describe(port)}`);
+  return port;
+}
+
 /**
  * "host:port" ("[v6]:port" for an IPv6 address) as typed: the host and port, the port from
  * 1 to 65535. `argument` names the option in the error.

@@ -18,7 +18,7 @@ import { METRICS_PATHS, type MetricsServer, metricsHandler, serveMetrics } from 
 import type { RateLimitOptions } from '../server/rate-limit.js';
 import type { TransportChoice } from '../server/select-transport.js';
 import type { LocalServeOptions } from '../serve.js';
-import { type Server, type ServingNode, servingNodeOf, startServer } from '../server/server.js';
+import { STARTING_RETRY_MS, type Server, type ServingNode, servingNodeOf, startServer } from '../server/server.js';
 import { UsageError, detailOf, usageErrorOf } from './failure.js';
 
 export interface ServeConfig {
@@ -215,7 +215,6 @@ export async function startHttp(config: ServeConfig, proc: ServingProcess, logge
     if (bound?.server !== server) bound = { server, source: servingNodeOf(server) };
     return bound.source;
   };
-  const STARTING_RETRY_MS = 100;
   try {
     const server = await serveHttp({
       source: { node: () => current()?.node(), retryAfterMs: (status) => current()?.retryAfterMs(status) ?? STARTING_RETRY_MS, planned: () => current()?.planned?.() ?? false },

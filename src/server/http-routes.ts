@@ -136,11 +136,6 @@ export function idsAnswer(scratch: Buffer, n: number, text: boolean): HttpAnswer
     : { status: 200, headers: { 'content-type': JSON_TYPE, 'cache-control': NO_STORE }, body: `{"ids":["${ids.join('","')}"]}\n`, ids: n };
 }
 
-/** One id as text, the answer of GET /v1/id. */
-export function idAnswer(scratch: Buffer): HttpAnswer {
-  return { status: 200, headers: { 'content-type': TEXT_TYPE, 'cache-control': NO_STORE }, body: `${scratch.readBigUInt64BE(0)}\n`, ids: 1 };
-}
-
 /** The methods the id routes answer. */
 export const ID_ROUTE_METHODS = 'GET, HEAD';
 
@@ -168,8 +163,10 @@ export function answerIdRoute(route: '/v1/id' | '/v1/ids', method: string | unde
     return errorAnswer(405, 'METHOD_NOT_ALLOWED', `${route} answers GET and HEAD only, not ${method ?? 'no method'}`, { headers: { allow: ID_ROUTE_METHODS } });
   }
   if (route === '/v1/id') {
+    // One id as text: the bytes the server's fast path (http-server.ts) writes for GET /v1/id
+    // without an answer object; this is the same answer for callers of this function.
     const n = issue(source, scratch, 1);
-    return typeof n === 'number' ? idAnswer(scratch) : n;
+    return typeof n === 'number' ? idsAnswer(scratch, n, true) : n;
   }
   const count = countOf(query);
   if (typeof count === 'string') return errorAnswer(400, 'BAD_REQUEST', count);

@@ -17,7 +17,7 @@ import { readFileSync } from 'node:fs';
 import { type IncomingMessage, type ServerResponse, createServer } from 'node:http';
 import { listenHttp } from './http-listen.js';
 import type { BlockList, Socket } from 'node:net';
-import { resolveHost } from '../address.js';
+import { listenPort, resolveHost } from '../address.js';
 import { InvalidArgumentError, describe } from '../errors.js';
 import { type NodeLogger, stderrLogger } from '../logger.js';
 import { HttpCounters, type HttpStats } from './http-metrics.js';
@@ -141,8 +141,7 @@ function sourceOf(socket: Socket): { address: string; family: 'ipv4' | 'ipv6' } 
 /** Starts the HTTP front end; resolves once it listens. A taken port fails at once. */
 export async function serveHttp(options: HttpServeOptions): Promise<HttpIdServer> {
   const host = await resolveHost(options.host ?? DEFAULT_HOST);
-  const port = options.port;
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new InvalidArgumentError('port', `must be an integer from 0 to 65535, got ${describe(port)}`);
+  const port = listenPort(options.port);
   const headersTimeout = positive('headersTimeoutMs', options.headersTimeoutMs, DEFAULT_HTTP_HEADERS_TIMEOUT_MS);
   const requestTimeout = Math.max(headersTimeout, positive('requestTimeoutMs', options.requestTimeoutMs, DEFAULT_HTTP_REQUEST_TIMEOUT_MS));
   const keepAliveTimeout = positive('keepAliveTimeoutMs', options.keepAliveTimeoutMs, DEFAULT_HTTP_KEEP_ALIVE_TIMEOUT_MS);

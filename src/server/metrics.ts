@@ -14,6 +14,7 @@ import { listenHttp } from './http-listen.js';
 import { LATENCY_BUCKETS_S, type LatencySnapshot, histogramSamples } from '../latency.js';
 import type { NodeStatus } from '../node/node.js';
 import type { FleetStats } from '../node/source.js';
+import { isListenPort } from '../address.js';
 import { VERSION } from '../version.js';
 import { type NodeSnapshot, type WorkerSnapshot, healthOf, nodeIdOf } from './health.js';
 import { httpMetricsText } from './http-metrics.js';
@@ -250,7 +251,7 @@ export async function serveMetrics(host: string, port: number, snapshot: () => P
 export function parseListenAddress(text: string): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(text) ?? /^()()(\d+)$/.exec(text);
   const port = m === null ? NaN : Number(m[3]);
-  if (m === null || !Number.isInteger(port) || port < 0 || port > 65535) {
+  if (m === null || !isListenPort(port)) {
     throw new Error(`${JSON.stringify(text)} is not HOST:PORT or PORT`);
   }
   return { host: m[1] || m[2] || '127.0.0.1', port };

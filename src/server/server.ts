@@ -7,8 +7,8 @@
 // contains can throw out of the handler.
 
 import type { BlockList } from 'node:net';
-import { hostPort, resolveHost } from '../address.js';
-import { HailstoneError, InvalidArgumentError, describe } from '../errors.js';
+import { hostPort, listenPort, resolveHost } from '../address.js';
+import { HailstoneError, InvalidArgumentError } from '../errors.js';
 import { type NodeLogger, stderrLogger } from '../logger.js';
 import type { HailstoneNode } from '../node/node.js';
 import type { StartupWait } from '../node/options.js';
@@ -40,7 +40,7 @@ export const DEFAULT_HOST = '127.0.0.1';
 export const DEFAULT_PORT = 7077;
 export const DEFAULT_REPLAY_WINDOW_MS = 30_000;
 /** Retry-after while the node is opening and has not said how long it will wait. */
-const STARTING_RETRY_MS = 100;
+export const STARTING_RETRY_MS = 100;
 
 export type { ServeCommonOptions, Server, ServerStats, ServingNode } from './api.js';
 
@@ -234,7 +234,7 @@ export async function startServer(options: ServeCommonOptions, source: NodeSourc
   try {
     const host = await resolveHost(options.host ?? DEFAULT_HOST);
     const port = options.port ?? DEFAULT_PORT;
-    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new InvalidArgumentError('port', `must be an integer from 0 to 65535, got ${describe(port)}`);
+    listenPort(port);
     const keys = [...(options.key === undefined ? [] : [options.key]), ...(options.keys ?? [])];
     const auths = keys.map((k) => new Authenticator(k));
     const replayWindowMs = options.replayWindowMs ?? DEFAULT_REPLAY_WINDOW_MS;
