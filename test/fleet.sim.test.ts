@@ -6,7 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import type { FleetMutation } from '../src/fleet/mutations.js';
-import { type SimReport, simulate } from './sim/simulator.js';
+import { type SimReport, firstRepeat, simulate } from './sim/simulator.js';
 
 /** The band every run of the suite checks: 16 members, 10 simulated minutes, ≥ 100 faults each. */
 const BAND = Array.from({ length: 12 }, (_, i) => i + 1);
@@ -54,6 +54,14 @@ describe('the fleet simulator', () => {
       expect(report.ids).toBeGreaterThan(10_000);
     }
   }, 120_000);
+
+  it('the uniqueness check over a whole run finds a repeated id, and names its first two issues', () => {
+    expect(firstRepeat(new BigUint64Array([5n, 1n, 9n, 2n ** 63n - 1n]))).toBeUndefined();
+    expect(firstRepeat(new BigUint64Array([]))).toBeUndefined();
+    // 7 and 3 both repeat; 3's second issue (position 4) comes before 7's (position 5).
+    expect(firstRepeat(new BigUint64Array([7n, 3n, 1n, 8n, 3n, 7n]))).toEqual([1, 4]);
+    expect(firstRepeat(new BigUint64Array([2n ** 63n - 1n, 0n, 2n ** 63n - 1n]))).toEqual([0, 2]);
+  });
 
   it('the same seed gives the same trace, event for event; another seed another', async () => {
     const a = await simulate({ seed: 7, members: 8, minutes: 3 });

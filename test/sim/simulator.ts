@@ -114,6 +114,25 @@ const EPOCH_MS = DEFAULT_LAYOUT.epoch + 900_000_000_000;
 const CLIENT_EVERY_MS = 100;
 /** An issued id's record: holder index × this + the virtual ms it was issued at (runs of up to a day). */
 const ISSUED_AT_SPAN = 1e8;
+
+/**
+ * The first id that appears twice, as the positions of its first two appearances (in issue
+ * order), or undefined when every id is distinct. Sorting a copy: one pass, no object per id.
+ */
+export function firstRepeat(ids: BigUint64Array): [number, number] | undefined {
+  const sorted = ids.slice().sort();
+  let repeated: bigint | undefined;
+  for (let i = 1; i < sorted.length && repeated === undefined; i++) if (sorted[i] === sorted[i - 1]) repeated = sorted[i];
+  if (repeated === undefined) return undefined;
+  // Of all repeated ids, the one whose second issue came first is the first violation.
+  const seen = new Set<bigint>();
+  for (let j = 0; j < ids.length; j++) {
+    const id = ids[j]!;
+    if (seen.has(id)) return [ids.indexOf(id), j];
+    seen.add(id);
+  }
+  return undefined;
+}
 /** At the end of a run, every member must serve within this last stretch (no fault may explain a refusal in it). */
 const LIVENESS_TAIL_MS = 30_000;
 const CLUSTER = 'sim';
@@ -173,7 +192,14 @@ export class Simulation {
   private readonly hash = createHash('sha256');
   private readonly trace: string[] = [];
   private readonly keepTrace: boolean;
-  private readonly issued = new Map<bigint, number>();
+  /**
+   * Every id issued, and who issued it and when (holder index × ISSUED_AT_SPAN + ms), in
+   * issue order: typed arrays, no object per id. Checked for a repeat once the run ends —
+   * a duplicate also breaks "increasing" or "one-holder", which are checked as ids come.
+   */
+  private issuedIds = new BigUint64Array(1 << 16);
+  private issuedBy = new Float64Array(1 << 16);
+  private issuedCount = 0;
   private readonly holders: string[] = [];
   private readonly holderIndexes = new Map<string, number>();
   private readonly buffer = new Uint8Array(8 * 4);
@@ -303,6 +329,7 @@ export class Simulation {
     };
     this.scheduler.at(0, sample);
     await this.scheduler.runUntil(this.endAt, () => this.violation !== undefined);
+    if (this.violation === undefined) this.checkUnique();
     if (this.violation === undefined) this.checkLiveness();
     return this.report();
   }
@@ -626,13 +653,17 @@ export class Simulation {
     this.ids++;
     const record = this.recordOf(slot, node);
     const { holder } = record;
-    const first = this.issued.get(id);
-    if (first !== undefined) {
-      this.violate('unique', `id ${id} issued by ${holder} at ${this.scheduler.now} ms was issued before by ${this.holders[Math.floor(first / ISSUED_AT_SPAN)]} at ${first % ISSUED_AT_SPAN} ms`);
-      return;
+    if (this.issuedCount === this.issuedIds.length) {
+      const ids = new BigUint64Array(2 * this.issuedCount);
+      ids.set(this.issuedIds);
+      this.issuedIds = ids;
+      const by = new Float64Array(2 * this.issuedCount);
+      by.set(this.issuedBy);
+      this.issuedBy = by;
     }
+    this.issuedIds[this.issuedCount] = id;
     // Who issued it and when, in one number (no object or string per id).
-    this.issued.set(id, record.holderIndex * ISSUED_AT_SPAN + Math.floor(this.scheduler.now));
+    this.issuedBy[this.issuedCount++] = record.holderIndex * ISSUED_AT_SPAN + Math.floor(this.scheduler.now);
     if (record.lastId !== undefined && id <= record.lastId) this.violate('increasing', `${holder} issued ${id} after ${record.lastId}`);
     record.lastId = id;
     // The time tick, straight from the bits (it orders as the timestamp does).
@@ -648,6 +679,16 @@ export class Simulation {
     }
   }
 
+
+  /** No id issued twice in the whole run: a repeat is named by both of its issues. */
+  private checkUnique(): void {
+    const repeat = firstRepeat(this.issuedIds.subarray(0, this.issuedCount));
+    if (repeat === undefined) return;
+    const [first, second] = repeat;
+    const who = (i: number) => `${this.holders[Math.floor(this.issuedBy[i]! / ISSUED_AT_SPAN)]} at ${this.issuedBy[i]! % ISSUED_AT_SPAN} ms`;
+    this.violation = { at: this.issuedBy[second]! % ISSUED_AT_SPAN, invariant: 'unique', message: `id ${this.issuedIds[second]} issued by ${who(second)} was issued before by ${who(first)}` };
+    this.note('VIOLATION', `unique: ${this.violation.message}`);
+  }
 
   /** Every member served in the run's last stretch, which no fault explains (a refusal there is a violation already). */
   private checkLiveness(): void {
