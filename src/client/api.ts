@@ -34,6 +34,12 @@ export interface ClientCoreOptions {
   /** Requests one batch may send that bring no ids (timeouts and UNAVAILABLE answers together). Default 32. */
   maxAttempts?: number;
   /**
+   * nextId() calls made together share one request: those made in the same tick (0, the
+   * default), or within this many ms, are served by one nextIds(k), their ids handed out in
+   * call order. Nothing is fetched that no caller asked for. `false`: one request per call.
+   */
+  coalesceMs?: number | false;
+  /**
    * Opt-in: nextId() takes ids fetched ahead in batches (see IdPool): no round trip per id.
    * Ids older than maxAgeMs are dropped, and close() discards the rest — gaps, never reuse.
    */
@@ -53,7 +59,7 @@ export interface ClientStats {
 }
 
 export interface Client {
-  /** One id: from the pool when there is one, else one round trip. */
+  /** One id: from the pool when there is one, else a round trip shared with the calls made with it. */
   nextId(): Promise<bigint>;
   /** With a pool: an id at once, or undefined when the pool is empty (a refill is then under way). */
   takeId(): bigint | undefined;

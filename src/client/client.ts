@@ -30,6 +30,8 @@ export type { Client, ClientCoreOptions, ClientStats } from './api.js';
 /** Requests one nextIds() call keeps outstanding at most. */
 const MAX_IN_FLIGHT = 16;
 
+const first = (ids: bigint[]): bigint => ids[0]!;
+
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -51,6 +53,9 @@ class IdClient implements Client {
   private readonly exchanges: Exchanges;
   private next = 0;
   private closed = false;
+  private readonly coalesceMs: number | false;
+  /** nextId() calls waiting for the request they will share (see flush). */
+  private gathering: { resolve: (id: bigint) => void; reject: (error: unknown) => void }[] | undefined;
 
   constructor(options: ClientCoreOptions) {
     if (options?.discover === undefined && (!Array.isArray(options?.servers) || options.servers.length === 0)) {
@@ -69,6 +74,7 @@ class IdClient implements Client {
       if (options[name] !== undefined && typeof options[name] !== 'function') throw new InvalidArgumentError(name, 'must be a function');
     }
     this.lookup = options.lookup ?? defaultLookup;
+    this.coalesceMs = options.coalesceMs === false ? false : checkInteger('coalesceMs', options.coalesceMs ?? 0, 0, 1000);
     this.pool = options.pool === undefined ? undefined : new IdPool((n) => this.nextIds(n), options.pool);
     this.conflicts = new NodeIdConflictDetector(
       (tick) => timestampOf(this.layout, tick),
@@ -82,9 +88,40 @@ class IdClient implements Client {
     return { requests, ...this.counters, rejectedReplies, nodeIdConflicts: this.conflicts.count, ...(this.pool === undefined ? {} : { pool: this.pool.stats() }) };
   }
 
-  async nextId(): Promise<bigint> {
+  nextId(): Promise<bigint> {
     if (this.pool !== undefined) return this.pool.next();
-    return (await this.nextIds(1))[0]!;
+    const windowMs = this.coalesceMs;
+    if (windowMs === false) return this.nextIds(1).then(first);
+    return new Promise<bigint>((resolve, reject) => {
+      if (this.gathering === undefined) {
+        this.gathering = [];
+        // The same tick: once the code that is running now and the continuations it resumed are done.
+        if (windowMs === 0) queueMicrotask(() => this.flush());
+        else setTimeout(() => this.flush(), windowMs);
+      }
+      this.gathering.push({ resolve, reject });
+    });
+  }
+
+  /**
+   * Serves the nextId() calls gathered: one nextIds(k) per MAX_IDS_PER_REQUEST of them (one
+   * datagram each), its ids handed out in call order. A group that fails fails its own calls
+   * only.
+   */
+  private flush(): void {
+    const callers = this.gathering ?? [];
+    this.gathering = undefined;
+    for (let from = 0; from < callers.length; from += MAX_IDS_PER_REQUEST) {
+      const group = callers.slice(from, from + MAX_IDS_PER_REQUEST);
+      this.nextIds(group.length).then(
+        (ids) => {
+          for (let i = 0; i < group.length; i++) group[i]!.resolve(ids[i]!);
+        },
+        (error: unknown) => {
+          for (const caller of group) caller.reject(error);
+        },
+      );
+    }
   }
 
   takeId(): bigint | undefined {
