@@ -205,7 +205,7 @@ export function say(text: string): void {
  * Serves ids over HTTP (--http) from the process's server once its socket is bound — the
  * same node as UDP — answering 503 while it starts. With `metrics`, /metrics and /healthz too.
  */
-export async function startHttp(config: ServeConfig, proc: ServingProcess, logger: Logger, metrics?: () => Promise<NodeSnapshot>): Promise<HttpIdServer | undefined> {
+export async function startHttp(config: ServeConfig, proc: ServingProcess, logger: Logger, metrics?: () => Promise<NodeSnapshot>, options: { announce?: boolean } = {}): Promise<HttpIdServer | undefined> {
   const http = config.http;
   if (http === undefined) return undefined;
   let bound: { server: Server; source: ServingNode } | undefined;
@@ -231,7 +231,8 @@ export async function startHttp(config: ServeConfig, proc: ServingProcess, logge
     });
     const url = `http://${hostPort(server.address.host, server.address.port)}`;
     logger.info({ http: url, tokens: http.tokens.length, metrics: metrics !== undefined }, metrics === undefined ? 'ids served over HTTP' : 'ids, metrics and health served over HTTP');
-    say(`hailstone listening on ${url}\n`);
+    // A worker of --workers N leaves the line to the primary: one line for the port they share.
+    if (options.announce !== false) say(`hailstone listening on ${url}\n`);
     return server;
   } catch (error) {
     if (error instanceof InvalidArgumentError) throw error.argument === 'host' ? new UsageError(`--http: ${detailOf(error)}`) : usageErrorOf(error);

@@ -140,8 +140,8 @@ function configOf(flags: ServeFlags): ServeConfig {
   const fleet = etcd !== undefined;
   const passwordExposure = fleet && flags.etcdPasswordFile !== undefined ? passwordFileExposure(flags.etcdPasswordFile) : undefined;
   if (!fleet && flags.claimWaitMs !== undefined) throw new UsageError('--claim-wait-ms needs --etcd (fleet mode)');
-  if (flags.http !== undefined && flags.workers > 1) {
-    throw new UsageError('--http serves from one process: use it with --workers 1 (one process serves tens of thousands of HTTP requests a second)');
+  if (flags.http !== undefined && flags.workers > 1 && flags.metrics !== undefined && flags.http.port !== 0 && flags.http.port === flags.metrics.port) {
+    throw new UsageError('--metrics on the --http address needs --workers 1: with workers, /metrics is the primary\'s and HTTP is theirs; give --metrics another port');
   }
   if (flags.http === undefined && flags.httpTokenFile.length > 0) throw new UsageError('--http-token-file needs --http');
   if (!fleet && flags.advertise !== undefined) throw new UsageError('--advertise needs --etcd (fleet mode): only a claim in etcd carries the address');

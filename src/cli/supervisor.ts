@@ -21,6 +21,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
 import type { NodeSnapshot, WorkerSnapshot } from '../server/health.js';
+import { mergeHttpStats } from '../server/http-metrics.js';
 import { resolveTransport } from '../server/select-transport.js';
 import { hostPort, resolveHost } from '../address.js';
 import { reservePortForWorkers } from '../server/port-guard.js';
@@ -61,6 +62,7 @@ class Supervisor {
   private nextSnapshot = 0;
   private restarts = 0;
   private announced = false;
+  private httpAnnounced = false;
   private stopping = false;
   private outcome: Failure | undefined;
   private killTimer: NodeJS.Timeout | undefined;
@@ -161,7 +163,9 @@ class Supervisor {
           }),
       ),
     );
-    return { workers: answers.filter((a): a is WorkerSnapshot => a !== undefined), workerRestarts: this.restarts, expectedWorkers: this.config.workers };
+    const workers = answers.filter((a): a is WorkerSnapshot => a !== undefined);
+    const http = workers.flatMap((w) => (w.http === undefined ? [] : [w.http]));
+    return { workers, workerRestarts: this.restarts, expectedWorkers: this.config.workers, ...(http.length === 0 ? {} : { http: mergeHttpStats(http) }) };
   }
 
   private fork(index: number): void {
@@ -196,6 +200,15 @@ class Supervisor {
         return this.fleet?.loseClaim(m.reason, m.createRevision);
       case 'listening':
         return this.onListening(index, slot, m);
+      case 'http-listening':
+        // Every worker listens on the one HTTP port (node:cluster hands connections round
+        // robin); the first to say so names it, once.
+        if (!this.httpAnnounced) {
+          this.httpAnnounced = true;
+          this.logger.info({ http: m.url }, 'ids served over HTTP by every worker');
+          say(`hailstone listening on ${m.url}\n`);
+        }
+        return;
       case 'reservation':
         return this.answerReservation(slot, m);
     }

@@ -3,10 +3,12 @@
 // also while it is still starting, and when the primary is gone.
 
 import type { ClaimRef } from '../fleet/etcd-store.js';
+import { hostPort } from '../address.js';
+import type { HttpIdServer } from '../server/http-server.js';
 import { holdWorkerGuard } from '../server/port-guard.js';
 import { failureOf } from './failure.js';
 import { PrimaryReservations } from './primary-reservation.js';
-import { type ServeConfig, ServingProcess, makeLogger, onStopSignal } from './run-server.js';
+import { type ServeConfig, ServingProcess, makeLogger, onStopSignal, startHttp } from './run-server.js';
 import { type FromWorker, type SentClaim, type ToWorker, readWorkerEnv } from './worker-messages.js';
 
 /** Sends to the primary; `sent` is called once it is sent (or failed). False when the channel is gone. */
@@ -67,9 +69,11 @@ export async function serveWorker(config: ServeConfig): Promise<number> {
       case 'reservation':
         reservations.answer(m);
         break;
-      case 'snapshot':
-        void tell({ type: 'snapshot', id: m.id, snapshot: proc.snapshot() });
+      case 'snapshot': {
+        const snapshot = proc.snapshot();
+        void tell({ type: 'snapshot', id: m.id, snapshot: snapshot === undefined || http === undefined ? snapshot : { ...snapshot, http: http.stats() } });
         break;
+      }
       case 'fence':
         if (proc.ready) proc.server?.node.stopIssuing(m.reason ?? 'the server lost its claim');
         break;
@@ -86,6 +90,18 @@ export async function serveWorker(config: ServeConfig): Promise<number> {
     }
   });
 
+  // With --http: this worker answers HTTP from its own stripe, on the port every worker
+  // shares (node:cluster's primary accepts and hands connections round robin) — bound
+  // before the node opens, as in one process, so early requests get STARTING.
+  let http: HttpIdServer | undefined;
+  try {
+    http = await startHttp(config, proc, logger, undefined, { announce: false });
+  } catch (error) {
+    await tell({ type: 'failed', index, failure: failureOf(error) });
+    process.exit(1);
+  }
+  if (http !== undefined) void tell({ type: 'http-listening', index, url: `http://${hostPort(http.address.host, http.address.port)}` });
+
   const starting = proc.start({ ...config, transport, host, port, ...(fleetClaim === undefined ? {} : { fleetClaim, reservationLink: (claim: SentClaim) => reservations.linkFor(claim) }) }, { index, count: config.workers }, logger);
   let server;
   try {
@@ -99,12 +115,15 @@ export async function serveWorker(config: ServeConfig): Promise<number> {
     process.exit(1);
   }
   if (server === undefined) {
+    await http?.close(0);
     // Told to stop while starting: the lock it may hold is released by the kernel (or taken
     // over as a dead process's) at the next start.
     process.exit(0);
   }
   await tell({ type: 'listening', index, host: server.address.host, port: server.address.port, transport: server.stats().transport.name });
   await stopped;
+  // HTTP first: the requests in flight are answered from the node before it closes.
+  await http?.close();
   await server.close();
   await workerGuard?.close();
   // The IPC channel to the primary would keep this process alive.

@@ -17,6 +17,8 @@ export interface WorkerSnapshot {
   nodeId?: number;
   /** While the node is opening: what it waits for, and for how long. */
   starting?: { reason: string; retryAfterMs: number | undefined };
+  /** With --http and --workers: this worker's HTTP counters (the primary adds them up). */
+  http?: HttpStats;
 }
 
 /** The whole node: every worker's snapshot, plus what only the primary knows. */

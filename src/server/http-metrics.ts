@@ -44,6 +44,26 @@ export class HttpCounters {
   }
 }
 
+/** Several HTTP servers' counters as one (the workers of one server, all on one port). */
+export function mergeHttpStats(all: HttpStats[]): HttpStats {
+  const total: HttpStats = { requests: {}, latency: {}, idsServed: 0, connectionsDropped: { not_allowed: 0, max_connections: 0 } };
+  for (const s of all) {
+    for (const [route, byStatus] of Object.entries(s.requests)) {
+      const into = (total.requests[route as RouteLabel] ??= {});
+      for (const [status, n] of Object.entries(byStatus)) into[status] = (into[status] ?? 0) + n;
+    }
+    for (const [route, h] of Object.entries(s.latency)) {
+      const into = total.latency[route as '/v1/id'];
+      total.latency[route as '/v1/id'] =
+        into === undefined ? { buckets: [...h.buckets], count: h.count, sum: h.sum } : { buckets: into.buckets.map((b, i) => b + (h.buckets[i] ?? 0)), count: into.count + h.count, sum: into.sum + h.sum };
+    }
+    total.idsServed += s.idsServed;
+    total.connectionsDropped.not_allowed += s.connectionsDropped.not_allowed;
+    total.connectionsDropped.max_connections += s.connectionsDropped.max_connections;
+  }
+  return total;
+}
+
 /** The HTTP metrics in Prometheus text format. */
 export function httpMetricsText(s: HttpStats): string {
   const lines: string[] = [];
