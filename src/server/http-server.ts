@@ -36,7 +36,7 @@ export const DEFAULT_HTTP_CLOSE_GRACE_MS = 10_000;
  * The longest a request waits, while the server starts, for it to know how long it will be:
  * reading the state takes a few ms; a fleet claim can take seconds, and is not waited out.
  */
-const PLAN_WAIT_MS = 300;
+const PLAN_WAIT_MS = 1000;
 /** Bearer tokens shorter than this are refused: guessable. */
 export const MIN_TOKEN_LENGTH = 16;
 
