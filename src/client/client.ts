@@ -132,6 +132,8 @@ class IdClient implements Client {
     checkInteger('count', count, 1, 1_000_000);
     const deadline = Date.now() + this.deadlineMs;
     if (this.discovery !== undefined) await this.discovered(deadline);
+    // One datagram's worth (every nextId() group): one batch, nothing to spread.
+    if (count <= MAX_IDS_PER_REQUEST) return this.batch(count, deadline);
     const sizes: number[] = [];
     for (let left = count; left > 0; left -= MAX_IDS_PER_REQUEST) sizes.push(Math.min(left, MAX_IDS_PER_REQUEST));
     // At most MAX_IN_FLIGHT requests of one call at a time: a burst of hundreds of datagrams
