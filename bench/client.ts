@@ -5,11 +5,13 @@
 //                                 docs from it (npm run bench:report)
 //
 // Modes, same run, same server: sequential nextId() (one round trip per id), 64 concurrent
-// nextId(), nextIds(1490) (ten full requests per call), pooled nextId() and pooled takeId()
-// (ids fetched ahead in batches; takeId falls back to nextId when the pool is empty).
+// nextId() (coalesced: the calls of one tick share a request) and the same without
+// coalescing, nextIds(1490) (ten full requests per call), pooled nextId() and pooled
+// takeId() (ids fetched ahead in batches; takeId falls back to nextId when the pool is
+// empty). Each row has the client's CPU per id and the server's, from /proc, same window.
 
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,6 +22,8 @@ import type { ClientResults, ClientRow } from './results.js';
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const seconds = Number(process.env.HAILSTONE_BENCH_SECONDS ?? '3');
 const output = process.env.HAILSTONE_BENCH_OUTPUT ?? join(ROOT, 'bench/results/client.json');
+/** The server process, whose CPU each row reads. */
+let serverPid = 0;
 
 async function startServer(): Promise<{ child: ChildProcess; port: number; dir: string }> {
   const dir = mkdtempSync(join(tmpdir(), 'hailstone-bench-client-'));
@@ -39,9 +43,21 @@ async function startServer(): Promise<{ child: ChildProcess; port: number; dir: 
   return { child, port, dir };
 }
 
-/** Runs `step` (which returns how many ids it got) until `seconds` pass; counts ids and the client's CPU. */
+/** CPU time a process has used (user + system), in ns, from /proc/PID/stat; NaN where it cannot be read. */
+function processCpuNs(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    // utime and stime (fields 14 and 15 of stat), in clock ticks of 10 ms.
+    return (Number(fields[11]) + Number(fields[12])) * 1e7;
+  } catch {
+    return NaN;
+  }
+}
+
+/** Runs `step` (which returns how many ids it got) until `seconds` pass; counts ids, the client's CPU and the server's. */
 async function measure(mode: string, client: Client, step: () => Promise<number>, parallel = 1): Promise<ClientRow> {
   const requestsBefore = client.stats().requests;
+  const serverBefore = processCpuNs(serverPid);
   const cpuBefore = process.cpuUsage();
   const started = performance.now();
   const until = started + seconds * 1000;
@@ -62,6 +78,7 @@ async function measure(mode: string, client: Client, step: () => Promise<number>
     seconds: elapsed,
     idsPerSec: ids / elapsed,
     clientCpuNsPerId: ((cpu.user + cpu.system) * 1000) / ids,
+    serverCpuNsPerId: (processCpuNs(serverPid) - serverBefore) / ids,
     requests: client.stats().requests - requestsBefore,
   };
 }
@@ -74,6 +91,7 @@ async function main(): Promise<void> {
   const m = machine();
   console.log(`hailstone client benchmark — ${describeMachine(m)}; ${seconds} s per mode, server in another process (native transport)\n`);
   const server = await startServer();
+  serverPid = server.child.pid!;
   const endpoint = `127.0.0.1:${server.port}`;
   const rows: ClientRow[] = [];
   try {
@@ -81,6 +99,10 @@ async function main(): Promise<void> {
     await plain.nextIds(1000); // warm up both sides
     rows.push(await measure('sequential nextId()', plain, async () => (await plain.nextId(), 1)));
     rows.push(await measure('64 concurrent nextId()', plain, async () => (await plain.nextId(), 1), 64));
+    const uncoalesced = createClient({ servers: [endpoint], coalesceMs: false });
+    await uncoalesced.nextIds(10);
+    rows.push(await measure('64 concurrent nextId(), coalesceMs: false', uncoalesced, async () => (await uncoalesced.nextId(), 1), 64));
+    await uncoalesced.close();
     rows.push(await measure('nextIds(1490)', plain, async () => (await plain.nextIds(1490)).length));
     await plain.close();
 
@@ -115,6 +137,7 @@ async function main(): Promise<void> {
       'ids/s': fmt(r.idsPerSec),
       'vs sequential': fmt(r.idsPerSec / sequential, 1),
       'client CPU ns/id': fmt(r.clientCpuNsPerId),
+      'server CPU ns/id': fmt(r.serverCpuNsPerId ?? NaN),
       'requests sent': fmt(r.requests),
     })),
   );

@@ -80,6 +80,12 @@ export interface FleetScaleResult {
         writesPerSec: number;
         /** How late this process's timers ran at worst in the window (the nodes renew on them). */
         eventLoopLagMaxMs: number;
+        /**
+         * The largest renewal margin a node kept at the window's end: twice its slowest recent
+         * write plus timer lag. Past lead − reservation, renewals come more often than once a
+         * reservation (every lead − margin).
+         */
+        renewalMarginMaxMs: number;
       }
     | undefined;
   restart:
@@ -261,6 +267,7 @@ export async function runFleetScale(options: FleetScaleOptions): Promise<FleetSc
       p99Ms: latencyQuantile(a, b, 0.99) * 1000,
       writesPerSec: writes / seconds,
       eventLoopLagMaxMs: lag.max / 1e6,
+      renewalMarginMaxMs: Math.max(0, ...first.members.flatMap((m) => m.nodes.map((n) => n.status().renewalMarginMs))),
     };
     if (options.restart) result.restart = await powerLoss(options, clients, first.members, (lostAt) => generation(2, lostAt));
   } finally {

@@ -6,6 +6,7 @@
 //   Flask      GET /                 the seed: str(snowflake id) under gunicorn, one worker
 //                                    (bench/flask_seed.py)
 //   hailstone  GET /v1/ids?count=4096   ids per second in batches
+//   hailstone  GET /v1/id, --workers 2  the same on every core (one port, two workers)
 //
 //   npm run bench:http               about a minute; writes bench/results/http.json, then the
 //                                    docs from it (npm run bench:report)
@@ -32,7 +33,7 @@ const output = process.env.HAILSTONE_BENCH_OUTPUT ?? join(ROOT, 'bench/results/h
 const seconds = Number(process.env.HAILSTONE_BENCH_SECONDS ?? (quick ? '1' : '10'));
 const warmupSeconds = quick ? 1 : 2;
 /** Rounds of bare node:http and hailstone /v1/id, alternating; the best of each is the row. */
-const rounds = quick ? 1 : 2;
+const rounds = quick ? 1 : 3;
 const CONNECTIONS = 64;
 const BATCH = 4096;
 
@@ -215,6 +216,23 @@ async function main(): Promise<void> {
       }
     } finally {
       await bare.stop();
+    }
+    // Two workers on the one port (node:cluster hands the connections round robin), each
+    // answering from its own stripe; /metrics on a port of its own (the primary's).
+    {
+      const port = await freeTcpPort();
+      const metricsPort = await freeTcpPort();
+      const base = `http://127.0.0.1:${port}`;
+      const workers = await start(
+        process.execPath,
+        [join(ROOT, 'dist/cli/main.js'), 'serve', '--port', '0', '--state-dir', join(state, 'workers'), '--workers', '2', '--http', String(port), '--metrics', String(metricsPort), '--log-level', 'warn'],
+        `${base}/v1/id`,
+      );
+      try {
+        rows.push(await measure('hailstone', 'GET /v1/id (--workers 2)', `${base}/v1/id`, workers.child.pid!, 1, `http://127.0.0.1:${metricsPort}/metrics`));
+      } finally {
+        await workers.stop();
+      }
     }
     // The Flask seed under gunicorn, one (sync) worker.
     {

@@ -94,6 +94,8 @@ export interface ClientRow {
   seconds: number;
   idsPerSec: number;
   clientCpuNsPerId: number;
+  /** The server's CPU per id in the same window (its process, read from /proc); absent in older runs. */
+  serverCpuNsPerId?: number;
   requests: number;
 }
 
