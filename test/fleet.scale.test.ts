@@ -179,12 +179,15 @@ describe.skipIf(!etcdInstalled)('a fleet at scale (real etcd)', () => {
     // rest is every claim's keepalives and renewals during the first-start wait.
     expect(start.startRequestsPerClaimant - start.claimRequestsPerClaimant).toBeLessThanOrEqual(6);
     // About one reservation write a second and a keepalive a third of the TTL: ≤ 2 requests/s.
-    // A process whose timers run late by more than a fifth of the 1 s reservation renews with
-    // a larger margin — earlier, so more often (fail closed, not fail often) — up to a write
-    // every quarter of the 2 s lead: then ≤ 4, and the lag is printed beside it.
-    const starved = steady!.eventLoopLagMaxMs > 200;
-    if (starved) console.log(`[scale] timers up to ${Math.round(steady!.eventLoopLagMaxMs)} ms late in the steady window: ${steady!.perNodePerSec.toFixed(2)} requests/s per node held to 4, not 2`);
-    expect(steady!.perNodePerSec).toBeLessThanOrEqual(starved ? 4 : 2);
+    // Nodes whose writes were slow (a loaded machine: etcd's fsyncs, late timers) renew with a
+    // larger margin — twice the slowest write plus the lag — and once it passes lead −
+    // reservation (1 s) they renew every lead − margin instead (fail closed, not fail often),
+    // and a write slower than an attempt's 750 ms deadline is sent again: the bound follows
+    // from the margin they report (half again for those retries), and both are printed.
+    const margin = steady!.renewalMarginMaxMs;
+    const bound = margin <= 1000 ? 2 : Math.max(2, (1.5 * 1000) / Math.max(500, 2000 - margin) + 0.7);
+    console.log(`[scale] steady: ${steady!.perNodePerSec.toFixed(2)} requests/s per node (bound ${bound.toFixed(2)}); largest renewal margin ${Math.round(margin)} ms; timers up to ${Math.round(steady!.eventLoopLagMaxMs)} ms late`);
+    expect(steady!.perNodePerSec).toBeLessThanOrEqual(bound);
     expect(restart!.violations).toEqual([]);
     expect(restart!.failures).toEqual({});
     expect(restart!.distinctNodeIds).toBe(256);
