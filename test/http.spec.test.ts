@@ -162,6 +162,7 @@ describe('a running server answers as docs/openapi.yaml says', () => {
     conforms(await get('/v1/id', AUTH, 'HEAD'), '/v1/id', 'head');
     conforms(await get('/v1/id', {}, 'HEAD'), '/v1/id', 'head');
     conforms(await get('/v1/ids', {}, 'HEAD'), '/v1/ids', 'head');
+    conforms(await get('/v1/ids?count=0', AUTH, 'HEAD'), '/v1/ids', 'head');
   }, 30_000);
 
   it('every error in the spec: 400, 401, 404, 405, 408, 429, 431, each with its body and headers', async () => {

@@ -179,6 +179,8 @@ describe('ids over HTTP', () => {
       expect(r.headers.get('cache-control')).toBe('no-store');
       expect(await r.text()).toBe('');
     }
+    // A count a GET would refuse is refused by HEAD too.
+    expect((await fetch(`${url}/v1/ids?count=0`, { method: 'HEAD' })).status).toBe(400);
     expect(fills).toBe(fillsBefore);
     expect(server.stats().idsServed).toBe(1);
     // Starting, and a node that cannot issue: 503 with its Retry-After, as GET would.

@@ -143,7 +143,10 @@ export const ID_ROUTE_METHODS = 'GET, HEAD';
  * HEAD on an id route, for load balancers' health probes: the status and headers a GET
  * would get now — 200, or 503 with its Retry-After — with no body, and no id issued.
  */
-export function headAnswer(route: '/v1/id' | '/v1/ids', source: ServingNode): HttpAnswer {
+export function headAnswer(route: '/v1/id' | '/v1/ids', query: string, source: ServingNode): HttpAnswer {
+  // A count a GET would refuse is refused here too.
+  const count = route === '/v1/ids' ? countOf(query) : 1;
+  if (typeof count === 'string') return errorAnswer(400, 'BAD_REQUEST', count);
   const node = source.node();
   if (node === undefined) {
     const retryAfterMs = source.retryAfterMs();
@@ -158,7 +161,7 @@ export function headAnswer(route: '/v1/id' | '/v1/ids', source: ServingNode): Ht
 
 /** The answer to an id route (GET or HEAD /v1/id, /v1/ids), or a 400/405/503 error. */
 export function answerIdRoute(route: '/v1/id' | '/v1/ids', method: string | undefined, query: string, accept: string | undefined, source: ServingNode, scratch: Buffer): HttpAnswer {
-  if (method === 'HEAD') return headAnswer(route, source);
+  if (method === 'HEAD') return headAnswer(route, query, source);
   if (method !== 'GET') {
     return errorAnswer(405, 'METHOD_NOT_ALLOWED', `${route} answers GET and HEAD only, not ${method ?? 'no method'}`, { headers: { allow: ID_ROUTE_METHODS } });
   }
