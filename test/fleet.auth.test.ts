@@ -15,11 +15,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EtcdCoordinator, openEtcd } from '../src/fleet/etcd-adapter.js';
 import { createClient } from '../src/index.js';
 import { type FleetStatus, readFleetStatus } from '../src/fleet/status.js';
-import { runCli, waitFor } from './support/child.js';
+import { readyPort, runCli, waitFor } from './support/child.js';
 import { TestCa, opensslInstalled } from './support/certs.js';
 import { TestEtcd, etcdInstalled, requireEtcd } from './support/etcd.js';
 import { requirePrerequisite } from './support/prerequisite.js';
-import { Load, duplicatesIn, startServe } from './support/serve-process.js';
+import { Load, duplicatesIn, spawnServe, startServe } from './support/serve-process.js';
 
 requireEtcd();
 requirePrerequisite(opensslInstalled, 'openssl, to make the certificates of the TLS tests');
@@ -217,9 +217,16 @@ describe.skipIf(!etcdInstalled || !opensslInstalled)('fleet mode with etcd authe
       await expect(lib.nextIds(1)).rejects.toThrow(/no live servers/);
       await etcd.kill();
       await etcd.run();
-      const s = await startServe([...access, '--etcd-user', 'hs', '--etcd-password-file', join(dir, 'pw'), '--port', '0', '--max-lead-ms', '300', '--lease-ttl-s', '3']);
+      const s = spawnServe([...access, '--etcd-user', 'hs', '--etcd-password-file', join(dir, 'pw'), '--port', '0', '--max-lead-ms', '300', '--lease-ttl-s', '3']);
       try {
-        const ids = await waitFor(async () => lib.nextIds(5).catch(() => undefined), { what: 'the client to find the new server', everyMs: 200, timeoutMs: 40_000 });
+        // Bounded, and saying where it stopped: the server's own log if it never got ready.
+        await readyPort(s.child, { text: s.stdout }, { text: s.stderr }).catch((error: unknown) => {
+          throw new Error(`${(error as Error).message}\nserver log:\n${s.stderr().slice(-3000)}`);
+        });
+        let last: unknown;
+        const ids = await waitFor(async () => lib.nextIds(5).catch((error: unknown) => ((last = error), undefined)), { what: 'the client to find the new server', everyMs: 200, timeoutMs: 20_000 }).catch((error: unknown) => {
+          throw new Error(`${(error as Error).message}; the client's last error: ${String(last)}\nserver log:\n${s.stderr().slice(-3000)}`);
+        });
         expect(ids).toHaveLength(5);
       } finally {
         s.child.kill('SIGTERM');
