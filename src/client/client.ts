@@ -176,6 +176,8 @@ class IdClient implements Client {
       clearTimeout(timer);
     }
     if (this.endpoints.length === 0) {
+      // The next call sees the list read again, in case the stream of changes stalled.
+      this.discovery!.refresh?.();
       const where = await this.discovery!.describeEmpty?.().catch(() => undefined);
       throw new HailstoneError('UNAVAILABLE', `no live servers in the fleet (${where ?? 'no claims in etcd'}): start one`, { retryAfterMs: 1000 });
     }
@@ -208,7 +210,9 @@ class IdClient implements Client {
       if (this.closed) throw new HailstoneError('CLOSED', 'the client was closed');
       if (Date.now() >= deadline || lost > this.retries || attempts >= this.maxAttempts) throw this.givingUp(attempts, last, refused);
       if (this.endpoints.length === 0) {
-        // A fleet whose servers all went away: wait for one to claim.
+        // A fleet whose servers all went away: wait for one to claim — and read the list
+        // again, in case the stream of changes stalled.
+        this.discovery?.refresh?.();
         last = 'no live servers in the fleet';
         await sleep(Math.min(50, Math.max(1, deadline - Date.now())));
         continue;
@@ -218,6 +222,7 @@ class IdClient implements Client {
         // Nothing listens at any server: with a fixed list, waiting out the deadline cannot
         // help. A fleet's list follows etcd: a dead server's claim goes, a new one comes.
         if (this.discovery === undefined || Date.now() + 50 >= deadline) throw this.unreachable(refused);
+        this.discovery.refresh?.();
         last = nothingListening([...refused.keys()]);
         await sleep(50);
         continue;

@@ -12,6 +12,12 @@ export interface ServerDiscovery {
   refusal?(error: unknown): string | undefined;
   /** What an empty list means, for the error a caller gets: where the source looked, and where servers are instead. */
   describeEmpty?(): Promise<string>;
+  /**
+   * Reads the list again now, not only from the source's change stream: asked when the
+   * client has no server to ask, so a stream that stalled (an etcd restart that forgot every
+   * token, under load) cannot leave it blind. Rate-limited by the source.
+   */
+  refresh?(): void;
   close(): Promise<void>;
 }
 

@@ -1,5 +1,6 @@
 // Finding the live servers of a fleet: the UDP addresses in the claim keys, read once and
-// then followed with a watch (a server that claims appears, one whose lease ends goes).
+// then followed with a watch (a server that claims appears, one whose lease ends goes), and
+// read again when a client has no server to ask (the watch is not the only way to learn).
 
 import { unusableAddress } from '../address.js';
 import type { ServerDiscovery } from '../client/discovery.js';
@@ -8,13 +9,20 @@ import { type ClaimInfo, type EtcdOptions, checkCluster, claimsPrefix } from './
 import { etcdCoordinator } from './etcd-adapter.js';
 import { etcdRefusal } from './etcd-refusal.js';
 import { holderOf } from './holder.js';
+import type { FleetRuntime } from './runtime.js';
+import { systemRuntime } from '../system-runtime.js';
 
 export interface DiscoveryOptions {
   etcd: EtcdOptions;
   cluster?: string;
   /** Connects to the coordinator. Default: etcd at `etcd`. */
   coordinator?: () => Coordinator;
+  /** The clock refresh() rate-limits by. Default: the process's. */
+  runtime?: Pick<FleetRuntime, 'now'>;
 }
+
+/** refresh() reads the claims at most this often. */
+const REFRESH_EVERY_MS = 1000;
 
 export class FleetDiscovery implements ServerDiscovery {
   private readonly client: Coordinator;
@@ -25,6 +33,8 @@ export class FleetDiscovery implements ServerDiscovery {
   private readonly told = new Set<string>();
   private watcher: Watch | undefined;
   private closed = false;
+  private refreshing = false;
+  private refreshedAt = -Infinity;
   /** Resolves once the first list was read (rejects if etcd cannot be read). */
   readonly ready: Promise<void>;
 
@@ -66,6 +76,26 @@ export class FleetDiscovery implements ServerDiscovery {
     if (counts.size === 0) return here;
     const others = [...counts].sort(([a], [b]) => (a < b ? -1 : 1)).map(([name, n]) => `${name} (${n})`);
     return `${here}; claims are in cluster${counts.size > 1 ? 's' : ''} ${others.join(', ')}: give --cluster (or cluster) to ask there`;
+  }
+
+  /** Reads the claims again (at most once a second), replacing the list: a watch that stalled is not the only way to learn of servers. */
+  refresh(): void {
+    const now = (this.options.runtime ?? systemRuntime).now();
+    if (this.closed || this.refreshing || now - this.refreshedAt < REFRESH_EVERY_MS) return;
+    this.refreshing = true;
+    this.refreshedAt = now;
+    this.client
+      .range(this.prefix)
+      .then(({ kvs }) => {
+        if (this.closed) return;
+        this.servers.clear();
+        for (const kv of kvs) this.set(kv.key, kv.value);
+        this.onChange(this.list());
+      })
+      .catch(() => undefined)
+      .finally(() => {
+        this.refreshing = false;
+      });
   }
 
   list(): string[] {

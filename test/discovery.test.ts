@@ -1,0 +1,50 @@
+// Fleet discovery (src/fleet/discovery.ts) over the in-memory coordinator: a client that has
+// no server to ask reads the claims again, so a watch that stalled (as an etcd3 watch can
+// after an etcd restart that forgot every token) cannot leave it blind.
+
+import { describe, expect, it } from 'vitest';
+import type { Coordinator } from '../src/fleet/coordinator.js';
+import { FleetDiscovery } from '../src/fleet/discovery.js';
+import { claimKey } from '../src/fleet/etcd.js';
+import { liveMemoryEtcd } from './sim/live.js';
+
+/** The memory coordinator with a watch that never says anything: a stream that stalled. */
+function stalledWatch(coordinator: Coordinator): Coordinator {
+  return new Proxy(coordinator, {
+    get: (target, key) => (key === 'watch' ? async () => ({ cancel: async () => undefined }) : Reflect.get(target, key)),
+  });
+}
+
+describe('fleet discovery', () => {
+  it('refresh() reads the claims again when the watch stalled, at most once a second', async () => {
+    const { etcd, connect } = liveMemoryEtcd();
+    let now = 0;
+    const seen: string[][] = [];
+    const discovery = new FleetDiscovery({ etcd: { endpoints: ['http://127.0.0.1:1'] }, cluster: 'd', coordinator: () => stalledWatch(connect()), runtime: { now: () => now } }, (list) => seen.push(list));
+    try {
+      await discovery.ready;
+      expect(discovery.list()).toEqual([]);
+      etcd.adminPut(claimKey('d', 3), JSON.stringify({ instance: 'i1', host: 'h', udp: '127.0.0.1:7001', pid: 1, startedAt: 'x' }));
+      // The watch says nothing: the list stays empty until it is read again.
+      await new Promise((r) => setTimeout(r, 20));
+      expect(discovery.list()).toEqual([]);
+      discovery.refresh();
+      await new Promise((r) => setTimeout(r, 20));
+      expect(discovery.list()).toEqual(['127.0.0.1:7001']);
+      // A server gone while the watch is stalled: gone from the list at the next refresh —
+      // not before a second has passed since the last one.
+      etcd.adminDelete(claimKey('d', 3));
+      now += 500;
+      discovery.refresh();
+      await new Promise((r) => setTimeout(r, 20));
+      expect(discovery.list()).toEqual(['127.0.0.1:7001']);
+      now += 600;
+      discovery.refresh();
+      await new Promise((r) => setTimeout(r, 20));
+      expect(discovery.list()).toEqual([]);
+      expect(seen.at(-1)).toEqual([]);
+    } finally {
+      await discovery.close();
+    }
+  });
+});
