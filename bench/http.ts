@@ -65,8 +65,12 @@ interface Running {
   stop(): Promise<void>;
 }
 
-/** Starts a server and resolves once `url` answers 200. */
-async function start(program: string, args: string[], url: string, env: Record<string, string> = {}): Promise<Running> {
+/**
+ * Starts a server and resolves once `url` answers 200 `inARow` times in a row, each on a
+ * connection of its own (with workers, node:cluster hands connections round robin: every
+ * worker has then answered, none is still in its first start).
+ */
+async function start(program: string, args: string[], url: string, env: Record<string, string> = {}, inARow = 1): Promise<Running> {
   const child = spawn(program, args, { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } });
   let err = '';
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
@@ -81,12 +85,15 @@ async function start(program: string, args: string[], url: string, env: Record<s
       child.kill('SIGTERM');
     });
   const until = Date.now() + 30_000;
+  let ok = 0;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`${program} ${args.join(' ')} exited (${child.exitCode}): ${err}`);
     try {
-      if ((await get(url)).status === 200) return { child, stop };
+      ok = (await get(url)).status === 200 ? ok + 1 : 0;
+      if (ok >= inARow) return { child, stop };
+      if (ok > 0) continue;
     } catch {
-      // not listening yet
+      ok = 0; // not listening yet
     }
     if (Date.now() > until) {
       await stop();
@@ -227,6 +234,8 @@ async function main(): Promise<void> {
         process.execPath,
         [join(ROOT, 'dist/cli/main.js'), 'serve', '--port', '0', '--state-dir', join(state, 'workers'), '--workers', '2', '--http', String(port), '--metrics', String(metricsPort), '--log-level', 'warn'],
         `${base}/v1/id`,
+        {},
+        10,
       );
       try {
         rows.push(await measure('hailstone', 'GET /v1/id (--workers 2)', `${base}/v1/id`, workers.child.pid!, 1, `http://127.0.0.1:${metricsPort}/metrics`));
