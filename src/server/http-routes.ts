@@ -103,10 +103,7 @@ export function wantsText(accept: string | undefined): boolean {
  */
 export function issue(source: ServingNode, scratch: Buffer, count: number): number | HttpAnswer {
   const node = source.node();
-  if (node === undefined) {
-    const retryAfterMs = source.retryAfterMs();
-    return errorAnswer(503, 'STARTING', `the server is starting: ids are served in ${retryAfterMs} ms`, { retryAfterMs });
-  }
+  if (node === undefined) return startingAnswer(source);
   let written = 0;
   while (written < count) {
     const n = node.tryFill(scratch, 8 * written, count - written);
@@ -136,6 +133,12 @@ export function idsAnswer(scratch: Buffer, n: number, text: boolean): HttpAnswer
     : { status: 200, headers: { 'content-type': JSON_TYPE, 'cache-control': NO_STORE }, body: `{"ids":["${ids.join('","')}"]}\n`, ids: n };
 }
 
+/** 503 STARTING while the server's node is not open yet, with its real remaining wait. */
+function startingAnswer(source: ServingNode): HttpAnswer {
+  const retryAfterMs = source.retryAfterMs();
+  return errorAnswer(503, 'STARTING', `the server is starting: ids are served in ${retryAfterMs} ms`, { retryAfterMs });
+}
+
 /** The methods the id routes answer. */
 export const ID_ROUTE_METHODS = 'GET, HEAD';
 
@@ -148,10 +151,7 @@ export function headAnswer(route: '/v1/id' | '/v1/ids', query: string, source: S
   const count = route === '/v1/ids' ? countOf(query) : 1;
   if (typeof count === 'string') return errorAnswer(400, 'BAD_REQUEST', count);
   const node = source.node();
-  if (node === undefined) {
-    const retryAfterMs = source.retryAfterMs();
-    return errorAnswer(503, 'STARTING', `the server is starting: ids are served in ${retryAfterMs} ms`, { retryAfterMs });
-  }
+  if (node === undefined) return startingAnswer(source);
   const status = node.status();
   if (!status.healthy) {
     return errorAnswer(503, 'UNAVAILABLE', `the node cannot issue ids now: ${status.reason ?? 'unhealthy'}`, { retryAfterMs: status.retryAfterMs ?? source.retryAfterMs() });
