@@ -47,4 +47,25 @@ describe('fleet discovery', () => {
       await discovery.close();
     }
   });
+
+  it('a claim of a server without UDP (--no-udp, "udp": "") is passed over in silence; one bound to every interface is told', async () => {
+    const { etcd, connect } = liveMemoryEtcd();
+    const unusable: string[] = [];
+    const discovery = new FleetDiscovery({ etcd: { endpoints: ['http://127.0.0.1:1'] }, cluster: 'u', coordinator: () => connect() }, () => undefined, (key) => unusable.push(key));
+    try {
+      etcd.adminPut(claimKey('u', 1), JSON.stringify({ instance: 'i1', host: 'h', udp: '127.0.0.1:7001', pid: 1, startedAt: 'x' }));
+      etcd.adminPut(claimKey('u', 2), JSON.stringify({ instance: 'i2', host: 'h', udp: '', pid: 2, startedAt: 'x' }));
+      etcd.adminPut(claimKey('u', 3), JSON.stringify({ instance: 'i3', host: 'h', udp: '0.0.0.0:7003', pid: 3, startedAt: 'x' }));
+      await discovery.ready;
+      expect(discovery.list()).toEqual(['127.0.0.1:7001']);
+      expect(unusable).toEqual([claimKey('u', 3)]);
+      // A server that had UDP and comes back without it leaves the list.
+      etcd.adminPut(claimKey('u', 1), JSON.stringify({ instance: 'i4', host: 'h', udp: '', pid: 4, startedAt: 'y' }));
+      await new Promise((r) => setTimeout(r, 20));
+      expect(discovery.list()).toEqual([]);
+      expect(unusable).toEqual([claimKey('u', 3)]);
+    } finally {
+      await discovery.close();
+    }
+  });
 });

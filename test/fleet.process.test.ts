@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseReservation, reservationsPrefix } from '../src/fleet/etcd.js';
 import { connectEtcd } from '../src/fleet/etcd-adapter.js';
 import { decode } from '../src/index.js';
-import { childPids, exited, waitFor } from './support/child.js';
+import { childPids, exited, runCli, waitFor } from './support/child.js';
 import { TestEtcd, etcdInstalled, requireEtcd } from './support/etcd.js';
 import { Load, type ServeProcess, duplicatesIn, spawnServe, startServe } from './support/serve-process.js';
 
@@ -228,6 +228,43 @@ describe.skipIf(!etcdInstalled)('fleet mode: real servers, real etcd, every id c
       await stopServe(other);
     } finally {
       await proxy.close();
+    }
+  });
+
+  it('i. --no-udp in fleet mode: a claim like any other that names no UDP address; ids over HTTP under the claimed id; fleet status says http only; UDP clients pass it over in silence', async () => {
+    const s = spawnServe(fleetArgs(etcd.endpoint, 'i', ['--no-udp', '--http', '0']));
+    let udp: ServeProcess | undefined;
+    try {
+      const k = Number((await waitFor(() => /hailstone serving over http only node=(\d+) workers=1\n/.exec(s.stdout()) ?? undefined, { what: 'the http-only ready line', child: s.child, timeoutMs: 60_000 }))[1]);
+      const port = Number(/hailstone listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(s.stdout())![1]);
+      // Asked again on a 503 (a reservation being extended through etcd), honouring its retry-after.
+      const r = await waitFor(
+        async () => {
+          const answer = await fetch(`http://127.0.0.1:${port}/v1/ids?count=50`);
+          return answer.status === 200 ? answer : (await answer.arrayBuffer(), undefined);
+        },
+        { what: 'ids over HTTP', child: s.child, everyMs: 50 },
+      );
+      const ids = ((await r.json()) as { ids: string[] }).ids;
+      expect(new Set(ids).size).toBe(50);
+      expect(ids.every((id) => decode(id).nodeId === k)).toBe(true);
+      const { claimKey } = await import('../src/fleet/etcd.js');
+      const client = connectEtcd({ endpoints: [etcd.endpoint] });
+      const claim = JSON.parse((await client.get(claimKey('i', k)).string()) ?? '{}') as { udp?: string; pid?: number };
+      client.close();
+      expect(claim).toMatchObject({ udp: '', pid: s.pid });
+      const status = await runCli(['fleet', 'status', '--etcd', etcd.endpoint, '--cluster', 'i']);
+      expect(status.code).toBe(0);
+      expect(status.stdout).toMatch(new RegExp(`^${k}\\s.*none \\(http only\\)`, 'm'));
+      // A UDP server beside it: the only one a UDP client finds, with no warning about the other claim.
+      udp = await startServe(fleetArgs(etcd.endpoint, 'i'));
+      const got = await runCli(['get', '-n', '3', '--etcd', etcd.endpoint, '--cluster', 'i', '--format', 'json']);
+      expect(got.code, got.stderr).toBe(0);
+      expect((JSON.parse(got.stdout) as string[]).map((id) => decode(id).nodeId)).toEqual([nodeOf(udp), nodeOf(udp), nodeOf(udp)]);
+      expect(got.stderr).toBe('');
+    } finally {
+      if (udp !== undefined) await stopServe(udp);
+      await stopServe(s);
     }
   });
 

@@ -2,13 +2,14 @@
 // port for ids and metrics, token files, bad usage, and SIGTERM with requests in flight.
 
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createClient, decode } from '../src/index.js';
-import { runCli, waitFor } from './support/child.js';
+import { socketInodesOf } from '../src/server/proc-sockets.js';
+import { childPids, runCli, waitFor } from './support/child.js';
 import { freeTcpPort, parseResponses, rawConnection } from './support/http.js';
 import { spawnServe, startServe } from './support/serve-process.js';
 
@@ -33,6 +34,32 @@ async function served(url: string, init?: RequestInit): Promise<Response> {
 
 async function httpPort(stdout: () => string): Promise<number> {
   return Number((await waitFor(() => HTTP_LINE.exec(stdout()) ?? undefined, { what: 'the HTTP line' }))[1]);
+}
+
+/** 40 requests of 3 ids, a connection each: 120 distinct ids, from both workers' stripes. */
+async function bothWorkersAnswer(port: number): Promise<void> {
+  const ids: bigint[] = [];
+  // A connection each: node:cluster's primary hands connections to the workers in turn.
+  for (let i = 0; i < 40; i++) {
+    const r = await served(`http://127.0.0.1:${port}/v1/ids?count=3`, { headers: { connection: 'close' } });
+    expect(r.status).toBe(200);
+    ids.push(...((await r.json()) as { ids: string[] }).ids.map(BigInt));
+  }
+  expect(new Set(ids).size).toBe(120);
+  // The stripe is the top bit of the sequence with two workers: both answered.
+  expect(new Set(ids.map((id) => decode(id).sequence >> 11))).toEqual(new Set([0, 1]));
+}
+
+/** The UDP sockets (of any port) a process and its children have open, from /proc: their inodes. */
+function udpSocketsOf(pid: number): string[] {
+  const udp = new Set<string>();
+  for (const table of ['/proc/net/udp', '/proc/net/udp6']) {
+    for (const line of readFileSync(table, 'utf8').split('\n').slice(1)) {
+      const inode = line.trim().split(/\s+/)[9];
+      if (inode !== undefined) udp.add(inode);
+    }
+  }
+  return [pid, ...childPids(pid)].flatMap((p) => socketInodesOf(p)).filter((inode) => udp.has(inode));
 }
 
 describe('hailstone serve --http', () => {
@@ -193,17 +220,7 @@ describe('hailstone serve --http', () => {
     // One HTTP line for the port the workers share, before the UDP line.
     expect(s.stdout()).toMatch(/^hailstone listening on http:\/\/127\.0\.0\.1:\d+\nhailstone listening on udp:\/\/\S+ node=0 workers=2 /);
     const port = await httpPort(s.stdout);
-    const ids: bigint[] = [];
-    // A connection each: node:cluster's primary hands connections to the workers in turn.
-    for (let i = 0; i < 40; i++) {
-      const r = await served(`http://127.0.0.1:${port}/v1/ids?count=3`, { headers: { connection: 'close' } });
-      expect(r.status).toBe(200);
-      ids.push(...((await r.json()) as { ids: string[] }).ids.map(BigInt));
-    }
-    expect(new Set(ids).size).toBe(120);
-    // The stripe is the top bit of the sequence with two workers: both answered.
-    const stripes = new Set(ids.map((id) => decode(id).sequence >> 11));
-    expect([...stripes].sort()).toEqual([0, 1]);
+    await bothWorkersAnswer(port);
     const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
     expect(metrics).toContain('hailstone_http_ids_served_total 120\n');
     expect(metrics).toContain('hailstone_http_requests_total{route="/v1/ids",status="200"} 40\n');
@@ -217,7 +234,14 @@ describe('hailstone serve --http', () => {
       [['serve', '--http-token-file', join(root, 'a.token')], /--http-token-file needs --http/],
       [['serve', '--http', 'nope'], /'--http <\[host:\]port>' argument 'nope' is invalid/],
       [['serve', '--http', '0', '--http-token-file', join(root, 'missing')], /--http-token-file: cannot read the token file/],
+      [['serve', '--no-udp'], /--no-udp needs --http/],
+      [['serve', '--no-udp', '--http', '0', '--key-file', join(root, 'a.token')], /--key-file authenticates UDP requests, and --no-udp serves none: use --http-token-file/],
+      [['serve', '--no-udp', '--http', '0', '--advertise', '10.0.0.1'], /--advertise names the UDP address of a fleet claim/],
     ];
+    // The variable, as the flag.
+    const byEnv = await runCli(['serve'], { HAILSTONE_NO_UDP: '1' });
+    expect(byEnv.code).toBe(2);
+    expect(byEnv.stderr).toMatch(/--no-udp needs --http/);
     for (const [args, message] of cases) {
       const r = await runCli(args);
       expect(r.code, args.join(' ')).toBe(2);
@@ -234,5 +258,67 @@ describe('hailstone serve --http', () => {
     } finally {
       taken.close();
     }
+  });
+});
+
+describe('hailstone serve --no-udp: ids over HTTP alone', () => {
+  const READY = /hailstone serving over http only node=(\d+) workers=(\d+)\n/;
+
+  it('no UDP socket; ids from the node; its state lock and its HTTP port are held (a second server is refused naming it, also on another address); SIGTERM exits 0 with the HTTP stats', async () => {
+    const dir = join(root, 'no-udp');
+    const s = spawnServe(['--no-udp', '--http', '0', '--node-id', '5', '--state-dir', dir, '--max-lead-ms', '300']);
+    try {
+      const ready = await waitFor(() => READY.exec(s.stdout()) ?? undefined, { what: 'the http-only ready line', child: s.child, stderr: { text: s.stderr }, timeoutMs: 60_000 });
+      expect(ready.slice(1)).toEqual(['5', '1']);
+      expect(s.stdout()).toMatch(/^hailstone listening on http:\/\/127\.0\.0\.1:\d+\nhailstone serving over http only node=5 workers=1\n$/);
+      const port = await httpPort(s.stdout);
+      expect(udpSocketsOf(s.pid)).toEqual([]);
+
+      const r = await served(`http://127.0.0.1:${port}/v1/ids?count=100`);
+      expect(r.status).toBe(200);
+      const ids = ((await r.json()) as { ids: string[] }).ids;
+      expect(new Set(ids).size).toBe(100);
+      expect(ids.every((id) => decode(id).nodeId === 5)).toBe(true);
+
+      // The same state dir: the node's lock, as with UDP.
+      const locked = await runCli(['serve', '--no-udp', '--http', '0', '--node-id', '5', '--state-dir', dir]);
+      expect(locked.code).toBe(1);
+      expect(locked.stderr).toMatch(/STATE_LOCKED/);
+      // The same HTTP port, from another dir: refused in the holder's own words, before any state is touched.
+      const holder = new RegExp(`HTTP_PORT_IN_USE: the HTTP port ${port} is held by the hailstone server with pid ${s.pid} \\(serving 127\\.0\\.0\\.1:${port} as node 5, 1 worker\\)`);
+      const same = await runCli(['serve', '--no-udp', '--http', String(port), '--state-dir', join(root, 'no-udp-2')]);
+      expect(same.code).toBe(1);
+      expect(same.stderr).toMatch(holder);
+      // Another loopback address, which the kernel would let bind the same port number: the guard refuses it.
+      const other = await runCli(['serve', '--port', '0', '--http', `127.0.0.2:${port}`, '--state-dir', join(root, 'no-udp-3')]);
+      expect(other.code).toBe(1);
+      expect(other.stderr).toMatch(holder);
+      // Still serving, after both were refused.
+      expect((await served(`http://127.0.0.1:${port}/v1/id`)).status).toBe(200);
+    } finally {
+      s.child.kill('SIGTERM');
+    }
+    expect(await s.done).toBe(0);
+    const stopped = s.stderr().split('\n').find((line) => line.includes('"msg":"stopped"'));
+    expect(JSON.parse(stopped ?? '{}')).toMatchObject({ http: { idsServed: 101 } });
+    expect(stopped).not.toContain('"stats"');
+  });
+
+  it('--no-udp --workers 2: one HTTP port, both stripes, no UDP socket in any process; a second server on the port is refused naming the primary', async () => {
+    const s = spawnServe(['--no-udp', '--http', '0', '--workers', '2', '--state-dir', join(root, 'no-udp-workers'), '--max-lead-ms', '300']);
+    try {
+      await waitFor(() => READY.exec(s.stdout()) ?? undefined, { what: 'the http-only ready line', child: s.child, stderr: { text: s.stderr }, timeoutMs: 60_000 });
+      expect(s.stdout()).toMatch(/^hailstone listening on http:\/\/127\.0\.0\.1:\d+\nhailstone serving over http only node=0 workers=2\n$/);
+      const port = await httpPort(s.stdout);
+      expect(childPids(s.pid)).toHaveLength(2);
+      expect(udpSocketsOf(s.pid)).toEqual([]);
+      await bothWorkersAnswer(port);
+      const second = await runCli(['serve', '--no-udp', '--http', `127.0.0.2:${port}`, '--workers', '2', '--state-dir', join(root, 'no-udp-workers-2')]);
+      expect(second.code).toBe(1);
+      expect(second.stderr).toMatch(new RegExp(`HTTP_PORT_IN_USE: the HTTP port ${port} is held by the hailstone server with pid ${s.pid} \\(serving 127\\.0\\.0\\.1:${port} as node 0, 2 workers\\)`));
+    } finally {
+      s.child.kill('SIGTERM');
+    }
+    expect(await s.done).toBe(0);
   });
 });

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { HailstoneError, decode, openNode, serve } from '../src/index.js';
-import { HTTP_MAX_IDS } from '../src/server/http-routes.js';
+import { HTTP_MAX_IDS, answerIdRoute, idScratch } from '../src/server/http-routes.js';
 import { type HttpIdServer, type HttpServeOptions, readTokenFile, serveHttp } from '../src/server/http-server.js';
 import { metricsHandler, METRICS_PATHS } from '../src/server/metrics.js';
 import { type ServingNode, servingNodeOf } from '../src/server/server.js';
@@ -90,6 +90,17 @@ describe('ids over HTTP', () => {
     expect(one.status).toBe(200);
     expect(one.headers.get('content-type')).toBe('text/plain; charset=utf-8');
     expect(await one.text()).toMatch(/^\d+\n$/);
+    // The server's fast path for GET /v1/id and the routes' answer (count=1 as text) are one answer.
+    // (Asked again while a loaded machine has the reservation being extended: 503.)
+    const routed = await waitFor(() => {
+      const a = answerIdRoute('/v1/id', 'GET', '', undefined, servingNodeOf(udp.server), idScratch());
+      return a.status === 200 ? a : undefined;
+    }, { what: 'an id from answerIdRoute' });
+    expect({ status: routed.status, headers: routed.headers, body: /^\d+\n$/.test(routed.body) }).toEqual({
+      status: one.status,
+      headers: { 'content-type': one.headers.get('content-type'), 'cache-control': one.headers.get('cache-control') },
+      body: true,
+    });
 
     expect((await json(await fetch(`${url}/v1/ids`))).ids).toHaveLength(1);
     const most = (await json(await fetch(`${url}/v1/ids?count=${HTTP_MAX_IDS}&other=1`))).ids as string[];

@@ -82,7 +82,7 @@ function table(status: FleetStatus): string {
     for (const n of status.nodes) {
       const h = n.holder;
       const lease = n.leaseLeftS === undefined ? 'gone' : `${n.leaseLeftS} s of ${n.leaseTtlS} s`;
-      rows.push([String(n.nodeId), h.host ?? '?', h.udp ?? '?', String(h.pid ?? '?'), h.version ?? '?', h.startedAt ?? '?', lease, n.stripes.map(stripeText).join(', ') || 'none yet']);
+      rows.push([String(n.nodeId), h.host ?? '?', h.udp === '' ? 'none (http only)' : (h.udp ?? '?'), String(h.pid ?? '?'), h.version ?? '?', h.startedAt ?? '?', lease, n.stripes.map(stripeText).join(', ') || 'none yet']);
     }
     lines.push(columns(rows));
   }

@@ -4,7 +4,7 @@
 
 import { destination, pino, type Logger } from 'pino';
 import { hostPort } from '../address.js';
-import { InvalidArgumentError } from '../errors.js';
+import { type HailstoneError, InvalidArgumentError } from '../errors.js';
 import type { ClaimRef } from '../fleet/etcd-store.js';
 import type { FleetMember } from '../fleet/member.js';
 import type { EtcdOptions } from '../fleet/etcd.js';
@@ -18,7 +18,8 @@ import { METRICS_PATHS, type MetricsServer, metricsHandler, serveMetrics } from 
 import type { RateLimitOptions } from '../server/rate-limit.js';
 import type { TransportChoice } from '../server/select-transport.js';
 import type { LocalServeOptions } from '../serve.js';
-import { STARTING_RETRY_MS, type Server, type ServingNode, servingNodeOf, startServer } from '../server/server.js';
+import { type ServeCommonOptions, type Server, startServer } from '../server/server.js';
+import { LiveNode } from '../server/live-node.js';
 import { UsageError, detailOf, usageErrorOf } from './failure.js';
 
 export interface ServeConfig {
@@ -29,6 +30,8 @@ export interface ServeConfig {
   /** Undefined in fleet mode without --state-dir. */
   stateDir: string | undefined;
   workers: number;
+  /** False with --no-udp: ids over HTTP alone, no UDP port bound. */
+  udp: boolean;
   transport: TransportChoice;
   keys: Uint8Array[];
   /** Key files (and the etcd password file) others may read, and why that matters: logged once, by the process that starts the server. */
@@ -74,9 +77,14 @@ export function makeLogger(config: ServeConfig, worker?: number): Logger {
   return pino({ level: config.logLevel, mixin: () => ({ ...fixed }) }, destination({ fd: 2, sync: true }));
 }
 
-/** A server from the moment its socket is bound until it stops. */
+/**
+ * One serving process: its node (from prepare() on), and the front ends that answer from it
+ * — the UDP server (unless --no-udp) and, with --http, the HTTP one (startHttp).
+ */
 export class ServingProcess {
-  /** Set once the socket is bound. */
+  /** The node this process serves, from prepare() on; opened by start(). */
+  live: LiveNode | undefined;
+  /** The UDP server, once its socket is bound (never with --no-udp). */
   server: Server | undefined;
   /** Set once the node is open and ids are served. */
   ready = false;
@@ -85,35 +93,42 @@ export class ServingProcess {
   private wait: StartupWait | undefined;
   /** The node id it was started with, if one was given (for /metrics and /healthz before the node is open). */
   private nodeId: number | undefined;
+  private common: (ServeCommonOptions & { logger: Logger }) | undefined;
+  private udp = true;
 
   constructor(readonly index: number) {}
 
   snapshot(): WorkerSnapshot | undefined {
-    const server = this.server;
-    if (server === undefined) return undefined;
-    if (this.ready) return { index: this.index, stats: server.stats(), node: server.node.status() };
-    {
-      // Bound, but the node is still opening.
-      const retryAfterMs = this.wait === undefined ? undefined : Math.max(0, this.wait.untilMs - Date.now());
-      const reason =
-        this.wait === undefined
-          ? 'opening the node'
-          : this.wait.reason === 'first start'
-            ? `first start: waiting one lead window (${this.wait.waitMs} ms) before issuing`
-            : `waiting for the clock to reach the stored reservation (${this.wait.waitMs} ms)`;
-      return {
-        index: this.index,
-        stats: server.stats(),
-        node: undefined,
-        ...(this.nodeId === undefined ? {} : { nodeId: this.nodeId }),
-        starting: { reason, retryAfterMs },
-      };
-    }
+    const live = this.live;
+    // Nothing to report before a front end is bound.
+    if (live === undefined || (this.udp && this.server === undefined)) return undefined;
+    const stats = this.server?.stats();
+    const node = live.node();
+    if (this.ready && node !== undefined) return { index: this.index, ...(stats === undefined ? {} : { stats }), node: node.status() };
+    // Bound, but the node is still opening.
+    const retryAfterMs = this.wait === undefined ? undefined : Math.max(0, this.wait.untilMs - Date.now());
+    const reason =
+      this.wait === undefined
+        ? 'opening the node'
+        : this.wait.reason === 'first start'
+          ? `first start: waiting one lead window (${this.wait.waitMs} ms) before issuing`
+          : `waiting for the clock to reach the stored reservation (${this.wait.waitMs} ms)`;
+    return {
+      index: this.index,
+      ...(stats === undefined ? {} : { stats }),
+      node: undefined,
+      ...(this.nodeId === undefined ? {} : { nodeId: this.nodeId }),
+      starting: { reason, retryAfterMs },
+    };
   }
 
-  /** Starts this process's server: the whole node, or one worker's stripe of it. Resolves when it serves ids. */
-  async start(config: ServeConfig, worker: { index: number; count: number }, logger: Logger, onBound?: (address: { host: string; port: number }) => void): Promise<Server> {
+  /**
+   * Makes this process's node source — the whole node, or one worker's stripe of it — and
+   * opens nothing yet, so the front ends can be bound in front of it first.
+   */
+  async prepare(config: ServeConfig, worker: { index: number; count: number }, logger: Logger): Promise<LiveNode> {
     this.nodeId = config.fleetClaim?.nodeId ?? config.nodeId;
+    this.udp = config.udp;
     try {
       const common = {
         host: config.host,
@@ -133,17 +148,13 @@ export class ServingProcess {
         logger,
         keys: config.keys,
         ...(config.rateLimit === undefined ? {} : { rateLimit: config.rateLimit }),
-        onListening: (server) => {
-          this.server = server;
-          logger.info({ address: server.address }, 'socket bound; opening the node');
-          onBound?.(server.address);
-        },
         onStartupWait: (wait: StartupWait) => {
           this.wait = wait;
         },
       } satisfies Partial<LocalServeOptions>;
-      // The CLI composes the server with its node source, as serve() does for the library;
-      // it keeps the fleet source, whose member a worker needs when its primary claims again.
+      this.common = common;
+      // The CLI composes the front ends with their node source, as serve() does for the
+      // library; it keeps the fleet source, whose member a worker needs when its primary claims again.
       let source: NodeSource;
       if (config.etcd === undefined) {
         source = localNodeSource({ ...common, nodeId: config.nodeId ?? 0, stateDir: config.stateDir ?? './data' });
@@ -165,18 +176,71 @@ export class ServingProcess {
         this.fleetMember = () => fleet.member;
         source = fleet;
       }
-      const server = await startServer(common, source);
-      this.ready = true;
-      return server;
+      this.live = new LiveNode(source);
+      return this.live;
     } catch (error) {
       if (error instanceof InvalidArgumentError) throw usageErrorOf(error);
       throw error;
     }
   }
+
+  /**
+   * Binds the UDP port (unless --no-udp: HTTP alone answers) and opens the node; resolves
+   * when ids are served. After prepare().
+   */
+  async start(onBound?: (address: { host: string; port: number }) => void): Promise<void> {
+    const live = this.live;
+    const common = this.common;
+    if (live === undefined || common === undefined) throw new Error('ServingProcess.start() before prepare()');
+    try {
+      if (this.udp) {
+        await startServer(
+          {
+            ...common,
+            onListening: (server) => {
+              this.server = server;
+              common.logger.info({ address: server.address }, 'socket bound; opening the node');
+              onBound?.(server.address);
+            },
+          },
+          live,
+        );
+      } else {
+        // No UDP address for a fleet claim to name: clients find this server by its HTTP address.
+        await live.start({ logger: common.logger, address: () => '', onStartupWait: common.onStartupWait });
+      }
+      this.ready = true;
+    } catch (error) {
+      if (!this.udp) await live.close();
+      if (error instanceof InvalidArgumentError) throw usageErrorOf(error);
+      throw error;
+    }
+  }
+
+  /** The node id served (once ready). */
+  servedNodeId(): number | undefined {
+    return this.live?.node()?.status().nodeId;
+  }
+
+  /** Settles only if the node can no longer be served and will not recover by itself. */
+  get failed(): Promise<HailstoneError> {
+    return this.live?.failed ?? new Promise(() => undefined);
+  }
+
+  /** Closes the UDP server (which closes the node), or the node alone. */
+  async close(): Promise<void> {
+    if (this.server !== undefined) await this.server.close();
+    else await this.live?.close();
+  }
 }
 
 export function readyLine(config: ServeConfig, host: string, port: number, transport: string, nodeId = config.nodeId): string {
   return `hailstone listening on udp://${hostPort(host, port)} node=${nodeId} workers=${config.workers} transport=${transport}\n`;
+}
+
+/** --no-udp's ready line: ids are served over HTTP alone, at the address the "listening on http://" line named. */
+export function httpOnlyReadyLine(config: ServeConfig, nodeId: number | undefined): string {
+  return `hailstone serving over http only node=${nodeId} workers=${config.workers}\n`;
 }
 
 /** Calls `stop` on the first SIGTERM or SIGINT. */
@@ -202,22 +266,16 @@ export function say(text: string): void {
 }
 
 /**
- * Serves ids over HTTP (--http) from the process's server once its socket is bound — the
- * same node as UDP — answering 503 while it starts. With `metrics`, /metrics and /healthz too.
+ * Serves ids over HTTP (--http) from the process's node — the same one UDP answers from —
+ * answering 503 while it starts. With `metrics`, /metrics and /healthz too. After prepare().
  */
 export async function startHttp(config: ServeConfig, proc: ServingProcess, logger: Logger, metrics?: () => Promise<NodeSnapshot>, options: { announce?: boolean } = {}): Promise<HttpIdServer | undefined> {
   const http = config.http;
   if (http === undefined) return undefined;
-  let bound: { server: Server; source: ServingNode } | undefined;
-  const current = (): ServingNode | undefined => {
-    const server = proc.server;
-    if (server === undefined) return undefined;
-    if (bound?.server !== server) bound = { server, source: servingNodeOf(server) };
-    return bound.source;
-  };
+  if (proc.live === undefined) throw new Error('startHttp() before prepare()');
   try {
     const server = await serveHttp({
-      source: { node: () => current()?.node(), retryAfterMs: (status) => current()?.retryAfterMs(status) ?? STARTING_RETRY_MS, planned: () => current()?.planned?.() ?? false },
+      source: proc.live,
       host: http.host,
       port: http.port,
       tokens: http.tokens,
@@ -227,6 +285,8 @@ export async function startHttp(config: ServeConfig, proc: ServingProcess, logge
       headersTimeoutMs: http.headersTimeoutMs,
       requestTimeoutMs: http.requestTimeoutMs,
       ...(metrics === undefined ? {} : { extra: { paths: METRICS_PATHS, handle: metricsHandler(metrics) } }),
+      // One process: it holds the HTTP port's guard itself; a worker's primary holds it for all of them.
+      ...(config.workers === 1 ? { guard: { nodeId: proc.live.nodeId, workers: 1 } } : {}),
       logger,
     });
     const url = `http://${hostPort(server.address.host, server.address.port)}`;

@@ -17,7 +17,7 @@ import { DEFAULT_HTTP_HEADERS_TIMEOUT_MS, DEFAULT_HTTP_MAX_CONNECTIONS, DEFAULT_
 import { parseListenAddress } from '../server/metrics.js';
 import { type RateLimitOptions, parseRateLimit } from '../server/rate-limit.js';
 import { TRANSPORT_CHOICES, type TransportChoice } from '../server/select-transport.js';
-import { DEFAULT_HOST, DEFAULT_PORT, DEFAULT_REPLAY_WINDOW_MS, type Server } from '../server/server.js';
+import { DEFAULT_HOST, DEFAULT_PORT, DEFAULT_REPLAY_WINDOW_MS } from '../server/server.js';
 import { type Backend, DEFAULT_MAX_LEAD_MS, MAX_LEAD_MS_LIMIT } from '../generator.js';
 import { DEFAULT_LAYOUT } from '../layout.js';
 import { nodeIdFromOrdinal } from '../node/ordinal.js';
@@ -26,7 +26,7 @@ import { type EtcdFlags, addEtcdAccessOptions, etcdOptionsOf } from './etcd-opti
 import { booleanWithEnv, choiceOption, intOption, keyFileExposure, listOption, parsedOption, passwordFileExposure } from './options.js';
 import type { HttpIdServer } from '../server/http-server.js';
 import type { NodeSnapshot } from '../server/health.js';
-import { type ServeConfig, ServingProcess, makeLogger, onStopSignal, readyLine, say, startHttp, startMetrics, warnAboutKeyFiles } from './run-server.js';
+import { type ServeConfig, ServingProcess, httpOnlyReadyLine, makeLogger, onStopSignal, readyLine, say, startHttp, startMetrics, warnAboutKeyFiles } from './run-server.js';
 import { DEFAULT_CLUSTER, DEFAULT_COORDINATOR_WAIT_MS, DEFAULT_LEASE_TTL_S, MAX_LEASE_TTL_S, MIN_LEASE_TTL_S, defaultClaimWaitMs } from '../fleet/defaults.js';
 import { servePrimary } from './supervisor.js';
 import { serveWorker } from './worker.js';
@@ -46,6 +46,8 @@ interface ServeFlags extends EtcdFlags {
   rateLimit?: RateLimitOptions;
   metrics?: { host: string; port: number };
   http?: { host: string; port: number };
+  /** false with --no-udp. */
+  udp: boolean;
   httpTokenFile: string[];
   httpMaxConnections: number;
   httpHeadersTimeoutMs: number;
@@ -87,6 +89,7 @@ export function serveProgram(run: (config: ServeConfig) => Promise<number>): Com
     .addOption(parsedOption('--rate-limit <rps[:burst]>', 'per-source token bucket; excess is dropped', 'HAILSTONE_RATE_LIMIT', parseRateLimit, 'off'))
     .addOption(parsedOption('--metrics <[host:]port>', 'serve /metrics and /healthz over HTTP', 'HAILSTONE_METRICS', parseListenAddress, 'off'))
     .addOption(parsedOption('--http <[host:]port>', 'serve ids over HTTP too (GET /v1/ids?count=N, GET /v1/id), from the same node; the same address as --metrics serves both', 'HAILSTONE_HTTP', parseListenAddress, 'off'))
+    .addOption(new Option('--no-udp', 'serve ids over HTTP alone (needs --http): no UDP port is bound (env HAILSTONE_NO_UDP=1)'))
     .addOption(listOption('--http-token-file <file>', 'HTTP: require Authorization: Bearer with the token in this file; repeat (or comma-separate) to accept several while rotating', 'HAILSTONE_HTTP_TOKEN_FILE', 'none: no token asked'))
     .addOption(intOption('--http-max-connections <n>', 'HTTP: connections open at once; more are closed unread', 'HAILSTONE_HTTP_MAX_CONNECTIONS', { min: 1, max: 1_000_000, default: DEFAULT_HTTP_MAX_CONNECTIONS }))
     .addOption(intOption('--http-headers-timeout-ms <ms>', "HTTP: how long a client may take to send a request's headers (then 408)", 'HAILSTONE_HTTP_HEADERS_TIMEOUT_MS', { min: 1, max: DAY, default: DEFAULT_HTTP_HEADERS_TIMEOUT_MS }))
@@ -110,7 +113,8 @@ export function serveProgram(run: (config: ServeConfig) => Promise<number>): Com
       'after',
       `
 When ready it prints "hailstone listening on udp://HOST:PORT node=N workers=W transport=T"
-on stdout (with --http, after "hailstone listening on http://HOST:PORT"); logs are JSON
+on stdout (with --http, after "hailstone listening on http://HOST:PORT"; with --no-udp,
+"hailstone serving over http only node=N workers=W" instead); logs are JSON
 lines on stderr. SIGTERM or SIGINT: stops receiving (HTTP: answers what is in flight),
 releases the state lock, prints "hailstone stopped" and exits 0. Exit codes: 0 stopped, 1 runtime failure
 (one line: "hailstone: CODE: message"), 2 bad usage.`,
@@ -144,6 +148,12 @@ function configOf(flags: ServeFlags): ServeConfig {
     throw new UsageError('--metrics on the --http address needs --workers 1: with workers, /metrics is the primary\'s and HTTP is theirs; give --metrics another port');
   }
   if (flags.http === undefined && flags.httpTokenFile.length > 0) throw new UsageError('--http-token-file needs --http');
+  const udp = flags.udp !== false && !booleanWithEnv(undefined, 'HAILSTONE_NO_UDP');
+  if (!udp) {
+    if (flags.http === undefined) throw new UsageError('--no-udp needs --http: without UDP, ids are served over HTTP alone');
+    if (flags.keyFile.length > 0) throw new UsageError('--key-file authenticates UDP requests, and --no-udp serves none: use --http-token-file');
+    if (flags.advertise !== undefined) throw new UsageError('--advertise names the UDP address of a fleet claim, and --no-udp serves none');
+  }
   if (!fleet && flags.advertise !== undefined) throw new UsageError('--advertise needs --etcd (fleet mode): only a claim in etcd carries the address');
   if (flags.advertise !== undefined) parseAdvertise(flags.advertise); // bad usage before a port is bound
   return {
@@ -152,6 +162,7 @@ function configOf(flags: ServeFlags): ServeConfig {
     port: flags.port,
     stateDir: fleet ? flags.stateDir : (flags.stateDir ?? './data'),
     workers: flags.workers,
+    udp,
     transport: flags.transport,
     keys: flags.keyFile.map((file) => readKeyFile(file)),
     keyFileWarnings: [
@@ -197,7 +208,7 @@ async function serveSingle(config: ServeConfig): Promise<number> {
   const proc = new ServingProcess(0);
   let http: HttpIdServer | undefined;
   const snapshot = async (): Promise<NodeSnapshot> => {
-    const fleet = proc.server?.fleetStats();
+    const fleet = proc.live?.fleetStats();
     return {
       workers: [proc.snapshot()].filter((s) => s !== undefined),
       workerRestarts: 0,
@@ -206,6 +217,7 @@ async function serveSingle(config: ServeConfig): Promise<number> {
       ...(http === undefined ? {} : { http: http.stats() }),
     };
   };
+  await proc.prepare(config, { index: 0, count: 1 }, logger);
   // Bound before the node opens, like the UDP port: a taken port fails at once. Where
   // --metrics and --http name one address, the HTTP server answers /metrics and /healthz.
   // Port 0 asks for any free port, so two of them never name one address.
@@ -220,6 +232,7 @@ async function serveSingle(config: ServeConfig): Promise<number> {
     http = await startHttp(config, proc, logger, shared ? snapshot : undefined);
   } catch (error) {
     await metrics?.close();
+    await proc.close();
     throw error;
   }
   let stop: () => void = () => undefined;
@@ -227,15 +240,15 @@ async function serveSingle(config: ServeConfig): Promise<number> {
     stop = resolve;
   });
   onStopSignal(() => stop());
-  let server: Server | undefined;
+  let serving: boolean;
   try {
-    server = await Promise.race([proc.start(config, { index: 0, count: 1 }, logger), stopped.then(() => undefined)]);
+    serving = await Promise.race([proc.start().then(() => true), stopped.then(() => false)]);
   } catch (error) {
     await http?.close(0);
     await metrics?.close();
     throw error;
   }
-  if (server === undefined) {
+  if (!serving) {
     // Stopped while still starting.
     await http?.close();
     await metrics?.close();
@@ -243,23 +256,29 @@ async function serveSingle(config: ServeConfig): Promise<number> {
     say('hailstone stopped\n');
     process.exit(0);
   }
-  const transport = server.stats().transport.name;
-  logger.info({ address: server.address, workers: 1, transport, metricsPort: metrics?.address.port }, 'listening');
-  say(readyLine(config, server.address.host, server.address.port, transport, server.node.status().nodeId));
-  const failure = await Promise.race([stopped.then(() => undefined), server.failed]);
+  const server = proc.server;
+  if (server === undefined) {
+    logger.info({ http: http?.address, workers: 1, metricsPort: metrics?.address.port }, 'serving over HTTP only');
+    say(httpOnlyReadyLine(config, proc.servedNodeId()));
+  } else {
+    const transport = server.stats().transport.name;
+    logger.info({ address: server.address, workers: 1, transport, metricsPort: metrics?.address.port }, 'listening');
+    say(readyLine(config, server.address.host, server.address.port, transport, proc.servedNodeId()));
+  }
+  const failure = await Promise.race([stopped.then(() => undefined), proc.failed]);
   if (failure !== undefined) {
     await http?.close(0);
-    await server.close();
+    await proc.close();
     await metrics?.close();
     throw failure;
   }
   logger.info({}, 'stopping: no longer receiving');
   // HTTP first: the requests in flight are answered from the node before it closes.
   await http?.close();
-  await server.close();
+  await proc.close();
   await metrics?.close();
   // What was served, over UDP and (with --http) over HTTP: the same node answered both.
-  logger.info({ stats: server.stats(), ...(http === undefined ? {} : { http: http.stats() }) }, 'stopped');
+  logger.info({ ...(server === undefined ? {} : { stats: server.stats() }), ...(http === undefined ? {} : { http: http.stats() }) }, 'stopped');
   say('hailstone stopped\n');
   return 0;
 }

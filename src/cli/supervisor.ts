@@ -24,12 +24,13 @@ import type { NodeSnapshot, WorkerSnapshot } from '../server/health.js';
 import { mergeHttpStats } from '../server/http-metrics.js';
 import { resolveTransport } from '../server/select-transport.js';
 import { hostPort, resolveHost } from '../address.js';
-import { reservePortForWorkers } from '../server/port-guard.js';
+import { type PortGuard, holdPort, reservePortForWorkers } from '../server/port-guard.js';
+import type { HailstoneError } from '../errors.js';
 import type { ClaimRef } from '../fleet/etcd-store.js';
 import type { FleetMember } from '../fleet/member.js';
 import { sendFailure } from '../fleet/node-reservation.js';
 import { type Failure, ReportedFailure } from './failure.js';
-import { type ServeConfig, makeLogger, onStopSignal, readyLine, say, startMetrics, warnAboutKeyFiles } from './run-server.js';
+import { type ServeConfig, httpOnlyReadyLine, makeLogger, onStopSignal, readyLine, say, startMetrics, warnAboutKeyFiles } from './run-server.js';
 import { type FromWorker, type ToWorker, sentClaim, workerEnv } from './worker-messages.js';
 
 const MAX_CRASHES = 5;
@@ -63,6 +64,7 @@ class Supervisor {
   private restarts = 0;
   private announced = false;
   private httpAnnounced = false;
+  private httpGuard: PortGuard | undefined;
   private stopping = false;
   private outcome: Failure | undefined;
   private killTimer: NodeJS.Timeout | undefined;
@@ -83,9 +85,9 @@ class Supervisor {
     ({ config: this.config, logger: this.logger, transport: this.transport, workerPort: this.workerPort, fleet: this.fleet } = init);
   }
 
-  /** The UDP address the workers serve on, as far as it is known. */
+  /** The UDP address the workers serve on, as far as it is known ("" with --no-udp: none). */
   get udpAddress(): string {
-    return hostPort(this.config.host, this.workerPort);
+    return this.config.udp ? hostPort(this.config.host, this.workerPort) : '';
   }
 
   /** Fleet mode: the claim is lost; every worker stops issuing at once. */
@@ -202,16 +204,37 @@ class Supervisor {
         return this.onListening(index, slot, m);
       case 'http-listening':
         // Every worker listens on the one HTTP port (node:cluster hands connections round
-        // robin); the first to say so names it, once.
+        // robin); the first to say so names it, once, and the primary guards it for all of them.
         if (!this.httpAnnounced) {
           this.httpAnnounced = true;
-          this.logger.info({ http: m.url }, 'ids served over HTTP by every worker');
-          say(`hailstone listening on ${m.url}\n`);
+          void this.guardHttp(m.port).then((held) => {
+            if (!held) return;
+            this.logger.info({ http: m.url }, 'ids served over HTTP by every worker');
+            say(`hailstone listening on ${m.url}\n`);
+          });
         }
         return;
       case 'reservation':
         return this.answerReservation(slot, m);
     }
+  }
+
+  /** The HTTP port's guard, held for every worker; false (and the server stopping) when another server holds it. */
+  private async guardHttp(port: number): Promise<boolean> {
+    try {
+      this.httpGuard = await holdPort(port, { address: hostPort(this.config.http?.host ?? this.config.host, port), nodeId: this.config.nodeId, workers: this.config.workers }, 'http');
+      if (this.stopping) void this.httpGuard.close();
+      return true;
+    } catch (error) {
+      const e = error as HailstoneError;
+      this.stop({ code: e.code ?? 'HTTP_PORT_IN_USE', message: e.message });
+      return false;
+    }
+  }
+
+  /** Releases the HTTP port's guard (once every worker has stopped). */
+  async releaseHttp(): Promise<void> {
+    await this.httpGuard?.close();
   }
 
   /** A worker's node asks for its floor or an R: the node's one reservation, held here, answers. */
@@ -235,7 +258,8 @@ class Supervisor {
     const serving = [...this.slots.values()].filter((s) => s.listening).length;
     if (!this.announced && serving === this.config.workers) {
       this.announced = true;
-      say(readyLine(this.config, m.host, m.port, m.transport, this.fleet?.stats().nodeId ?? this.config.nodeId));
+      const nodeId = this.fleet?.stats().nodeId ?? this.config.nodeId;
+      say(this.config.udp ? readyLine(this.config, m.host, m.port, m.transport, nodeId) : httpOnlyReadyLine(this.config, nodeId));
       void this.fleet?.announce().catch(() => undefined);
     }
   }
@@ -296,11 +320,12 @@ export async function servePrimary(config: ServeConfig): Promise<number> {
   const logger = makeLogger(config);
   warnAboutKeyFiles(config, logger);
   // Decided once, here: the fallback (if any) is logged once for the whole node.
-  const transport = resolveTransport(config.transport, logger);
+  const transport = config.udp ? resolveTransport(config.transport, logger) : 'dgram';
   // One server per port, before anything else happens: the port is guarded and free
-  // before a node id is claimed or a worker starts.
+  // before a node id is claimed or a worker starts. (--no-udp: no UDP port; the HTTP
+  // port's guard is taken once the workers listen on it.)
   const host = await resolveHost(config.host);
-  const guard = await reservePortForWorkers(host, config.port, { nodeId: config.nodeId, workers: config.workers });
+  const guard = config.udp ? await reservePortForWorkers(host, config.port, { nodeId: config.nodeId, workers: config.workers }) : undefined;
   // Fleet mode: one claim for the whole server, held here; the workers write their stripes under it.
   // Loaded only in fleet mode: etcd's client is large.
   const fleet: FleetMember | undefined =
@@ -323,7 +348,7 @@ export async function servePrimary(config: ServeConfig): Promise<number> {
           },
           { logger, udp: () => supervisor.udpAddress, claimOnly: true, onFence: (reason) => supervisor.fence(reason), onClaim: (claim) => supervisor.adoptAll(claim) },
         );
-  const supervisor: Supervisor = new Supervisor({ config: { ...config, host }, logger, transport, workerPort: guard.port, fleet });
+  const supervisor: Supervisor = new Supervisor({ config: { ...config, host }, logger, transport, workerPort: guard?.port ?? 0, fleet });
   const metrics = await startMetrics(config, async () => ({ ...(await supervisor.snapshot()), ...(fleet === undefined ? {} : { fleet: fleet.stats() }) }), logger);
   let started = false;
   let stopRequested = false;
@@ -358,7 +383,8 @@ export async function servePrimary(config: ServeConfig): Promise<number> {
   await supervisor.finished;
   await fleet?.close();
   await metrics?.close();
-  await guard.close();
+  await guard?.close();
+  await supervisor.releaseHttp();
   if (supervisor.failure !== undefined) throw new ReportedFailure(supervisor.failure);
   logger.info({ workerRestarts: supervisor.restartCount }, 'stopped');
   say('hailstone stopped\n');

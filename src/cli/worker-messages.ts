@@ -21,7 +21,7 @@ export function sentClaim(claim: ClaimRef): SentClaim {
 export type FromWorker =
   | { type: 'listening'; index: number; host: string; port: number; transport: string }
   /** With --http: its HTTP server listens (on the port all workers share through the primary). */
-  | { type: 'http-listening'; index: number; url: string }
+  | { type: 'http-listening'; index: number; url: string; port: number }
   /** It failed; it exits 1 next. */
   | { type: 'failed'; index: number; failure: Failure }
   /** The answer to the primary's snapshot request `id`. */

@@ -45,7 +45,7 @@ export async function serveWorker(config: ServeConfig): Promise<number> {
   const proc = new ServingProcess(index);
   // Held while it serves: if its primary dies while this worker is stopped, the next server
   // on the port can say which hailstone worker still has it.
-  const workerGuard = await holdWorkerGuard(port, index, process.ppid);
+  const workerGuard = config.udp ? await holdWorkerGuard(port, index, process.ppid) : undefined;
   // A write that finds the claim gone tells the primary, which holds the claim.
   // The revision goes with the report: a write under a claim the primary has already
   // replaced must not cost the new claim.
@@ -95,17 +95,17 @@ export async function serveWorker(config: ServeConfig): Promise<number> {
   // before the node opens, as in one process, so early requests get STARTING.
   let http: HttpIdServer | undefined;
   try {
+    await proc.prepare({ ...config, transport, host, port, ...(fleetClaim === undefined ? {} : { fleetClaim, reservationLink: (claim: SentClaim) => reservations.linkFor(claim) }) }, { index, count: config.workers }, logger);
     http = await startHttp(config, proc, logger, undefined, { announce: false });
   } catch (error) {
     await tell({ type: 'failed', index, failure: failureOf(error) });
     process.exit(1);
   }
-  if (http !== undefined) void tell({ type: 'http-listening', index, url: `http://${hostPort(http.address.host, http.address.port)}` });
+  if (http !== undefined) void tell({ type: 'http-listening', index, url: `http://${hostPort(http.address.host, http.address.port)}`, port: http.address.port });
 
-  const starting = proc.start({ ...config, transport, host, port, ...(fleetClaim === undefined ? {} : { fleetClaim, reservationLink: (claim: SentClaim) => reservations.linkFor(claim) }) }, { index, count: config.workers }, logger);
-  let server;
+  let serving: boolean;
   try {
-    server = await Promise.race([starting, stopped.then(() => undefined)]);
+    serving = await Promise.race([proc.start().then(() => true), stopped.then(() => false)]);
   } catch (error) {
     // The primary prints it, once for the whole server; an unexpected error's stack goes to
     // this worker's log (one JSON line), not to the operator's terminal.
@@ -114,17 +114,19 @@ export async function serveWorker(config: ServeConfig): Promise<number> {
     await tell({ type: 'failed', index, failure });
     process.exit(1);
   }
-  if (server === undefined) {
+  if (!serving) {
     await http?.close(0);
     // Told to stop while starting: the lock it may hold is released by the kernel (or taken
     // over as a dead process's) at the next start.
     process.exit(0);
   }
-  await tell({ type: 'listening', index, host: server.address.host, port: server.address.port, transport: server.stats().transport.name });
+  const server = proc.server;
+  // With --no-udp there is no socket to name: the primary says "over http only".
+  await tell({ type: 'listening', index, host: server?.address.host ?? '', port: server?.address.port ?? 0, transport: server?.stats().transport.name ?? 'none' });
   await stopped;
   // HTTP first: the requests in flight are answered from the node before it closes.
   await http?.close();
-  await server.close();
+  await proc.close();
   await workerGuard?.close();
   // The IPC channel to the primary would keep this process alive.
   if (process.connected) process.disconnect();

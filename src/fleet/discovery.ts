@@ -130,6 +130,11 @@ export class FleetDiscovery implements ServerDiscovery {
     // Not a claim this client understands: ignore it.
     const info = holderOf(value);
     if (typeof info?.udp !== 'string') return;
+    // A server that serves no UDP (--no-udp) is no server for a UDP client.
+    if (info.udp === '') {
+      this.servers.delete(key);
+      return;
+    }
     // A server bound to every interface names no address a client can use: pass it over, and say so once.
     const why = unusableAddress(info.udp);
     if (why === undefined) {

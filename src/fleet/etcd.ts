@@ -144,7 +144,7 @@ export function parseReservation(text: string): number | undefined {
 export interface ClaimInfo {
   instance: string;
   host: string;
-  /** "address:port" of the UDP service, once bound. */
+  /** "address:port" of the UDP service, once bound; "" for a server that serves none (--no-udp). */
   udp: string;
   pid: number;
   version: string;

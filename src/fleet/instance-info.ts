@@ -41,11 +41,11 @@ export class InstanceInfo {
     return { instance: this.instance, host, udp: this.udp(), pid, version: VERSION, startedAt: this.startedAt, ...identity };
   }
 
-  /** The UDP address for the claim: the advertised one, else the bound one. */
+  /** The UDP address for the claim: the advertised one, else the bound one; "" for a server without UDP (--no-udp). */
   udp(): string {
     const bound = this.options.bound();
     const advertise = this.advertise;
-    if (advertise === undefined) return bound;
+    if (advertise === undefined || bound === '') return bound;
     const port = advertise.port ?? Number(/:(\d+)$/.exec(bound)?.[1]);
     return Number.isInteger(port) && port > 0 ? hostPort(advertise.host, port) : bound;
   }
@@ -53,6 +53,8 @@ export class InstanceInfo {
   /** Said once a claim is made: a claim whose address no client can use is not skipped in silence. */
   checkAddress(): void {
     const udp = this.udp();
+    // No UDP served (--no-udp): UDP clients have nothing to find here, and that is no mistake.
+    if (udp === '') return;
     const why = unusableAddress(udp);
     if (why === undefined || this.addressWarned === udp) return;
     this.addressWarned = udp;

@@ -11,7 +11,8 @@ import type { ServerStats } from './server.js';
 export interface WorkerSnapshot {
   /** Which worker (0 with one process). */
   index: number;
-  stats: ServerStats;
+  /** Its UDP server's counters; absent with --no-udp. */
+  stats?: ServerStats;
   node: NodeStatus | undefined;
   /** The node id it runs, when known before the node is open (local mode, or a worker under a fleet claim). */
   nodeId?: number;

@@ -4,6 +4,7 @@
 import type { Server as HttpServer } from 'node:http';
 import { hostPort } from '../address.js';
 import { HailstoneError, type HailstoneErrorCode } from '../errors.js';
+import { portHeldError, whoHolds } from './port-guard.js';
 import { describeTcpListener } from './proc-sockets.js';
 
 export function listenHttp(
@@ -13,7 +14,10 @@ export function listenHttp(
   what: { code: HailstoneErrorCode; name: string; flag: string; afterListening: (error: Error) => void },
 ): Promise<{ host: string; port: number }> {
   return new Promise((resolve, reject) => {
-    http.once('error', (error: NodeJS.ErrnoException) => {
+    http.once('error', async (error: NodeJS.ErrnoException) => {
+      // Another hailstone server's HTTP port: in its own words (port-guard.ts).
+      const holding = error.code === 'EADDRINUSE' && what.code === 'HTTP_PORT_IN_USE' && port !== 0 ? await whoHolds(port, 'http') : undefined;
+      if (holding !== undefined && holding.kind !== 'none') return reject(Object.assign(portHeldError(port, holding, 'http'), { cause: error }));
       // Who holds it, as PORT_IN_USE names the holder of a UDP port: read from /proc, when it can be.
       const holder = error.code === 'EADDRINUSE' ? describeTcpListener(port) : undefined;
       const why =

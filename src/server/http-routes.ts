@@ -165,16 +165,13 @@ export function answerIdRoute(route: '/v1/id' | '/v1/ids', method: string | unde
   if (method !== 'GET') {
     return errorAnswer(405, 'METHOD_NOT_ALLOWED', `${route} answers GET and HEAD only, not ${method ?? 'no method'}`, { headers: { allow: ID_ROUTE_METHODS } });
   }
-  if (route === '/v1/id') {
-    // One id as text: the bytes the server's fast path (http-server.ts) writes for GET /v1/id
-    // without an answer object; this is the same answer for callers of this function.
-    const n = issue(source, scratch, 1);
-    return typeof n === 'number' ? idsAnswer(scratch, n, true) : n;
-  }
-  const count = countOf(query);
+  // GET /v1/id is GET /v1/ids?count=1 as text. (The server writes these same bytes on a
+  // fast path without the answer object: http-server.ts.)
+  const single = route === '/v1/id';
+  const count = single ? 1 : countOf(query);
   if (typeof count === 'string') return errorAnswer(400, 'BAD_REQUEST', count);
   const n = issue(source, scratch, count);
-  return typeof n === 'number' ? idsAnswer(scratch, n, wantsText(accept)) : n;
+  return typeof n === 'number' ? idsAnswer(scratch, n, single || wantsText(accept)) : n;
 }
 
 export function notFound(path: string): HttpAnswer {

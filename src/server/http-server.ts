@@ -17,13 +17,14 @@ import { readFileSync } from 'node:fs';
 import { type IncomingMessage, type ServerResponse, createServer } from 'node:http';
 import { listenHttp } from './http-listen.js';
 import type { BlockList, Socket } from 'node:net';
-import { listenPort, resolveHost } from '../address.js';
+import { hostPort, listenPort, resolveHost } from '../address.js';
 import { InvalidArgumentError, describe } from '../errors.js';
 import { type NodeLogger, stderrLogger } from '../logger.js';
 import { HttpCounters, type HttpStats } from './http-metrics.js';
 import { type HttpAnswer, ID_ROUTE_METHODS, type RouteLabel, TEXT_TYPE, answerIdRoute, errorAnswer, idScratch, issue, notFound, routeOf } from './http-routes.js';
 import { type RateLimitOptions, RateLimiter } from './rate-limit.js';
 import { parseAllowList } from './allow-list.js';
+import { type PortGuard, holdPort } from './port-guard.js';
 import { type ServingNode, DEFAULT_HOST } from './server.js';
 
 export const DEFAULT_HTTP_HEADERS_TIMEOUT_MS = 10_000;
@@ -41,7 +42,7 @@ const PLAN_WAIT_MS = 1000;
 export const MIN_TOKEN_LENGTH = 16;
 
 export interface HttpServeOptions {
-  /** The node to answer from: servingNodeOf(server) for a UDP server's node. */
+  /** The node to answer from: a LiveNode, or servingNodeOf(server) for a UDP server's node. */
   source: ServingNode;
   /** Default 127.0.0.1: never all interfaces unless asked. */
   host?: string;
@@ -63,6 +64,12 @@ export interface HttpServeOptions {
   maxHeaderBytes?: number;
   /** Connections open at once; more are closed unread. Default 1024. */
   maxConnections?: number;
+  /**
+   * Holds the port's guard (port-guard.ts) while it listens: a second hailstone server on this
+   * port number is refused naming this one. Give it where this process alone serves the port
+   * (a cluster's primary holds it for its workers).
+   */
+  guard?: { nodeId: number | undefined; workers: number };
   /** More routes on the same server (GET /metrics and /healthz when --metrics names this address). */
   extra?: { paths: readonly string[]; handle: (req: IncomingMessage, res: ServerResponse) => void };
   logger?: NodeLogger;
@@ -296,6 +303,15 @@ export async function serveHttp(options: HttpServeOptions): Promise<HttpIdServer
     flag: '--http',
     afterListening: (error) => logger.warn({ err: String(error) }, 'HTTP server error'),
   });
+  let guard: PortGuard | undefined;
+  if (options.guard !== undefined) {
+    try {
+      guard = await holdPort(address.port, { address: hostPort(address.host, address.port), nodeId: options.guard.nodeId, workers: options.guard.workers }, 'http');
+    } catch (error) {
+      await new Promise<void>((resolve) => http.close(() => resolve()));
+      throw error;
+    }
+  }
   let closed: Promise<void> | undefined;
   return {
     address,
@@ -307,7 +323,7 @@ export async function serveHttp(options: HttpServeOptions): Promise<HttpIdServer
         timer.unref();
         http.close(() => {
           clearTimeout(timer);
-          resolve();
+          void (guard?.close() ?? Promise.resolve()).then(() => resolve());
         });
         // close() closes the connections idle now; a connection whose request is answered
         // while closing is told Connection: close, and node:http ends it after the answer.

@@ -64,24 +64,24 @@ export function metricsRegistry(current: () => NodeSnapshot): Registry {
       },
     });
 
-  counter('hailstone_requests_total', 'Valid requests received (after allowlist, authentication and rate limiting)', [], (s) => sum(s, (w) => w.stats.requests));
-  counter('hailstone_ids_served_total', 'Ids sent in OK replies', [], (s) => sum(s, (w) => w.stats.idsServed));
+  counter('hailstone_requests_total', 'Valid requests received (after allowlist, authentication and rate limiting)', [], (s) => sum(s, (w) => w.stats?.requests ?? 0));
+  counter('hailstone_ids_served_total', 'Ids sent in OK replies', [], (s) => sum(s, (w) => w.stats?.idsServed ?? 0));
   counter('hailstone_replies_total', 'Replies sent, by status', ['status'], (s) => ({
-    ok: sum(s, (w) => w.stats.replies.ok),
-    unavailable: sum(s, (w) => w.stats.replies.unavailable),
-    bad_request: sum(s, (w) => w.stats.replies.badRequest),
+    ok: sum(s, (w) => w.stats?.replies.ok ?? 0),
+    unavailable: sum(s, (w) => w.stats?.replies.unavailable ?? 0),
+    bad_request: sum(s, (w) => w.stats?.replies.badRequest ?? 0),
   }));
   counter('hailstone_dropped_total', 'Datagrams dropped without a reply, by reason', ['reason'], (s) => {
     const out: Record<string, number> = {};
-    for (const w of s.workers) for (const [reason, n] of Object.entries(w.stats.dropped)) out[reason] = (out[reason] ?? 0) + n;
+    for (const w of s.workers) for (const [reason, n] of Object.entries(w.stats?.dropped ?? {})) out[reason] = (out[reason] ?? 0) + n;
     return out;
   });
   counter('hailstone_reply_send_failures_total', 'Replies the kernel refused to send (full send buffer, unreachable): the client retries', [], (s) =>
-    sum(s, (w) => w.stats.transport.sendFailures),
+    sum(s, (w) => w.stats?.transport.sendFailures ?? 0),
   );
-  counter('hailstone_receive_errors_total', 'Receive calls the kernel failed (other than no data yet)', [], (s) => sum(s, (w) => w.stats.transport.receiveErrors));
+  counter('hailstone_receive_errors_total', 'Receive calls the kernel failed (other than no data yet)', [], (s) => sum(s, (w) => w.stats?.transport.receiveErrors ?? 0));
   counter('hailstone_receive_batches_total', 'Receive calls into the server: one per datagram with dgram, one per recvmmsg batch with native', [], (s) =>
-    sum(s, (w) => w.stats.transport.batches),
+    sum(s, (w) => w.stats?.transport.batches ?? 0),
   );
   new Gauge({
     name: 'hailstone_transport_info',
@@ -90,7 +90,8 @@ export function metricsRegistry(current: () => NodeSnapshot): Registry {
     registers: [registry],
     collect() {
       this.reset();
-      for (const w of current().workers) this.inc({ transport: w.stats.transport.name });
+      // A worker without UDP (--no-udp) has no transport.
+      for (const w of current().workers) if (w.stats !== undefined) this.inc({ transport: w.stats.transport.name });
     },
   });
   counter(
@@ -100,7 +101,7 @@ export function metricsRegistry(current: () => NodeSnapshot): Registry {
     (s) => {
       const out: Record<string, number> = { reservation: 0, slow_storage: 0, storage: 0, coordinator: 0, ownership: 0, clock_behind: 0, clock: 0, closed: 0, starting: 0 };
       for (const w of s.workers) {
-        out.starting! += w.stats.replies.unavailableStarting;
+        out.starting! += w.stats?.replies.unavailableStarting ?? 0;
         for (const [reason, n] of Object.entries(w.node?.refusals ?? {})) out[reason] = (out[reason] ?? 0) + n;
       }
       return out;

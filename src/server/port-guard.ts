@@ -1,4 +1,4 @@
-// One server per UDP port.
+// One server per UDP port — and per HTTP port, for ids over HTTP (`--http`).
 //
 // Worker processes of one server share its port with SO_REUSEPORT, and the kernel lets any
 // process of the same user join such a group: a second `hailstone serve --workers N` on
@@ -20,6 +20,12 @@
 // two servers on one port of one machine are more likely a mistake than a design.
 // Elsewhere than Linux there is no SO_REUSEPORT group to protect (the native transport is
 // Linux-only; dgram workers share one exclusively bound socket): the guard is a no-op.
+//
+// An HTTP port has a guard of its own (another name: UDP and TCP ports of one number are
+// different ports). Node 20 binds TCP exclusively, so the kernel already refuses a second
+// listener on an overlapping address; the guard adds what it adds for UDP — one hailstone
+// server per port number whatever the address, refused with the holder's own words (pid,
+// node id, workers), and ready for SO_REUSEPORT on TCP (Node 22's `reusePort`).
 
 import { type Socket as DgramSocket, createSocket } from 'node:dgram';
 import { readFileSync } from 'node:fs';
@@ -47,9 +53,12 @@ export interface PortGuard {
 /** How long a refused server waits for the holder to say who it is. */
 const ASK_TIMEOUT_MS = 500;
 
-/** The abstract socket's name for a UDP port ("\0" makes it abstract). */
-export function guardName(port: number): string {
-  return `\0hailstone/udp/${port}`;
+/** Which of a server's ports a guard is for. */
+export type GuardedProtocol = 'udp' | 'http';
+
+/** The abstract socket's name for a UDP (or HTTP) port ("\0" makes it abstract). */
+export function guardName(port: number, protocol: GuardedProtocol = 'udp'): string {
+  return `\0hailstone/${protocol}/${port}`;
 }
 
 /** True where the guard is enforced. */
@@ -59,19 +68,19 @@ export const PORT_GUARD_ENFORCED = process.platform === 'linux';
  * Takes the guard of `port` for this process, or throws PORT_IN_USE naming the server that
  * holds it. Port 0 is not a port: pick one first.
  */
-export async function holdPort(port: number, self: Omit<PortHolder, 'pid'>): Promise<PortGuard> {
+export async function holdPort(port: number, self: Omit<PortHolder, 'pid'>, protocol: GuardedProtocol = 'udp'): Promise<PortGuard> {
   if (!Number.isInteger(port) || port <= 0 || port > 65535) throw new RangeError(`holdPort needs a port from 1 to 65535, got ${port}`);
   if (!PORT_GUARD_ENFORCED) return { port, close: () => Promise.resolve() };
   const line = `${JSON.stringify({ ...self, pid: process.pid } satisfies PortHolder)}\n`;
   for (let attempt = 1; ; attempt++) {
     try {
-      return { port, close: await answerOn(guardName(port), line) };
+      return { port, close: await answerOn(guardName(port, protocol), line) };
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw error;
-      const holding = await whoHolds(port);
+      const holding = await whoHolds(port, protocol);
       // Gone meanwhile (its process just ended): try again, once.
       if (holding.kind === 'none' && attempt === 1) continue;
-      throw portHeldError(port, holding.kind === 'none' ? { kind: 'silent', pid: undefined } : holding);
+      throw portHeldError(port, holding.kind === 'none' ? { kind: 'silent', pid: undefined } : holding, protocol);
     }
   }
 }
@@ -134,8 +143,8 @@ function ask(name: string): Promise<Answer> {
 /** Who holds `port`, as far as can be told: its own words, or (stopped, busy) the pid the kernel knows. */
 export type Holding = { kind: 'answered'; holder: PortHolder } | { kind: 'silent'; pid: number | undefined } | { kind: 'none' };
 
-export async function whoHolds(port: number): Promise<Holding> {
-  const name = guardName(port);
+export async function whoHolds(port: number, protocol: GuardedProtocol = 'udp'): Promise<Holding> {
+  const name = guardName(port, protocol);
   const answer = await ask(name);
   return answer.kind === 'silent' ? { kind: 'silent', pid: pidBehind(name) } : answer;
 }
@@ -171,13 +180,15 @@ function parseHolder(text: string): PortHolder | undefined {
   }
 }
 
-/** PORT_IN_USE for a port another hailstone server holds (answered or silent). */
-export function portHeldError(port: number, holding: Exclude<Holding, { kind: 'none' }>): HailstoneError {
+/** PORT_IN_USE (HTTP_PORT_IN_USE) for a port another hailstone server holds (answered or silent). */
+export function portHeldError(port: number, holding: Exclude<Holding, { kind: 'none' }>, protocol: GuardedProtocol = 'udp'): HailstoneError {
   const who =
     holding.kind === 'silent'
       ? `the hailstone server with pid ${holding.pid ?? '(unknown)'}, which does not answer (stopped with SIGSTOP, or frozen)`
       : `the hailstone server with pid ${holding.holder.pid} (serving ${holding.holder.address}${holding.holder.nodeId === undefined ? '' : ` as node ${holding.holder.nodeId}`}, ${holding.holder.workers} worker${holding.holder.workers === 1 ? '' : 's'})`;
-  return new HailstoneError('PORT_IN_USE', `UDP port ${port} is held by ${who}: stop it, or choose another port (--port)`, { retryAfterMs: 1000 });
+  return protocol === 'udp'
+    ? new HailstoneError('PORT_IN_USE', `UDP port ${port} is held by ${who}: stop it, or choose another port (--port)`, { retryAfterMs: 1000 })
+    : new HailstoneError('HTTP_PORT_IN_USE', `the HTTP port ${port} is held by ${who}: stop it, or choose another with --http HOST:PORT`, { retryAfterMs: 1000 });
 }
 
 /** The name a worker of a --workers server holds while it serves `port`, so it can be named if its primary is gone. */

@@ -11,8 +11,8 @@ import { hostPort, listenPort, resolveHost } from '../address.js';
 import { HailstoneError, InvalidArgumentError } from '../errors.js';
 import { type NodeLogger, stderrLogger } from '../logger.js';
 import type { HailstoneNode } from '../node/node.js';
-import type { StartupWait } from '../node/options.js';
 import type { FleetStats, NodeSource } from '../node/source.js';
+import { LiveNode } from './live-node.js';
 import { Authenticator } from '../protocol/auth.js';
 import { ReplayGuard } from '../protocol/replay-guard.js';
 import {
@@ -39,22 +39,17 @@ import type { DatagramSource, Transport } from './transport.js';
 export const DEFAULT_HOST = '127.0.0.1';
 export const DEFAULT_PORT = 7077;
 export const DEFAULT_REPLAY_WINDOW_MS = 30_000;
-/** Retry-after while the node is opening and has not said how long it will wait. */
-export const STARTING_RETRY_MS = 100;
-
+export { STARTING_RETRY_MS } from './live-node.js';
 export type { ServeCommonOptions, Server, ServerStats, ServingNode } from './api.js';
 
 /** The node a server made by serve() answers from, for HTTP to answer from the same one. */
 export function servingNodeOf(server: Server): ServingNode {
   if (!(server instanceof IdServer)) throw new InvalidArgumentError('server', 'must be a server made by serve()');
-  return { node: () => server.issuing(), retryAfterMs: (status) => server.retryAfterMs(status), planned: () => server.issuing() !== undefined || server.startingUntil !== undefined };
+  return server.live;
 }
 
 class IdServer implements Server {
   address: { host: string; port: number } = { host: '', port: 0 };
-  /** Until the node is open: when its startup wait ends (wall clock), if it said. */
-  startingUntil: number | undefined;
-  private current: HailstoneNode | undefined;
   private readonly counters: Omit<ServerStats, 'transport'> = {
     datagrams: 0,
     requests: 0,
@@ -65,13 +60,13 @@ class IdServer implements Server {
   private readonly header: RequestHeader = { tagged: false, count: 0, nonceHigh: 0, nonceLow: 0, clientTimeMs: 0 };
   private closing: Promise<void> | undefined;
   /** One server per port: held from the bind until the socket is closed. */
-  guard: PortGuard | undefined;
+  private guard: PortGuard | undefined;
   // Refusals are logged as episodes: at most one line per 10 s, with how many were refused.
   private lastRefusalLog = -Infinity;
   private refusedSinceLog = 0;
 
-  /** Where the node comes from: closed with the server. */
-  private readonly source: NodeSource;
+  /** The node it answers from (shared with HTTP, if served): closed with the server. */
+  readonly live: LiveNode;
   private readonly transport: Transport;
   private readonly auths: Authenticator[];
   private readonly replay: ReplayGuard | undefined;
@@ -79,36 +74,18 @@ class IdServer implements Server {
   private readonly limiter: RateLimiter | undefined;
   private readonly logger: NodeLogger;
 
-  constructor(init: { source: NodeSource; transport: Transport; auths: Authenticator[]; replay: ReplayGuard | undefined; allow: BlockList | undefined; limiter: RateLimiter | undefined; logger: NodeLogger }) {
-    ({ source: this.source, transport: this.transport, auths: this.auths, replay: this.replay, allow: this.allow, limiter: this.limiter, logger: this.logger } = init);
+  constructor(init: { live: LiveNode; transport: Transport; auths: Authenticator[]; replay: ReplayGuard | undefined; allow: BlockList | undefined; limiter: RateLimiter | undefined; logger: NodeLogger }) {
+    ({ live: this.live, transport: this.transport, auths: this.auths, replay: this.replay, allow: this.allow, limiter: this.limiter, logger: this.logger } = init);
   }
 
   get failed(): Promise<HailstoneError> {
-    return this.source.failed;
+    return this.live.failed;
   }
 
   get node(): HailstoneNode {
-    if (this.current === undefined) throw new HailstoneError('CLOSED', 'the server has not finished starting');
-    return this.current;
-  }
-
-  /** The node answering now (undefined while starting), without throwing. */
-  issuing(): HailstoneNode | undefined {
-    return this.current;
-  }
-
-  /** The retry-after a refusal is answered with: while starting (no status), or after tryFill's `status`. */
-  retryAfterMs(status?: number): number {
-    const node = this.current;
-    if (node === undefined || status === undefined) {
-      return this.startingUntil === undefined ? STARTING_RETRY_MS : Math.max(STARTING_RETRY_MS, this.startingUntil - Date.now());
-    }
-    return node.retryAfterMs(status) ?? this.source.closedRetryMs;
-  }
-
-  /** The node opened: answer with ids from now on. */
-  started(node: HailstoneNode): void {
-    this.current = node;
+    const node = this.live.node();
+    if (node === undefined) throw new HailstoneError('CLOSED', 'the server has not finished starting');
+    return node;
   }
 
   async listen(host: string, port: number): Promise<void> {
@@ -127,14 +104,19 @@ class IdServer implements Server {
   }
 
   fleetStats(): FleetStats | undefined {
-    return this.source.fleetStats();
+    return this.live.fleetStats();
+  }
+
+  /** Holds the port's guard until the socket is closed. */
+  guardPort(guard: PortGuard): void {
+    this.guard = guard;
   }
 
   close(): Promise<void> {
     this.closing ??= (async () => {
       await this.transport.close();
       await this.guard?.close();
-      await this.source.close();
+      await this.live.close();
     })();
     return this.closing;
   }
@@ -180,12 +162,12 @@ class IdServer implements Server {
       c.replies.badRequest++;
       return this.reply(buf, offset, STATUS_BAD_REQUEST, 0, 0, auth);
     }
-    const node = this.current;
+    const node = this.live.node();
     if (node === undefined) {
       // Still opening (a first start waits out one lead window): say for how long.
       c.replies.unavailable++;
       c.replies.unavailableStarting++;
-      return this.reply(buf, offset, STATUS_UNAVAILABLE, 0, this.retryAfterMs(), auth);
+      return this.reply(buf, offset, STATUS_UNAVAILABLE, 0, this.live.retryAfterMs(), auth);
     }
     // The ids go straight into the reply, over the request's padding: a full answer is
     // exactly as large as the request, never larger.
@@ -194,7 +176,7 @@ class IdServer implements Server {
     if (n < 0) {
       c.replies.unavailable++;
       this.noteRefusal(node, n);
-      return this.reply(buf, offset, STATUS_UNAVAILABLE, 0, this.retryAfterMs(n), auth);
+      return this.reply(buf, offset, STATUS_UNAVAILABLE, 0, this.live.retryAfterMs(n), auth);
     }
     c.replies.ok++;
     c.idsServed += n;
@@ -227,9 +209,11 @@ class IdServer implements Server {
  * Starts an id server over a node source: binds the socket first (a taken port fails at
  * once), then starts the source — answering UNAVAILABLE while it opens the node — and
  * resolves once ids are served. The source is closed with the server, or at once if the
- * server cannot start. (`serve()` picks the source from its options.)
+ * server cannot start. (`serve()` picks the source from its options.) Given a LiveNode,
+ * the server answers from it beside another front end (HTTP) that answers from it too.
  */
-export async function startServer(options: ServeCommonOptions, source: NodeSource): Promise<Server> {
+export async function startServer(options: ServeCommonOptions, source: NodeSource | LiveNode): Promise<Server> {
+  const live = source instanceof LiveNode ? source : new LiveNode(source);
   let server: IdServer | undefined;
   try {
     const host = await resolveHost(options.host ?? DEFAULT_HOST);
@@ -245,7 +229,7 @@ export async function startServer(options: ServeCommonOptions, source: NodeSourc
     const choice = options.transport ?? 'auto';
     const transport = typeof choice === 'string' ? createTransport(choice, { reusePort: options.reusePort ?? false, logger }) : choice;
     server = new IdServer({
-      source,
+      live,
       transport,
       auths,
       replay: auths.length === 0 ? undefined : new ReplayGuard(replayWindowMs),
@@ -255,25 +239,16 @@ export async function startServer(options: ServeCommonOptions, source: NodeSourc
     });
     await server.listen(host, port);
     if (options.reusePort !== true) {
-      server.guard = await holdPort(server.address.port, { address: hostPort(server.address.host, server.address.port), nodeId: source.nodeId, workers: 1 });
+      server.guardPort(await holdPort(server.address.port, { address: hostPort(server.address.host, server.address.port), nodeId: live.nodeId, workers: 1 }));
     }
     options.onListening?.(server);
-    const started = server;
-    const node = await source.start({
-      logger,
-      address: () => hostPort(started.address.host, started.address.port),
-      onStartupWait: (wait: StartupWait) => {
-        started.startingUntil = wait.untilMs;
-        options.onStartupWait?.(wait);
-      },
-      onNode: (next) => started.started(next),
-    });
-    server.started(node);
+    const { address } = server;
+    await live.start({ logger, address: () => hostPort(address.host, address.port), ...(options.onStartupWait === undefined ? {} : { onStartupWait: options.onStartupWait }) });
     return server;
   } catch (error) {
-    // Closing the server closes the source; without a server, close the source alone.
+    // Closing the server closes the node; without a server, close it alone.
     if (server !== undefined) await server.close();
-    else await source.close();
+    else await live.close();
     throw error;
   }
 }
