@@ -1,8 +1,11 @@
 // Ids over HTTP, loaded by wrk (keep-alive, one thread, 64 connections), in one run:
 //
-//   node:http  a constant body       the ceiling for Node on this machine (bench/http-bare.mjs)
+//   node:http  a constant body       the ceiling for Node on this machine (bench/http-bare.mjs):
+//                                    the same answer as /v1/id, headers and body length
 //   hailstone  GET /v1/id            one id per request (hailstone serve --http); these two
-//                                    in two alternating rounds, the best of each kept
+//                                    in three alternating rounds, the best of each kept
+//   node:http  the same, after a full GC between its first answer and its load: what that
+//                                    history costs any Node HTTP server (see start())
 //   Flask      GET /                 the seed: str(snowflake id) under gunicorn, one worker
 //                                    (bench/flask_seed.py)
 //   hailstone  GET /v1/ids?count=4096   ids per second in batches
@@ -36,6 +39,10 @@ const warmupSeconds = quick ? 1 : 2;
 const rounds = quick ? 1 : 3;
 const CONNECTIONS = 64;
 const BATCH = 4096;
+/** The bare server's row after a full GC between its first answer and its load. */
+const GC_HISTORY_ROUTE = 'constant body, full GC after the first answer';
+/** What `hailstone serve` prints once it serves ids (after its first start's wait). */
+const READY_LINE = /hailstone listening on udp:\/\//;
 
 function installed(program: string, args: string[]): boolean {
   return spawnSync(program, args, { stdio: 'ignore' }).status === 0;
@@ -68,12 +75,22 @@ interface Running {
 /**
  * Starts a server and resolves once `url` answers 200 `inARow` times in a row, each on a
  * connection of its own (with workers, node:cluster hands connections round robin: every
- * worker has then answered, none is still in its first start).
+ * worker has then answered, none is still in its first start) — and wrk has warmed it up.
+ *
+ * Every server gets the same history: no request until it says it serves (`readyLine` on
+ * stdout), then its first answers, then load at once. A Node 20 HTTP server that runs a full
+ * GC between its first request and its load serves every later request about a third
+ * slower, for the rest of its life, whoever wrote the handler (bench/http-gc-history.mjs
+ * measures it on the bare server); a server probed while it starts (hailstone's first start
+ * waits one lead) and left idle while the other is measured would be measured in that state
+ * and the other not.
  */
-async function start(program: string, args: string[], url: string, env: Record<string, string> = {}, inARow = 1): Promise<Running> {
-  const child = spawn(program, args, { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } });
+async function start(program: string, args: string[], url: string, options: { env?: Record<string, string>; inARow?: number; readyLine?: RegExp; pauseMs?: number } = {}): Promise<Running> {
+  const child = spawn(program, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } });
   let err = '';
+  let out = '';
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   const stop = () =>
     new Promise<void>((resolve) => {
       if (child.exitCode !== null || child.signalCode !== null) return resolve();
@@ -85,22 +102,31 @@ async function start(program: string, args: string[], url: string, env: Record<s
       child.kill('SIGTERM');
     });
   const until = Date.now() + 30_000;
+  const fail = async (why: string): Promise<never> => {
+    await stop();
+    throw new Error(`${program} ${why} within 30 s: ${err}`);
+  };
+  while (options.readyLine !== undefined && !options.readyLine.test(out)) {
+    if (child.exitCode !== null) throw new Error(`${program} ${args.join(' ')} exited (${child.exitCode}): ${err}`);
+    if (Date.now() > until) await fail(`did not print ${options.readyLine}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
   let ok = 0;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`${program} ${args.join(' ')} exited (${child.exitCode}): ${err}`);
     try {
       ok = (await get(url)).status === 200 ? ok + 1 : 0;
-      if (ok >= inARow) return { child, stop };
+      if (ok >= (options.inARow ?? 1)) break;
       if (ok > 0) continue;
     } catch {
       ok = 0; // not listening yet
     }
-    if (Date.now() > until) {
-      await stop();
-      throw new Error(`${program} did not answer ${url} within 30 s: ${err}`);
-    }
+    if (Date.now() > until) await fail(`did not answer ${url}`);
     await new Promise((r) => setTimeout(r, 50));
   }
+  if (options.pauseMs !== undefined) await new Promise((r) => setTimeout(r, options.pauseMs));
+  wrk(url, warmupSeconds);
+  return { child, stop };
 }
 
 interface WrkResult {
@@ -201,12 +227,13 @@ async function main(): Promise<void> {
     const bareUrl = `http://127.0.0.1:${barePort}/`;
     const port = await freeTcpPort();
     const base = `http://127.0.0.1:${port}`;
-    const bare = await start(process.execPath, [join(ROOT, 'bench/http-bare.mjs')], bareUrl, { PORT: String(barePort) });
+    const bare = await start(process.execPath, [join(ROOT, 'bench/http-bare.mjs')], bareUrl, { env: { PORT: String(barePort) }, readyLine: /listening/ });
     try {
       const hailstone = await start(
         process.execPath,
         [join(ROOT, 'dist/cli/main.js'), 'serve', '--port', '0', '--state-dir', state, '--http', String(port), '--metrics', String(port), '--log-level', 'warn'],
         `${base}/v1/id`,
+        { readyLine: READY_LINE },
       );
       try {
         const bareRounds: HttpRow[] = [];
@@ -216,6 +243,20 @@ async function main(): Promise<void> {
           singleRounds.push(await measure('hailstone', 'GET /v1/id', `${base}/v1/id`, hailstone.child.pid!, 1, `${base}/metrics`));
         }
         rows.push(best(bareRounds), best(singleRounds));
+        // The other history, on the bare server: one full GC between its first answer and
+        // its load (the memory reducer of an idle Node process runs one).
+        const gcPort = await freeTcpPort();
+        const gcUrl = `http://127.0.0.1:${gcPort}/`;
+        const afterGc = await start(process.execPath, ['--expose-gc', join(ROOT, 'bench/http-bare.mjs')], gcUrl, {
+          env: { PORT: String(gcPort), HAILSTONE_BARE_GC_AFTER_FIRST: '1' },
+          readyLine: /listening/,
+          pauseMs: 300,
+        });
+        try {
+          rows.push(await measure('node:http', GC_HISTORY_ROUTE, gcUrl, afterGc.child.pid!, 1));
+        } finally {
+          await afterGc.stop();
+        }
         // Batches: ids per second, bounded by the layout's cap of 4,096 ids per ms.
         rows.push(await measure('hailstone', `GET /v1/ids?count=${BATCH}`, `${base}/v1/ids?count=${BATCH}`, hailstone.child.pid!, BATCH, `${base}/metrics`));
       } finally {
@@ -234,8 +275,7 @@ async function main(): Promise<void> {
         process.execPath,
         [join(ROOT, 'dist/cli/main.js'), 'serve', '--port', '0', '--state-dir', join(state, 'workers'), '--workers', '2', '--http', String(port), '--metrics', String(metricsPort), '--log-level', 'warn'],
         `${base}/v1/id`,
-        {},
-        10,
+        { inARow: 10, readyLine: READY_LINE },
       );
       try {
         rows.push(await measure('hailstone', 'GET /v1/id (--workers 2)', `${base}/v1/id`, workers.child.pid!, 1, `http://127.0.0.1:${metricsPort}/metrics`));

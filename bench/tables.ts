@@ -450,20 +450,21 @@ function httpRows(results: Results) {
   const rows = results['http.json'].results;
   const single = rows.find((r) => r.server === 'hailstone' && r.route === 'GET /v1/id');
   const batch = rows.find((r) => r.server === 'hailstone' && r.route.startsWith('GET /v1/ids'));
-  const bare = rows.find((r) => r.server === 'node:http');
+  const bare = rows.find((r) => r.server === 'node:http' && r.route === 'constant body');
+  const bareAfterGc = rows.find((r) => r.server === 'node:http' && r.route.includes('full GC'));
   const flask = rows.find((r) => r.server === 'Flask');
   const workers = rows.find((r) => r.server === 'hailstone' && r.route.includes('--workers 2'));
-  return { rows, single, batch, bare, flask, workers };
+  return { rows, single, batch, bare, bareAfterGc, flask, workers };
 }
 
 function httpTable(results: Results): string {
   const data = results['http.json'];
-  const { rows, single, batch, bare, flask, workers } = httpRows(results);
+  const { rows, single, batch, bare, bareAfterGc, flask, workers } = httpRows(results);
   const vsBare = (single?.requestsPerSec ?? NaN) / (bare?.requestsPerSec ?? NaN);
   const vsFlask = (single?.requestsPerSec ?? NaN) / (flask?.requestsPerSec ?? NaN);
   const batchIds = batch?.idsPerSec ?? NaN;
   return [
-    `wrk ${data.wrk.replace(/^wrk /, '')}, \`-t1 -c${data.connections} -d${data.seconds}s\`, keep-alive; one server at a time, each after a warm-up; node:http and \`/v1/id\` the best of alternating rounds (${[bare, single].map((r) => `${r?.server}: ${(r?.roundsPerSec ?? [r?.requestsPerSec ?? NaN]).map(int).join(', ')}`).join('; ')} req/s).`,
+    `wrk ${data.wrk.replace(/^wrk /, '')}, \`-t1 -c${data.connections} -d${data.seconds}s\`, keep-alive; one server at a time, each loaded (a warm-up) right after its first answers; the bare node:http server answers the bytes \`/v1/id\` answers; node:http and \`/v1/id\` the best of alternating rounds (${[bare, single].map((r) => `${r?.server}: ${(r?.roundsPerSec ?? [r?.requestsPerSec ?? NaN]).map(int).join(', ')}`).join('; ')} req/s).`,
     '',
     table(
       ['server', 'route', 'requests/s', 'ids/s', 'server CPU per request', 'p50', 'p99', 'non-2xx'],
@@ -473,6 +474,11 @@ function httpTable(results: Results): string {
     '',
     `- \`/v1/id\` ≥ 0.9× the bare node:http server's requests/s: ${verdict(vsBare >= 0.9)}, ${ratio(vsBare)}× (${int(single?.requestsPerSec ?? NaN)} vs ${int(bare?.requestsPerSec ?? NaN)}); ${fixed(vsFlask, 1)}× the Flask seed's`,
     `- ≥ 4,000,000 ids/s with \`count=4096\`: ${verdict(batchIds >= 4_000_000)}, ${int(batchIds)} ids/s (${fixed(batchIds / CAP_IDS_PER_SEC, 2)} of the layout's cap of ${int(CAP_IDS_PER_SEC)} ids/s per node; ${int(batch?.non2xx ?? NaN)} answers 503 where demand passed it)`,
+    ...(bareAfterGc === undefined
+      ? []
+      : [
+          `- The bare node:http server after one full GC between its first answer and its load: ${int(bareAfterGc.requestsPerSec)} requests/s at ${bareAfterGc.serverCpuUsPerRequest.toFixed(1)} µs of CPU per request, against ${int(bare?.requestsPerSec ?? NaN)} at ${(bare?.serverCpuUsPerRequest ?? NaN).toFixed(1)} µs without it (${ratio(bareAfterGc.requestsPerSec / (bare?.requestsPerSec ?? NaN))}×): the history every server here gets is the same — see "Against the bare node:http server" below`,
+        ]),
     ...(workers === undefined ? [] : [`- \`--workers 2\`: ${int(workers.requestsPerSec)} requests/s against one process's ${int(single?.requestsPerSec ?? NaN)} (${ratio(workers.requestsPerSec / (single?.requestsPerSec ?? NaN))}×; wrk's one thread shares the 2 cores with both workers and the primary)`]),
   ].join('\n');
 }

@@ -15,6 +15,8 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { type IncomingMessage, type ServerResponse, createServer } from 'node:http';
+// The module's, not the global: the global `performance` is a lazy getter, read twice a request.
+import { performance } from 'node:perf_hooks';
 import { listenHttp } from './http-listen.js';
 import type { BlockList, Socket } from 'node:net';
 import { hostPort, listenPort, resolveHost } from '../address.js';
