@@ -268,6 +268,44 @@ describe.skipIf(!etcdInstalled)('fleet mode: real servers, real etcd, every id c
     }
   });
 
+  it('i2. --no-udp --workers 2: when the claim goes, every worker stops issuing at once (over HTTP too) and serves again under the new claim; every id distinct', async () => {
+    const s = spawnServe(fleetArgs(etcd.endpoint, 'i2', ['--no-udp', '--http', '0', '--workers', '2']));
+    try {
+      const k = Number((await waitFor(() => /hailstone serving over http only node=(\d+) workers=2\n/.exec(s.stdout()) ?? undefined, { what: 'the http-only ready line', child: s.child, timeoutMs: 60_000 }))[1]);
+      const port = Number(/hailstone listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(s.stdout())![1]);
+      // Ids over HTTP, a connection each (the primary hands them to the workers in turn), every one kept.
+      const ids: bigint[] = [];
+      let stop = false;
+      const load = (async () => {
+        for (let i = 0; i < 20_000 && !stop; i++) {
+          const r = await fetch(`http://127.0.0.1:${port}/v1/ids?count=20`, { headers: { connection: 'close' } }).catch(() => undefined);
+          if (r?.status === 200) ids.push(...((await r.json()) as { ids: string[] }).ids.map(BigInt));
+          else await r?.arrayBuffer();
+        }
+      })();
+      await waitFor(() => ids.length >= 2000 || undefined, { what: '2000 ids over HTTP', child: s.child });
+      const { claimKey } = await import('../src/fleet/etcd.js');
+      const client = connectEtcd({ endpoints: [etcd.endpoint] });
+      await client.delete().key(claimKey('i2', k));
+      client.close();
+      await waitFor(() => /re-claimed/.test(s.stderr()), { what: 'the server to claim again', child: s.child });
+      // Told by the primary, each worker's node stopped issuing: nothing answers from the old claim.
+      const stopped = (worker: number) => s.stderr().split('\n').some((l) => l.includes('It stopped issuing ids') && l.includes(`"worker":${worker}`));
+      await waitFor(() => (stopped(0) && stopped(1)) || undefined, { what: 'both workers to stop issuing', child: s.child });
+      const afterReclaim = ids.length;
+      await waitFor(() => new Set(ids.slice(afterReclaim).map((id) => decode(id, { workers: 2 }).worker)).size === 2 || undefined, {
+        what: 'ids from both workers after the re-claim',
+        child: s.child,
+        timeoutMs: 30_000,
+      });
+      stop = true;
+      await load;
+      expect(duplicatesIn(ids)).toEqual([]);
+    } finally {
+      await stopServe(s);
+    }
+  });
+
   it('--workers 2 under one claim: one node id for both workers; when the claim goes, the same workers serve under the new claim on their sockets (never UNREACHABLE)', async () => {
     const s = await startServe(fleetArgs(etcd.endpoint, 'w', ['--workers', '2']));
     const k = nodeOf(s);

@@ -75,7 +75,8 @@ export async function serveWorker(config: ServeConfig): Promise<number> {
         break;
       }
       case 'fence':
-        if (proc.ready) proc.server?.node.stopIssuing(m.reason ?? 'the server lost its claim');
+        // The node this worker answers from, whichever front end serves it (UDP, or HTTP alone).
+        proc.live?.node()?.stopIssuing(m.reason ?? 'the server lost its claim');
         break;
       case 'claim': {
         if (m.claim === undefined || !proc.ready) break;
