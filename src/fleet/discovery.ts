@@ -87,10 +87,7 @@ export class FleetDiscovery implements ServerDiscovery {
     this.client
       .range(this.prefix)
       .then(({ kvs }) => {
-        if (this.closed) return;
-        this.servers.clear();
-        for (const kv of kvs) this.set(kv.key, kv.value);
-        this.onChange(this.list());
+        if (!this.closed) this.replaceFrom(kvs);
       })
       .catch(() => undefined)
       .finally(() => {
@@ -110,8 +107,7 @@ export class FleetDiscovery implements ServerDiscovery {
 
   private async load(): Promise<void> {
     const result = await this.client.range(this.prefix);
-    for (const kv of result.kvs) this.set(kv.key, kv.value);
-    this.onChange(this.list());
+    this.replaceFrom(result.kvs);
     if (this.closed) return;
     // From the revision just read on: nothing between the read and the watch is missed.
     const watcher = await this.client.watch(this.prefix, String(BigInt(result.revision) + 1n), ({ type, kv }) => {
@@ -124,6 +120,13 @@ export class FleetDiscovery implements ServerDiscovery {
       return;
     }
     this.watcher = watcher;
+  }
+
+  /** The list, as these claims say it is. */
+  private replaceFrom(kvs: readonly { key: string; value: string }[]): void {
+    this.servers.clear();
+    for (const kv of kvs) this.set(kv.key, kv.value);
+    this.onChange(this.list());
   }
 
   private set(key: string, value: string): void {
