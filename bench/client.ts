@@ -11,15 +11,14 @@
 // empty). Each row has the client's CPU per id and the server's, from /proc, same window.
 
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { type Client, createClient } from '../src/index.js';
+import { ROOT, cpuSeconds } from './harness.js';
 import { command, describeMachine, machine } from './machine.js';
 import type { ClientResults, ClientRow } from './results.js';
 
-const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const seconds = Number(process.env.HAILSTONE_BENCH_SECONDS ?? '3');
 const output = process.env.HAILSTONE_BENCH_OUTPUT ?? join(ROOT, 'bench/results/client.json');
 /** The server process, whose CPU each row reads. */
@@ -43,21 +42,10 @@ async function startServer(): Promise<{ child: ChildProcess; port: number; dir: 
   return { child, port, dir };
 }
 
-/** CPU time a process has used (user + system), in ns, from /proc/PID/stat; NaN where it cannot be read. */
-function processCpuNs(pid: number): number {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    // utime and stime (fields 14 and 15 of stat), in clock ticks of 10 ms.
-    return (Number(fields[11]) + Number(fields[12])) * 1e7;
-  } catch {
-    return NaN;
-  }
-}
-
 /** Runs `step` (which returns how many ids it got) until `seconds` pass; counts ids, the client's CPU and the server's. */
 async function measure(mode: string, client: Client, step: () => Promise<number>, parallel = 1): Promise<ClientRow> {
   const requestsBefore = client.stats().requests;
-  const serverBefore = processCpuNs(serverPid);
+  const serverBefore = cpuSeconds(serverPid);
   const cpuBefore = process.cpuUsage();
   const started = performance.now();
   const until = started + seconds * 1000;
@@ -78,7 +66,7 @@ async function measure(mode: string, client: Client, step: () => Promise<number>
     seconds: elapsed,
     idsPerSec: ids / elapsed,
     clientCpuNsPerId: ((cpu.user + cpu.system) * 1000) / ids,
-    serverCpuNsPerId: (processCpuNs(serverPid) - serverBefore) / ids,
+    serverCpuNsPerId: ((cpuSeconds(serverPid) - serverBefore) * 1e9) / ids,
     requests: client.stats().requests - requestsBefore,
   };
 }
