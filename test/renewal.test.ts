@@ -8,9 +8,11 @@ import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { afterAll, describe, expect, it } from 'vitest';
 import { type StorageFs, openNode } from '../src/index.js';
+import { NodeWarnings } from '../src/node/node-warnings.js';
 import { RenewalPlanner } from '../src/node/renewal.js';
 import { realStorage } from '../src/node/storage.js';
 import { silent } from './support/logger.js';
+import { slowStorage } from './support/slow-storage.js';
 
 const root = mkdtempSync(join(tmpdir(), 'hailstone-renewal-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -63,29 +65,28 @@ describe('RenewalPlanner', () => {
     p.noteWrite(2);
     expect(p.slowestWriteMs).toBe(2);
   });
-});
 
-/**
- * The real file system, with every fsync (file or directory) taking `ms` longer; `overrun`
- * reports, per fsync, how much longer than `ms` it took in all (the timer and the real
- * fsync: what the machine added).
- */
-function slowStorage(ms: number, overrun: (extraMs: number) => void = () => {}): StorageFs {
-  const slowSync = async (sync: () => Promise<void>) => {
-    const t = performance.now();
-    await new Promise((resolve) => setTimeout(resolve, ms));
-    await sync();
-    overrun(performance.now() - t - ms);
-  };
-  return {
-    ...realStorage,
-    async openForWrite(path) {
-      const file = await realStorage.openForWrite(path);
-      return { write: (d) => file.write(d), close: () => file.close(), sync: () => slowSync(() => file.sync()) };
-    },
-    syncDir: (dir) => slowSync(() => realStorage.syncDir(dir)),
-  };
-}
+  it('says what is too slow for the lead: a late event loop is not slow storage', () => {
+    const said: string[] = [];
+    const logger = { ...silent, warn: (_fields: object, message: string) => void said.push(message) };
+    const store = { where: 'state file', ownership: 'state lock' } as unknown as ConstructorParameters<typeof NodeWarnings>[1]['store'];
+    const warnings = () => new NodeWarnings(logger, { nodeId: 1, worker: 0, maxLeadMs: 2000, store });
+    // A process stopped for 3 s: its timer fired that late; its writes were quick.
+    const stopped = new RenewalPlanner(1000, 2000, 125);
+    stopped.noteWrite(3);
+    stopped.noteTimerLag(3000);
+    warnings().writeSpeed(stopped);
+    expect(said.at(-1)).toMatch(/timer ran 3000 ms late: the process was stopped .* or starved of CPU/);
+    expect(said.at(-1)).not.toMatch(/faster storage/);
+    // Slow fsyncs, a punctual timer: the storage is what to look at.
+    const slowDisk = new RenewalPlanner(1000, 2000, 125);
+    slowDisk.noteWrite(900);
+    slowDisk.noteTimerLag(5);
+    warnings().writeSpeed(slowDisk);
+    expect(said.at(-1)).toMatch(/faster storage/);
+    expect(said).toHaveLength(2);
+  });
+});
 
 describe('a healthy node on slow storage with a busy event loop', () => {
   it('every fsync +150 ms (a write ≈ 300 ms) and a 50 ms block every 100 ms: not one refusal, and storage is not called failing', { timeout: 30_000 }, async () => {

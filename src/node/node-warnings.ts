@@ -23,12 +23,18 @@ export class NodeWarnings {
     this.tooSlowLogged = slow;
     const { nodeId, worker, maxLeadMs, store } = this.node;
     const neededMarginMs = Math.round(planner.wantedMarginMs());
-    const fields = { nodeId, worker, slowestWriteMs: planner.slowestWriteMs, neededMarginMs, maxLeadMs };
+    const timerLagMs = Math.round(planner.worstTimerLagMs);
+    const fields = { nodeId, worker, slowestWriteMs: planner.slowestWriteMs, timerLagMs, neededMarginMs, maxLeadMs };
     if (slow) {
+      // Say what to fix: a late event loop (a stopped or starved process) is no reason to move the state.
+      const advice =
+        timerLagMs > 2 * planner.slowestWriteMs
+          ? `the node's timer ran ${timerLagMs} ms late: the process was stopped (SIGSTOP, a debugger, a frozen VM) or starved of CPU — give it CPU, or raise maxLeadMs (--max-lead-ms) if such pauses are normal here`
+          : (store.slowWriteAdvice ?? 'raise maxLeadMs (--max-lead-ms) or put the state on faster storage');
       this.logger.warn(
         fields,
-        `reservation writes (slowest recent: ${planner.slowestWriteMs} ms) and event-loop lag need ${neededMarginMs} ms of reservation left at each renewal, ` +
-          `more than a ${maxLeadMs} ms lead allows: expect refusals under load; ${store.slowWriteAdvice ?? 'raise maxLeadMs (--max-lead-ms) or put the state on faster storage'}`,
+        `reservation writes (slowest recent: ${planner.slowestWriteMs} ms) and event-loop lag (worst recent: ${timerLagMs} ms) need ${neededMarginMs} ms of reservation left at each renewal, ` +
+          `more than a ${maxLeadMs} ms lead allows: expect refusals under load; ${advice}`,
       );
     } else this.logger.info(fields, 'reservation writes fit the lead again');
   }

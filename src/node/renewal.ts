@@ -66,6 +66,11 @@ export class RenewalPlanner {
     return Math.max(0, ...this.writes);
   }
 
+  /** Latest recent timer firing, ms late (0 before any). */
+  get worstTimerLagMs(): number {
+    return Math.max(0, ...this.lags);
+  }
+
   /** The margin the writes and lag seen call for, before the lead caps it. */
   wantedMarginMs(): number {
     const lag = Math.max(0, ...this.lags);
