@@ -5,14 +5,7 @@
 import { createServer } from 'node:http';
 
 const body = '253590496008470528\n';
-// HAILSTONE_BARE_GC_AFTER_FIRST=1 (with node --expose-gc): one full GC right after the first
-// answer, as an idle server's memory reducer runs one — the history bench:http compares.
-let gcAfterFirst = process.env.HAILSTONE_BARE_GC_AFTER_FIRST === '1' && typeof globalThis.gc === 'function';
 const server = createServer((req, res) => {
-  if (gcAfterFirst) {
-    gcAfterFirst = false;
-    setImmediate(() => globalThis.gc());
-  }
   res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store', 'content-length': String(body.length) }).end(body);
 });
 server.listen(Number(process.env.PORT ?? 0), '127.0.0.1', () => console.log(`bare node:http listening on ${server.address().port}`));

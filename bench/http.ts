@@ -4,8 +4,9 @@
 //                                    the same answer as /v1/id, headers and body length
 //   hailstone  GET /v1/id            one id per request (hailstone serve --http); these two
 //                                    in three alternating rounds, the best of each kept
-//   node:http  the same, after a full GC between its first answer and its load: what that
-//                                    history costs any Node HTTP server (see start())
+//   node:http, hailstone  the same two after a full GC between the first answer and the
+//                                    load: what that history costs a Node HTTP server, and
+//                                    hailstone's start-up warm-up against it (see start())
 //   Flask      GET /                 the seed: str(snowflake id) under gunicorn, one worker
 //                                    (bench/flask_seed.py)
 //   hailstone  GET /v1/ids?count=4096   ids per second in batches
@@ -39,8 +40,9 @@ const warmupSeconds = quick ? 1 : 2;
 const rounds = quick ? 1 : 3;
 const CONNECTIONS = 64;
 const BATCH = 4096;
-/** The bare server's row after a full GC between its first answer and its load. */
-const GC_HISTORY_ROUTE = 'constant body, full GC after the first answer';
+/** The rows measured after a full GC between the server's first answer and its load. */
+const GC_HISTORY = 'full GC after the first answer';
+const GC_HISTORY_ROUTE = `constant body, ${GC_HISTORY}`;
 /** What `hailstone serve` prints once it serves ids (after its first start's wait). */
 const READY_LINE = /hailstone listening on udp:\/\//;
 
@@ -85,7 +87,7 @@ interface Running {
  * waits one lead) and left idle while the other is measured would be measured in that state
  * and the other not.
  */
-async function start(program: string, args: string[], url: string, options: { env?: Record<string, string>; inARow?: number; readyLine?: RegExp; pauseMs?: number } = {}): Promise<Running> {
+async function start(program: string, args: string[], url: string, options: { env?: Record<string, string>; inARow?: number; readyLine?: RegExp; gcAfterFirst?: boolean } = {}): Promise<Running> {
   const child = spawn(program, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } });
   let err = '';
   let out = '';
@@ -124,7 +126,11 @@ async function start(program: string, args: string[], url: string, options: { en
     if (Date.now() > until) await fail(`did not answer ${url}`);
     await new Promise((r) => setTimeout(r, 50));
   }
-  if (options.pauseMs !== undefined) await new Promise((r) => setTimeout(r, options.pauseMs));
+  if (options.gcAfterFirst === true) {
+    // One full GC now (bench/gc-on-signal.cjs), then a moment for it to run.
+    child.kill('SIGUSR2');
+    await new Promise((r) => setTimeout(r, 300));
+  }
   wrk(url, warmupSeconds);
   return { child, stop };
 }
@@ -243,19 +249,29 @@ async function main(): Promise<void> {
           singleRounds.push(await measure('hailstone', 'GET /v1/id', `${base}/v1/id`, hailstone.child.pid!, 1, `${base}/metrics`));
         }
         rows.push(best(bareRounds), best(singleRounds));
-        // The other history, on the bare server: one full GC between its first answer and
-        // its load (the memory reducer of an idle Node process runs one).
+        // The other history: one full GC between the first answer and the load (an idle Node
+        // process's memory reducer runs one within seconds), for both servers.
+        const gcFlags = ['--expose-gc', '--require', join(ROOT, 'bench/gc-on-signal.cjs')];
         const gcPort = await freeTcpPort();
         const gcUrl = `http://127.0.0.1:${gcPort}/`;
-        const afterGc = await start(process.execPath, ['--expose-gc', join(ROOT, 'bench/http-bare.mjs')], gcUrl, {
-          env: { PORT: String(gcPort), HAILSTONE_BARE_GC_AFTER_FIRST: '1' },
-          readyLine: /listening/,
-          pauseMs: 300,
-        });
+        const bareAfterGc = await start(process.execPath, [...gcFlags, join(ROOT, 'bench/http-bare.mjs')], gcUrl, { env: { PORT: String(gcPort) }, readyLine: /listening/, gcAfterFirst: true });
         try {
-          rows.push(await measure('node:http', GC_HISTORY_ROUTE, gcUrl, afterGc.child.pid!, 1));
+          rows.push(await measure('node:http', GC_HISTORY_ROUTE, gcUrl, bareAfterGc.child.pid!, 1));
         } finally {
-          await afterGc.stop();
+          await bareAfterGc.stop();
+        }
+        const hsGcPort = await freeTcpPort();
+        const hsGcBase = `http://127.0.0.1:${hsGcPort}`;
+        const hailstoneAfterGc = await start(
+          process.execPath,
+          [...gcFlags, join(ROOT, 'dist/cli/main.js'), 'serve', '--port', '0', '--state-dir', join(state, 'after-gc'), '--http', String(hsGcPort), '--metrics', String(hsGcPort), '--log-level', 'warn'],
+          `${hsGcBase}/v1/id`,
+          { readyLine: READY_LINE, gcAfterFirst: true },
+        );
+        try {
+          rows.push(await measure('hailstone', `GET /v1/id, ${GC_HISTORY}`, `${hsGcBase}/v1/id`, hailstoneAfterGc.child.pid!, 1, `${hsGcBase}/metrics`));
+        } finally {
+          await hailstoneAfterGc.stop();
         }
         // Batches: ids per second, bounded by the layout's cap of 4,096 ids per ms.
         rows.push(await measure('hailstone', `GET /v1/ids?count=${BATCH}`, `${base}/v1/ids?count=${BATCH}`, hailstone.child.pid!, BATCH, `${base}/metrics`));

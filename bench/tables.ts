@@ -452,14 +452,15 @@ function httpRows(results: Results) {
   const batch = rows.find((r) => r.server === 'hailstone' && r.route.startsWith('GET /v1/ids'));
   const bare = rows.find((r) => r.server === 'node:http' && r.route === 'constant body');
   const bareAfterGc = rows.find((r) => r.server === 'node:http' && r.route.includes('full GC'));
+  const afterGc = rows.find((r) => r.server === 'hailstone' && r.route.includes('full GC'));
   const flask = rows.find((r) => r.server === 'Flask');
   const workers = rows.find((r) => r.server === 'hailstone' && r.route.includes('--workers 2'));
-  return { rows, single, batch, bare, bareAfterGc, flask, workers };
+  return { rows, single, batch, bare, bareAfterGc, afterGc, flask, workers };
 }
 
 function httpTable(results: Results): string {
   const data = results['http.json'];
-  const { rows, single, batch, bare, bareAfterGc, flask, workers } = httpRows(results);
+  const { rows, single, batch, bare, bareAfterGc, afterGc, flask, workers } = httpRows(results);
   const vsBare = (single?.requestsPerSec ?? NaN) / (bare?.requestsPerSec ?? NaN);
   const vsFlask = (single?.requestsPerSec ?? NaN) / (flask?.requestsPerSec ?? NaN);
   const batchIds = batch?.idsPerSec ?? NaN;
@@ -472,12 +473,12 @@ function httpTable(results: Results): string {
       rows.map((r) => [r.server, `\`${r.route}\``, int(r.requestsPerSec), int(r.idsPerSec), `${r.serverCpuUsPerRequest.toFixed(1)} µs`, latency(r.p50us), latency(r.p99us), int(r.non2xx)]),
     ),
     '',
-    `- \`/v1/id\` ≥ 0.9× the bare node:http server's requests/s: ${verdict(vsBare >= 0.9)}, ${ratio(vsBare)}× (${int(single?.requestsPerSec ?? NaN)} vs ${int(bare?.requestsPerSec ?? NaN)}); ${fixed(vsFlask, 1)}× the Flask seed's`,
+    `- \`/v1/id\` ≥ 0.9× the bare node:http server's requests/s: ${verdict(vsBare >= 0.9)}, ${fixed(vsBare, 3)}× (${int(single?.requestsPerSec ?? NaN)} vs ${int(bare?.requestsPerSec ?? NaN)}); ${fixed(vsFlask, 1)}× the Flask seed's`,
     `- ≥ 4,000,000 ids/s with \`count=4096\`: ${verdict(batchIds >= 4_000_000)}, ${int(batchIds)} ids/s (${fixed(batchIds / CAP_IDS_PER_SEC, 2)} of the layout's cap of ${int(CAP_IDS_PER_SEC)} ids/s per node; ${int(batch?.non2xx ?? NaN)} answers 503 where demand passed it)`,
-    ...(bareAfterGc === undefined
+    ...(bareAfterGc === undefined || afterGc === undefined
       ? []
       : [
-          `- The bare node:http server after one full GC between its first answer and its load: ${int(bareAfterGc.requestsPerSec)} requests/s at ${bareAfterGc.serverCpuUsPerRequest.toFixed(1)} µs of CPU per request, against ${int(bare?.requestsPerSec ?? NaN)} at ${(bare?.serverCpuUsPerRequest ?? NaN).toFixed(1)} µs without it (${ratio(bareAfterGc.requestsPerSec / (bare?.requestsPerSec ?? NaN))}×): the history every server here gets is the same — see "Against the bare node:http server" below`,
+          `- After one full GC between the first answer and the load: the bare node:http server ${int(bareAfterGc.requestsPerSec)} requests/s at ${bareAfterGc.serverCpuUsPerRequest.toFixed(1)} µs of CPU per request (${ratio(bareAfterGc.requestsPerSec / (bare?.requestsPerSec ?? NaN))}× of itself without it), hailstone \`/v1/id\` ${int(afterGc.requestsPerSec)} at ${afterGc.serverCpuUsPerRequest.toFixed(1)} µs (${ratio(afterGc.requestsPerSec / (single?.requestsPerSec ?? NaN))}× of itself, ${ratio(afterGc.requestsPerSec / bareAfterGc.requestsPerSec)}× the bare server in that history): hailstone warms node:http's path at startup — see "Against the bare node:http server" below`,
         ]),
     ...(workers === undefined ? [] : [`- \`--workers 2\`: ${int(workers.requestsPerSec)} requests/s against one process's ${int(single?.requestsPerSec ?? NaN)} (${ratio(workers.requestsPerSec / (single?.requestsPerSec ?? NaN))}×; wrk's one thread shares the 2 cores with both workers and the primary)`]),
   ].join('\n');

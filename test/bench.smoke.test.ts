@@ -143,6 +143,7 @@ describe('benchmarks (smoke run)', () => {
       'node:http constant body',
       'hailstone GET /v1/id',
       'node:http constant body, full GC after the first answer',
+      'hailstone GET /v1/id, full GC after the first answer',
       'hailstone GET /v1/ids?count=4096',
       'hailstone GET /v1/id (--workers 2)',
       'Flask GET / (gunicorn, 1 worker)',

@@ -11,6 +11,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { HailstoneError, decode, openNode, serve } from '../src/index.js';
 import { HTTP_MAX_IDS, answerIdRoute, idScratch } from '../src/server/http-routes.js';
 import { type HttpIdServer, type HttpServeOptions, readTokenFile, serveHttp } from '../src/server/http-server.js';
+import { warmHttpPath } from '../src/server/http-warmup.js';
 import { metricsHandler, METRICS_PATHS } from '../src/server/metrics.js';
 import { type ServingNode, servingNodeOf } from '../src/server/server.js';
 import { waitFor } from './support/child.js';
@@ -480,6 +481,34 @@ describe('ids over HTTP', () => {
     expect(text).toMatch(/hailstone_http_request_duration_seconds_count\{route="\/v1\/id"\} 1\n/);
     await (await fetch(`${url}/healthz`)).text();
     expect(server.stats().requests['/metrics']).toEqual({ 200: 1 });
+  });
+});
+
+describe('the start-up warm-up of node:http\'s path', () => {
+  const listening = () => process.getActiveResourcesInfo().filter((r) => r === 'TCPServerWrap').length;
+
+  it('answers its requests on a private loopback server, then closes it; stop() ends it early', async () => {
+    const before = listening();
+    const w = warmHttpPath(300);
+    await w.done;
+    expect(w.answered()).toBe(300);
+    expect(listening()).toBe(before);
+    const endless = warmHttpPath(10_000_000);
+    await waitFor(() => endless.answered() > 0 || undefined, { what: 'the warm-up to answer' });
+    endless.stop();
+    await endless.done;
+    expect(endless.answered()).toBeLessThan(10_000_000);
+    expect(listening()).toBe(before);
+  });
+
+  it('serveHttp runs it without touching the id server: no request counted, no id issued', async () => {
+    const udp = await udpServer();
+    const issuedBefore = udp.server.node.status().generator;
+    const { server } = await http({ source: servingNodeOf(udp.server) });
+    await server.warmedUp;
+    expect(server.stats().requests).toEqual({});
+    expect(server.stats().idsServed).toBe(0);
+    expect(udp.server.node.status().generator).toEqual(issuedBefore);
   });
 });
 

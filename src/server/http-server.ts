@@ -27,6 +27,7 @@ import { type HttpAnswer, ID_ROUTE_METHODS, type RouteLabel, TEXT_TYPE, answerId
 import { type RateLimitOptions, RateLimiter } from './rate-limit.js';
 import { parseAllowList } from './allow-list.js';
 import { type PortGuard, holdPort } from './port-guard.js';
+import { warmHttpPath } from './http-warmup.js';
 import { type ServingNode, DEFAULT_HOST } from './server.js';
 
 export const DEFAULT_HTTP_HEADERS_TIMEOUT_MS = 10_000;
@@ -72,6 +73,12 @@ export interface HttpServeOptions {
    * (a cluster's primary holds it for its workers).
    */
   guard?: { nodeId: number | undefined; workers: number };
+  /**
+   * Run node:http's request path on a private loopback server at startup (http-warmup.ts), so
+   * that this server's answers stay fast whatever its first requests and garbage collections
+   * were. Default true.
+   */
+  warmUp?: boolean;
   /** More routes on the same server (GET /metrics and /healthz when --metrics names this address). */
   extra?: { paths: readonly string[]; handle: (req: IncomingMessage, res: ServerResponse) => void };
   logger?: NodeLogger;
@@ -81,6 +88,8 @@ export interface HttpIdServer {
   /** The bound address (port 0 resolved). */
   readonly address: { host: string; port: number };
   stats(): HttpStats;
+  /** Settles once the start-up warm-up of node:http's path is over (at once with `warmUp: false`). */
+  readonly warmedUp: Promise<void>;
   /**
    * Stops accepting, finishes the requests in flight, closes idle keep-alive connections;
    * after `graceMs` (default 10 s) closes whatever is still open. Resolves once all are closed.
@@ -314,13 +323,17 @@ export async function serveHttp(options: HttpServeOptions): Promise<HttpIdServer
       throw error;
     }
   }
+  // In the background: the port is bound and answers meanwhile.
+  const warmup = options.warmUp === false ? undefined : warmHttpPath();
   let closed: Promise<void> | undefined;
   return {
     address,
     stats: () => counters.snapshot(),
+    warmedUp: warmup?.done ?? Promise.resolve(),
     close(graceMs = DEFAULT_HTTP_CLOSE_GRACE_MS) {
       closed ??= new Promise<void>((resolve) => {
         closing = true;
+        warmup?.stop();
         const timer = setTimeout(() => http.closeAllConnections(), graceMs);
         timer.unref();
         http.close(() => {
