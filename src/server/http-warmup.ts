@@ -55,7 +55,8 @@ export function warmHttpPath(requests = WARMUP_REQUESTS): Warmup {
   const run = async (): Promise<void> => {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(0, '127.0.0.1', () => resolve());
+      // exclusive: a cluster worker binds its own port, not one its primary shares among workers.
+      server.listen({ port: 0, host: '127.0.0.1', exclusive: true }, () => resolve());
     });
     server.unref();
     const port = (server.address() as { port: number }).port;
