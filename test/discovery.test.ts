@@ -68,4 +68,16 @@ describe('fleet discovery', () => {
       await discovery.close();
     }
   });
+
+  it('close() ends even when the watch never confirms its cancel (its stream died with an etcd restart)', async () => {
+    const { connect } = liveMemoryEtcd();
+    const deaf = (coordinator: Coordinator): Coordinator =>
+      new Proxy(coordinator, { get: (target, key) => (key === 'watch' ? async () => ({ cancel: () => new Promise<void>(() => undefined) }) : Reflect.get(target, key)) });
+    const discovery = new FleetDiscovery({ etcd: { endpoints: ['http://127.0.0.1:1'] }, cluster: 'c', coordinator: () => deaf(connect()) }, () => undefined);
+    await discovery.ready;
+    let timer: NodeJS.Timeout | undefined;
+    const outcome = await Promise.race([discovery.close().then(() => 'closed'), new Promise((resolve) => (timer = setTimeout(() => resolve('still waiting after 10 s'), 10_000)))]);
+    clearTimeout(timer);
+    expect(outcome).toBe('closed');
+  });
 });

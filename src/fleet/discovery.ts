@@ -21,6 +21,8 @@ export interface DiscoveryOptions {
   runtime?: Pick<FleetRuntime, 'now'>;
 }
 
+/** How long close() waits for etcd to confirm the watch's cancel before closing the connection anyway. */
+const CANCEL_WAIT_MS = 1000;
 /** refresh() reads the claims at most this often. */
 const REFRESH_EVERY_MS = 1000;
 
@@ -101,7 +103,13 @@ export class FleetDiscovery implements ServerDiscovery {
 
   async close(): Promise<void> {
     this.closed = true;
-    await this.watcher?.cancel().catch(() => undefined);
+    // etcd3's cancel waits for etcd to confirm it on the watch's stream; a stream that died
+    // with its etcd (a restart) may never confirm, and close() must not wait forever for it:
+    // closing the connection ends the watch anyway.
+    const cancelled = this.watcher?.cancel().catch(() => undefined);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([cancelled, new Promise<void>((resolve) => (timer = setTimeout(resolve, CANCEL_WAIT_MS)))]);
+    clearTimeout(timer);
     this.client.close();
   }
 
