@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import type { Coordinator } from '../src/fleet/coordinator.js';
 import { FleetDiscovery } from '../src/fleet/discovery.js';
 import { claimKey } from '../src/fleet/etcd.js';
+import { systemRuntime } from '../src/system-runtime.js';
 import { liveMemoryEtcd } from './sim/live.js';
 
 /** The memory coordinator with a watch that never says anything: a stream that stalled. */
@@ -20,7 +21,7 @@ describe('fleet discovery', () => {
     const { etcd, connect } = liveMemoryEtcd();
     let now = 0;
     const seen: string[][] = [];
-    const discovery = new FleetDiscovery({ etcd: { endpoints: ['http://127.0.0.1:1'] }, cluster: 'd', coordinator: () => stalledWatch(connect()), runtime: { now: () => now } }, (list) => seen.push(list));
+    const discovery = new FleetDiscovery({ etcd: { endpoints: ['http://127.0.0.1:1'] }, cluster: 'd', coordinator: () => stalledWatch(connect()), runtime: { now: () => now, after: systemRuntime.after } }, (list) => seen.push(list));
     try {
       await discovery.ready;
       expect(discovery.list()).toEqual([]);

@@ -9,7 +9,7 @@ import { type ClaimInfo, type EtcdOptions, checkCluster, claimsPrefix } from './
 import { etcdCoordinator } from './etcd-adapter.js';
 import { etcdRefusal } from './etcd-refusal.js';
 import { holderOf } from './holder.js';
-import type { FleetRuntime } from './runtime.js';
+import type { Cancel, FleetRuntime } from './runtime.js';
 import { systemRuntime } from '../system-runtime.js';
 
 export interface DiscoveryOptions {
@@ -17,8 +17,8 @@ export interface DiscoveryOptions {
   cluster?: string;
   /** Connects to the coordinator. Default: etcd at `etcd`. */
   coordinator?: () => Coordinator;
-  /** The clock refresh() rate-limits by. Default: the process's. */
-  runtime?: Pick<FleetRuntime, 'now'>;
+  /** The clock refresh() rate-limits by, and the timer close() waits on. Default: the process's. */
+  runtime?: Pick<FleetRuntime, 'now' | 'after'>;
 }
 
 /** How long close() waits for etcd to confirm the watch's cancel before closing the connection anyway. */
@@ -107,9 +107,9 @@ export class FleetDiscovery implements ServerDiscovery {
     // with its etcd (a restart) may never confirm, and close() must not wait forever for it:
     // closing the connection ends the watch anyway.
     const cancelled = this.watcher?.cancel().catch(() => undefined);
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([cancelled, new Promise<void>((resolve) => (timer = setTimeout(resolve, CANCEL_WAIT_MS)))]);
-    clearTimeout(timer);
+    let timer: Cancel | undefined;
+    await Promise.race([cancelled, new Promise<void>((resolve) => (timer = (this.options.runtime ?? systemRuntime).after(CANCEL_WAIT_MS, resolve, true)))]);
+    timer?.cancel();
     this.client.close();
   }
 
