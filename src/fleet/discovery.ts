@@ -105,10 +105,11 @@ export class FleetDiscovery implements ServerDiscovery {
     this.closed = true;
     // etcd3's cancel waits for etcd to confirm it on the watch's stream; a stream that died
     // with its etcd (a restart) may never confirm, and close() must not wait forever for it:
-    // closing the connection ends the watch anyway.
+    // closing the connection ends the watch anyway. (A timer that keeps the process alive: a
+    // script that awaits close() must see it settle, and the wait is bounded.)
     const cancelled = this.watcher?.cancel().catch(() => undefined);
     let timer: Cancel | undefined;
-    await Promise.race([cancelled, new Promise<void>((resolve) => (timer = (this.options.runtime ?? systemRuntime).after(CANCEL_WAIT_MS, resolve, true)))]);
+    await Promise.race([cancelled, new Promise<void>((resolve) => (timer = (this.options.runtime ?? systemRuntime).after(CANCEL_WAIT_MS, resolve)))]);
     timer?.cancel();
     this.client.close();
   }
