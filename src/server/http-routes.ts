@@ -139,6 +139,12 @@ function startingAnswer(source: ServingNode): HttpAnswer {
   return errorAnswer(503, 'STARTING', `the server is starting: ids are served in ${retryAfterMs} ms`, { retryAfterMs });
 }
 
+/** How many ids an id route asks for: one for /v1/id, the query's count for /v1/ids, or a 400. */
+function requestedCount(route: '/v1/id' | '/v1/ids', query: string): number | HttpAnswer {
+  const count = route === '/v1/ids' ? countOf(query) : 1;
+  return typeof count === 'string' ? errorAnswer(400, 'BAD_REQUEST', count) : count;
+}
+
 /** The methods the id routes answer. */
 export const ID_ROUTE_METHODS = 'GET, HEAD';
 
@@ -148,8 +154,8 @@ export const ID_ROUTE_METHODS = 'GET, HEAD';
  */
 export function headAnswer(route: '/v1/id' | '/v1/ids', query: string, source: ServingNode): HttpAnswer {
   // A count a GET would refuse is refused here too.
-  const count = route === '/v1/ids' ? countOf(query) : 1;
-  if (typeof count === 'string') return errorAnswer(400, 'BAD_REQUEST', count);
+  const count = requestedCount(route, query);
+  if (typeof count !== 'number') return count;
   const node = source.node();
   if (node === undefined) return startingAnswer(source);
   const status = node.status();
@@ -165,13 +171,12 @@ export function answerIdRoute(route: '/v1/id' | '/v1/ids', method: string | unde
   if (method !== 'GET') {
     return errorAnswer(405, 'METHOD_NOT_ALLOWED', `${route} answers GET and HEAD only, not ${method ?? 'no method'}`, { headers: { allow: ID_ROUTE_METHODS } });
   }
+  const count = requestedCount(route, query);
+  if (typeof count !== 'number') return count;
+  const n = issue(source, scratch, count);
   // GET /v1/id is GET /v1/ids?count=1 as text. (The server writes these same bytes on a
   // fast path without the answer object: http-server.ts.)
-  const single = route === '/v1/id';
-  const count = single ? 1 : countOf(query);
-  if (typeof count === 'string') return errorAnswer(400, 'BAD_REQUEST', count);
-  const n = issue(source, scratch, count);
-  return typeof n === 'number' ? idsAnswer(scratch, n, single || wantsText(accept)) : n;
+  return typeof n === 'number' ? idsAnswer(scratch, n, route === '/v1/id' || wantsText(accept)) : n;
 }
 
 export function notFound(path: string): HttpAnswer {
