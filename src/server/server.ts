@@ -39,7 +39,6 @@ import type { DatagramSource, Transport } from './transport.js';
 export const DEFAULT_HOST = '127.0.0.1';
 export const DEFAULT_PORT = 7077;
 export const DEFAULT_REPLAY_WINDOW_MS = 30_000;
-export { STARTING_RETRY_MS } from './live-node.js';
 export type { ServeCommonOptions, Server, ServerStats, ServingNode } from './api.js';
 
 /** The node a server made by serve() answers from, for HTTP to answer from the same one. */
