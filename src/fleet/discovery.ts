@@ -37,6 +37,7 @@ export class FleetDiscovery implements ServerDiscovery {
   private closed = false;
   private refreshing = false;
   private refreshedAt = -Infinity;
+  private readonly runtime: Pick<FleetRuntime, 'now' | 'after'>;
   /** Resolves once the first list was read (rejects if etcd cannot be read). */
   readonly ready: Promise<void>;
 
@@ -47,6 +48,7 @@ export class FleetDiscovery implements ServerDiscovery {
     private readonly onUnusable: (claimKey: string, info: Partial<ClaimInfo>, why: string) => void = () => undefined,
   ) {
     this.client = options.coordinator?.() ?? etcdCoordinator(options.etcd);
+    this.runtime = options.runtime ?? systemRuntime;
     this.cluster = checkCluster(options.cluster);
     this.prefix = claimsPrefix(this.cluster);
     this.ready = this.load();
@@ -82,7 +84,7 @@ export class FleetDiscovery implements ServerDiscovery {
 
   /** Reads the claims again (at most once a second), replacing the list: a watch that stalled is not the only way to learn of servers. */
   refresh(): void {
-    const now = (this.options.runtime ?? systemRuntime).now();
+    const now = this.runtime.now();
     if (this.closed || this.refreshing || now - this.refreshedAt < REFRESH_EVERY_MS) return;
     this.refreshing = true;
     this.refreshedAt = now;
@@ -109,7 +111,7 @@ export class FleetDiscovery implements ServerDiscovery {
     // script that awaits close() must see it settle, and the wait is bounded.)
     const cancelled = this.watcher?.cancel().catch(() => undefined);
     let timer: Cancel | undefined;
-    await Promise.race([cancelled, new Promise<void>((resolve) => (timer = (this.options.runtime ?? systemRuntime).after(CANCEL_WAIT_MS, resolve)))]);
+    await Promise.race([cancelled, new Promise<void>((resolve) => (timer = this.runtime.after(CANCEL_WAIT_MS, resolve)))]);
     timer?.cancel();
     this.client.close();
   }
